@@ -1,0 +1,201 @@
+"""The `animate` command: a thin click group; heavy imports happen inside commands."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from .errors import AnimateError, ConfigError
+
+
+class Group(click.Group):
+    """Turns every AnimateError into one line on stderr and its exit code (2 for user mistakes)."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except AnimateError as exc:
+            for line in exc.line().splitlines():
+                click.echo(f"error: {line}", err=True)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(1)
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="animate")
+def main():
+    """Turn prompt scripts into short AnimateDiff clips (GIF, MP4, editing formats)."""
+
+
+def _parse_lora(value: str, index: int) -> dict:
+    """SOURCE[:WEIGHT] → an adapter entry (a Windows drive letter or URL colon is not a weight)."""
+    source, weight = value, 1.0
+    head, sep, tail = value.rpartition(":")
+    if sep and head:
+        try:
+            weight = float(tail)
+            source = head
+        except ValueError:
+            pass
+    from .script import slug
+
+    stem = Path(source).stem if source.endswith(".safetensors") else source.rsplit("/", 1)[-1]
+    return {"name": slug(stem, 30) or f"lora{index}", "source": source, "weight": weight}
+
+
+FLAG_FIELDS = ("preset", "model", "motion_adapter", "scheduler", "steps", "guidance", "frames", "fps", "width",
+               "height", "seed", "negative")
+
+
+@main.command()
+@click.argument("script", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("outputs"), show_default=True,
+              help="Output root; files go to OUT/<script name>/.")
+@click.option("--only", multiple=True, help="Render only this clip (repeatable).")
+@click.option("--force", is_flag=True, help="Render even clips that are already done.")
+@click.option("--dry-run", is_flag=True, help="Validate and print the plan; render nothing.")
+@click.option("--json", "json_events", is_flag=True, help="One JSON event per line on stdout.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+@click.option("--device", default="auto", show_default=True, help="auto | cuda | cuda:N | mps | cpu")
+@click.option("--dtype", default="auto", show_default=True, help="auto | fp32 | fp16 | bf16")
+@click.option("--prompt", help="Render one clip from this prompt instead of a script.")
+@click.option("--name", help="File name of the --prompt clip (default: from the prompt).")
+@click.option("--preset", help="Preset name or YAML path (e.g. lcm, tiny).")
+@click.option("--model", help="Base model: hub id, folder, .safetensors, or `tiny`.")
+@click.option("--motion-adapter", "motion_adapter", help="Motion adapter source.")
+@click.option("--lora", multiple=True, metavar="SOURCE[:WEIGHT]", help="A LoRA to mix in (repeatable).")
+@click.option("--lcm", "lcm_lora", metavar="SOURCE[:WEIGHT]", help="The LCM-LoRA slot (e.g. lcm-lora-sd15).")
+@click.option("--scheduler", help="lcm | animatelcm | lightning | ddim | euler | euler-a | dpm++2m")
+@click.option("--steps", type=int)
+@click.option("--guidance", type=float)
+@click.option("--frames", type=int)
+@click.option("--fps", type=float)
+@click.option("--width", type=int)
+@click.option("--height", type=int)
+@click.option("--seed", type=int, multiple=True, help="Seed (repeat for one clip per seed).")
+@click.option("--negative", help="Negative prompt.")
+@click.option("--format", "formats", help="Comma list of outputs, e.g. gif,mp4,png.")
+def render(script, out, only, force, dry_run, json_events, quiet, device, dtype, prompt, name, lora, lcm_lora,
+           formats, **flags):
+    """Render SCRIPT (YAML/JSON/TOML), or one clip from --prompt and flags."""
+    from .progress import Progress
+    from .run import run_specs
+    from .script import load_script, resolve, slug, spec_from_fields
+
+    overrides = {k: v for k, v in flags.items() if v not in (None, ())}
+    if "seed" in overrides:
+        seeds = list(overrides["seed"])
+        overrides["seed"] = seeds[0] if len(seeds) == 1 else seeds
+    adapters = []
+    if lcm_lora:
+        adapters.append({**_parse_lora(lcm_lora, 0), "name": "lcm", "kind": "lcm"})
+    adapters += [_parse_lora(v, i + 1) for i, v in enumerate(lora)]
+    if adapters:
+        overrides["adapters"] = adapters
+    if formats:
+        overrides["outputs"] = [f.strip() for f in formats.split(",") if f.strip()]
+
+    if script and prompt:
+        raise click.UsageError("give a SCRIPT or --prompt, not both")
+    if script:
+        loaded = load_script(script)
+        specs = resolve(loaded, overrides, only=list(only))
+        stem = loaded.stem
+    elif prompt:
+        specs = spec_from_fields({**overrides, "prompt": prompt}, name=name or slug(prompt))
+        stem = "."
+    else:
+        raise click.UsageError("give a SCRIPT to render, or --prompt TEXT")
+
+    progress = Progress(json_events=json_events, quiet=quiet)
+    if dry_run:
+        from .plan import print_plan
+
+        print_plan(specs, device=device, progress=progress)
+        return
+    summary = run_specs(specs, out=out, script_stem=stem, force=force, progress=progress, device=device,
+                        dtype=dtype)
+    sys.exit(summary.exit_code)
+
+
+@main.command()
+@click.argument("script", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--device", default="auto", show_default=True)
+@click.option("--json", "json_events", is_flag=True)
+def check(script, device, json_events):
+    """Validate SCRIPT and print the plan; renders nothing."""
+    from .plan import print_plan
+    from .progress import Progress
+    from .script import load_script, resolve
+
+    specs = resolve(load_script(script))
+    print_plan(specs, device=device, progress=Progress(json_events=json_events))
+
+
+@main.group()
+def models():
+    """Model helpers."""
+
+
+@models.command("tiny")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Copy the kit here.")
+def models_tiny(out):
+    """Build the tiny offline model kit (random weights, real SD1.5/AnimateDiff shapes)."""
+    from .tiny import ensure_kit, export_kit
+
+    path = export_kit(out) if out else ensure_kit()
+    click.echo(str(path))
+
+
+@models.command("list")
+def models_list():
+    """Well-known model names a script may use."""
+    from .models import KNOWN_MODELS, TINY_MODELS
+
+    for name, info in sorted(KNOWN_MODELS.items()):
+        click.echo(f"{name:26} {info['ref']}{' (' + info['weight_name'] + ')' if info.get('weight_name') else ''}")
+    for name, (rel, role, _) in sorted(TINY_MODELS.items()):
+        click.echo(f"{name:26} offline kit: {rel}")
+
+
+@main.command()
+def presets():
+    """List the built-in presets."""
+    from .script import list_presets
+
+    for name, text in list_presets().items():
+        click.echo(f"{name:14} {text}")
+
+
+@main.command()
+def schema():
+    """Print the JSON Schema of prompt scripts."""
+    from .script import json_schema
+
+    click.echo(json.dumps(json_schema(), indent=2))
+
+
+def _add_optional_commands() -> None:
+    # Commands living in their own modules; each is light to import.
+    import importlib
+
+    for module, attr in (("animate.commands.encode", "encode"), ("animate.commands.poses", "poses"),
+                         ("animate.commands.replay", "replay")):
+        try:
+            main.add_command(getattr(importlib.import_module(module), attr))
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+
+
+_add_optional_commands()
+
+if __name__ == "__main__":
+    main()
+
+
+__all__ = ["main", "ConfigError"]

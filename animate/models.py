@@ -1,0 +1,207 @@
+"""Model sources: a hub id, a local diffusers folder or a single file; the known-model registry; safety.
+
+Resolving a source never downloads anything: it classifies the value, checks local paths exist and
+refuses pickle files unless asked. Loading happens in `render` (and `motion/`).
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from .errors import ModelError
+
+PICKLE_SUFFIXES = (".ckpt", ".bin", ".pt", ".pth", ".pkl")
+WEIGHT_SUFFIXES = (".safetensors",) + PICKLE_SUFFIXES
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where one model comes from. `kind` is hub | folder | file."""
+
+    ref: str
+    kind: str
+    revision: str | None = None
+    weight_name: str | None = None  # a file inside a hub repo or folder
+    config: str | None = None  # config folder or hub id for single files without one
+    role: str = "model"  # kit/registry hint: base | motion | lcm | motion-lora | lora | controlnet
+    allow_pickle: bool = False
+
+    def key(self) -> tuple:
+        """Identity used to share loaded models between clips."""
+        return (self.kind, self.ref, self.revision, self.weight_name, self.config)
+
+    def describe(self) -> str:
+        text = self.ref
+        if self.weight_name:
+            text += f" ({self.weight_name})"
+        if self.revision:
+            text += f"@{self.revision}"
+        return text
+
+    def local_file(self) -> Path | None:
+        """The single weights file on disk, when there is one without downloading."""
+        if self.kind == "file":
+            return Path(self.ref)
+        if self.kind == "folder" and self.weight_name:
+            return Path(self.ref) / self.weight_name
+        return None
+
+
+# Well-known names (facts/diffusers.md) → hub sources. `tiny-*` names point into the offline kit.
+KNOWN_MODELS: dict[str, dict[str, Any]] = {
+    "epicrealism": {"ref": "emilianJR/epiCRealism", "role": "base"},
+    "animatediff-v1-5-2": {"ref": "guoyww/animatediff-motion-adapter-v1-5-2", "role": "motion"},
+    "animatediff-v1-5-3": {"ref": "guoyww/animatediff-motion-adapter-v1-5-3", "role": "motion"},
+    "animatelcm": {"ref": "wangfuyun/AnimateLCM", "role": "motion"},
+    "animatelcm-lora": {"ref": "wangfuyun/AnimateLCM", "weight_name": "AnimateLCM_sd15_t2v_lora.safetensors",
+                        "role": "lcm"},
+    "lcm-lora-sd15": {"ref": "latent-consistency/lcm-lora-sdv1-5", "weight_name": "pytorch_lora_weights.safetensors",
+                      "role": "lcm"},
+    "openpose": {"ref": "lllyasviel/control_v11p_sd15_openpose", "role": "controlnet"},
+}
+for _steps in (1, 2, 4, 8):
+    KNOWN_MODELS[f"lightning-{_steps}step"] = {
+        "ref": "ByteDance/AnimateDiff-Lightning", "role": "motion",
+        "weight_name": f"animatediff_lightning_{_steps}step_diffusers.safetensors",
+    }
+for _motion in ("zoom-in", "zoom-out", "pan-left", "pan-right", "tilt-up", "tilt-down",
+                "rolling-clockwise", "rolling-anticlockwise"):
+    KNOWN_MODELS[_motion] = {"ref": f"guoyww/animatediff-motion-lora-{_motion}", "role": "motion-lora",
+                             "weight_name": "diffusion_pytorch_model.safetensors"}
+
+# The offline kit (animate.tiny): name → (path inside the kit, role, config path inside the kit).
+TINY_MODELS: dict[str, tuple[str, str, str | None]] = {
+    "tiny": ("base", "base", None),
+    "tiny-motion": ("motion-adapter", "motion", None),
+    "tiny-motion-file": ("motion-module.safetensors", "motion", "motion-adapter"),
+    "tiny-lightning": ("lightning-2step.safetensors", "motion", "motion-adapter"),
+    "tiny-lcm": ("lcm-lora/pytorch_lora_weights.safetensors", "lcm", None),
+    "tiny-zoom-in": ("motion-lora-zoom-in/diffusion_pytorch_model.safetensors", "motion-lora", None),
+    "tiny-pan-left": ("motion-lora-pan-left/diffusion_pytorch_model.safetensors", "motion-lora", None),
+    "tiny-openpose": ("controlnet-openpose", "controlnet", None),
+}
+# In a script `motion_adapter: tiny` means the kit's adapter, `controlnet: tiny` its ControlNet.
+TINY_ALIASES = {"motion": "tiny-motion", "controlnet": "tiny-openpose"}
+
+
+def known_names() -> list[str]:
+    return sorted(KNOWN_MODELS) + sorted(TINY_MODELS)
+
+
+def _tiny(name: str) -> Source:
+    from .tiny import ensure_kit
+
+    rel, role, config = TINY_MODELS[name]
+    kit = ensure_kit()
+    path = kit / rel
+    return Source(ref=str(path), kind="folder" if path.is_dir() else "file", role=role,
+                  config=str(kit / config) if config else None)
+
+
+def _looks_like_path(text: str) -> bool:
+    return (text.startswith((".", "/", "~")) or "\\" in text or text.lower().endswith(WEIGHT_SUFFIXES)
+            or text.count("/") > 1 or os.sep in text and not HUB_ID.match(text))
+
+
+def resolve_source(value: Any, *, base_dir: str | os.PathLike = ".", field: str = "model",
+                   slot: str | None = None, allow_pickle: bool = False) -> Source:
+    """Turn a script value (a string, or a mapping with source/revision/weight_name/config) into a Source.
+
+    `field` names the script field in error messages; `slot` picks the tiny-kit alias (motion, controlnet).
+    """
+    if isinstance(value, Source):
+        return value
+    opts: dict[str, Any] = {}
+    if isinstance(value, dict):
+        opts = {k: v for k, v in value.items() if k != "source"}
+        value = value.get("source")
+    if not isinstance(value, str) or not value.strip():
+        raise ModelError(f"expected a hub id, a folder or a .safetensors file (got {value!r})", where=field)
+    text = value.strip()
+    base_dir = Path(base_dir)
+
+    name = text.lower()
+    if slot and name == "tiny" and slot in TINY_ALIASES:
+        name = TINY_ALIASES[slot]
+    if name in TINY_MODELS:
+        src = _tiny(name)
+    elif name in KNOWN_MODELS:
+        src = Source(kind="hub", **KNOWN_MODELS[name])
+    elif _looks_like_path(text) or (base_dir / text).expanduser().exists():
+        path = (base_dir / Path(text).expanduser()).resolve()
+        if not path.exists():
+            raise ModelError(f"{text}: no such file or folder", where=field,
+                             hint="check the path (relative paths resolve against the script's folder)")
+        src = Source(ref=str(path), kind="folder" if path.is_dir() else "file")
+    elif HUB_ID.match(text):
+        src = Source(ref=text, kind="hub")
+    else:
+        raise ModelError(f"{text!r} is neither an existing path nor a hub id like owner/name", where=field,
+                         hint=f"known names: {', '.join(known_names())}")
+
+    allowed = {"revision", "weight_name", "config"}
+    unknown = set(opts) - allowed - {"allow_pickle"}
+    if unknown:
+        raise ModelError(f"unknown source option {sorted(unknown)[0]!r}", where=field,
+                         hint=f"use {', '.join(sorted(allowed))}")
+    if opts.get("config") and not HUB_ID.match(str(opts["config"])):
+        opts["config"] = str((base_dir / Path(str(opts["config"])).expanduser()).resolve())
+    src = replace(src, allow_pickle=allow_pickle or bool(opts.pop("allow_pickle", False)),
+                  **{k: v for k, v in opts.items() if v is not None})
+    check_safe(src, field)
+    if src.kind == "folder" and src.weight_name and not (Path(src.ref) / src.weight_name).exists():
+        raise ModelError(f"{src.weight_name} not found in {src.ref}", where=field)
+    return src
+
+
+def check_safe(src: Source, field: str) -> None:
+    """Refuse pickle checkpoints unless the user opted in: loading them can run arbitrary code."""
+    name = (src.weight_name or (src.ref if src.kind == "file" else "")).lower()
+    if name.endswith(PICKLE_SUFFIXES) and not src.allow_pickle:
+        raise ModelError(f"{src.describe()} is a pickle checkpoint, which can run code when loaded", where=field,
+                         hint="convert it to .safetensors, or set allow_pickle: true if you trust it")
+
+
+def hub_offline() -> bool:
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE)
+
+
+def check_reachable(src: Source, field: str) -> None:
+    """Fail early, with one line, when a hub id can't be had: offline and not in the local cache."""
+    if src.kind != "hub" or not hub_offline():
+        return
+    from huggingface_hub import try_to_load_from_cache
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        if src.weight_name:
+            cached = try_to_load_from_cache(src.ref, src.weight_name, revision=src.revision)
+            ok = isinstance(cached, str)
+        else:
+            from huggingface_hub import snapshot_download
+
+            snapshot_download(src.ref, revision=src.revision, local_files_only=True)
+            ok = True
+    except (LocalEntryNotFoundError, OSError, ValueError):
+        ok = False
+    if not ok:
+        raise ModelError(f"hub id {src.describe()} is not in the local cache and the hub is offline "
+                         "(HF_HUB_OFFLINE=1)", where=field,
+                         hint="download it once with network, or point to a local folder or .safetensors file")
+
+
+def read_safetensors_keys(path: str | os.PathLike) -> list[str]:
+    """Tensor names of a .safetensors file, reading only its header."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            return list(fh.keys())
+    except Exception as exc:  # a truncated or non-safetensors file
+        raise ModelError(f"{path} is not a readable .safetensors file ({exc})") from exc

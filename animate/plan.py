@@ -1,0 +1,146 @@
+"""Preflight: group clips by model stack, estimate time and memory, and warn about the silent mistakes
+users of other AnimateDiff tools hit (facts/peers.md). Loads no model and downloads nothing."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from .script import ClipSpec
+
+# Rough per-UNet-call cost of SD1.5 + motion module at 16 frames, 512×512 (seconds), and weights in GiB.
+# Figures are order-of-magnitude (A100-class GPU fp16; CPU fp32 ~60× slower); the tiny kit is ~1000× cheaper.
+SECONDS_PER_CALL = {"cuda": 0.22, "mps": 1.5, "cpu": 14.0}
+WEIGHTS_GIB = {"fp16": 2.6, "fp32": 5.2}
+DEFAULT_MAX_FRAMES = 32  # motion_max_seq_length of the SD1.5 AnimateDiff adapters
+
+
+def is_tiny(src) -> bool:
+    from .tiny import cache_root
+
+    return str(src.ref).startswith(str(cache_root()))
+
+
+def motion_max_frames(src) -> int:
+    """The adapter's positional-encoding length, read from a local config when there is one."""
+    for folder in (src.ref if src.kind == "folder" else None, src.config):
+        if folder and Path(folder, "config.json").is_file():
+            try:
+                return int(json.loads(Path(folder, "config.json").read_text()).get("motion_max_seq_length", 32))
+            except (ValueError, OSError):
+                pass
+    return DEFAULT_MAX_FRAMES
+
+
+def warnings_for(spec: ClipSpec) -> list[str]:
+    """Plain-language warnings for one clip."""
+    from motion.loras import inspect_lora
+
+    from .errors import ModelError
+    from .models import read_safetensors_keys
+
+    out = []
+    kinds = {kind for _, _, w, kind in spec.adapters if w != 0}
+    motion_name = (spec.motion_adapter.ref + " " + (spec.motion_adapter.weight_name or "")).lower()
+    animatelcm = "animatelcm" in motion_name or any("animatelcm" in s.ref.lower() for _, s, _, _ in spec.adapters)
+    lightning = "lightning" in motion_name
+    max_frames = motion_max_frames(spec.motion_adapter)
+    if spec.frames > max_frames:
+        out.append(f"{spec.frames} frames is more than the motion adapter's {max_frames}: "
+                   "rendering uses sliding context windows (FreeNoise)")
+    if spec.scheduler in ("lcm", "animatelcm") and "lcm" not in kinds and not animatelcm:
+        out.append(f"scheduler {spec.scheduler} without an LCM-LoRA or AnimateLCM gives blurry, washed-out frames; "
+                   "add an adapter with kind: lcm (e.g. lcm-lora-sd15) or use ddim/euler")
+    if spec.scheduler in ("lcm", "animatelcm") and spec.guidance > 2.5:
+        out.append(f"guidance {spec.guidance:g} is high for LCM (1.0–2.0 expected): frames come out burnt")
+    if lightning:
+        m = re.search(r"(\d+)step", motion_name)
+        if m and int(m.group(1)) != spec.steps:
+            out.append(f"the Lightning checkpoint is distilled for {m.group(1)} steps but the clip uses {spec.steps}")
+        if spec.guidance > 1.5:
+            out.append(f"guidance {spec.guidance:g} with Lightning (1.0 expected) gives burnt frames")
+        if spec.scheduler != "lightning":
+            out.append(f"Lightning checkpoints expect scheduler lightning (got {spec.scheduler})")
+    if spec.scheduler not in ("lcm", "animatelcm", "lightning") and "lcm" in kinds and spec.steps > 12:
+        out.append(f"an LCM-LoRA with {spec.scheduler} at {spec.steps} steps: use scheduler lcm and 4–8 steps")
+    for name, src, weight, kind in spec.adapters:
+        local = src.local_file()
+        if local is None or not local.is_file():
+            continue
+        try:
+            info = inspect_lora(read_safetensors_keys(local))
+        except ModelError as exc:
+            out.append(f"adapter {name}: {exc.message}")
+            continue
+        if info.family != "sd15":
+            out.append(f"adapter {name} looks like an {info.family.upper()} LoRA; it will not load into SD1.5")
+        if kind == "motion" and not info.motion:
+            out.append(f"adapter {name} is listed as a motion LoRA but targets no motion modules")
+        if kind == "lcm" and info.motion and not info.spatial:
+            out.append(f"adapter {name} is a motion LoRA in the LCM slot")
+    if isinstance(spec.prompt, dict) and 0 not in spec.prompt:
+        out.append(f"prompt travel starts at frame {min(spec.prompt)}: frames before it hold the first keyframe")
+    return out
+
+
+def estimate(spec: ClipSpec, device: str, dtype: str) -> tuple[float, float]:
+    """(seconds, GiB) for one clip: a rough guide, not a promise."""
+    calls = spec.steps * (2 if spec.guidance > 1 else 1)
+    scale = (spec.frames / 16) * (spec.width * spec.height) / (512 * 512)
+    if spec.pose:
+        scale *= 1.4  # the ControlNet adds ~40% per call
+    tiny = is_tiny(spec.model)
+    seconds = calls * scale * SECONDS_PER_CALL.get(device.split(":")[0], 14.0) * (1e-3 if tiny else 1)
+    weights = 0.002 if tiny else WEIGHTS_GIB["fp16" if dtype == "fp16" else "fp32"]
+    activations = 0.0 if tiny else 1.6 * scale * (2 if spec.guidance > 1 else 1)
+    return seconds, weights + activations
+
+
+def build_plan(specs: list[ClipSpec], device: str = "auto", dtype: str = "auto") -> dict:
+    from .render import pick_device
+
+    try:
+        dev = pick_device(device)
+    except Exception:
+        dev = device
+    dt = dtype if dtype != "auto" else ("fp16" if dev.startswith(("cuda", "mps")) else "fp32")
+    stacks: dict[tuple, dict] = {}
+    adapters: set = set()
+    clips = []
+    for spec in specs:
+        key = (spec.model.key(), spec.motion_adapter.key())
+        stacks.setdefault(key, {"model": spec.model.describe(), "motion_adapter": spec.motion_adapter.describe(),
+                                "clips": 0})["clips"] += 1
+        adapters.update(s.key() for _, s, _, _ in spec.adapters)
+        seconds, gib = estimate(spec, dev, dt)
+        clips.append({"clip": spec.stem, "seed": spec.seed, "frames": spec.frames, "steps": spec.steps,
+                      "size": f"{spec.width}x{spec.height}", "scheduler": spec.scheduler,
+                      "adapters": {n: w for n, _, w, _ in spec.adapters}, "outputs": list(spec.outputs),
+                      "pose": bool(spec.pose), "estimate_s": round(seconds, 2), "estimate_gib": round(gib, 2),
+                      "warnings": warnings_for(spec)})
+    return {"device": dev, "dtype": dt, "clips": clips, "stacks": list(stacks.values()),
+            "loads": {"base_models": len(stacks), "adapters": len(adapters)},
+            "total_estimate_s": round(sum(c["estimate_s"] for c in clips), 1)}
+
+
+def print_plan(specs: list[ClipSpec], *, device: str = "auto", dtype: str = "auto", progress=None) -> dict:
+    import click
+
+    plan = build_plan(specs, device, dtype)
+    if progress is not None and progress.json:
+        progress.event("plan", **plan)
+        return plan
+    echo = lambda s="": click.echo(s, err=False)  # noqa: E731
+    echo(f"{len(plan['clips'])} clip render(s) on {plan['device']} ({plan['dtype']}); "
+         f"{plan['loads']['base_models']} model stack(s), {plan['loads']['adapters']} adapter load(s)")
+    for stack in plan["stacks"]:
+        echo(f"  stack: {stack['model']} + {stack['motion_adapter']} → {stack['clips']} clip(s)")
+    for c in plan["clips"]:
+        adapters = ", ".join(f"{n}:{w:g}" for n, w in c["adapters"].items()) or "no adapters"
+        echo(f"  {c['clip']}: seed {c['seed']}, {c['frames']} frames, {c['steps']} steps {c['scheduler']}, "
+             f"{c['size']}, {adapters}{', pose' if c['pose'] else ''} → {', '.join(c['outputs'])}; "
+             f"~{c['estimate_s']:g} s, ~{c['estimate_gib']:g} GiB")
+        for w in c["warnings"]:
+            echo(f"    warning: {w}")
+    echo(f"estimated total: ~{plan['total_estimate_s']:g} s (rough)")
+    return plan

@@ -1,0 +1,331 @@
+"""Renderer: builds the AnimateDiff pipeline once per model stack, loads each adapter once, and renders
+one ClipSpec into uint8 frames (F×H×W×3)."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from .errors import ConfigError, ModelError, NumericFaultError, OutOfMemory
+from .models import Source, check_reachable, read_safetensors_keys
+from .schedulers import build_scheduler
+from .script import ClipSpec
+
+
+def pick_device(requested: str | None = None) -> str:
+    """cuda > mps > cpu, unless the user named one."""
+    import torch
+
+    if requested and requested != "auto":
+        if requested.startswith("cuda") and not torch.cuda.is_available():
+            raise ConfigError(f"device {requested!r} is not available here (no CUDA)", where="--device",
+                              hint="use --device cpu or auto")
+        if requested == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise ConfigError("device 'mps' is not available here", where="--device", hint="use --device cpu or auto")
+        return requested
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+DTYPES = {"fp32": "float32", "float32": "float32", "fp16": "float16", "float16": "float16",
+          "bf16": "bfloat16", "bfloat16": "bfloat16"}
+
+
+def pick_dtype(device: str, requested: str | None = None):
+    """fp16 on GPUs, fp32 on CPU (safe default), unless the user named one."""
+    import torch
+
+    if requested and requested != "auto":
+        try:
+            return getattr(torch, DTYPES[requested])
+        except KeyError:
+            raise ConfigError(f"unknown dtype {requested!r}", where="--dtype",
+                              hint="use fp32, fp16, bf16 or auto") from None
+    return torch.float16 if device.startswith(("cuda", "mps")) else torch.float32
+
+
+@dataclass
+class Stack:
+    """A loaded pipeline and what has been loaded into it."""
+
+    pipe: Any
+    base_scheduler_config: dict
+    adapters: dict = field(default_factory=dict)  # Source.key() → internal adapter name
+    mixer: Any = None
+    controlnets: dict = field(default_factory=dict)  # Source.key() → ControlNetModel
+
+
+@dataclass
+class ClipResult:
+    frames: np.ndarray  # uint8 F×H×W×3
+    spec: ClipSpec
+    timings: dict
+    info: dict
+    float_frames: np.ndarray | None = None  # [0,1] float32, kept only when asked (tests, metrics)
+
+
+class Renderer:
+    """Renders ClipSpecs, reusing pipelines and adapters across clips.
+
+    `on_step(spec, step, total)` is called after each denoising step (progress bars, --json events).
+    """
+
+    def __init__(self, device: str | None = None, dtype: str | None = None, *, allow_hub: bool = True,
+                 on_step: Callable | None = None):
+        self.device = pick_device(device)
+        self.dtype = pick_dtype(self.device, dtype)
+        self.on_step = on_step
+        self.stacks: dict[tuple, Stack] = {}
+        self.load_counts: dict[str, int] = {}
+
+    # ------------------------------------------------------------------ loading
+    def _count(self, what: str) -> None:
+        self.load_counts[what] = self.load_counts.get(what, 0) + 1
+
+    def stack_for(self, spec: ClipSpec) -> Stack:
+        key = (spec.model.key(), spec.motion_adapter.key())
+        stack = self.stacks.get(key)
+        if stack is None:
+            stack = self._build_stack(spec)
+            self.stacks[key] = stack
+        return stack
+
+    def _build_stack(self, spec: ClipSpec) -> Stack:
+        import torch
+        from diffusers import AnimateDiffPipeline
+
+        from motion.adapters import load_motion_adapter
+        from motion.errors import MotionError
+        from motion.loras import LoraMixer
+
+        check_reachable(spec.model, "model")
+        check_reachable(spec.motion_adapter, "motion_adapter")
+        ma = spec.motion_adapter
+        keys = read_safetensors_keys(ma.local_file()) if ma.local_file() else None
+        try:
+            adapter = load_motion_adapter(ma.ref, kind=ma.kind, keys=keys, config=ma.config,
+                                          weight_name=ma.weight_name, revision=ma.revision, dtype=self.dtype)
+        except MotionError as exc:
+            raise ModelError(str(exc), where="motion_adapter") from None
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"cannot load motion adapter {ma.describe()}: {_short(exc)}",
+                             where="motion_adapter") from None
+        self._count("motion_adapter")
+        src = spec.model
+        try:
+            if src.kind == "file":
+                kwargs = {"config": src.config} if src.config else {}
+                pipe = AnimateDiffPipeline.from_single_file(src.ref, motion_adapter=adapter, torch_dtype=self.dtype,
+                                                            **kwargs)
+            else:
+                pipe = AnimateDiffPipeline.from_pretrained(src.ref, motion_adapter=adapter, torch_dtype=self.dtype,
+                                                           revision=src.revision)
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise ModelError(f"cannot load base model {src.describe()}: {_short(exc)}", where="model") from None
+        self._count("model")
+        unet_cross = pipe.unet.config.cross_attention_dim
+        ma_channels = tuple(adapter.config.block_out_channels)
+        if tuple(pipe.unet.config.block_out_channels) != ma_channels:
+            raise ModelError(f"motion adapter {ma.describe()} is built for UNet channels {list(ma_channels)} but the "
+                             f"base model has {list(pipe.unet.config.block_out_channels)} (cross-attention "
+                             f"{unet_cross})", where="motion_adapter", hint="use a motion adapter for this base model")
+        pipe.set_progress_bar_config(disable=True)
+        pipe.to(self.device)
+        # The VAE decodes in fp32 on every device: fp16 VAEs overflow to NaN → black frames.
+        pipe.vae.to(dtype=torch.float32)
+        base_config = dict(pipe.scheduler.config)
+        return Stack(pipe=pipe, base_scheduler_config=base_config, mixer=LoraMixer(pipe))
+
+    def _load_adapters(self, stack: Stack, spec: ClipSpec) -> tuple[list[str], list[float]]:
+        from motion.errors import MotionError
+        from motion.loras import check_slot, inspect_lora, load_lora
+
+        names, weights = [], []
+        for i, (name, src, weight, kind) in enumerate(spec.adapters):
+            field_name = f"adapters[{i}] ({name})"
+            internal = stack.adapters.get(src.key())
+            if internal is None:
+                check_reachable(src, field_name)
+                try:
+                    local = src.local_file()
+                    if local is None and src.kind == "folder":
+                        from motion.loras import pick_weight_name
+                        from pathlib import Path
+
+                        local = Path(src.ref) / pick_weight_name(Path(src.ref))
+                    if local is not None:
+                        check_slot(inspect_lora(read_safetensors_keys(local)), kind, src.describe())
+                    internal = _unique_name(name, set(stack.adapters.values()))
+                    load_lora(stack.pipe, src.ref, kind=src.kind, adapter_name=internal,
+                              weight_name=src.weight_name, revision=src.revision)
+                except MotionError as exc:
+                    raise ModelError(str(exc), where=field_name) from None
+                except OSError as exc:
+                    raise ModelError(f"cannot load {src.describe()}: {_short(exc)}", where=field_name) from None
+                self._count(f"lora:{src.ref}:{src.weight_name}")
+                stack.adapters[src.key()] = internal
+            names.append(internal)
+            weights.append(weight)
+        return names, weights
+
+    def _controlnet(self, stack: Stack, spec: ClipSpec):
+        from diffusers import ControlNetModel
+
+        src: Source = spec.pose["controlnet"]
+        cn = stack.controlnets.get(src.key())
+        if cn is None:
+            check_reachable(src, "pose.controlnet")
+            try:
+                if src.kind == "file":
+                    kwargs = {"config": src.config} if src.config else {}
+                    cn = ControlNetModel.from_single_file(src.ref, torch_dtype=self.dtype, **kwargs)
+                else:
+                    cn = ControlNetModel.from_pretrained(src.ref, torch_dtype=self.dtype, revision=src.revision)
+            except (OSError, ValueError, RuntimeError) as exc:
+                raise ModelError(f"cannot load ControlNet {src.describe()}: {_short(exc)}",
+                                 where="pose.controlnet") from None
+            unet = stack.pipe.unet.config
+            if (tuple(cn.config.block_out_channels) != tuple(unet.block_out_channels)
+                    or cn.config.cross_attention_dim != unet.cross_attention_dim):
+                raise ModelError(f"ControlNet {src.describe()} does not fit the base model (channels "
+                                 f"{list(cn.config.block_out_channels)} vs {list(unet.block_out_channels)}, "
+                                 f"cross-attention {cn.config.cross_attention_dim} vs {unet.cross_attention_dim})",
+                                 where="pose.controlnet", hint="use an SD1.5 OpenPose ControlNet")
+            self._count("controlnet")
+            cn.to(self.device)
+            stack.controlnets[src.key()] = cn
+        return cn
+
+    # ------------------------------------------------------------------ rendering
+    def pipeline_call(self, spec: ClipSpec, pose_frames: list | None = None) -> tuple[Any, dict, Stack]:
+        """Prepare the stack for `spec` and return (pipeline, call kwargs, stack), without running it."""
+        import torch
+
+        stack = self.stack_for(spec)
+        names, weights = self._load_adapters(stack, spec)
+        stack.mixer.apply(names, weights, fuse=spec.fuse)
+        pipe = stack.pipe
+        if spec.pose is not None:
+            from diffusers import AnimateDiffControlNetPipeline
+
+            pipe = AnimateDiffControlNetPipeline.from_pipe(stack.pipe, controlnet=self._controlnet(stack, spec))
+            pipe.set_progress_bar_config(disable=True)
+        pipe.scheduler = build_scheduler(spec.scheduler, stack.base_scheduler_config)
+        kwargs: dict[str, Any] = dict(
+            num_frames=spec.frames, height=spec.height, width=spec.width, num_inference_steps=spec.steps,
+            guidance_scale=spec.guidance, generator=torch.Generator("cpu").manual_seed(spec.seed),
+            output_type="latent",
+        )
+        kwargs.update(self._prompt_kwargs(pipe, spec))
+        if spec.pose is not None:
+            kwargs.update(conditioning_frames=pose_frames, controlnet_conditioning_scale=float(spec.pose["scale"]),
+                          control_guidance_start=float(spec.pose["start"]),
+                          control_guidance_end=float(spec.pose["end"]))
+        return pipe, kwargs, stack
+
+    def _prompt_kwargs(self, pipe, spec: ClipSpec) -> dict:
+        travel = isinstance(spec.prompt, dict) or isinstance(spec.negative, dict)
+        max_len = int(getattr(pipe.unet.config, "motion_max_seq_length", 32) or 32)
+        long = spec.frames > max_len
+        if pipe.free_noise_enabled:
+            pipe.disable_free_noise()
+        if not travel and not long:
+            return {"prompt": _join(spec.head, spec.prompt, spec.tail), "negative_prompt": spec.negative or None}
+        from motion.travel import interpolation_callback, normalize_keyframes
+
+        # FreeNoise carries per-frame conditioning. With one window over the whole clip it leaves ordinary
+        # frames unchanged (measured: 5e-7); past the adapter's length it slides 16-frame windows.
+        context = 16 if long else spec.frames
+        pipe.enable_free_noise(context_length=context, context_stride=4,
+                               prompt_interpolation_callback=interpolation_callback(spec.interpolation))
+        prompt = (normalize_keyframes(spec.prompt, spec.frames, spec.head, spec.tail) if isinstance(spec.prompt, dict)
+                  else _join(spec.head, spec.prompt, spec.tail))
+        negative = (normalize_keyframes(spec.negative, spec.frames) if isinstance(spec.negative, dict)
+                    else spec.negative or None)
+        return {"prompt": prompt, "negative_prompt": negative}
+
+    def render(self, spec: ClipSpec, pose_frames: list | None = None, keep_float: bool = False) -> ClipResult:
+        import torch
+
+        t0 = time.perf_counter()
+        pipe, kwargs, stack = self.pipeline_call(spec, pose_frames)
+        t_load = time.perf_counter() - t0
+
+        def on_step(p, i, t, kw):
+            if self.on_step:
+                self.on_step(spec, i + 1, spec.steps)
+            return kw
+
+        try:
+            with torch.inference_mode():
+                latents = pipe(**kwargs, callback_on_step_end=on_step).frames
+        except torch.cuda.OutOfMemoryError as exc:  # the ladder lives in decode; here we can only report
+            _free(self.device)
+            raise OutOfMemory(f"out of GPU memory while denoising {spec.stem} at {spec.width}x{spec.height}, "
+                              f"{spec.frames} frames", hint="lower frames or size, or use --dtype fp16") from exc
+        t_denoise = time.perf_counter() - t0 - t_load
+        floats, decode_info = self.decode(stack.pipe, latents, spec)
+        timings = {"load_s": round(t_load, 3), "denoise_s": round(t_denoise, 3),
+                   "decode_s": round(time.perf_counter() - t0 - t_load - t_denoise, 3)}
+        info = {"device": self.device, "dtype": str(self.dtype).replace("torch.", ""), **decode_info}
+        return ClipResult(frames=to_uint8(floats), spec=spec, timings=timings, info=info,
+                          float_frames=floats if keep_float else None)
+
+    def decode(self, pipe, latents, spec: ClipSpec) -> tuple[np.ndarray, dict]:
+        """Latents → [0,1] float frames (F×H×W×3) with the fp32 VAE, in chunks, checking for NaN; halve chunks on OOM."""
+        import torch
+
+        if not torch.isfinite(latents).all():
+            raise NumericFaultError(f"clip {spec.name} seed {spec.seed}: the denoiser produced NaN/inf latents",
+                                    hint="try --dtype fp32 or another scheduler")
+        chunk = spec.decode_chunk
+        while True:
+            try:
+                with torch.inference_mode():
+                    video = pipe.decode_latents(latents.to(torch.float32), decode_chunk_size=chunk)
+                break
+            except torch.cuda.OutOfMemoryError:
+                _free(self.device)
+                if chunk == 1:
+                    raise OutOfMemory(f"out of GPU memory decoding {spec.stem} even one frame at a time") from None
+                chunk = max(1, chunk // 2)
+        if not torch.isfinite(video).all():
+            raise NumericFaultError(f"clip {spec.name} seed {spec.seed}: the VAE produced NaN/inf frames")
+        frames = pipe.video_processor.postprocess_video(video=video, output_type="np")[0]
+        return frames, {"decode_chunk": chunk}
+
+
+def to_uint8(frames: np.ndarray) -> np.ndarray:
+    """[0,1] floats → uint8 the way diffusers' numpy_to_pil does (×255, round)."""
+    return np.ascontiguousarray((np.clip(frames, 0, 1) * 255).round().astype(np.uint8))
+
+
+def _join(head: str, text: str, tail: str) -> str:
+    return ", ".join(p for p in (head, text, tail) if p)
+
+
+def _unique_name(name: str, taken: set[str]) -> str:
+    candidate, n = name, 2
+    while candidate in taken:
+        candidate, n = f"{name}-{n}", n + 1
+    return candidate
+
+
+def _short(exc: BaseException) -> str:
+    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+    return (lines[0] if lines else type(exc).__name__)[:300]
+
+
+def _free(device: str) -> None:
+    import gc
+
+    import torch
+
+    gc.collect()
+    if device.startswith("cuda"):
+        torch.cuda.empty_cache()

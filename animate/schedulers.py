@@ -1,0 +1,45 @@
+"""Schedulers by name, each built from the base model's own scheduler config (as diffusers' docs do)."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from .errors import ConfigError
+
+
+def _make(cls_name: str, **overrides: Any) -> Callable[[dict], Any]:
+    def build(base_config: dict):
+        import diffusers
+
+        return getattr(diffusers, cls_name).from_config(base_config, **overrides)
+
+    return build
+
+
+# name → (builder, one-line description). Overrides follow the AnimateDiff / LCM / Lightning model cards.
+SCHEDULERS: dict[str, tuple[Callable[[dict], Any], str]] = {
+    "lcm": (_make("LCMScheduler"), "LCM-LoRA (4–8 steps, guidance 1–2)"),
+    "animatelcm": (_make("LCMScheduler", beta_schedule="linear"), "AnimateLCM (linear betas, 4–8 steps)"),
+    "lightning": (_make("EulerDiscreteScheduler", timestep_spacing="trailing", beta_schedule="linear"),
+                  "AnimateDiff-Lightning (steps = the checkpoint's, guidance 1.0)"),
+    "ddim": (_make("DDIMScheduler", clip_sample=False, timestep_spacing="linspace", beta_schedule="linear",
+                   steps_offset=1), "DDIM as the AnimateDiff model cards use it"),
+    "euler": (_make("EulerDiscreteScheduler"), "Euler"),
+    "euler-a": (_make("EulerAncestralDiscreteScheduler"), "Euler ancestral"),
+    "dpm++2m": (_make("DPMSolverMultistepScheduler", algorithm_type="dpmsolver++", solver_order=2),
+                "DPM++ 2M"),
+    "dpm++2m-karras": (_make("DPMSolverMultistepScheduler", algorithm_type="dpmsolver++", solver_order=2,
+                             use_karras_sigmas=True), "DPM++ 2M Karras"),
+    "default": (lambda cfg: __import__("diffusers").__dict__[cfg["_class_name"]].from_config(cfg),
+                "the base model's own scheduler"),
+}
+DISTILLED = {"lcm", "animatelcm", "lightning"}
+
+
+def build_scheduler(name: str, base_config: dict):
+    """A fresh scheduler (they are stateful) for one clip."""
+    try:
+        builder = SCHEDULERS[name][0]
+    except KeyError:
+        raise ConfigError(f"unknown scheduler {name!r}", where="scheduler",
+                          hint=f"choose one of {', '.join(SCHEDULERS)}") from None
+    return builder(dict(base_config))

@@ -1,0 +1,234 @@
+"""The tiny offline model kit: random-weight models with the real SD1.5/AnimateDiff shapes and files.
+
+Tests, the demo command and benchmarks load these through exactly the code paths real weights use
+(`from_pretrained` on folders, `from_single_file`, `load_lora_weights` on `.safetensors`).
+Building is deterministic: every tensor comes from a fixed seed, so two builds are identical.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from .atomic import atomic_dir
+
+KIT_VERSION = 1
+SEED = 1234
+
+# Names a script may use for the kit's parts (see models.KNOWN_MODELS).
+PARTS = {
+    "base": "base",  # SD1.5-shaped diffusers folder
+    "motion": "motion-adapter",  # MotionAdapter folder
+    "motion_file": "motion-module.safetensors",  # same weights, original AnimateDiff single-file format
+    "lightning": "lightning-2step.safetensors",  # same layout as AnimateDiff-Lightning: bare diffusers state dict
+    "lcm": "lcm-lora/pytorch_lora_weights.safetensors",  # spatial LoRA, LCM-LoRA shaped
+    "zoom": "motion-lora-zoom-in/diffusion_pytorch_model.safetensors",
+    "pan": "motion-lora-pan-left/diffusion_pytorch_model.safetensors",
+    "openpose": "controlnet-openpose",
+}
+
+
+def cache_root() -> Path:
+    """Where built artefacts live: $ANIMATE_CACHE, else ~/.cache/animate."""
+    env = os.environ.get("ANIMATE_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "animate"
+
+
+def kit_dir() -> Path:
+    return cache_root() / f"tiny-v{KIT_VERSION}"
+
+
+def ensure_kit(out: str | os.PathLike | None = None) -> Path:
+    """Return the kit folder, building it on first use (atomically, so a crash leaves nothing half-built)."""
+    dest = Path(out) if out else kit_dir()
+    if (dest / "kit.json").exists():
+        return dest
+    with atomic_dir(dest) as tmp:
+        build_kit(tmp)
+    return dest
+
+
+def _seeded(offset: int):
+    import torch
+
+    torch.manual_seed(SEED + offset)
+
+
+def _byte_symbols() -> list[str]:
+    """GPT-2/CLIP's byte → printable-character table (printable bytes map to themselves)."""
+    keep = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), 256))
+    chars, extra = [], 0
+    for b in range(256):
+        if b in keep:
+            chars.append(chr(b))
+        else:
+            chars.append(chr(256 + extra))
+            extra += 1
+    return chars
+
+
+def _tokenizer():
+    """A byte-level CLIP tokenizer built without the hub: 256 byte symbols, their `</w>` forms, BOS/EOS."""
+    from transformers import CLIPTokenizer
+
+    symbols = _byte_symbols()
+    vocab = {s: i for i, s in enumerate(symbols)}
+    vocab.update({s + "</w>": i + len(symbols) for i, s in enumerate(symbols)})
+    vocab["<|startoftext|>"] = len(vocab)
+    vocab["<|endoftext|>"] = len(vocab)
+    return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77), len(vocab)
+
+
+def _base_components():
+    from diffusers import AutoencoderKL, PNDMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    tokenizer, vocab_size = _tokenizer()
+    _seeded(0)
+    unet = UNet2DConditionModel(
+        block_out_channels=(8, 8), layers_per_block=2, sample_size=32, in_channels=4, out_channels=4,
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=8, norm_num_groups=2,
+    )
+    _seeded(1)
+    vae = AutoencoderKL(
+        block_out_channels=(8, 8), in_channels=3, out_channels=3,
+        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
+        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
+        latent_channels=4, norm_num_groups=2, sample_size=64,
+    )
+    _seeded(2)
+    text_config = CLIPTextConfig(
+        hidden_size=8, intermediate_size=37, num_attention_heads=4, num_hidden_layers=5,
+        vocab_size=vocab_size, max_position_embeddings=77, projection_dim=8,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    text_encoder = CLIPTextModel(text_config)
+    # The SD1.5 scheduler config, so schedulers built "from the base config" behave as with real weights.
+    scheduler = PNDMScheduler(
+        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000,
+        skip_prk_steps=True, set_alpha_to_one=False, steps_offset=1,
+    )
+    return unet, vae, text_encoder, tokenizer, scheduler
+
+
+def _motion_adapter():
+    from diffusers import MotionAdapter
+
+    _seeded(3)
+    return MotionAdapter(
+        block_out_channels=(8, 8), motion_layers_per_block=2, motion_norm_num_groups=2,
+        motion_num_attention_heads=4, motion_max_seq_length=32, use_motion_mid_block=True,
+    )
+
+
+def to_original_motion_keys(state: dict, max_seq_length: int) -> dict:
+    """Diffusers MotionAdapter keys → original AnimateDiff keys (the inverse of diffusers' converter),
+    adding the sinusoidal `pos_encoder.pe` buffers the original files carry."""
+    import re
+
+    import torch
+
+    out = {}
+    dims = {}
+    for key, value in state.items():
+        if ".pos_embed." in key:  # original files carry pos_encoder.pe instead (added below)
+            continue
+        new = re.sub(r"(motion_modules\.\d+)\.", r"\1.temporal_transformer.", key)
+        new = (new.replace(".attn1", ".attention_blocks.0").replace(".attn2", ".attention_blocks.1")
+               .replace(".norm1", ".norms.0").replace(".norm2", ".norms.1").replace(".norm3", ".ff_norm"))
+        out[new] = value.contiguous()
+        m = re.match(r"(.*\.attention_blocks\.\d)\.to_q\.weight$", new)
+        if m:
+            dims[m.group(1)] = value.shape[1]
+    for prefix, dim in dims.items():
+        position = torch.arange(max_seq_length).unsqueeze(1)
+        div = torch.exp(torch.arange(0, dim, 2) * (-torch.log(torch.tensor(10000.0)) / dim))
+        pe = torch.zeros(1, max_seq_length, dim)
+        pe[0, :, 0::2] = torch.sin(position * div)
+        pe[0, :, 1::2] = torch.cos(position * div)
+        out[f"{prefix}.pos_encoder.pe"] = pe
+    return out
+
+
+def _save_lora(unet, pattern: str, adapter: str, folder: Path, weight_name: str, offset: int) -> None:
+    from diffusers import StableDiffusionPipeline
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    _seeded(offset)
+    cfg = LoraConfig(r=4, lora_alpha=4, target_modules=pattern, init_lora_weights=False)
+    unet.add_adapter(cfg, adapter_name=adapter)
+    # LoRA B matrices start random here (init_lora_weights=False); scale them so effects stay moderate.
+    import torch
+
+    with torch.no_grad():
+        for name, p in unet.named_parameters():
+            if f"lora_B.{adapter}" in name:
+                p.mul_(0.5)
+    state = get_peft_model_state_dict(unet, adapter_name=adapter)
+    StableDiffusionPipeline.save_lora_weights(
+        str(folder), unet_lora_layers=state, weight_name=weight_name, safe_serialization=True,
+    )
+    unet.unload_lora()
+
+
+def _controlnet(unet):
+    from diffusers import ControlNetModel
+
+    _seeded(7)
+    return ControlNetModel(
+        block_out_channels=(8, 8), layers_per_block=2, in_channels=4, cross_attention_dim=8,
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), conditioning_embedding_out_channels=(8, 8),
+        norm_num_groups=1, conditioning_channels=3,
+    )
+
+
+def build_kit(dest: Path) -> Path:
+    """Write every part of the kit into `dest` (an empty folder)."""
+    import torch
+    from diffusers import StableDiffusionPipeline, UNetMotionModel
+    from safetensors.torch import save_file
+
+    dest = Path(dest)
+    unet, vae, text_encoder, tokenizer, scheduler = _base_components()
+    base = StableDiffusionPipeline(
+        unet=unet, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, scheduler=scheduler,
+        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+    )
+    base.save_pretrained(dest / PARTS["base"], safe_serialization=True)
+
+    adapter = _motion_adapter()
+    adapter.save_pretrained(dest / PARTS["motion"], safe_serialization=True)
+    state = {k: v for k, v in adapter.state_dict().items()}
+    save_file(to_original_motion_keys(state, adapter.config.motion_max_seq_length), str(dest / PARTS["motion_file"]))
+    # Lightning checkpoints are bare diffusers-keyed motion state dicts; perturb so it differs from the adapter.
+    _seeded(4)
+    lightning = {k: (v + 0.01 * torch.randn_like(v)).contiguous() for k, v in state.items()}
+    save_file(lightning, str(dest / PARTS["lightning"]))
+
+    _save_lora(unet, r"^(?!.*motion_modules).*(attn1|attn2)\.(to_q|to_k|to_v|to_out\.0)$", "lcm",
+               dest / "lcm-lora", "pytorch_lora_weights.safetensors", offset=5)
+    motion_unet = UNetMotionModel.from_unet2d(unet, adapter)
+    pattern = r".*motion_modules.*(attn1|attn2)\.(to_q|to_k|to_v|to_out\.0)$"
+    _save_lora(motion_unet, pattern, "zoom", dest / "motion-lora-zoom-in", "diffusion_pytorch_model.safetensors", 6)
+    _save_lora(motion_unet, pattern, "pan", dest / "motion-lora-pan-left", "diffusion_pytorch_model.safetensors", 8)
+
+    _controlnet(unet).save_pretrained(dest / PARTS["openpose"], safe_serialization=True)
+    (dest / "kit.json").write_text(json.dumps({"kit_version": KIT_VERSION, "seed": SEED, "parts": PARTS}, indent=2))
+    return dest
+
+
+def export_kit(out: str | os.PathLike) -> Path:
+    """Copy (building if needed) the kit into `out`."""
+    src = ensure_kit()
+    out = Path(out)
+    if out.resolve() == src.resolve():
+        return out
+    with atomic_dir(out) as tmp:
+        shutil.rmtree(tmp)
+        shutil.copytree(src, tmp)
+    return out

@@ -1,0 +1,146 @@
+"""LoRA loading and weighted mixing: each adapter is loaded once and re-weighted with `set_adapters`;
+weights fixed for a whole clip are fused into the UNet for speed and unfused before they change."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import AdapterError
+
+# Key fragments that only SDXL LoRAs carry (second text encoder, deeper transformer stacks, added embeddings).
+SDXL_MARKERS = ("text_encoder_2", "lora_te2_", "add_embedding", "transformer_blocks.2.", "transformer_blocks_2_")
+
+
+@dataclass(frozen=True)
+class LoraInfo:
+    """What a LoRA file targets, read from its tensor names."""
+
+    motion: bool  # touches motion modules
+    spatial: bool  # touches the image UNet / text encoder
+    family: str  # sd15 | sdxl
+
+    @property
+    def kind(self) -> str:
+        if self.motion and not self.spatial:
+            return "motion"
+        return "spatial" if not self.motion else "mixed"
+
+
+def inspect_lora(keys: list[str]) -> LoraInfo:
+    motion = any("motion_modules" in k for k in keys)
+    spatial = any("motion_modules" not in k for k in keys)
+    family = "sdxl" if any(m in k for k in keys for m in SDXL_MARKERS) else "sd15"
+    return LoraInfo(motion=motion, spatial=spatial, family=family)
+
+
+def check_slot(info: LoraInfo, kind: str, label: str) -> None:
+    """Refuse a LoRA in a slot it cannot serve (the silent no-ops users of other tools hit)."""
+    if info.family == "sdxl":
+        raise AdapterError(f"{label} is an SDXL LoRA and cannot be applied to an SD1.5 model; "
+                           "use an SD1.5 LoRA (e.g. lcm-lora-sd15)")
+    if kind == "lcm" and info.kind == "motion":
+        raise AdapterError(f"{label} is a motion LoRA (it only targets motion modules) but sits in the LCM slot; "
+                           "use an LCM-LoRA there (e.g. lcm-lora-sd15) and list the motion LoRA with kind: motion")
+    if kind == "motion" and info.kind == "spatial":
+        raise AdapterError(f"{label} targets no motion modules, so it is not a motion LoRA; "
+                           "set kind: lcm or kind: style, or use an AnimateDiff motion LoRA")
+
+
+def _split_file(path: Path) -> tuple[str, str]:
+    return str(path.parent), path.name
+
+
+def pick_weight_name(folder: Path) -> str:
+    files = sorted(p.name for p in folder.glob("*.safetensors"))
+    if len(files) == 1:
+        return files[0]
+    if not files:
+        raise AdapterError(f"{folder} holds no .safetensors LoRA file")
+    raise AdapterError(f"{folder} holds several .safetensors files ({', '.join(files)}); "
+                       "pick one with weight_name")
+
+
+def load_lora(pipe, ref: str, *, kind: str, adapter_name: str, weight_name: str | None = None,
+              revision: str | None = None) -> None:
+    """Load one LoRA into `pipe` under `adapter_name` (kind: hub | folder | file); safetensors only."""
+    if kind == "file":
+        location, weight_name = _split_file(Path(ref))
+    elif kind == "folder":
+        location, weight_name = ref, weight_name or pick_weight_name(Path(ref))
+    else:
+        location = ref
+    before = _adapter_names(pipe)
+    try:
+        pipe.load_lora_weights(location, weight_name=weight_name, adapter_name=adapter_name,
+                               use_safetensors=True, **({"revision": revision} if revision else {}))
+    except (RuntimeError, ValueError, KeyError) as exc:
+        _clean_partial(pipe, adapter_name, before)
+        raise AdapterError(f"{ref} does not fit this model: {_first_line(exc)}") from exc
+    except Exception as exc:  # peft raises its own types (e.g. NoMatchingPeftModuleError)
+        if type(exc).__module__.startswith(("peft", "diffusers")):
+            _clean_partial(pipe, adapter_name, before)
+            raise AdapterError(f"{ref} does not fit this model: {_first_line(exc)}") from exc
+        raise
+    if adapter_name not in _adapter_names(pipe):
+        raise AdapterError(f"{ref} matched no layer of this model; is it a LoRA for SD1.5 / AnimateDiff?")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    for line in text:
+        if "size mismatch" in line or "not found" in line:
+            return re.sub(r"\s+", " ", line.strip())[:300]
+    return (text[0] if text else type(exc).__name__)[:300]
+
+
+def _clean_partial(pipe, adapter_name: str, before: set[str]) -> None:
+    if adapter_name in _adapter_names(pipe) and adapter_name not in before:
+        try:
+            pipe.delete_adapters(adapter_name)
+        except Exception:  # best effort: the load already failed
+            pass
+
+
+def _adapter_names(pipe) -> set[str]:
+    try:
+        return {n for names in pipe.get_list_adapters().values() for n in names}
+    except Exception:
+        return set()
+
+
+class LoraMixer:
+    """Applies a clip's adapter weights to a pipeline, fusing when asked and skipping work already done."""
+
+    def __init__(self, pipe):
+        self.pipe = pipe
+        self.fused: tuple | None = None  # (names, weights) currently fused into the weights
+        self.active: tuple | None = None
+
+    def apply(self, names: list[str], weights: list[float], fuse: bool) -> None:
+        state = (tuple(names), tuple(float(w) for w in weights))
+        if fuse and self.fused == state:
+            return
+        if self.fused is not None:
+            self.pipe.unfuse_lora(components=self._components())
+            self.fused = None
+        if not names:
+            if _adapter_names(self.pipe):
+                self.pipe.disable_lora()
+            self.active = state
+            return
+        self.pipe.enable_lora()
+        self.pipe.set_adapters(list(names), adapter_weights=list(state[1]))
+        self.active = state
+        if fuse:
+            self.pipe.fuse_lora(components=self._components(), lora_scale=1.0, adapter_names=list(names))
+            self.fused = state
+
+    def set_weights(self, names: list[str], weights: list[float]) -> None:
+        """Change weights between denoising steps (unfused only)."""
+        if self.fused is not None:
+            raise AdapterError("cannot change fused LoRA weights mid-clip")
+        self.pipe.set_adapters(list(names), adapter_weights=[float(w) for w in weights])
+
+    def _components(self) -> list[str]:
+        return sorted(self.pipe.get_list_adapters().keys()) or ["unet"]
