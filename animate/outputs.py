@@ -220,6 +220,9 @@ except ImportError:  # Windows: appends of one process stay safe; concurrent wri
 class Manifest:
     """Append-only JSON lines, one per finished output: {"key", "spec_hash", "files": [{"path", "size"}]}.
 
+    The key names one output; its path relative to the root ("castle-s42.gif", "castle" for a PNG
+    sequence) is unique and readable. File paths are stored relative to the manifest's folder.
+
     The caller appends only after the output's atomic rename, so a line means "this output is complete".
     A crash can tear the last line; readers skip lines that do not parse, and the next append starts
     on a fresh line so it is never glued onto a torn one.
@@ -242,7 +245,7 @@ class Manifest:
             if _fcntl is not None:
                 _fcntl.flock(fd, _fcntl.LOCK_EX)  # Ray workers may share one manifest
             size = os.fstat(fd).st_size
-            if size and os.pread(fd, 1, size - 1) != b"\n":
+            if size and os.lseek(fd, size - 1, os.SEEK_SET) >= 0 and os.read(fd, 1) != b"\n":
                 data = b"\n" + data  # the last line was torn: keep it apart from ours
             os.write(fd, data)
             os.fsync(fd)

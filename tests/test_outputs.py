@@ -217,3 +217,18 @@ def test_manifest_missing_and_bad_entries(tmp_path):
     m.path.write_text('[1, 2]\n\n{"key": 3}\n{"key": "k", "spec_hash": "h", "files": []}\n')
     assert list(m.entries()) == ["k"] and m.skipped == 2
     assert not m.is_done("k", "h")  # nothing recorded, nothing to prove
+
+
+def test_concurrent_appends_never_interleave(tmp_path):
+    # Ray workers may share a manifest; each append is one locked write of one whole line.
+    from concurrent.futures import ThreadPoolExecutor
+    m = Manifest(tmp_path / "manifest.jsonl")
+    prompt = "x" * 5000  # larger than a pipe buffer: a torn write would show
+
+    def worker(n):
+        for i in range(25):
+            Manifest(m.path).append({"key": f"w{n}-{i}", "spec_hash": "h", "prompt": prompt})
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(worker, range(4)))
+    assert len(m.entries()) == 100 and m.skipped == 0
