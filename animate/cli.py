@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+import warnings
 from pathlib import Path
 
 import click
@@ -25,10 +27,27 @@ class Group(click.Group):
             ctx.exit(1)
 
 
+def quiet_libraries() -> None:
+    """Keep library chatter (load bars, deprecation notes) out of the tool's own output."""
+    for var in ("TRANSFORMERS_VERBOSITY", "DIFFUSERS_VERBOSITY"):
+        os.environ.setdefault(var, "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"(peft|diffusers|transformers)\b.*")
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    for name in ("diffusers", "transformers"):
+        if name in sys.modules:  # already imported (tests, notebooks): switch their loggers directly
+            module = sys.modules[name]
+            module.utils.logging.set_verbosity_error()
+            module.utils.logging.disable_progress_bar()
+
+
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="animate")
 def main():
     """Turn prompt scripts into short AnimateDiff clips (GIF, MP4, editing formats)."""
+    quiet_libraries()
 
 
 def _parse_lora(value: str, index: int) -> dict:

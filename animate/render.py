@@ -143,24 +143,16 @@ class Renderer:
 
     def _load_adapters(self, stack: Stack, spec: ClipSpec) -> tuple[list[str], list[float]]:
         from motion.errors import MotionError
-        from motion.loras import check_slot, inspect_lora, load_lora
+        from motion.loras import load_lora
 
         names, weights = [], []
         for i, (name, src, weight, kind) in enumerate(spec.adapters):
             field_name = f"adapters[{i}] ({name})"
             internal = stack.adapters.get(src.key())
             if internal is None:
-                check_reachable(src, field_name)
+                check_adapter(src, kind, field_name)
+                internal = _unique_name(name, set(stack.adapters.values()))
                 try:
-                    local = src.local_file()
-                    if local is None and src.kind == "folder":
-                        from motion.loras import pick_weight_name
-                        from pathlib import Path
-
-                        local = Path(src.ref) / pick_weight_name(Path(src.ref))
-                    if local is not None:
-                        check_slot(inspect_lora(read_safetensors_keys(local)), kind, src.describe())
-                    internal = _unique_name(name, set(stack.adapters.values()))
                     load_lora(stack.pipe, src.ref, kind=src.kind, adapter_name=internal,
                               weight_name=src.weight_name, revision=src.revision)
                 except MotionError as exc:
@@ -298,6 +290,46 @@ class Renderer:
             raise NumericFaultError(f"clip {spec.name} seed {spec.seed}: the VAE produced NaN/inf frames")
         frames = pipe.video_processor.postprocess_video(video=video, output_type="np")[0]
         return frames, {"decode_chunk": chunk}
+
+
+def check_adapter(src: Source, kind: str, field_name: str) -> None:
+    """Before loading: the source can be had, and a local LoRA file fits its slot (read from its header)."""
+    from pathlib import Path
+
+    from motion.errors import MotionError
+    from motion.loras import check_slot, inspect_lora, pick_weight_name
+
+    check_reachable(src, field_name)
+    try:
+        local = src.local_file()
+        if local is None and src.kind == "folder":
+            local = Path(src.ref) / pick_weight_name(Path(src.ref))
+        if local is not None:
+            check_slot(inspect_lora(read_safetensors_keys(local)), kind, src.describe())
+    except MotionError as exc:
+        raise ModelError(str(exc), where=field_name) from None
+
+
+def preflight(specs: list[ClipSpec]) -> None:
+    """Every check that needs no model loaded, for all clips before anything is written or loaded."""
+    seen: set = set()
+    for spec in specs:
+        label = f"{spec.script or 'command line'}: clip {spec.name}"
+        checks = [(spec.model, "model", None), (spec.motion_adapter, "motion_adapter", None)]
+        checks += [(src, f"adapters[{i}] ({name})", kind) for i, (name, src, _, kind) in enumerate(spec.adapters)]
+        if spec.pose:
+            checks.append((spec.pose["controlnet"], "pose.controlnet", None))
+        for src, field_name, kind in checks:
+            if (src.key(), kind) in seen:
+                continue
+            try:
+                if kind is None:
+                    check_reachable(src, field_name)
+                else:
+                    check_adapter(src, kind, field_name)
+            except ModelError as exc:
+                raise ModelError(exc.message, where=f"{label}: {exc.where}", hint=exc.hint) from None
+            seen.add((src.key(), kind))
 
 
 def to_uint8(frames: np.ndarray) -> np.ndarray:

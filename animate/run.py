@@ -75,8 +75,10 @@ def run_specs(specs: list[ClipSpec], *, out: str | Path, script_stem: str, rende
     from .outputs import Manifest, OutputLayout
 
     progress = progress or Progress(quiet=True)
+    from .atomic import sweep_partials
+
     layout = OutputLayout(out, script_stem)
-    layout.prepare()
+    sweep_partials(layout.root)  # temp files of an interrupted run; the folder itself appears on first write
     manifest = Manifest(layout.manifest)
     summary = RunSummary(out=layout.root)
     todo = []
@@ -92,6 +94,10 @@ def run_specs(specs: list[ClipSpec], *, out: str | Path, script_stem: str, rende
     for stem in summary.skipped:
         progress.event("clip_skipped", clip=stem)
 
+    if todo:
+        from .render import preflight
+
+        preflight([spec for spec, _, _ in todo])
     if todo and renderer is None:
         from .render import Renderer
 
@@ -104,8 +110,11 @@ def run_specs(specs: list[ClipSpec], *, out: str | Path, script_stem: str, rende
             try:
                 written = render_one(renderer, spec, record, paths, layout)
             except AnimateError as exc:
-                if exc.exit_code == 2:
-                    raise  # a user mistake repeats for every clip: stop with one line
+                if exc.exit_code == 2:  # a user mistake repeats for every clip: stop with one line
+                    if spec.name not in (exc.where or ""):
+                        exc = type(exc)(exc.message, where=f"{spec.script or 'command line'}: clip {spec.name}"
+                                        + (f": {exc.where}" if exc.where else ""), hint=exc.hint)
+                    raise exc from None
                 summary.failed.append((spec.stem, exc.line()))
                 progress.event("error", clip=spec.stem, message=exc.line())
                 continue

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .atomic import atomic_dir
 
-KIT_VERSION = 1
+KIT_VERSION = 2
 SEED = 1234
 
 # Names a script may use for the kit's parts (see models.KNOWN_MODELS).
@@ -179,12 +179,22 @@ def _save_lora(unet, pattern: str, adapter: str, folder: Path, weight_name: str,
 def _controlnet(unet):
     from diffusers import ControlNetModel
 
+    import torch
+
     _seeded(7)
-    return ControlNetModel(
+    net = ControlNetModel(
         block_out_channels=(8, 8), layers_per_block=2, in_channels=4, cross_attention_dim=8,
         down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), conditioning_embedding_out_channels=(8, 8),
         norm_num_groups=1, conditioning_channels=3,
     )
+    # ControlNets start with zero convolutions (no effect until trained); give them weights so the
+    # pose visibly steers the tiny model, as a trained one would.
+    with torch.no_grad():
+        for name, param in net.named_parameters():
+            if name.startswith(("controlnet_down_blocks", "controlnet_mid_block",
+                                "controlnet_cond_embedding.conv_out")):
+                param.normal_(0.0, 0.3)
+    return net
 
 
 def build_kit(dest: Path) -> Path:
