@@ -1,0 +1,115 @@
+"""The separate Python environment that runs the pose detector (MediaPipe), kept apart from the main install.
+
+Why a separate venv: the mediapipe wheels that still ship the legacy pose model inside the package
+(0.10.14-0.10.21, `mediapipe/modules/pose_landmark/pose_landmark_full.tflite`) pin protobuf<5, and depend on
+opencv-contrib-python, which installs the same `cv2` module as our opencv-python-headless. So the detector
+lives in `<cache>/pose-env` and runs as a subprocess; the main process never imports mediapipe.
+
+    python -m motion.pose.extract_env install     # create or repair the env (needs PyPI once)
+    python -m motion.pose.extract_env check       # print the env's python if it is ready
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from motion.errors import PoseSourceError
+
+MEDIAPIPE = "mediapipe==0.10.14"
+# Written after a successful install and import check; its content names the pinned package.
+READY_MARK = ".ready"
+IMPORT_CHECK = (
+    "import mediapipe as mp, os; "
+    "m = os.path.join(os.path.dirname(mp.__file__), 'modules', 'pose_landmark', 'pose_landmark_full.tflite'); "
+    "assert os.path.exists(m), m; mp.solutions.pose.Pose; print(mp.__version__)"
+)
+
+
+def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
+    """The cache folder: `cache_dir`, else $ANIMATE_CACHE, else ~/.cache/animate."""
+    if cache_dir is not None:
+        return Path(cache_dir)
+    env = os.environ.get("ANIMATE_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "animate"
+
+
+def pose_env_dir(cache_dir: str | os.PathLike | None = None) -> Path:
+    """Where the detector's venv lives."""
+    return cache_root(cache_dir) / "pose-env"
+
+
+def _env_python(env: Path) -> Path:
+    return env / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def pose_env_python(cache_dir: str | os.PathLike | None = None) -> Path | None:
+    """The env's python if the env is installed and checked, else None."""
+    env = pose_env_dir(cache_dir)
+    mark = env / READY_MARK
+    python = _env_python(env)
+    if mark.exists() and mark.read_text().strip() == MEDIAPIPE and python.exists():
+        return python
+    return None
+
+
+def ensure_pose_env(cache_dir: str | os.PathLike | None = None, *, install: bool = True,
+                    log=None) -> Path:
+    """Return the detector env's python, creating the env first when `install` (else raise if missing)."""
+    python = pose_env_python(cache_dir)
+    if python is not None:
+        return python
+    env = pose_env_dir(cache_dir)
+    if not install:
+        raise PoseSourceError(
+            f"person-video: the pose detector env {env} is not installed; "
+            f"run `python -m motion.pose.extract_env install` (needs PyPI once, about a minute)")
+    return install_pose_env(cache_dir, log=log)
+
+
+def install_pose_env(cache_dir: str | os.PathLike | None = None, *, log=None) -> Path:
+    """Create `<cache>/pose-env` with mediapipe and check that the pose model loads; return its python."""
+    env = pose_env_dir(cache_dir)
+    say = log or (lambda msg: print(msg, file=sys.stderr))
+    python = _env_python(env)
+    steps = [
+        [sys.executable, "-m", "venv", "--clear", str(env)] if not python.exists() else None,
+        [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", MEDIAPIPE],
+        [str(python), "-c", IMPORT_CHECK],
+    ]
+    (env / READY_MARK).unlink(missing_ok=True)
+    for cmd in filter(None, steps):
+        say("pose-env: " + " ".join(cmd[-3:] if len(cmd) > 3 else cmd))
+        started = time.monotonic()
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:
+            tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+            raise PoseSourceError(
+                f"person-video: creating the pose detector env {env} failed at `{' '.join(cmd[1:4])}`: "
+                f"{tail[0]}; check PyPI access or delete {env} and run "
+                f"`python -m motion.pose.extract_env install` again")
+        say(f"pose-env: done in {time.monotonic() - started:.1f}s")
+    (env / READY_MARK).write_text(MEDIAPIPE + "\n")
+    return python
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    what = args[0] if args else "check"
+    if what == "install":
+        started = time.monotonic()
+        python = ensure_pose_env()
+        print(f"{python} (ready in {time.monotonic() - started:.0f}s)")
+        return 0
+    if what == "check":
+        python = pose_env_python()
+        print(python if python else f"not installed: {pose_env_dir()}")
+        return 0 if python else 1
+    print("usage: python -m motion.pose.extract_env [install|check]", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
