@@ -48,7 +48,7 @@ def extract_keypoints(video: str | Path, *, cache_dir=None, complexity: int = 1,
     entry = cache_root(cache_dir) / "pose" / f"keypoints-{key}.json"
     result = cache.load_json(entry)
     if result is None:
-        python = ensure_pose_env(cache_dir, install=install_env)
+        python = ensure_pose_env(install=install_env)
         frames = read_video(video, max_side=MAX_SIDE)
         with tempfile.TemporaryDirectory(prefix="animate-pose-") as tmp:
             stack = Path(tmp) / f"{video.stem}.npy"

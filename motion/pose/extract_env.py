@@ -36,18 +36,23 @@ def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
     return Path(env) if env else Path.home() / ".cache" / "animate"
 
 
-def pose_env_dir(cache_dir: str | os.PathLike | None = None) -> Path:
-    """Where the detector's venv lives."""
-    return cache_root(cache_dir) / "pose-env"
+def pose_env_dir(env_dir: str | os.PathLike | None = None) -> Path:
+    """Where the detector's venv lives: `env_dir`, else $ANIMATE_POSE_ENV, else <cache root>/pose-env.
+
+    It is an install, not a cache entry, so a per-call `cache_dir` does not move it."""
+    if env_dir is not None:
+        return Path(env_dir)
+    env = os.environ.get("ANIMATE_POSE_ENV")
+    return Path(env) if env else cache_root() / "pose-env"
 
 
 def _env_python(env: Path) -> Path:
     return env / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
 
 
-def pose_env_python(cache_dir: str | os.PathLike | None = None) -> Path | None:
+def pose_env_python(env_dir: str | os.PathLike | None = None) -> Path | None:
     """The env's python if the env is installed and checked, else None."""
-    env = pose_env_dir(cache_dir)
+    env = pose_env_dir(env_dir)
     mark = env / READY_MARK
     python = _env_python(env)
     if mark.exists() and mark.read_text().strip() == MEDIAPIPE and python.exists():
@@ -55,23 +60,23 @@ def pose_env_python(cache_dir: str | os.PathLike | None = None) -> Path | None:
     return None
 
 
-def ensure_pose_env(cache_dir: str | os.PathLike | None = None, *, install: bool = True,
+def ensure_pose_env(env_dir: str | os.PathLike | None = None, *, install: bool = True,
                     log=None) -> Path:
     """Return the detector env's python, creating the env first when `install` (else raise if missing)."""
-    python = pose_env_python(cache_dir)
+    python = pose_env_python(env_dir)
     if python is not None:
         return python
-    env = pose_env_dir(cache_dir)
+    env = pose_env_dir(env_dir)
     if not install:
         raise PoseSourceError(
             f"person-video: the pose detector env {env} is not installed; "
             f"run `python -m motion.pose.extract_env install` (needs PyPI once, about a minute)")
-    return install_pose_env(cache_dir, log=log)
+    return install_pose_env(env_dir, log=log)
 
 
-def install_pose_env(cache_dir: str | os.PathLike | None = None, *, log=None) -> Path:
+def install_pose_env(env_dir: str | os.PathLike | None = None, *, log=None) -> Path:
     """Create `<cache>/pose-env` with mediapipe and check that the pose model loads; return its python."""
-    env = pose_env_dir(cache_dir)
+    env = pose_env_dir(env_dir)
     say = log or (lambda msg: print(msg, file=sys.stderr))
     python = _env_python(env)
     steps = [
