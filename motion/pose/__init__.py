@@ -12,14 +12,13 @@ Results are cached under `cache_dir` (default $ANIMATE_CACHE or ~/.cache/animate
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
 from motion.errors import PoseSourceError
 from motion.pose import cache
-from motion.pose.extract_env import cache_root
+from motion.pose.cache import cache_root
 from motion.pose.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, list_images, read_video, video_info
 
 KINDS = ("skeleton", "openpose-json", "keyframes", "person-video")

@@ -16,6 +16,14 @@ import numpy as np
 CACHE_VERSION = 1  # bump when drawing or extraction changes what a key would produce
 
 
+def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
+    """The cache folder: `cache_dir`, else $ANIMATE_CACHE, else ~/.cache/animate."""
+    if cache_dir is not None:
+        return Path(cache_dir)
+    env = os.environ.get("ANIMATE_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "animate"
+
+
 def hash_source(source) -> str:
     """sha256 of a file, of a folder's files (names and bytes, in order), or of a JSON-able value."""
     digest = hashlib.sha256()

@@ -14,7 +14,8 @@ import numpy as np
 
 from motion.errors import PoseSourceError
 from motion.pose import cache
-from motion.pose.extract_env import MEDIAPIPE, cache_root, ensure_pose_env
+from motion.pose.cache import cache_root
+from motion.pose.extract_env import MEDIAPIPE, ensure_pose_env
 from motion.pose.keypoints import empty_pose, from_mediapipe
 from motion.pose.media import read_video, video_info
 

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from motion.errors import PoseSourceError
+from motion.pose.cache import cache_root
 
 MEDIAPIPE = "mediapipe==0.10.14"
 # Written after a successful install and import check; its content names the pinned package.
@@ -26,14 +27,6 @@ IMPORT_CHECK = (
     "m = os.path.join(os.path.dirname(mp.__file__), 'modules', 'pose_landmark', 'pose_landmark_full.tflite'); "
     "assert os.path.exists(m), m; mp.solutions.pose.Pose; print(mp.__version__)"
 )
-
-
-def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
-    """The cache folder: `cache_dir`, else $ANIMATE_CACHE, else ~/.cache/animate."""
-    if cache_dir is not None:
-        return Path(cache_dir)
-    env = os.environ.get("ANIMATE_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "animate"
 
 
 def pose_env_dir(env_dir: str | os.PathLike | None = None) -> Path:
@@ -80,22 +73,23 @@ def install_pose_env(env_dir: str | os.PathLike | None = None, *, log=None) -> P
     say = log or (lambda msg: print(msg, file=sys.stderr))
     python = _env_python(env)
     steps = [
-        [sys.executable, "-m", "venv", "--clear", str(env)] if not python.exists() else None,
-        [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", MEDIAPIPE],
-        [str(python), "-c", IMPORT_CHECK],
+        ("creating the venv", [sys.executable, "-m", "venv", "--clear", str(env)]) if not python.exists()
+        else None,
+        (f"pip install {MEDIAPIPE}", [str(python), "-m", "pip", "install", "-q",
+                                      "--disable-pip-version-check", MEDIAPIPE]),
+        ("checking the pose model loads", [str(python), "-c", IMPORT_CHECK]),
     ]
     (env / READY_MARK).unlink(missing_ok=True)
-    for cmd in filter(None, steps):
-        say("pose-env: " + " ".join(cmd[-3:] if len(cmd) > 3 else cmd))
+    for label, cmd in filter(None, steps):
+        say(f"pose-env {env}: {label}")
         started = time.monotonic()
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode != 0:
             tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
             raise PoseSourceError(
-                f"person-video: creating the pose detector env {env} failed at `{' '.join(cmd[1:4])}`: "
-                f"{tail[0]}; check PyPI access or delete {env} and run "
-                f"`python -m motion.pose.extract_env install` again")
-        say(f"pose-env: done in {time.monotonic() - started:.1f}s")
+                f"person-video: {label} for the pose detector env {env} failed: {tail[0]}; "
+                f"check PyPI access, then run `python -m motion.pose.extract_env install` again")
+        say(f"pose-env: {label}: done in {time.monotonic() - started:.1f}s")
     (env / READY_MARK).write_text(MEDIAPIPE + "\n")
     return python
 
