@@ -39,7 +39,7 @@ def run_worker(python: Path, frames_path: Path, out_path: Path, *, complexity: i
     return json.loads(out_path.read_text())
 
 
-def extract_keypoints(video: str | Path, *, cache_dir=None, complexity: int = 1, static: bool = False,
+def extract_keypoints(video: str | Path, *, cache_dir=None, complexity: int = 1, static: bool = True,
                       install_env: bool = True, source_hash: str | None = None):
     """Keypoints of the person in `video`: ((frames, 1, 18, 3) array in video pixels, fps, (w, h))."""
     video = Path(video)
