@@ -39,10 +39,15 @@ def astronaut_video(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def extracted(astronaut_video, tmp_path_factory):
+def cache_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="module")
+def extracted(astronaut_video, cache_dir):
     ensure_pose_env()
     started = time.monotonic()
-    track, fps, canvas = extract_keypoints(astronaut_video, cache_dir=tmp_path_factory.mktemp("cache"))
+    track, fps, canvas = extract_keypoints(astronaut_video, cache_dir=cache_dir)
     print(f"\nextraction of 8 frames at {SIDE}px: {time.monotonic() - started:.1f}s")
     return track[:, 0], fps, canvas
 
@@ -83,10 +88,10 @@ def test_keypoints_move_with_the_pan(extracted):
     assert nose[-1, 0] < nose[0, 0] - 20 and nose[-1, 1] < nose[0, 1] - 5
 
 
-def test_person_video_to_conditioning_frames(astronaut_video, extracted, tmp_path):
+def test_person_video_to_conditioning_frames(astronaut_video, extracted, cache_dir):
     track, _, _ = extracted
-    frames = pose_frames(astronaut_video, frames=8, fps=8, width=256, height=256,
-                         cache_dir=tmp_path / "cache")  # auto-detected: a photo is not mostly black
+    # Auto-detected as person-video (a photo is not mostly black); the keypoints come from the cache.
+    frames = pose_frames(astronaut_video, frames=8, fps=8, width=256, height=256, cache_dir=cache_dir)
     assert len(frames) == 8 and frames[0].shape == (256, 256, 3)
     for image in frames:
         assert (image.max(axis=-1) == 0).mean() > 0.8  # a skeleton on black
