@@ -1,6 +1,5 @@
 """`animate poses` through click's CliRunner."""
 import numpy as np
-import pytest
 from click.testing import CliRunner
 from PIL import Image
 

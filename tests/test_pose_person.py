@@ -1,5 +1,4 @@
 """person-video without the detector: caching, gap filling and smoothing with a stand-in extractor."""
-import json
 
 import numpy as np
 import pytest

@@ -65,11 +65,3 @@ def stack_people(people: list[np.ndarray]) -> np.ndarray:
         return empty_pose(0)
     return np.stack(people).astype(np.float32)
 
-
-def pad_people(frames: list[np.ndarray]) -> np.ndarray:
-    """Frames with different head counts → (frames, max people, 18, 3), the extra slots missing."""
-    most = max((f.shape[0] for f in frames), default=0)
-    out = np.zeros((len(frames), most, len(COCO18), 3), np.float32)
-    for i, f in enumerate(frames):
-        out[i, : f.shape[0]] = f
-    return out

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 OVERRUNS = ("error", "hold", "loop")
 
 
@@ -46,9 +44,3 @@ def source_indices(frames: int, fps: float, source_count: int, source_fps: float
             f"or set the pose `overrun` to hold or loop")
     return [min(w, last) for w in wanted]
 
-
-def sample(items, indices) -> list:
-    """Pick `items[i]` for each index (a list or an array's first axis)."""
-    if isinstance(items, np.ndarray):
-        return list(items[np.asarray(indices, int)])
-    return [items[i] for i in indices]
