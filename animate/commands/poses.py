@@ -1,0 +1,96 @@
+"""`animate poses SOURCE --out DIR`: write a pose source's conditioning frames and a contact sheet.
+
+It lets a person see exactly what the ControlNet will be given before spending a render on it.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import click
+
+from animate.atomic import atomic_dir
+from animate.errors import PoseError
+
+KINDS = ("skeleton", "openpose-json", "keyframes", "person-video")  # motion.pose.KINDS, without numpy
+FITS = ("contain", "cover", "stretch")
+OVERRUNS = ("error", "hold", "loop")
+
+
+def contact_sheet(frames, *, thumb: int = 128, gap: int = 2):
+    """A grid of thumbnails (longer side `thumb` px) on dark grey, about square, in frame order."""
+    import numpy as np
+    from PIL import Image
+
+    height, width = frames[0].shape[:2]
+    k = min(1.0, thumb / max(width, height))
+    tw, th = max(1, round(width * k)), max(1, round(height * k))
+    cols = math.ceil(math.sqrt(len(frames)))
+    rows = math.ceil(len(frames) / cols)
+    sheet = np.full((rows * (th + gap) + gap, cols * (tw + gap) + gap, 3), 48, np.uint8)
+    for i, frame in enumerate(frames):
+        r, c = divmod(i, cols)
+        small = np.asarray(Image.fromarray(frame).resize((tw, th), Image.BILINEAR))
+        y, x = gap + r * (th + gap), gap + c * (tw + gap)
+        sheet[y:y + th, x:x + tw] = small
+    return sheet
+
+
+def _load_keyframes(path: Path) -> dict:
+    import json
+
+    import yaml
+
+    text = path.read_text()
+    data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+    if not isinstance(data, dict):
+        raise click.BadParameter(f"{path} must hold a mapping {{frame: {{keypoint: [x, y]}}}}",
+                                 param_hint="SOURCE")
+    return data
+
+
+@click.command("poses")
+@click.argument("source", type=click.Path(exists=True, path_type=Path))
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for frame_00000.png ... and sheet.png (replaced as a whole).")
+@click.option("--frames", default=16, show_default=True, type=click.IntRange(min=1))
+@click.option("--fps", default=8.0, show_default=True, type=click.FloatRange(min=0, min_open=True))
+@click.option("--width", default=512, show_default=True, type=click.IntRange(min=8))
+@click.option("--height", default=512, show_default=True, type=click.IntRange(min=8))
+@click.option("--fit", type=click.Choice(FITS), default="contain", show_default=True,
+              help="How the pose's aspect meets the output's.")
+@click.option("--kind", type=click.Choice(KINDS), default=None,
+              help="Source kind; guessed from the source when left out (keyframes: a YAML/JSON file).")
+@click.option("--source-fps", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Frame rate of an image folder or JSON frames, to resample them by time.")
+@click.option("--overrun", type=click.Choice(OVERRUNS), default=None,
+              help="When the source is shorter than the clip [default: error].")
+@click.option("--canvas", type=(int, int), default=None, metavar="W H",
+              help="Pixel size the keypoints were written for (JSON, keyframes).")
+@click.option("--threshold", type=click.FloatRange(0, 1), default=None,
+              help="Drop keypoints below this confidence [default: 0.3].")
+@click.option("--no-smooth", is_flag=True, help="person-video: no One-Euro smoothing.")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Cache folder [default: $ANIMATE_CACHE or ~/.cache/animate].")
+def poses(source, out, frames, fps, width, height, fit, kind, source_fps, overrun, canvas, threshold,
+          no_smooth, cache_dir):
+    """Write the pose conditioning frames of SOURCE, one PNG per frame, and a contact sheet."""
+    from PIL import Image
+
+    from motion.errors import PoseSourceError
+    from motion.pose import pose_frames
+
+    given = {"source_fps": source_fps, "overrun": overrun, "canvas": canvas, "threshold": threshold,
+             "smooth": False if no_smooth else None}
+    opts = {k: v for k, v in given.items() if v is not None}  # sources reject options they don't take
+    src = _load_keyframes(source) if kind == "keyframes" else source
+    try:
+        images = pose_frames(src, frames=frames, fps=fps, width=width, height=height, fit=fit,
+                             cache_dir=cache_dir, kind=kind, **opts)
+    except PoseSourceError as exc:
+        raise PoseError(str(exc)) from None
+    with atomic_dir(out) as tmp:
+        for i, image in enumerate(images):
+            Image.fromarray(image).save(tmp / f"frame_{i:05d}.png")
+        Image.fromarray(contact_sheet(images)).save(tmp / "sheet.png")
+    click.echo(f"wrote {len(images)} pose frames and sheet.png to {out}", err=True)

@@ -1,0 +1,65 @@
+"""Extract keypoints from a video of a person with MediaPipe Pose, run in the separate pose env.
+
+The main process decodes the video (PyAV), hands the frames to extract_worker.py in the pose env as a
+.npy stack, and reads back 33 landmarks per frame, mapped here to COCO-18 in the video's pixels. Results
+are cached by the video's content hash, so a re-run does not extract again.
+"""
+from __future__ import annotations
+
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from motion.errors import PoseSourceError
+from motion.pose import cache
+from motion.pose.cache import cache_root
+from motion.pose.extract_env import MEDIAPIPE, ensure_pose_env
+from motion.pose.keypoints import empty_pose, from_mediapipe
+from motion.pose.media import read_video, video_info
+
+WORKER = Path(__file__).with_name("extract_worker.py")
+MAX_SIDE = 640  # MediaPipe looks at 256 px crops; bigger frames only cost memory in the hand-over
+
+
+def run_worker(python: Path, frames_path: Path, out_path: Path, *, complexity: int = 1,
+               static: bool = False) -> dict:
+    """Run the detector on a frame stack or video in the pose env; return its JSON result."""
+    import json
+
+    cmd = [str(python), str(WORKER), "--input", str(frames_path), "--out", str(out_path),
+           "--complexity", str(complexity)] + (["--static"] if static else [])
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        lines = [ln for ln in done.stderr.strip().splitlines() if ln.strip()] or ["no output"]
+        raise PoseSourceError(
+            f"person-video {frames_path.name}: the pose detector failed ({lines[-1].strip()}); "
+            f"reinstall its env with `python -m motion.pose.extract_env install`")
+    return json.loads(out_path.read_text())
+
+
+def extract_keypoints(video: str | Path, *, cache_dir=None, complexity: int = 1, static: bool = True,
+                      install_env: bool = True, source_hash: str | None = None):
+    """Keypoints of the person in `video`: ((frames, 1, 18, 3) array in video pixels, fps, (w, h))."""
+    video = Path(video)
+    info = video_info(video)
+    key = cache.cache_key(source_hash or cache.hash_source(video), what="extract", model=MEDIAPIPE,
+                          complexity=complexity, static=static, max_side=MAX_SIDE)
+    entry = cache_root(cache_dir) / "pose" / f"keypoints-{key}.json"
+    result = cache.load_json(entry)
+    if result is None:
+        python = ensure_pose_env(install=install_env)
+        frames = read_video(video, max_side=MAX_SIDE)
+        with tempfile.TemporaryDirectory(prefix="animate-pose-") as tmp:
+            stack = Path(tmp) / f"{video.stem}.npy"
+            np.save(stack, np.stack(frames))
+            del frames
+            result = run_worker(python, stack, Path(tmp) / "keypoints.json", complexity=complexity,
+                                static=static)
+        cache.save_json(entry, result)
+    track = np.stack([
+        empty_pose(1)[0] if lms is None else from_mediapipe(lms, info.width, info.height)
+        for lms in result["frames"]
+    ])[:, None] if result["frames"] else np.zeros((0, 1, 18, 3), np.float32)
+    return track, info.fps, (info.width, info.height)

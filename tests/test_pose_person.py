@@ -1,0 +1,102 @@
+"""person-video without the detector: caching, gap filling and smoothing with a stand-in extractor."""
+
+import numpy as np
+import pytest
+
+from motion.errors import PoseSourceError
+from motion.pose import extract, pose_frames
+from motion.pose.draw import COLORS
+from motion.pose.keypoints import INDEX, from_mediapipe
+from motion.pose.smooth import fill_gaps, one_euro
+from pose_helpers import write_video
+
+
+def landmarks(x, y, vis=0.9):
+    """33 MediaPipe landmarks: the nose at (x, y), the shoulders below either side, the rest unseen."""
+    lms = [[x, y, 0.0, 0.0] for _ in range(33)]
+    lms[0] = [x, y, 0.0, vis]
+    lms[11] = [x + 0.1, y + 0.1, 0.0, vis]  # left shoulder (image right)
+    lms[12] = [x - 0.1, y + 0.1, 0.0, 0.5]  # right shoulder
+    return lms
+
+
+@pytest.fixture
+def fake_detector(monkeypatch, tmp_path):
+    calls = []
+
+    def run_worker(python, frames_path, out_path, **kw):
+        stack = np.load(frames_path)
+        calls.append(len(stack))
+        # The person walks right; nobody is found in frame 2.
+        frames = [None if i == 2 else landmarks(0.3 + 0.05 * i, 0.4) for i in range(len(stack))]
+        return {"width": stack.shape[2], "height": stack.shape[1], "frames": frames}
+
+    monkeypatch.setattr(extract, "run_worker", run_worker)
+    monkeypatch.setattr(extract, "ensure_pose_env", lambda install=True: tmp_path / "python")
+    return calls
+
+
+def person_video(tmp_path, n=6):
+    grey = [np.full((64, 96, 3), 90 + 10 * i, np.uint8) for i in range(n)]  # not a skeleton: grey
+    return write_video(tmp_path / "walk.mp4", grey, fps=8)
+
+
+def test_mediapipe_mapping_neck_is_shoulder_midpoint():
+    coco = from_mediapipe(landmarks(0.5, 0.5), 100, 200)
+    np.testing.assert_allclose(coco[INDEX["neck"]], [50, 120, 0.5])
+    np.testing.assert_allclose(coco[INDEX["l_shoulder"]], [60, 120, 0.9])
+    np.testing.assert_allclose(coco[INDEX["r_shoulder"]], [40, 120, 0.5])
+
+
+def test_second_run_does_not_extract_again(tmp_path, fake_detector):
+    video = person_video(tmp_path)
+    args = dict(frames=6, fps=8, width=64, height=64, cache_dir=tmp_path / "cache")
+    first = pose_frames(video, **args)  # auto-detected as person-video: the frames are not black
+    assert fake_detector == [6]
+    again = pose_frames(video, **args)
+    assert fake_detector == [6]
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))
+    # Other drawing options reuse the cached keypoints too.
+    pose_frames(video, **{**args, "frames": 4, "fit": "cover"}, kind="person-video")
+    assert fake_detector == [6]
+    assert len(list((tmp_path / "cache" / "pose").glob("keypoints-*.json"))) == 1
+
+
+def test_gap_is_filled_and_drawn(tmp_path, fake_detector):
+    video = person_video(tmp_path)
+    frames = pose_frames(video, frames=6, fps=8, width=96, height=64, fit="stretch", smooth=False,
+                         cache_dir=tmp_path / "cache", kind="person-video")
+    # Frame 2 had no detection: the nose is interpolated between frames 1 and 3 (x = 0.4 of 96 px).
+    assert tuple(frames[2][round(0.4 * 64), round(0.4 * 96)]) == COLORS[INDEX["nose"]]
+
+
+def test_no_person_anywhere(tmp_path, monkeypatch):
+    monkeypatch.setattr(extract, "ensure_pose_env", lambda install=True: tmp_path / "python")
+    monkeypatch.setattr(extract, "run_worker", lambda python, frames_path, out_path, **kw: {
+        "width": 96, "height": 64, "frames": [None] * 6})
+    with pytest.raises(PoseSourceError, match="no person found in any of its 6 frames"):
+        pose_frames(person_video(tmp_path), frames=6, fps=8, width=64, height=64,
+                    cache_dir=tmp_path / "cache", kind="person-video")
+
+
+def test_fill_gaps_interpolates_and_holds():
+    track = np.zeros((5, 1, 18, 3), np.float32)
+    track[1, 0, 0] = (10, 20, 0.9)
+    track[3, 0, 0] = (30, 40, 0.7)
+    out = fill_gaps(track, 0.3)
+    np.testing.assert_allclose(out[:, 0, 0, :2], [[10, 20], [10, 20], [20, 30], [30, 40], [30, 40]])
+    assert (out[:, 0, 0, 2] >= 0.3).all()
+    assert (out[:, 0, 1, 2] == 0).all()  # never seen: stays missing
+
+
+def test_one_euro_removes_jitter_and_follows_motion():
+    rng = np.random.default_rng(0)
+    still = np.zeros((60, 1, 18, 3), np.float32)
+    still[..., 2] = 1
+    still[..., 0] = 200 + rng.normal(0, 2, still.shape[:-1])
+    smoothed = one_euro(still, 30, scale=512)
+    assert smoothed[10:, ..., 0].std() < 0.5 * still[10:, ..., 0].std()
+    moving = still.copy()
+    moving[..., 0] = 100 + 10 * np.arange(60)[:, None, None]  # 10 px a frame, steady
+    lag = np.abs(one_euro(moving, 30, scale=512)[..., 0] - moving[..., 0])
+    assert lag.max() < 6 and lag[15:].max() < 3  # the speed estimate warms up over the first frames
