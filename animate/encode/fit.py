@@ -1,0 +1,197 @@
+"""Fit an output under a byte budget: lower quality first (binary search), then size, then fps."""
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from animate.encode.base import check_int, fit_inside, resize_frames
+from animate.encode.targets import Target, get_target
+from animate.errors import EncodeError
+
+SHRINK = (1.0, 0.85, 0.7, 0.55, 0.4, 0.3, 0.2)
+
+
+def resolve_budget(fmt: str, target, max_bytes) -> tuple[Target | None, int | None]:
+    tgt = get_target(fmt, target) if target is not None else None
+    if max_bytes is not None:
+        max_bytes = check_int(fmt, "max_bytes", max_bytes, 1, 1 << 42)
+    budget = min(b for b in (max_bytes, tgt.max_bytes if tgt else None) if b) if (max_bytes or tgt) else None
+    return tgt, budget
+
+
+def search(attempt: Callable[[int, float, int, Path], int], dest: Path, budget: int | None,
+           levels: list, steps: list[int], where: str) -> dict:
+    """Find the best (level, scale, step) whose output fits `budget` and leave that file at `dest`.
+
+    attempt(level, scale, step, path) writes one candidate and returns its size. `levels` go from best
+    to worst quality; `steps` are frame-skip factors (1 = all frames).
+    """
+    if budget is None:
+        size = attempt(levels[0], 1.0, 1, dest)
+        return {"quality": levels[0], "scale": 1.0, "frame_step": 1, "attempts": 1, "bytes": size}
+    tries: dict[tuple, tuple[int, Path]] = {}
+    counter = iter(range(10_000))
+
+    def run(level, scale, step) -> int:
+        key = (level, scale, step)
+        if key not in tries:
+            path = dest.with_name(f"{dest.stem}.try{next(counter)}{dest.suffix}")
+            tries[key] = (attempt(level, scale, step, path), path)
+        return tries[key][0]
+
+    try:
+        best = None
+        for step in steps:  # fps last
+            for scale in SHRINK:  # then size
+                if run(levels[0], scale, step) <= budget:
+                    best = (0, scale, step)
+                elif run(levels[-1], scale, step) <= budget:
+                    lo, hi = 0, len(levels) - 1  # levels[lo] too big, levels[hi] fits
+                    while hi - lo > 1:
+                        mid = (lo + hi) // 2
+                        lo, hi = (lo, mid) if run(levels[mid], scale, step) <= budget else (mid, hi)
+                    best = (hi, scale, step)
+                if best:
+                    break
+            if best:
+                break
+        if best is None:
+            smallest = min(size for size, _ in tries.values())
+            raise EncodeError(f"cannot fit under {budget:,} bytes; smallest reached {smallest:,} bytes "
+                              f"(lowest quality, {SHRINK[-1]:.0%} size, 1/{steps[-1]} of the frames)",
+                              where=where, hint="raise max_bytes, shorten the clip or choose another target")
+        index, scale, step = best
+        size, path = tries[(levels[index], scale, step)]
+        os.replace(path, dest)
+        steps_done = []
+        if index:
+            steps_done.append(f"quality {levels[0]} → {levels[index]}")
+        if scale != 1.0:
+            steps_done.append(f"size ×{scale:g}")
+        if step != 1:
+            steps_done.append(f"kept 1 of every {step} frames")
+        return {"quality": levels[index], "scale": scale, "frame_step": step, "attempts": len(tries),
+                "bytes": size, "budget": budget, "fitted": steps_done}
+    finally:
+        for _, path in tries.values():
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+
+def _scaled(frames: np.ndarray, base: tuple[int, int], scale: float, step: int, even: bool) -> np.ndarray:
+    w, h = base
+    if scale != 1.0:
+        w, h = fit_inside(w, h, None, None, scale, even=even)
+    return resize_frames(frames[::step], w, h)
+
+
+def fit_gif(frames: np.ndarray, dest: Path, *, fps: float, quality: int, loop, metadata, engine,
+            target, max_bytes) -> dict:
+    from animate.encode.gif import encode_gif
+
+    tgt, budget = resolve_budget("gif", target, max_bytes)
+    _, h, w, _ = frames.shape
+    base = fit_inside(w, h, tgt.max_width if tgt else None, tgt.max_height if tgt else None)
+    steps = [k for k in (1, 2, 3, 4) if fps / k >= 4 and len(frames) // k >= 2] or [1]
+
+    def attempt(q, scale, step, path):
+        clip = _scaled(frames, base, scale, step, even=False)
+        encode_gif(clip, path, fps=fps / step, quality=q, loop=loop, metadata=metadata, engine=engine)
+        return path.stat().st_size
+
+    levels = list(range(quality, 19, -5)) if budget else [quality]
+    report = search(attempt, dest, budget, levels, steps, "outputs.gif")
+    k = report["frame_step"]
+    report.update(size=list(fit_inside(*base, None, None, report["scale"])), fps=fps / k,
+                  frames=len(frames[::k]))
+    if tgt:
+        report["target"] = tgt.name
+    return report
+
+
+def pad_to_aspect(frames: np.ndarray, aspect: tuple[int, int]) -> np.ndarray:
+    """Pad with black bars (centred) to width:height = aspect; never crops or stretches."""
+    _, h, w, _ = frames.shape
+    aw, ah = aspect
+    if w * ah > h * aw:  # too wide: add rows
+        new_w, new_h = w, -(-w * ah // aw)
+    else:
+        new_w, new_h = -(-h * aw // ah), h
+    new_w += new_w % 2
+    new_h += new_h % 2
+    top, left = (new_h - h) // 2, (new_w - w) // 2
+    return np.pad(frames, ((0, 0), (top, new_h - h - top), (left, new_w - w - left), (0, 0)))
+
+
+def prepare_for_target(frames: np.ndarray, fps: float, tgt: Target, fps_mode: str) -> tuple[np.ndarray, float, list]:
+    """Raise fps to the platform minimum, loop to its minimum duration, pad to its aspect, fit its size."""
+    done = []
+    if tgt.max_fps and fps > tgt.max_fps + 1e-9:
+        raise EncodeError(f"fps {fps:g} is above {tgt.name}'s limit of {tgt.max_fps:g}", where="outputs.mp4.fps",
+                          hint=f"render or encode at ≤ {tgt.max_fps:g} fps")
+    if tgt.min_fps and fps < tgt.min_fps - 1e-9:
+        factor = int(np.ceil(tgt.min_fps / fps - 1e-9))
+        if fps_mode == "duplicate":
+            frames = np.repeat(frames, factor, axis=0)
+        else:
+            from animate.encode.interpolate import interpolate
+
+            frames = interpolate(frames, factor)
+        fps *= factor
+        done.append(f"fps ×{factor} by {fps_mode} → {fps:g}")
+    seconds = len(frames) / fps
+    if tgt.max_seconds and seconds > tgt.max_seconds:
+        raise EncodeError(f"clip lasts {seconds:.1f} s, over {tgt.name}'s limit of {tgt.max_seconds:g} s",
+                          where="outputs.mp4.target", hint="trim the clip or choose another target")
+    if tgt.min_seconds and seconds < tgt.min_seconds:
+        loops = int(np.ceil(tgt.min_seconds * fps / len(frames) - 1e-9))
+        frames = np.concatenate([frames] * loops)
+        done.append(f"looped ×{loops} → {len(frames) / fps:.2f} s")
+    if tgt.aspect:
+        before = frames.shape[1:3]
+        frames = pad_to_aspect(frames, tgt.aspect)
+        if frames.shape[1:3] != before:
+            done.append(f"padded to {tgt.aspect[0]}:{tgt.aspect[1]}")
+    _, h, w, _ = frames.shape
+    size = fit_inside(w, h, tgt.max_width, tgt.max_height, even=True)
+    if size != (w + w % 2, h + h % 2) and size != (w, h):
+        frames = resize_frames(frames, *size)
+        done.append(f"resized to {size[0]}×{size[1]}")
+    return frames, fps, done
+
+
+def fit_mp4(frames: np.ndarray, dest: Path, *, fps: float, crf: int, preset: str, tune, metadata, target,
+            max_bytes, fps_mode: str) -> dict:
+    from animate.encode.video import encode_mp4
+
+    tgt, budget = resolve_budget("mp4", target, max_bytes)
+    prepared = []
+    if tgt:
+        frames, fps, prepared = prepare_for_target(frames, fps, tgt, fps_mode)
+    from animate.encode.base import pad_even
+
+    frames = pad_even(frames)  # so the reported size is the encoded one
+    _, h, w, _ = frames.shape
+    min_fps = tgt.min_fps if tgt and tgt.min_fps else 1
+    steps = [k for k in (1, 2, 3) if fps / k >= min_fps - 1e-9 and len(frames) // k >= 1] or [1]
+
+    def attempt(level, scale, step, path):
+        clip = _scaled(frames, (w, h), scale, step, even=True)
+        encode_mp4(clip, path, fps=fps / step, crf=level, preset=preset, tune=tune, metadata=metadata)
+        return path.stat().st_size
+
+    levels = list(range(crf, 41)) if budget else [crf]
+    report = search(attempt, dest, budget, levels, steps, "outputs.mp4")
+    k = report.pop("frame_step")
+    report["crf"] = report.pop("quality")
+    report.update(frame_step=k, fps=fps / k, frames=len(frames[::k]),
+                  size=list(fit_inside(w, h, None, None, report["scale"], even=True)))
+    if prepared:
+        report["prepared"] = prepared
+    if tgt:
+        report["target"] = tgt.name
+    return report

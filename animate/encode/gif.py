@@ -1,0 +1,230 @@
+"""GIF: one palette for the whole clip, Floyd–Steinberg dithering, unchanged pixels reused across frames.
+
+Why not Pillow/imageio defaults: per-frame median-cut palettes band and cost 2.5–3× the bytes on loops.
+Our path: a k-means-refined palette from all frames, error diffusion onto it, then pixels whose
+*blurred* change is below a threshold stay transparent (the previous frame shows through), so static
+areas cost nothing and dither noise does not crawl. Measured in benchmarks/README.md.
+"""
+from __future__ import annotations
+
+import io
+import shutil
+import struct
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from animate.atomic import atomic_file
+from animate.encode.base import (check_choice, check_int, check_metadata, encoder, ffmpeg_exe, fit_inside,
+                                 resize_frames)
+from animate.errors import EncodeError
+
+DEFAULT_QUALITY = 85
+TRANSPARENT = 255  # palette slot reserved for "keep the previous pixel"
+
+OPTIONS = {"quality": DEFAULT_QUALITY, "loop": 0, "pingpong": False, "denoise": False, "engine": "animate",
+           "target": None, "max_bytes": None}
+
+
+def centisecond_delays(n: int, fps: float) -> list[int]:
+    """Per-frame delays in 1/100 s whose running sum tracks i/fps exactly (12 fps → 8,8,9,8,8,9...)."""
+    if 100 / fps < 2:
+        raise EncodeError(f"GIF cannot play faster than 50 fps (delays ≥ 2 cs), got fps {fps:g}",
+                          where="outputs.gif.fps", hint="use fps ≤ 50 or an mp4/webm output")
+    ends = [round((i + 1) * 100 / fps) for i in range(n)]
+    delays = [b - a for a, b in zip([0] + ends[:-1], ends)]
+    return [max(2, d) for d in delays]
+
+
+def quality_params(quality: int) -> tuple[int, float, float]:
+    """quality 1–100 → (palette colours, mean-change threshold, per-pixel change threshold)."""
+    colors = min(255, round(16 + 240 * quality / 100))
+    t_mean = 1.5 + 10 * (1 - quality / 100)
+    return colors, t_mean, 6 * t_mean - 2
+
+
+def build_palette(frames: np.ndarray, colors: int, iters: int = 8) -> np.ndarray:
+    """ffmpeg palettegen (median cut over every frame) refined by k-means on a fixed pixel sample."""
+    f, h, w, _ = frames.shape
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-f", "rawvideo",
+           "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-i", "-",
+           "-vf", f"palettegen=max_colors={max(colors, 4)}:reserve_transparent=0:stats_mode=full",
+           "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
+    out = subprocess.run(cmd, input=frames.tobytes(), capture_output=True)
+    if out.returncode != 0:
+        raise EncodeError(f"ffmpeg palettegen failed: {out.stderr.decode(errors='replace')[-200:]}",
+                          where="encode gif")
+    seed = np.frombuffer(out.stdout, np.uint8).reshape(-1, 3)[:colors].astype(np.float32)
+    pixels = frames.reshape(-1, 3)
+    rng = np.random.default_rng(0)  # fixed sample: same clip, same palette, same bytes
+    sample = pixels[rng.choice(len(pixels), min(len(pixels), 200_000), replace=False)].astype(np.float32)
+    pal = seed.copy()
+    for _ in range(iters):
+        labels = _nearest(sample, pal)
+        counts = np.bincount(labels, minlength=len(pal))
+        used = counts > 0
+        for c in range(3):
+            sums = np.bincount(labels, weights=sample[:, c], minlength=len(pal))
+            pal[used, c] = sums[used] / counts[used]
+    return np.clip(np.round(pal), 0, 255).astype(np.uint8)
+
+
+def _nearest(points: np.ndarray, pal: np.ndarray, chunk: int = 50_000) -> np.ndarray:
+    pn = (pal ** 2).sum(1)
+    out = np.empty(len(points), np.int64)
+    for i in range(0, len(points), chunk):
+        p = points[i:i + chunk]
+        out[i:i + chunk] = np.argmin(pn[None, :] - 2 * p @ pal.T, axis=1)
+    return out
+
+
+def _dither(frame: np.ndarray, pal_image, n: int) -> np.ndarray:
+    from PIL import Image
+
+    ind = np.array(Image.fromarray(frame).quantize(palette=pal_image, dither=Image.Dither.FLOYDSTEINBERG))
+    ind[ind >= n] = 0  # padding slots repeat colour 0
+    return ind
+
+
+def temporal_denoise(frames: np.ndarray, threshold: int = 6) -> np.ndarray:
+    """3-frame temporal median where the neighbours agree: removes render flicker, keeps motion."""
+    if len(frames) < 3:
+        return frames
+    out = frames.copy()
+    a, b, c = frames[:-2].astype(np.int16), frames[1:-1].astype(np.int16), frames[2:].astype(np.int16)
+    med = np.median(np.stack([a, b, c]), axis=0)
+    still = (np.abs(a - c).max(-1, keepdims=True) <= threshold)
+    out[1:-1] = np.where(still, med, b).astype(np.uint8)
+    return out
+
+
+def quantize_clip(frames: np.ndarray, quality: int):
+    """Frames → (palette, [(index array, (x, y))]) with reused pixels set to TRANSPARENT and cropped."""
+    import cv2
+    from PIL import Image
+
+    colors, t_mean, t_local = quality_params(quality)
+    pal = build_palette(frames, colors)
+    full = np.zeros((256, 3), np.uint8)
+    full[:] = pal[0]
+    full[:len(pal)] = pal
+    pal_image = Image.new("P", (1, 1))
+    pal_image.putpalette(full.tobytes())
+    shown = None
+    parts = []
+    for frame in frames:
+        ind = _dither(frame, pal_image, len(pal))
+        if shown is None:
+            shown = full[ind]
+            parts.append((ind, (0, 0)))
+            continue
+        err = frame.astype(np.float32) - shown.astype(np.float32)
+        # Keep a pixel when its own change is modest and the local mean change (what the eye and a
+        # σ=1 blur see) is tiny; dithering noise then stays put instead of crawling every frame.
+        keep = (np.abs(err).max(-1) <= t_local) & \
+               (np.abs(cv2.GaussianBlur(err, (0, 0), 1.0)).max(-1) <= t_mean)
+        new = full[ind]
+        keep |= (new == shown).all(-1)
+        shown = np.where(keep[..., None], shown, new)
+        ind[keep] = TRANSPARENT
+        ys, xs = np.nonzero(~keep)
+        if len(ys) == 0:  # nothing changed: a 1×1 transparent patch still carries the delay
+            parts.append((np.full((1, 1), TRANSPARENT, np.uint8), (0, 0)))
+            continue
+        y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+        parts.append((np.ascontiguousarray(ind[y0:y1, x0:x1]), (int(x0), int(y0))))
+    full[TRANSPARENT] = 0
+    return full, parts
+
+
+def _lzw(indices: np.ndarray) -> bytes:
+    """LZW-compressed image data sub-blocks, produced by Pillow's C GIF encoder."""
+    from PIL import Image, ImageFile
+
+    im = Image.fromarray(indices, "L")
+    buf = io.BytesIO()
+    tile_type = getattr(ImageFile, "_Tile", None)  # Pillow ≥ 11 wants a _Tile; older takes a tuple
+    tile = ("gif", (0, 0, *im.size), 0, "L")
+    ImageFile._save(im, buf, [tile_type(*tile) if tile_type else tile])
+    return buf.getvalue()
+
+
+def write_gif_file(dest: Path, size: tuple[int, int], palette: np.ndarray, parts, delays: list[int],
+                   loop: int | None, comment: str | None) -> None:
+    """Assemble GIF89a: global palette, NETSCAPE loop, comment, then per-frame GCE + image."""
+    w, h = size
+    out = bytearray(b"GIF89a")
+    out += struct.pack("<HHBBB", w, h, 0xF7, 0, 0) + palette.astype(np.uint8).tobytes()
+    if loop is not None:
+        out += b"!\xff\x0bNETSCAPE2.0\x03\x01" + struct.pack("<H", loop) + b"\x00"
+    if comment:
+        data = comment.encode("utf-8")
+        out += b"!\xfe" + b"".join(bytes([len(data[i:i + 255])]) + data[i:i + 255]
+                                   for i in range(0, len(data), 255)) + b"\x00"
+    for i, ((ind, (x, y)), delay) in enumerate(zip(parts, delays)):
+        transparent = i > 0
+        flags = (1 << 2) | (1 if transparent else 0)  # disposal 1: leave the frame for the next one
+        out += b"!\xf9\x04" + struct.pack("<BHB", flags, delay, TRANSPARENT if transparent else 0) + b"\x00"
+        out += b"," + struct.pack("<HHHHB", x, y, ind.shape[1], ind.shape[0], 0) + b"\x08"
+        out += _lzw(ind) + b"\x00"
+    out += b";"
+    dest.write_bytes(bytes(out))
+
+
+def _gifski(frames, fps, dest: Path, quality: int, loop) -> None:
+    exe = shutil.which("gifski")
+    if not exe:
+        raise EncodeError("engine 'gifski' needs the gifski program on PATH", where="outputs.gif.engine",
+                          hint="install gifski or use engine: animate")
+    from PIL import Image
+
+    with tempfile.TemporaryDirectory() as tmp:
+        names = []
+        for i, f in enumerate(frames):
+            names.append(str(Path(tmp) / f"f{i:05d}.png"))
+            Image.fromarray(f).save(names[-1], compress_level=1)
+        cmd = [exe, "--quiet", "--fps", f"{fps:g}", "--quality", str(quality), "-o", str(dest), *names]
+        if loop is None:
+            cmd[1:1] = ["--once"]
+        proc = subprocess.run(cmd, capture_output=True)
+        if proc.returncode != 0:
+            raise EncodeError(f"gifski failed: {proc.stderr.decode(errors='replace')[-200:]}", where="encode gif")
+
+
+def encode_gif(frames: np.ndarray, dest: Path, *, fps: float, quality: int = DEFAULT_QUALITY,
+               loop: int | None = 0, metadata: str | None = None, engine: str = "animate") -> None:
+    """Write one GIF of `frames` at `fps` (no fitting) straight to `dest`."""
+    _, h, w, _ = frames.shape
+    if engine == "gifski":
+        _gifski(frames, fps, dest, quality, loop)
+        return
+    palette, parts = quantize_clip(frames, quality)
+    write_gif_file(dest, (w, h), palette, parts, centisecond_delays(len(frames), fps), loop, metadata)
+
+
+@encoder("gif", ".gif", options=OPTIONS)
+def write(frames, path, *, fps, quality, loop, pingpong, denoise, engine, target, max_bytes, metadata):
+    """Animated GIF with a clip-wide palette; `target`/`max_bytes` fit a platform's size limit."""
+    from animate.encode.fit import fit_gif
+
+    quality = check_int("gif", "quality", quality, 1, 100)
+    check_choice("gif", "engine", engine, ("animate", "gifski"))
+    metadata = check_metadata("gif", metadata)
+    if loop is False or loop is None:
+        loop = None
+    else:
+        loop = check_int("gif", "loop", loop, 0, 65535)
+    if pingpong and len(frames) > 2:
+        frames = np.concatenate([frames, frames[-2:0:-1]])  # there and back, without doubled ends
+    if denoise:
+        frames = temporal_denoise(frames)
+    centisecond_delays(1, fps)  # reject > 50 fps before any work
+    with atomic_file(path) as tmp:
+        report = fit_gif(frames, tmp, fps=fps, quality=quality, loop=loop, metadata=metadata, engine=engine,
+                         target=target, max_bytes=max_bytes)
+    return path, report
+
+
+__all__ = ["write", "encode_gif", "centisecond_delays", "fit_inside", "resize_frames"]

@@ -1,0 +1,83 @@
+"""Video files through the bundled ffmpeg: mp4 (H.264) and webm (VP9) for posting; prores and ffv1 for
+editing. Raw rgb24 frames go over stdin; colour conversion and tags are set explicitly."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from animate.atomic import atomic_file
+from animate.encode.base import (BT709_TV, check_choice, check_int, check_metadata, encoder, metadata_args,
+                                 pad_even, run_ffmpeg)
+
+PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+TUNES = (None, "film", "animation", "grain", "stillimage")
+
+
+def mp4_args(crf: int, preset: str, tune: str | None, metadata: str | None) -> list[str]:
+    return ["-vf", BT709_TV + ",format=yuv420p", "-c:v", "libx264", "-profile:v", "high",
+            "-pix_fmt", "yuv420p", "-crf", str(crf), "-preset", preset, *(["-tune", tune] if tune else []),
+            "-movflags", "+faststart", *metadata_args(metadata), "-f", "mp4"]
+
+
+def encode_mp4(frames: np.ndarray, dest: Path, *, fps: float, crf: int = 18, preset: str = "slow",
+               tune: str | None = None, metadata: str | None = None) -> None:
+    """H.264 High 4:2:0, BT.709 tv-range tags, moov first; odd sizes padded to even."""
+    run_ffmpeg(pad_even(frames), fps, mp4_args(crf, preset, tune, metadata), dest, "mp4")
+
+
+@encoder("mp4", ".mp4", options={"crf": 18, "preset": "slow", "tune": None, "target": None,
+                                 "max_bytes": None, "fps_mode": "interpolate"})
+def write_mp4(frames, path, *, fps, crf, preset, tune, target, max_bytes, fps_mode, metadata):
+    """H.264 MP4 for posting; `target` prepares it for a platform (duration, fps, aspect, bytes)."""
+    from animate.encode.fit import fit_mp4
+
+    crf = check_int("mp4", "crf", crf, 0, 51)
+    check_choice("mp4", "preset", preset, PRESETS)
+    check_choice("mp4", "tune", tune, TUNES)
+    check_choice("mp4", "fps_mode", fps_mode, ("interpolate", "duplicate"))
+    metadata = check_metadata("mp4", metadata)
+    with atomic_file(path) as tmp:
+        report = fit_mp4(frames, tmp, fps=fps, crf=crf, preset=preset, tune=tune, metadata=metadata,
+                         target=target, max_bytes=max_bytes, fps_mode=fps_mode)
+    return path, report
+
+
+@encoder("webm", ".webm", options={"crf": 32})
+def write_webm(frames, path, *, fps, crf, metadata):
+    """VP9 WebM in constant-quality mode (-b:v 0), BT.709 tags."""
+    crf = check_int("webm", "crf", crf, 0, 63)
+    metadata = check_metadata("webm", metadata)
+    args = ["-vf", BT709_TV + ",format=yuv420p", "-c:v", "libvpx-vp9", "-crf", str(crf), "-b:v", "0",
+            "-row-mt", "1", "-deadline", "good", "-cpu-used", "2", *metadata_args(metadata), "-f", "webm"]
+    with atomic_file(path) as tmp:
+        run_ffmpeg(pad_even(frames), fps, args, tmp, "webm")
+    return path, {}
+
+
+PRORES = {"hq": ("3", "yuv422p10le"), "4444": ("4", "yuv444p10le")}
+
+
+@encoder("prores", ".mov", options={"profile": "hq"})
+def write_prores(frames, path, *, fps, profile, metadata):
+    """ProRes in MOV for editors: 422 HQ (profile 3, 10-bit 4:2:2) or 4444 (profile 4, 10-bit 4:4:4)."""
+    profile = check_choice("prores", "profile", str(profile), tuple(PRORES))
+    metadata = check_metadata("prores", metadata)
+    code, pix = PRORES[profile]
+    args = ["-vf", f"{BT709_TV},format={pix}", "-c:v", "prores_ks", "-profile:v", code, "-vendor", "apl0",
+            "-pix_fmt", pix, *metadata_args(metadata), "-f", "mov"]
+    frames = pad_even(frames) if profile == "hq" else frames  # 4:2:2 needs an even width
+    with atomic_file(path) as tmp:
+        run_ffmpeg(frames, fps, args, tmp, "prores")
+    return path, {}
+
+
+@encoder("ffv1", ".mkv")
+def write_ffv1(frames, path, *, fps, metadata):
+    """Lossless FFV1 in Matroska, stored as RGB (bgr0) so decoding returns the exact input frames."""
+    metadata = check_metadata("ffv1", metadata)
+    args = ["-c:v", "ffv1", "-level", "3", "-g", "1", "-slicecrc", "1", "-slices", "4", "-pix_fmt", "bgr0",
+            *metadata_args(metadata), "-f", "matroska"]
+    with atomic_file(path) as tmp:
+        run_ffmpeg(frames, fps, args, tmp, "ffv1")
+    return path, {}
