@@ -126,6 +126,11 @@ class Renderer:
                 pipe = AnimateDiffPipeline.from_pretrained(src.ref, motion_adapter=adapter, torch_dtype=self.dtype,
                                                            revision=src.revision)
         except (OSError, ValueError, RuntimeError) as exc:
+            if "motion adapter" in str(exc).lower() or "size mismatch" in str(exc):
+                raise ModelError(f"motion adapter {ma.describe()} does not fit base model {src.describe()}: "
+                                 f"{_short(exc)}", where="motion_adapter",
+                                 hint="use a motion adapter made for this base model (SD1.5 adapters for SD1.5)") \
+                    from None
             raise ModelError(f"cannot load base model {src.describe()}: {_short(exc)}", where="model") from None
         self._count("model")
         unet_cross = pipe.unet.config.cross_attention_dim

@@ -28,11 +28,12 @@ class RunSummary:
 
 def output_paths(layout, spec: ClipSpec) -> dict[str, Path]:
     """Format → the path it writes (a folder for frame sequences)."""
-    from .encode import extension_for, is_folder_format
+    from .encode import extension
 
     paths = {}
     for fmt in spec.outputs:
-        paths[fmt] = layout.folder(spec.stem) if is_folder_format(fmt) else layout.file(spec.stem, extension_for(fmt))
+        ext, folder = extension(fmt)
+        paths[fmt] = layout.folder(spec.stem) if folder else layout.file(spec.stem, ext.lstrip("."))
     return paths
 
 
@@ -135,7 +136,7 @@ def run_specs(specs: list[ClipSpec], *, out: str | Path, script_stem: str, rende
 
 def render_one(renderer, spec: ClipSpec, record: dict, paths: dict[str, Path], layout) -> list[Path]:
     """Render one spec and write its outputs and sidecar; return the paths written (sidecar last)."""
-    from .encode import encode
+    from .encode import encode_with_report
     from .outputs import build_sidecar, write_sidecar
 
     pose_frames = load_pose_frames(spec) if spec.pose else None
@@ -145,12 +146,14 @@ def render_one(renderer, spec: ClipSpec, record: dict, paths: dict[str, Path], l
     t0 = time.perf_counter()
     for fmt, path in paths.items():
         options = dict(spec.outputs.get(fmt) or {})
-        out_path = encode(fmt, result.frames, path, fps=spec.fps, metadata=metadata, **options)
+        out_path, report = encode_with_report(fmt, result.frames, path, fps=spec.fps, metadata=metadata, **options)
         written.append(Path(out_path))
+        reports[fmt] = report
     timings = {**result.timings, "encode_s": round(time.perf_counter() - t0, 3)}
     sidecar = build_sidecar(record["spec"], models=model_record(spec), device=result.info.get("device", ""),
                             timings=timings, info=result.info,
-                            outputs={fmt: layout.relative(p) for fmt, p in zip(paths, written)}, **reports)
+                            outputs={fmt: layout.relative(p) for fmt, p in zip(paths, written)},
+                            encoders=reports)
     written.append(write_sidecar(layout.sidecar(spec.stem), sidecar))
     return written
 
