@@ -176,7 +176,6 @@ BUILTIN: dict[str, Any] = {
     "head": "",
     "tail": "",
     "interpolation": "linear",
-    "negative": "",
     "outputs": ["gif"],
     "fuse": True,
     "decode_chunk": 16,
