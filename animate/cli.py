@@ -126,7 +126,7 @@ def render(script, out, only, force, dry_run, json_events, quiet, device, dtype,
         stem = loaded.stem
     elif prompt:
         specs = spec_from_fields({**overrides, "prompt": prompt}, name=name or slug(prompt))
-        stem = "."
+        stem = "prompts"  # --prompt clips: <out>/prompts/<name>.<ext>
     else:
         raise click.UsageError("give a SCRIPT to render, or --prompt TEXT")
 
