@@ -97,7 +97,7 @@ def estimate(spec: ClipSpec, device: str, dtype: str) -> tuple[float, float]:
 
 
 def build_plan(specs: list[ClipSpec], device: str = "auto", dtype: str = "auto") -> dict:
-    from .render import pick_device
+    from .renderer import pick_device
 
     try:
         dev = pick_device(device)

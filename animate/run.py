@@ -96,11 +96,11 @@ def run_specs(specs: list[ClipSpec], *, out: str | Path, script_stem: str, rende
         progress.event("clip_skipped", clip=stem)
 
     if todo:
-        from .render import preflight
+        from .renderer import preflight
 
         preflight([spec for spec, _, _ in todo])
     if todo and renderer is None:
-        from .render import Renderer
+        from .renderer import Renderer
 
         renderer = Renderer(device=device, dtype=dtype)
     if renderer is not None:
