@@ -76,6 +76,7 @@ for _motion in ("zoom-in", "zoom-out", "pan-left", "pan-right", "tilt-up", "tilt
 # The offline kit (animate.tiny): name → (path inside the kit, role, config path inside the kit).
 TINY_MODELS: dict[str, tuple[str, str, str | None]] = {
     "tiny": ("base", "base", None),
+    "tiny-file": ("base.safetensors", "base", "base"),
     "tiny-motion": ("motion-adapter", "motion", None),
     "tiny-motion-file": ("motion-module.safetensors", "motion", "motion-adapter"),
     "tiny-lightning": ("lightning-2step.safetensors", "motion", "motion-adapter"),

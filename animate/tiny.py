@@ -13,12 +13,13 @@ from pathlib import Path
 
 from .atomic import atomic_dir
 
-KIT_VERSION = 2
+KIT_VERSION = 3
 SEED = 1234
 
 # Names a script may use for the kit's parts (see models.KNOWN_MODELS).
 PARTS = {
     "base": "base",  # SD1.5-shaped diffusers folder
+    "base_file": "base.safetensors",  # the same weights as one original-format checkpoint
     "motion": "motion-adapter",  # MotionAdapter folder
     "motion_file": "motion-module.safetensors",  # same weights, original AnimateDiff single-file format
     "lightning": "lightning-2step.safetensors",  # same layout as AnimateDiff-Lightning: bare diffusers state dict
@@ -210,6 +211,9 @@ def build_kit(dest: Path) -> Path:
         safety_checker=None, feature_extractor=None, requires_safety_checker=False,
     )
     base.save_pretrained(dest / PARTS["base"], safe_serialization=True)
+    from .tiny_ldm import write_single_file
+
+    write_single_file(dest / PARTS["base"], dest / PARTS["base_file"])  # the same model, A1111/CivitAI layout
 
     adapter = _motion_adapter()
     adapter.save_pretrained(dest / PARTS["motion"], safe_serialization=True)

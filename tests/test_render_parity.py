@@ -100,3 +100,9 @@ def test_lightning_state_dict_loads_and_differs(renderer, tiny_fields):
                              [])
     assert lightning.shape == folder.shape
     assert np.abs(folder - lightning).max() > 1e-4
+
+
+def test_single_file_base_equals_folder(renderer, tiny_fields):
+    folder = render_float(renderer, tiny_fields, [MOTION_LORAS[0]])
+    single = render_float(renderer, {**tiny_fields, "model": "tiny-file"}, [MOTION_LORAS[0]])
+    assert np.abs(folder - single).max() <= 1e-6
