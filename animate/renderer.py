@@ -141,6 +141,9 @@ class Renderer:
                              f"{unet_cross})", where="motion_adapter", hint="use a motion adapter for this base model")
         pipe.set_progress_bar_config(disable=True)
         pipe.to(self.device)
+        # Convert the motion blocks to FreeNoise blocks now, before any LoRA wraps their layers: diffusers
+        # converts by copying state dicts, which fails (and would drop the LoRA) once PEFT layers exist.
+        pipe.enable_free_noise(context_length=16, context_stride=4)
         # The VAE decodes in fp32 on every device: fp16 VAEs overflow to NaN → black frames.
         pipe.vae.to(dtype=torch.float32)
         base_config = dict(pipe.scheduler.config)
@@ -226,18 +229,13 @@ class Renderer:
         return pipe, kwargs, stack
 
     def _prompt_kwargs(self, pipe, spec: ClipSpec) -> dict:
-        travel = isinstance(spec.prompt, dict) or isinstance(spec.negative, dict)
-        max_len = int(getattr(pipe.unet.config, "motion_max_seq_length", 32) or 32)
-        long = spec.frames > max_len
-        if pipe.free_noise_enabled:
-            pipe.disable_free_noise()
-        if not travel and not long:
-            return {"prompt": _join(spec.head, spec.prompt, spec.tail), "negative_prompt": spec.negative or None}
         from motion.travel import interpolation_callback, normalize_keyframes
 
-        # FreeNoise carries per-frame conditioning. With one window over the whole clip it leaves ordinary
-        # frames unchanged (measured: 5e-7); past the adapter's length it slides 16-frame windows.
-        context = 16 if long else spec.frames
+        # Every clip runs through FreeNoise: with one window over the whole clip it equals the plain path
+        # (measured: < 1e-6) and it carries per-frame conditioning; past the adapter's length it slides
+        # 16-frame windows. Re-enabling only updates window settings (the blocks were converted once).
+        max_len = int(getattr(pipe.unet.config, "motion_max_seq_length", 32) or 32)
+        context = 16 if spec.frames > max_len else spec.frames
         pipe.enable_free_noise(context_length=context, context_stride=4,
                                prompt_interpolation_callback=interpolation_callback(spec.interpolation))
         prompt = (normalize_keyframes(spec.prompt, spec.frames, spec.head, spec.tail) if isinstance(spec.prompt, dict)
