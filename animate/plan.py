@@ -78,9 +78,39 @@ def warnings_for(spec: ClipSpec) -> list[str]:
             out.append(f"adapter {name} is listed as a motion LoRA but targets no motion modules")
         if kind == "lcm" and info.motion and not info.spatial:
             out.append(f"adapter {name} is a motion LoRA in the LCM slot")
+    if spec.pose:
+        out.extend(pose_warnings(spec))
     if isinstance(spec.prompt, dict) and 0 not in spec.prompt:
         out.append(f"prompt travel starts at frame {min(spec.prompt)}: frames before it hold the first keyframe")
     return out
+
+
+def pose_report(spec: ClipSpec) -> dict:
+    """Pose source kind and frame count against the clip's, without drawing anything."""
+    from motion.errors import PoseSourceError
+    from motion.pose import count_frames, detect_kind
+
+    pose = spec.pose
+    try:
+        kind = pose.get("kind") or detect_kind(pose["source"])
+        count = count_frames(pose["source"], kind=kind)
+    except PoseSourceError as exc:
+        return {"error": str(exc)}
+    return {"kind": kind, "source_frames": count, "clip_frames": spec.frames}
+
+
+def pose_warnings(spec: ClipSpec) -> list[str]:
+    report = pose_report(spec)
+    if "error" in report:
+        return [report["error"]]
+    count, kind = report["source_frames"], report["kind"]
+    if count is None or count in (1, spec.frames):
+        return []
+    if kind in ("skeleton", "openpose-json") and not spec.pose.get("source_fps") and \
+            not str(spec.pose["source"]).lower().endswith((".mp4", ".mov", ".webm", ".mkv", ".avi", ".gif")):
+        return [f"pose source has {count} frames but the clip has {spec.frames}: set pose source_fps to resample "
+                f"by time, or make the counts match"]
+    return [f"pose source has {count} frames for {spec.frames} clip frames: sampled by time at {spec.fps:g} fps"]
 
 
 def estimate(spec: ClipSpec, device: str, dtype: str) -> tuple[float, float]:
@@ -116,11 +146,20 @@ def build_plan(specs: list[ClipSpec], device: str = "auto", dtype: str = "auto")
         clips.append({"clip": spec.stem, "seed": spec.seed, "frames": spec.frames, "steps": spec.steps,
                       "size": f"{spec.width}x{spec.height}", "scheduler": spec.scheduler,
                       "adapters": {n: w for n, _, w, _ in spec.adapters}, "outputs": list(spec.outputs),
-                      "pose": bool(spec.pose), "estimate_s": round(seconds, 2), "estimate_gib": round(gib, 2),
+                      "pose": pose_report(spec) if spec.pose else None, "estimate_s": round(seconds, 2), "estimate_gib": round(gib, 2),
                       "warnings": warnings_for(spec)})
     return {"device": dev, "dtype": dt, "clips": clips, "stacks": list(stacks.values()),
             "loads": {"base_models": len(stacks), "adapters": len(adapters)},
             "total_estimate_s": round(sum(c["estimate_s"] for c in clips), 1)}
+
+
+def _pose_text(report: dict | None) -> str:
+    if not report:
+        return ""
+    if "error" in report:
+        return ", pose (unreadable)"
+    frames = "any length" if report["source_frames"] is None else f"{report['source_frames']} frames"
+    return f", pose {report['kind']} ({frames})"
 
 
 def print_plan(specs: list[ClipSpec], *, device: str = "auto", dtype: str = "auto", progress=None) -> dict:
@@ -138,7 +177,7 @@ def print_plan(specs: list[ClipSpec], *, device: str = "auto", dtype: str = "aut
     for c in plan["clips"]:
         adapters = ", ".join(f"{n}:{w:g}" for n, w in c["adapters"].items()) or "no adapters"
         echo(f"  {c['clip']}: seed {c['seed']}, {c['frames']} frames, {c['steps']} steps {c['scheduler']}, "
-             f"{c['size']}, {adapters}{', pose' if c['pose'] else ''} → {', '.join(c['outputs'])}; "
+             f"{c['size']}, {adapters}{_pose_text(c['pose'])} → {', '.join(c['outputs'])}; "
              f"~{c['estimate_s']:g} s, ~{c['estimate_gib']:g} GiB")
         for w in c["warnings"]:
             echo(f"    warning: {w}")

@@ -77,3 +77,15 @@ def test_controlnet_that_does_not_fit(kit, tmp_path):
     openpose_file(tmp_path / "moves.json", 4)
     result, out = render(tmp_path, {"source": "moves.json", "controlnet": "./cn", "canvas": [64, 64]})
     one_error(result, out, "clip dance", "pose.controlnet", "does not fit")
+
+
+def test_check_reports_pose_frames(kit, tmp_path):
+    openpose_file(tmp_path / "short.json", 3)
+    script = tmp_path / "plan.yaml"
+    script.write_text(yaml.safe_dump({"version": 1, "defaults": {"preset": "tiny", "frames": 4},
+                                      "clips": [{"name": "d", "prompt": "x",
+                                                 "pose": {"source": "short.json", "controlnet": "tiny"}}]}))
+    result = CliRunner().invoke(main, ["check", str(script)])
+    assert result.exit_code == 0, result.output
+    assert "pose openpose-json (3 frames)" in result.output
+    assert "pose source has 3 frames but the clip has 4" in result.output
