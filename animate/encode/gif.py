@@ -17,8 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from animate.atomic import atomic_file
-from animate.encode.base import (check_choice, check_int, check_metadata, encoder, ffmpeg_exe, fit_inside,
-                                 resize_frames)
+from animate.encode.base import check_choice, check_int, check_metadata, encoder, ffmpeg_exe
 from animate.errors import EncodeError
 
 DEFAULT_QUALITY = 85
@@ -226,5 +225,3 @@ def write(frames, path, *, fps, quality, loop, pingpong, denoise, engine, target
                          target=target, max_bytes=max_bytes)
     return path, report
 
-
-__all__ = ["write", "encode_gif", "centisecond_delays", "fit_inside", "resize_frames"]
