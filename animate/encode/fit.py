@@ -103,7 +103,7 @@ def fit_gif(frames: np.ndarray, dest: Path, *, fps: float, quality: int, loop, m
         encode_gif(clip, path, fps=fps / step, quality=q, loop=loop, metadata=metadata, engine=engine)
         return path.stat().st_size
 
-    levels = list(range(quality, 19, -5)) if budget else [quality]
+    levels = (list(range(quality, 19, -5)) or [quality]) if budget else [quality]
     report = search(attempt, dest, budget, levels, steps, "outputs.gif")
     k = report["frame_step"]
     report.update(size=list(fit_inside(*base, None, None, report["scale"])), fps=fps / k,
@@ -184,7 +184,7 @@ def fit_mp4(frames: np.ndarray, dest: Path, *, fps: float, crf: int, preset: str
         encode_mp4(clip, path, fps=fps / step, crf=level, preset=preset, tune=tune, metadata=metadata)
         return path.stat().st_size
 
-    levels = list(range(crf, 41)) if budget else [crf]
+    levels = (list(range(crf, 41)) or [crf]) if budget else [crf]
     report = search(attempt, dest, budget, levels, steps, "outputs.mp4")
     k = report.pop("frame_step")
     report["crf"] = report.pop("quality")

@@ -29,7 +29,7 @@ def itxt_chunk(key: str, text: str) -> bytes:
 def write_png16(rgb16: np.ndarray, dest: Path, metadata: str | None, level: int = 3) -> None:
     """A 16-bit RGB PNG (Pillow cannot write one): rows filtered with 'Up', deflated with zlib."""
     h, w, _ = rgb16.shape
-    rows = rgb16.astype(">u2").reshape(h, w * 6).view(np.uint8)
+    rows = rgb16.astype(">u2").view(np.uint8).reshape(h, w * 6)
     up = rows.copy()
     up[1:] = rows[1:] - rows[:-1]  # uint8 wrap-around is exactly PNG's mod-256 filter arithmetic
     raw = np.concatenate([np.full((h, 1), 2, np.uint8), up], axis=1).tobytes()

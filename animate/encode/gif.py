@@ -17,8 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from animate.atomic import atomic_file
-from animate.encode.base import (check_choice, check_int, check_metadata, encoder, ffmpeg_exe, fit_inside,
-                                 resize_frames)
+from animate.encode.base import check_choice, check_int, check_metadata, encoder, ffmpeg_exe
 from animate.errors import EncodeError
 
 DEFAULT_QUALITY = 85
@@ -45,7 +44,7 @@ def quality_params(quality: int) -> tuple[int, float, float]:
     return colors, t_mean, 6 * t_mean - 2
 
 
-def build_palette(frames: np.ndarray, colors: int, iters: int = 8) -> np.ndarray:
+def build_palette(frames: np.ndarray, colors: int, iters: int = 6) -> np.ndarray:
     """ffmpeg palettegen (median cut over every frame) refined by k-means on a fixed pixel sample."""
     f, h, w, _ = frames.shape
     cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-f", "rawvideo",
@@ -59,7 +58,7 @@ def build_palette(frames: np.ndarray, colors: int, iters: int = 8) -> np.ndarray
     seed = np.frombuffer(out.stdout, np.uint8).reshape(-1, 3)[:colors].astype(np.float32)
     pixels = frames.reshape(-1, 3)
     rng = np.random.default_rng(0)  # fixed sample: same clip, same palette, same bytes
-    sample = pixels[rng.choice(len(pixels), min(len(pixels), 200_000), replace=False)].astype(np.float32)
+    sample = pixels[rng.choice(len(pixels), min(len(pixels), 100_000), replace=False)].astype(np.float32)
     pal = seed.copy()
     for _ in range(iters):
         labels = _nearest(sample, pal)
@@ -226,5 +225,3 @@ def write(frames, path, *, fps, quality, loop, pingpong, denoise, engine, target
                          target=target, max_bytes=max_bytes)
     return path, report
 
-
-__all__ = ["write", "encode_gif", "centisecond_delays", "fit_inside", "resize_frames"]
