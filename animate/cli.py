@@ -202,7 +202,7 @@ def _add_optional_commands() -> None:
     # Commands living in their own modules; each is light to import.
     import importlib
 
-    for module, attr in (("animate.commands.encode", "encode"), ("animate.commands.poses", "poses"),
+    for module, attr in (("animate.commands.encode", "encode_command"), ("animate.commands.poses", "poses"),
                          ("animate.commands.replay", "replay")):
         try:
             main.add_command(getattr(importlib.import_module(module), attr))
