@@ -429,6 +429,9 @@ def _parse_yaml(text: str) -> tuple[Any, dict, list]:
         problem = exc.problem or exc.context or "unreadable"
         if exc.context and exc.problem and "expected a single document" in exc.context:
             problem = "a script is one YAML document; remove the extra `---`"
+        elif exc.context and exc.problem and exc.context_mark and exc.context_mark is not mark:
+            cm = exc.context_mark
+            problem += f" {exc.context} (which starts at line {cm.line + 1}, column {cm.column + 1})"
         raise _Refused(f"invalid YAML: {problem}", *((mark.line + 1, mark.column + 1) if mark else ())) from None
     except yaml.reader.ReaderError as exc:
         line = text.count("\n", 0, exc.position) + 1
@@ -527,7 +530,7 @@ def _parse_json(text: str) -> tuple[Any, dict, list]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise _Refused(f"invalid JSON: {exc.msg}", exc.lineno, exc.colno) from None
+        raise _Refused(f"invalid JSON: {exc.msg[:1].lower()}{exc.msg[1:]}", exc.lineno, exc.colno) from None
     except ValueError as exc:  # integers with more than 4300 digits
         raise _Refused(f"invalid JSON value: {str(exc).split(':')[0]}") from None
     positions, duplicates = _json_positions(text)
@@ -1030,7 +1033,7 @@ class _Sites:
         self.clip_adapters = [a["name"] for a in clip_adapters]
         self.default_adapters = [a["name"] for a in default_adapters]
 
-    def __call__(self, path: tuple, layer: str = "clip") -> str:
+    def __call__(self, path: tuple, layer: str = "clip", key: bool = False) -> str:
         if layer == "command line" or self.script.command_line:
             return f"command line: {_loc_text(path)}"
         if path[:1] == ("adapters",) and isinstance(path[1], str):  # an adapter by name → its entry
@@ -1040,7 +1043,7 @@ class _Sites:
             elif name in self.clip_adapters:
                 layer, path = "clip", ("adapters", self.clip_adapters.index(name)) + path[2:]
         full = (("defaults",) if layer == "defaults" else ("clips", self.index)) + path
-        return f"{_at(self.where, _lookup(self.script.positions, full))}: {_loc_text(full)}"
+        return f"{_at(self.where, _lookup(self.script.positions, full, key=key))}: {_loc_text(full)}"
 
 
 def resolve(script: Script, overrides: dict | None = None, *, only: list[str] | None = None) -> list[ClipSpec]:
@@ -1116,7 +1119,7 @@ def _resolve_clip(name: str, f: dict, origin: dict, sites: _Sites, script: Scrip
         value = f.get(key)
         if isinstance(value, dict):
             for k in sorted(k for k in value if k >= frames):
-                problems.append(f"{sites((key, k))}: {label} {k} is past the last frame ({frames - 1}); use keys "
+                problems.append(f"{sites((key, k), key=True)}: {label} {k} is past the last frame ({frames - 1}); use keys "
                                 f"below {frames} or raise `frames`")
 
     def src(value, path: tuple, slot=None, layer="clip"):
@@ -1163,7 +1166,7 @@ def _resolve_clip(name: str, f: dict, origin: dict, sites: _Sites, script: Scrip
             p["source"] = str(path.resolve()) if exists else str(path)
         else:
             for k in sorted(k for k in p["source"] if k >= frames):
-                problems.append(f"{sites(('pose', 'source', k))}: pose keyframe {k} is past the last frame "
+                problems.append(f"{sites(('pose', 'source', k), key=True)}: pose keyframe {k} is past the last frame "
                                 f"({frames - 1}); use keys below {frames} or raise `frames`")
         pose = p
     if problems:
