@@ -104,8 +104,26 @@ Prompt = Union[Annotated[str, Field(min_length=1, max_length=10_000)],
                dict[Frame, Annotated[str, Field(max_length=10_000)]]]
 
 
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
 class Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*")
+    @classmethod
+    def _no_nul(cls, v):
+        # Text reaches file names, paths and tokenizers; a script is text, so NUL is always a mistake.
+        if _has_nul(v):
+            raise ValueError("text holds a NUL character")
+        return v
 
 
 class SourceSpec(Frozen):
@@ -420,8 +438,9 @@ def _yaml_loader():
 def _parse_yaml(text: str) -> tuple[Any, dict, list]:
     import yaml
 
-    loader = _yaml_loader()(text)
+    loader = None
     try:
+        loader = _yaml_loader()(text)  # the reader checks for unprintable characters here
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
     except yaml.MarkedYAMLError as exc:
@@ -436,13 +455,15 @@ def _parse_yaml(text: str) -> tuple[Any, dict, list]:
     except yaml.reader.ReaderError as exc:
         line = text.count("\n", 0, exc.position) + 1
         col = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
-        raise _Refused(f"invalid YAML: character {exc.character!r} is not allowed", line, col) from None
+        char = chr(exc.character) if isinstance(exc.character, int) else exc.character
+        raise _Refused(f"invalid YAML: character {char!r} is not allowed", line, col) from None
     except yaml.YAMLError as exc:
         raise _Refused(f"invalid YAML: {str(exc).splitlines()[0] if str(exc) else 'unreadable'}") from None
     except ValueError as exc:  # timestamps like 2001-02-30, integers with more than 4300 digits
         raise _Refused(f"invalid YAML value: {str(exc).split(':')[0]}") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
     positions: dict = {}
     duplicates: list = []
