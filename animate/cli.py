@@ -124,8 +124,10 @@ def render(script, out, only, force, dry_run, json_events, quiet, device, dtype,
         loaded = load_script(script)
         specs = resolve(loaded, overrides, only=list(only))
         stem = loaded.stem
+        reel = loaded.model.reel_options() if not only else None
     elif prompt:
         specs = spec_from_fields({**overrides, "prompt": prompt}, name=name or slug(prompt))
+        reel = None
         stem = "prompts"  # --prompt clips: <out>/prompts/<name>.<ext>
     else:
         raise click.UsageError("give a SCRIPT to render, or --prompt TEXT")
@@ -137,7 +139,7 @@ def render(script, out, only, force, dry_run, json_events, quiet, device, dtype,
         print_plan(specs, device=device, progress=progress)
         return
     summary = run_specs(specs, out=out, script_stem=stem, force=force, progress=progress, device=device,
-                        dtype=dtype)
+                        dtype=dtype, reel=reel, base_dir=script.parent if script else ".")
     sys.exit(summary.exit_code)
 
 

@@ -70,7 +70,8 @@ def model_record(spec: ClipSpec) -> dict:
 
 
 def run_specs(specs: list[ClipSpec], *, out: str | Path, script_stem: str, renderer=None, force: bool = False,
-              progress: Progress | None = None, device: str | None = None, dtype: str | None = None) -> RunSummary:
+              progress: Progress | None = None, device: str | None = None, dtype: str | None = None,
+              reel: dict | None = None, base_dir: str | Path = ".") -> RunSummary:
     """Render every spec not already done; return what happened."""
     from .gallery import write_gallery
     from .outputs import Manifest, OutputLayout
@@ -127,6 +128,9 @@ def run_specs(specs: list[ClipSpec], *, out: str | Path, script_stem: str, rende
         progress.event("error", message="interrupted; finished clips are kept")
     finally:
         _gallery(layout, specs, manifest, write_gallery)
+    if reel is not None and not summary.interrupted and not summary.failed:
+        path = write_script_reel(layout, specs, reel, base_dir, rebuild=bool(summary.done))
+        progress.event("reel", path=str(path))
     progress.event("summary", done=len(summary.done), skipped=len(summary.skipped), failed=len(summary.failed),
                    interrupted=summary.interrupted, out=str(layout.root))
     if summary.interrupted:
@@ -158,6 +162,9 @@ def render_one(renderer, spec: ClipSpec, record: dict, paths: dict[str, Path], l
     return written
 
 
+POSE_OPTIONS = ("source_fps", "overrun", "canvas", "threshold", "smooth")
+
+
 def load_pose_frames(spec: ClipSpec) -> list:
     """The pose conditioning images for a clip (cached by the pose layer)."""
     from PIL import Image
@@ -170,11 +177,35 @@ def load_pose_frames(spec: ClipSpec) -> list:
 
     pose = spec.pose
     try:
+        options = {k: pose[k] for k in POSE_OPTIONS if pose.get(k) is not None}
         frames = pose_frames(pose["source"], frames=spec.frames, fps=spec.fps, width=spec.width, height=spec.height,
-                             fit=pose.get("fit", "contain"), kind=pose.get("kind"), cache_dir=cache_root() / "poses")
+                             fit=pose.get("fit", "contain"), kind=pose.get("kind"), cache_dir=cache_root() / "poses",
+                             **options)
     except PoseSourceError as exc:
         raise PoseError(str(exc), where=f"{spec.script}: clip {spec.name}: pose.source") from None
     return [Image.fromarray(f) for f in frames]
+
+
+REEL_STEM = "reel"
+
+
+def write_script_reel(layout, specs: list[ClipSpec], options: dict, base_dir: str | Path, rebuild: bool) -> Path:
+    """One MP4 of every clip in script order, read back from each clip's best output."""
+    from .encode.inputs import read_frames
+    from .encode.reel import write_reel
+    from .errors import ConfigError
+
+    path = layout.file(REEL_STEM, "mp4")
+    if any(spec.stem == REEL_STEM for spec in specs):
+        raise ConfigError("a clip named `reel` would collide with the script's reel output", where="reel",
+                          hint="rename the clip")
+    if path.exists() and not rebuild:
+        return path
+    clips = [read_frames(layout.sidecar(spec.stem)) for spec in specs]
+    audio = options.get("audio")
+    if audio:
+        audio = str((Path(base_dir) / audio).resolve())
+    return write_reel(clips, path, fps=options.get("fps"), audio=audio, crossfade=options.get("crossfade") or 0.0)
 
 
 def _gallery(layout, specs: list[ClipSpec], manifest, write_gallery) -> None:

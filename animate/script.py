@@ -158,6 +158,13 @@ class PoseSpec(Frozen):
     end: Range(StrictFloat, 0, 1) = 1.0
     fit: Literal["contain", "cover", "stretch"] = "contain"
     kind: Literal["skeleton", "openpose-json", "keyframes", "person-video"] | None = None
+    # Source options (see docs/pose.md): the clock of image/JSON frames, what to do when the source is
+    # shorter than the clip, the pixel canvas of keypoints, the confidence cut-off, detector smoothing.
+    source_fps: Range(StrictFloat, 0, 240, lo_open=True) | None = None
+    overrun: Literal["error", "hold", "loop"] | None = None
+    canvas: Annotated[list[Range(StrictInt, 1, 16384)], Field(min_length=2, max_length=2)] | None = None
+    threshold: Range(StrictFloat, 0, 1) | None = None
+    smooth: StrictBool | None = None
 
     @field_validator("source")
     @classmethod
@@ -259,6 +266,8 @@ class ClipModel(ClipFields):
 
 
 class ReelSpec(Frozen):
+    """One MP4 of all the script's clips in order (script level)."""
+
     audio: Text | None = None
     crossfade: Range(StrictFloat, 0, 10) = 0.0
     fps: Range(StrictFloat, 0, 120, lo_open=True) | None = None
@@ -268,7 +277,14 @@ class ScriptModel(Frozen):
     version: Literal[1] = 1
     defaults: ClipFields | None = None
     clips: Annotated[list[ClipModel], Field(min_length=1, max_length=10_000)]
-    reel: ReelSpec | None = None
+    outputs: list[Literal["reel"]] | None = None  # script-level outputs: `[reel]`
+    reel: ReelSpec | None = None  # reel options; giving them also turns the reel on
+
+    def reel_options(self) -> dict | None:
+        """The reel settings when the script asks for one, else None."""
+        if self.reel is None and "reel" not in (self.outputs or []):
+            return None
+        return (self.reel or ReelSpec()).model_dump()
 
     @field_validator("clips")
     @classmethod
@@ -1170,7 +1186,9 @@ def _resolve_clip(name: str, f: dict, origin: dict, sites: _Sites, script: Scrip
         adapters.append((a["name"], s, float(a.get("weight", 1.0)), kind))
     pose = None
     if f.get("pose"):
-        p = dict(f["pose"])
+        # Fill the pose defaults (scale, start, end, fit) so the renderer and sidecar see every value.
+        p = {k: v for k, v in PoseSpec.model_construct().model_dump().items() if k != "source"}
+        p.update({k: v for k, v in dict(f["pose"]).items() if v is not None})
         layer = origin.get("pose")
         p["controlnet"] = src(p.get("controlnet", "openpose"), ("pose", "controlnet"), slot="controlnet",
                               layer=layer)

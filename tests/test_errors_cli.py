@@ -33,7 +33,7 @@ def defaults(tiny_fields):
 
 def test_missing_file(tmp_path, defaults):
     result, out = run_script(tmp_path, {"adapters": [{"name": "style", "source": "./nope.safetensors"}]}, defaults)
-    assert_one_line(result, out, "clips[0] (c1)", "adapters[0].source", "nope.safetensors", "no such file")
+    assert_one_line(result, out, "bad.yaml:4:13: clips[0].adapters[0].source", "nope.safetensors", "no such file")
 
 
 def test_missing_base_folder(tmp_path, defaults):
