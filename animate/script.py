@@ -148,6 +148,15 @@ class AdapterSpec(Frozen):
     kind: Literal["lcm", "motion", "style"] | None = None
 
 
+def _first_repeat(values) -> Any:
+    """The first value of a list that appeared earlier in it, else None."""
+    if isinstance(values, list):
+        for i, value in enumerate(values):
+            if value in values[:i]:
+                return value
+    return None
+
+
 class PoseSpec(Frozen):
     """ControlNet OpenPose guidance."""
 
@@ -229,10 +238,9 @@ class ClipFields(Frozen):
     @field_validator("outputs")
     @classmethod
     def _formats(cls, v):
-        if isinstance(v, list):
-            dup = [n for i, n in enumerate(v) if n in v[:i]]
-            if dup:
-                raise ValueError(f"output format {dup[0]!r} is listed twice")
+        dup = _first_repeat(v)
+        if dup is not None:
+            raise ValueError(f"output format {dup!r} is listed twice")
         return v
 
     @field_validator("adapters")
@@ -247,10 +255,9 @@ class ClipFields(Frozen):
     @field_validator("seed")
     @classmethod
     def _unique_seeds(cls, v):
-        if isinstance(v, list):
-            dup = [s for i, s in enumerate(v) if s in v[:i]]
-            if dup:
-                raise ValueError(f"seed {dup[0]} is listed twice (got {_show(v)})")
+        dup = _first_repeat(v)
+        if dup is not None:
+            raise ValueError(f"seed {dup} is listed twice (got {_show(v)})")
         return v
 
     @field_validator("prompt", "negative")

@@ -5,6 +5,7 @@ from click.testing import CliRunner
 from safetensors.torch import load_file, save_file
 
 from animate.cli import main
+from cli_helpers import assert_one_error_line
 
 
 def run_script(tmp_path, clip_fields, defaults):
@@ -15,17 +16,6 @@ def run_script(tmp_path, clip_fields, defaults):
     return result, out
 
 
-def assert_one_line(result, out, *fragments):
-    assert result.exit_code == 2, result.output
-    lines = [ln for ln in result.output.splitlines() if ln.strip()]
-    assert len(lines) == 1, result.output
-    assert lines[0].startswith("error: ")
-    assert "Traceback" not in result.output
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
-    assert not out.exists() or not any(out.rglob("*")), list(out.rglob("*"))
-
-
 @pytest.fixture
 def defaults(tiny_fields):
     return {**tiny_fields, "frames": 4, "outputs": ["png"]}
@@ -33,17 +23,17 @@ def defaults(tiny_fields):
 
 def test_missing_file(tmp_path, defaults):
     result, out = run_script(tmp_path, {"adapters": [{"name": "style", "source": "./nope.safetensors"}]}, defaults)
-    assert_one_line(result, out, "bad.yaml:4:13: clips[0].adapters[0].source", "nope.safetensors", "no such file")
+    assert_one_error_line(result, out, "bad.yaml:4:13: clips[0].adapters[0].source", "nope.safetensors", "no such file")
 
 
 def test_missing_base_folder(tmp_path, defaults):
     result, out = run_script(tmp_path, {"model": "./models/missing-base/"}, defaults)
-    assert_one_line(result, out, "model", "missing-base", "no such file")
+    assert_one_error_line(result, out, "model", "missing-base", "no such file")
 
 
 def test_hub_id_offline(tmp_path, defaults):
     result, out = run_script(tmp_path, {"model": "someone-unknown/not-cached-model"}, defaults)
-    assert_one_line(result, out, "clip c1", "model", "someone-unknown/not-cached-model", "offline",
+    assert_one_error_line(result, out, "clip c1", "model", "someone-unknown/not-cached-model", "offline",
                     "local folder")
 
 
@@ -54,7 +44,7 @@ def test_sdxl_lora_into_sd15(tmp_path, kit, defaults):
     sdxl["text_encoder_2.text_model.encoder.layers.0.self_attn.q_proj.lora_A.weight"] = next(iter(state.values())).clone()
     save_file(sdxl, str(tmp_path / "sdxl_lora.safetensors"))
     result, out = run_script(tmp_path, {"adapters": [{"name": "style", "source": "sdxl_lora.safetensors"}]}, defaults)
-    assert_one_line(result, out, "adapters[0] (style)", "SDXL", "SD1.5")
+    assert_one_error_line(result, out, "adapters[0] (style)", "SDXL", "SD1.5")
 
 
 def test_lora_with_wrong_shapes(tmp_path, kit, defaults):
@@ -64,24 +54,24 @@ def test_lora_with_wrong_shapes(tmp_path, kit, defaults):
     wrong = {k: torch.zeros(v.shape[0], v.shape[1] * 2) if "lora_A" in k else v for k, v in state.items()}
     save_file(wrong, str(tmp_path / "wide_lora.safetensors"))
     result, out = run_script(tmp_path, {"adapters": [{"name": "style", "source": "wide_lora.safetensors"}]}, defaults)
-    assert_one_line(result, out, "clip c1", "adapters[0] (style)", "does not fit this model")
+    assert_one_error_line(result, out, "clip c1", "adapters[0] (style)", "does not fit this model")
 
 
 def test_motion_lora_in_lcm_slot(tmp_path, defaults):
     result, out = run_script(tmp_path, {"adapters": [{"name": "lcm", "source": "tiny-zoom-in"}]}, defaults)
-    assert_one_line(result, out, "adapters[0] (lcm)", "motion LoRA", "LCM slot")
+    assert_one_error_line(result, out, "adapters[0] (lcm)", "motion LoRA", "LCM slot")
 
 
 def test_spatial_lora_as_motion(tmp_path, defaults):
     result, out = run_script(tmp_path, {"adapters": [{"name": "pan", "source": "tiny-lcm", "kind": "motion"}]},
                              defaults)
-    assert_one_line(result, out, "adapters[0] (pan)", "not a motion LoRA")
+    assert_one_error_line(result, out, "adapters[0] (pan)", "not a motion LoRA")
 
 
 def test_pickle_refused(tmp_path, defaults):
     (tmp_path / "old.ckpt").write_bytes(b"not really a pickle")
     result, out = run_script(tmp_path, {"adapters": [{"name": "style", "source": "old.ckpt"}]}, defaults)
-    assert_one_line(result, out, "old.ckpt", "pickle", "allow_pickle")
+    assert_one_error_line(result, out, "old.ckpt", "pickle", "allow_pickle")
 
 
 def test_motion_adapter_that_does_not_fit(tmp_path, defaults):
@@ -90,4 +80,4 @@ def test_motion_adapter_that_does_not_fit(tmp_path, defaults):
     MotionAdapter(block_out_channels=(16, 16), motion_layers_per_block=1, motion_norm_num_groups=2,
                   motion_num_attention_heads=2).save_pretrained(tmp_path / "wide-adapter")
     result, out = run_script(tmp_path, {"motion_adapter": "./wide-adapter"}, defaults)
-    assert_one_line(result, out, "clip c1", "motion_adapter", "wide-adapter")
+    assert_one_error_line(result, out, "clip c1", "motion_adapter", "wide-adapter")

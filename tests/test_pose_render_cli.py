@@ -6,6 +6,7 @@ import yaml
 from click.testing import CliRunner
 
 from animate.cli import main
+from cli_helpers import assert_one_error_line
 
 
 def person(x, y, conf=0.9):
@@ -32,15 +33,6 @@ def render(tmp_path, pose, frames=4):
     return result, out
 
 
-def one_error(result, out, *fragments):
-    assert result.exit_code == 2, result.output
-    lines = [ln for ln in result.output.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
-    assert not out.exists() or not any(out.rglob("*"))
-
-
 def test_openpose_json_clip_renders(kit, tmp_path):
     openpose_file(tmp_path / "moves.json", 4)
     result, out = render(tmp_path, {"source": "moves.json", "controlnet": "tiny", "scale": 0.9, "canvas": [64, 64]})
@@ -53,19 +45,19 @@ def test_openpose_json_clip_renders(kit, tmp_path):
 def test_wrong_frame_count(kit, tmp_path):
     openpose_file(tmp_path / "short.json", 3)
     result, out = render(tmp_path, {"source": "short.json", "controlnet": "tiny", "canvas": [64, 64]})
-    one_error(result, out, "clip dance", "pose", "3", "4")
+    assert_one_error_line(result, out, "clip dance", "pose", "3", "4")
 
 
 def test_unreadable_video(kit, tmp_path):
     (tmp_path / "broken.mp4").write_bytes(b"\x00\x01 not a video at all" * 50)
     result, out = render(tmp_path, {"source": "broken.mp4", "controlnet": "tiny"})
-    one_error(result, out, "clip dance", "broken.mp4")
+    assert_one_error_line(result, out, "clip dance", "broken.mp4")
 
 
 def test_json_without_people(kit, tmp_path):
     openpose_file(tmp_path / "empty.json", 4, people=False)
     result, out = render(tmp_path, {"source": "empty.json", "controlnet": "tiny", "canvas": [64, 64]})
-    one_error(result, out, "clip dance", "empty.json", "no people")
+    assert_one_error_line(result, out, "clip dance", "empty.json", "no people")
 
 
 def test_controlnet_that_does_not_fit(kit, tmp_path):
@@ -76,7 +68,7 @@ def test_controlnet_that_does_not_fit(kit, tmp_path):
                     conditioning_embedding_out_channels=(8, 8), norm_num_groups=2).save_pretrained(tmp_path / "cn")
     openpose_file(tmp_path / "moves.json", 4)
     result, out = render(tmp_path, {"source": "moves.json", "controlnet": "./cn", "canvas": [64, 64]})
-    one_error(result, out, "clip dance", "pose.controlnet", "does not fit")
+    assert_one_error_line(result, out, "clip dance", "pose.controlnet", "does not fit")
 
 
 def test_check_reports_pose_frames(kit, tmp_path):
