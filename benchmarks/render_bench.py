@@ -241,7 +241,7 @@ def naive_clip(kit: Kit, spec) -> None:
 
 
 def section_reuse(kit: Kit, table: Table, reps: int, clips: int, steps: int) -> dict:
-    from animate.render import Renderer
+    from animate.renderer import Renderer
 
     specs = [make_spec(kit, weights=WEIGHTS[i % len(WEIGHTS)], steps=steps, name=f"c{i}") for i in range(clips)]
     counts = {}
@@ -378,7 +378,7 @@ def run(args) -> tuple[Table, dict]:
     quiet()
     import diffusers
 
-    from animate.render import Renderer
+    from animate.renderer import Renderer
 
     t_start = time.perf_counter()
     meta = {"size": args.size, "quick": args.quick, "rss_start_mb": peak_rss_mb(), "diffusers": diffusers.__version__,
