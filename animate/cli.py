@@ -83,7 +83,7 @@ FLAG_FIELDS = ("preset", "model", "motion_adapter", "scheduler", "steps", "guida
 @click.option("--dtype", default="auto", show_default=True, help="auto | fp32 | fp16 | bf16")
 @click.option("--prompt", help="Render one clip from this prompt instead of a script.")
 @click.option("--name", help="File name of the --prompt clip (default: from the prompt).")
-@click.option("--preset", help="Preset name or YAML path (e.g. lcm, tiny).")
+@click.option("--preset", help="Preset name or YAML path; a comma list merges in order (e.g. lcm,reels).")
 @click.option("--model", help="Base model: hub id, folder, .safetensors, or `tiny`.")
 @click.option("--motion-adapter", "motion_adapter", help="Motion adapter source.")
 @click.option("--lora", multiple=True, metavar="SOURCE[:WEIGHT]", help="A LoRA to mix in (repeatable).")
@@ -106,6 +106,8 @@ def render(script, out, only, force, dry_run, json_events, quiet, device, dtype,
     from .script import load_script, resolve, slug, spec_from_fields
 
     overrides = {k: v for k, v in flags.items() if v not in (None, ())}
+    if "preset" in overrides and "," in overrides["preset"]:
+        overrides["preset"] = [p.strip() for p in overrides["preset"].split(",") if p.strip()]
     if "seed" in overrides:
         seeds = list(overrides["seed"])
         overrides["seed"] = seeds[0] if len(seeds) == 1 else seeds

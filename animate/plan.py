@@ -9,7 +9,7 @@ from pathlib import Path
 from .script import ClipSpec
 
 # Rough per-UNet-call cost of SD1.5 + motion module at 16 frames, 512×512 (seconds), and weights in GiB.
-# Figures are order-of-magnitude (A100-class GPU fp16; CPU fp32 ~60× slower); the tiny kit is ~1000× cheaper.
+# Figures are order-of-magnitude (A100-class GPU fp16; CPU fp32 ~60× slower); the tiny kit has its own model.
 SECONDS_PER_CALL = {"cuda": 0.22, "mps": 1.5, "cpu": 14.0}
 WEIGHTS_GIB = {"fp16": 2.6, "fp32": 5.2}
 DEFAULT_MAX_FRAMES = 32  # motion_max_seq_length of the SD1.5 AnimateDiff adapters
@@ -116,14 +116,17 @@ def pose_warnings(spec: ClipSpec) -> list[str]:
 def estimate(spec: ClipSpec, device: str, dtype: str) -> tuple[float, float]:
     """(seconds, GiB) for one clip: a rough guide, not a promise."""
     calls = spec.steps * (2 if spec.guidance > 1 else 1)
+    control = 1.4 if spec.pose else 1.0  # the ControlNet adds ~40% per call
+    kind = device.split(":")[0]
+    if is_tiny(spec.model):
+        # The tiny kit is overhead-bound: ~0.3 s per call for 16 frames at 64x64 on one CPU thread.
+        scale = (spec.frames / 16) * (spec.width * spec.height) / (64 * 64)
+        per_call = (0.05 + 0.3 * scale) * (0.1 if kind in ("cuda", "mps") else 1.0)
+        return calls * per_call * control, 0.3 + 0.01 * scale
     scale = (spec.frames / 16) * (spec.width * spec.height) / (512 * 512)
-    if spec.pose:
-        scale *= 1.4  # the ControlNet adds ~40% per call
-    tiny = is_tiny(spec.model)
-    seconds = calls * scale * SECONDS_PER_CALL.get(device.split(":")[0], 14.0) * (1e-3 if tiny else 1)
-    weights = 0.002 if tiny else WEIGHTS_GIB["fp16" if dtype == "fp16" else "fp32"]
-    activations = 0.0 if tiny else 1.6 * scale * (2 if spec.guidance > 1 else 1)
-    return seconds, weights + activations
+    seconds = calls * scale * control * SECONDS_PER_CALL.get(kind, SECONDS_PER_CALL["cpu"])
+    activations = 1.6 * scale * (2 if spec.guidance > 1 else 1)
+    return seconds, WEIGHTS_GIB["fp16" if dtype == "fp16" else "fp32"] + activations
 
 
 def build_plan(specs: list[ClipSpec], device: str = "auto", dtype: str = "auto") -> dict:

@@ -193,7 +193,7 @@ class PoseSpec(Frozen):
 class ClipFields(Frozen):
     """Every field a clip (or `defaults`, or a preset) may set."""
 
-    preset: Text | None = None
+    preset: Text | Annotated[list[Text], Field(min_length=1, max_length=8)] | None = None  # later ones win
     description: str | None = None  # presets only: one line shown by `animate presets`
     model: SourceValue | None = None
     motion_adapter: SourceValue | None = None
@@ -1117,13 +1117,17 @@ def resolve(script: Script, overrides: dict | None = None, *, only: list[str] | 
         preset_name, preset_layer = next(((layer[k], name) for name, layer, k in (
             ("command line", overrides, "preset"), ("clip", own, "preset"), ("defaults", defaults, "preset"))
             if layer.get(k)), (None, None))
-        preset = {}
-        if preset_name:
-            try:
-                preset = load_preset(preset_name, script.base_dir, sites(("preset",), preset_layer))
-            except ConfigError as exc:
-                problems.extend(exc.line().splitlines())
-                continue
+        preset: dict = {}
+        names = [preset_name] if isinstance(preset_name, str) else list(preset_name or [])
+        try:
+            for i, name in enumerate(names):  # e.g. [lcm, reels]: a render preset, then an output preset
+                path = ("preset",) if isinstance(preset_name, str) else ("preset", i)
+                preset = _merge([("preset", preset),
+                                 ("preset", load_preset(name, script.base_dir, sites(path, preset_layer)))])[0]
+        except ConfigError as exc:
+            problems.extend(exc.line().splitlines())
+            continue
+        preset_name = "+".join(names) or None
         fields, origin = _merge([
             ("built-in", BUILTIN), ("preset", preset),
             ("defaults", {k: v for k, v in defaults.items() if k != "preset"}),

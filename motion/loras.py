@@ -8,8 +8,10 @@ from pathlib import Path
 
 from .errors import AdapterError
 
-# Key fragments that only SDXL LoRAs carry (second text encoder, deeper transformer stacks, added embeddings).
-SDXL_MARKERS = ("text_encoder_2", "lora_te2_", "add_embedding", "transformer_blocks.2.", "transformer_blocks_2_")
+# What only SDXL LoRAs carry: a second text encoder, added embeddings, and transformer stacks deeper than
+# one block (SD1.5 attention and motion modules have only transformer_blocks.0).
+SDXL_MARKERS = ("text_encoder_2", "lora_te2_", "add_embedding")
+DEEP_TRANSFORMER = re.compile(r"transformer_blocks[._][1-9]")
 
 
 @dataclass(frozen=True)
@@ -30,7 +32,8 @@ class LoraInfo:
 def inspect_lora(keys: list[str]) -> LoraInfo:
     motion = any("motion_modules" in k for k in keys)
     spatial = any("motion_modules" not in k for k in keys)
-    family = "sdxl" if any(m in k for k in keys for m in SDXL_MARKERS) else "sd15"
+    family = "sdxl" if any(m in k for k in keys for m in SDXL_MARKERS) or any(
+        DEEP_TRANSFORMER.search(k) for k in keys) else "sd15"
     return LoraInfo(motion=motion, spatial=spatial, family=family)
 
 
