@@ -137,8 +137,10 @@ def render(script, out, only, force, dry_run, json_events, quiet, device, dtype,
     progress = Progress(json_events=json_events, quiet=quiet)
     if dry_run:
         from .plan import print_plan
+        from .renderer import preflight
 
-        print_plan(specs, device=device, progress=progress)
+        preflight(specs)
+        print_plan(specs, device=device, dtype=dtype, progress=progress)
         return
     summary = run_specs(specs, out=out, script_stem=stem, force=force, progress=progress, device=device,
                         dtype=dtype, reel=reel, base_dir=script.parent if script else ".")
@@ -155,7 +157,10 @@ def check(script, device, json_events):
     from .progress import Progress
     from .script import load_script, resolve
 
+    from .renderer import preflight
+
     specs = resolve(load_script(script))
+    preflight(specs, reachable=False)  # LoRAs fit their slots; unreachable hub ids are warnings in the plan
     print_plan(specs, device=device, progress=Progress(json_events=json_events))
 
 

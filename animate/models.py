@@ -173,6 +173,20 @@ def hub_offline() -> bool:
     return bool(constants.HF_HUB_OFFLINE)
 
 
+def is_cached(src: Source) -> bool:
+    """Whether a hub source is already in the local hub cache (never downloads)."""
+    if src.kind != "hub":
+        return True
+    from huggingface_hub import scan_cache_dir, try_to_load_from_cache
+
+    try:
+        if src.weight_name:
+            return isinstance(try_to_load_from_cache(src.ref, src.weight_name, revision=src.revision), str)
+        return any(repo.repo_id == src.ref for repo in scan_cache_dir().repos)
+    except Exception:  # no cache folder yet, or an unreadable one
+        return False
+
+
 def check_reachable(src: Source, field: str) -> None:
     """Fail early, with one line, when a hub id can't be had: offline and not in the local cache."""
     if src.kind != "hub" or not hub_offline():

@@ -80,9 +80,25 @@ def warnings_for(spec: ClipSpec) -> list[str]:
             out.append(f"adapter {name} is a motion LoRA in the LCM slot")
     if spec.pose:
         out.extend(pose_warnings(spec))
+    out.extend(download_notes(spec))
     if isinstance(spec.prompt, dict) and 0 not in spec.prompt:
         out.append(f"prompt travel starts at frame {min(spec.prompt)}: frames before it hold the first keyframe")
     return out
+
+
+def download_notes(spec: ClipSpec) -> list[str]:
+    """Hub sources that are not cached yet: the first render downloads them."""
+    from .models import hub_offline, is_cached
+
+    sources = [("model", spec.model), ("motion_adapter", spec.motion_adapter)]
+    sources += [(f"adapter {n}", s) for n, s, _, _ in spec.adapters]
+    if spec.pose:
+        sources.append(("controlnet", spec.pose["controlnet"]))
+    offline = hub_offline()
+    return [f"{label} {src.describe()} is not cached yet: "
+            + ("the hub is offline (HF_HUB_OFFLINE=1), so rendering here will fail" if offline
+               else "the first render downloads it")
+            for label, src in sources if src.kind == "hub" and not is_cached(src)]
 
 
 def pose_report(spec: ClipSpec) -> dict:

@@ -295,14 +295,15 @@ class Renderer:
         return frames, {"decode_chunk": chunk}
 
 
-def check_adapter(src: Source, kind: str, field_name: str) -> None:
+def check_adapter(src: Source, kind: str, field_name: str, reachable: bool = True) -> None:
     """Before loading: the source can be had, and a local LoRA file fits its slot (read from its header)."""
     from pathlib import Path
 
     from motion.errors import MotionError
     from motion.loras import check_slot, inspect_lora, pick_weight_name
 
-    check_reachable(src, field_name)
+    if reachable:
+        check_reachable(src, field_name)
     try:
         local = src.local_file()
         if local is None and src.kind == "folder":
@@ -313,8 +314,9 @@ def check_adapter(src: Source, kind: str, field_name: str) -> None:
         raise ModelError(str(exc), where=field_name) from None
 
 
-def preflight(specs: list[ClipSpec]) -> None:
-    """Every check that needs no model loaded, for all clips before anything is written or loaded."""
+def preflight(specs: list[ClipSpec], reachable: bool = True) -> None:
+    """Every check that needs no model loaded, for all clips before anything is written or loaded.
+    `reachable=False` skips the hub-cache check (`animate check` only warns about it)."""
     seen: set = set()
     for spec in specs:
         label = f"{spec.script or 'command line'}: clip {spec.name}"
@@ -327,9 +329,10 @@ def preflight(specs: list[ClipSpec]) -> None:
                 continue
             try:
                 if kind is None:
-                    check_reachable(src, field_name)
+                    if reachable:
+                        check_reachable(src, field_name)
                 else:
-                    check_adapter(src, kind, field_name)
+                    check_adapter(src, kind, field_name, reachable)
             except ModelError as exc:
                 raise ModelError(exc.message, where=f"{label}: {exc.where}", hint=exc.hint) from None
             seen.add((src.key(), kind))

@@ -57,8 +57,14 @@ def test_lora_for_another_base(kit, tmp_path):
     state = load_file(str(kit / "lcm-lora" / "pytorch_lora_weights.safetensors"))
     save_file({k.replace("transformer_blocks.0", "transformer_blocks.3"): v for k, v in state.items()},
               str(tmp_path / "xl.safetensors"))
-    warnings = warnings_of(tmp_path, {"adapters": [{"name": "style", "source": "xl.safetensors"}]})
-    assert any("SDXL LoRA" in w for w in warnings)
+    result = check(tmp_path, [{"name": "c", "prompt": "x",
+                               "adapters": [{"name": "style", "source": "xl.safetensors"}]}])
+    assert result.exit_code == 2 and "adapters[1] (style)" in result.output and "SDXL LoRA" in result.output
+
+
+def test_uncached_hub_id_offline_is_a_warning_in_check(tmp_path):
+    warnings = warnings_of(tmp_path, {}, {"preset": "lcm", "model": "someone/uncached-model"})
+    assert any("someone/uncached-model is not cached yet" in w and "offline" in w for w in warnings)
 
 
 def test_preset_list_merges_render_and_output_presets(kit, tmp_path):
