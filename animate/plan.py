@@ -146,6 +146,8 @@ def estimate(spec: ClipSpec, device: str, dtype: str) -> tuple[float, float]:
 
 
 def build_plan(specs: list[ClipSpec], device: str = "auto", dtype: str = "auto") -> dict:
+    from motion.loras import weight_label
+
     from .renderer import pick_device
 
     try:
@@ -164,7 +166,7 @@ def build_plan(specs: list[ClipSpec], device: str = "auto", dtype: str = "auto")
         seconds, gib = estimate(spec, dev, dt)
         clips.append({"clip": spec.stem, "seed": spec.seed, "frames": spec.frames, "steps": spec.steps,
                       "size": f"{spec.width}x{spec.height}", "scheduler": spec.scheduler,
-                      "adapters": {n: w for n, _, w, _ in spec.adapters}, "outputs": list(spec.outputs),
+                      "adapters": {n: weight_label(w) for n, _, w, _ in spec.adapters}, "outputs": list(spec.outputs),
                       "pose": pose_report(spec) if spec.pose else None, "estimate_s": round(seconds, 2), "estimate_gib": round(gib, 2),
                       "warnings": warnings_for(spec)})
     return {"device": dev, "dtype": dt, "clips": clips, "stacks": list(stacks.values()),
@@ -194,7 +196,7 @@ def print_plan(specs: list[ClipSpec], *, device: str = "auto", dtype: str = "aut
     for stack in plan["stacks"]:
         echo(f"  stack: {stack['model']} + {stack['motion_adapter']} → {stack['clips']} clip(s)")
     for c in plan["clips"]:
-        adapters = ", ".join(f"{n}:{w:g}" for n, w in c["adapters"].items()) or "no adapters"
+        adapters = ", ".join(f"{n}:{w}" for n, w in c["adapters"].items()) or "no adapters"
         echo(f"  {c['clip']}: seed {c['seed']}, {c['frames']} frames, {c['steps']} steps {c['scheduler']}, "
              f"{c['size']}, {adapters}{_pose_text(c['pose'])} → {', '.join(c['outputs'])}; "
              f"~{c['estimate_s']:g} s, ~{c['estimate_gib']:g} GiB")

@@ -82,6 +82,7 @@ class Renderer:
         self.on_step = on_step
         self.stacks: dict[tuple, Stack] = {}
         self.load_counts: dict[str, int] = {}
+        self._schedule = None  # (mixer, names, weights) while a clip with weight ramps renders
 
     # ------------------------------------------------------------------ loading
     def _count(self, what: str) -> None:
@@ -206,9 +207,14 @@ class Renderer:
         """Prepare the stack for `spec` and return (pipeline, call kwargs, stack), without running it."""
         import torch
 
+        from motion.loras import weight_at
+
         stack = self.stack_for(spec)
         names, weights = self._load_adapters(stack, spec)
-        stack.mixer.apply(names, weights, fuse=spec.fuse)
+        scheduled = any(isinstance(w, tuple) for w in weights)
+        # A weight that changes between steps can't live fused into the UNet.
+        stack.mixer.apply(names, [weight_at(w, 0, spec.steps) for w in weights], fuse=spec.fuse and not scheduled)
+        self._schedule = (stack.mixer, names, weights) if scheduled else None
         pipe = stack.pipe
         if spec.pose is not None:
             from diffusers import AnimateDiffControlNetPipeline
@@ -252,6 +258,11 @@ class Renderer:
         t_load = time.perf_counter() - t0
 
         def on_step(p, i, t, kw):
+            if self._schedule is not None and i + 1 < spec.steps:  # weights for the next step
+                from motion.loras import weight_at
+
+                mixer, names, weights = self._schedule
+                mixer.set_weights(names, [weight_at(w, i + 1, spec.steps) for w in weights])
             if self.on_step:
                 self.on_step(spec, i + 1, spec.steps)
             return kw

@@ -209,6 +209,8 @@ def write_script_reel(layout, specs: list[ClipSpec], options: dict, base_dir: st
 
 
 def _gallery(layout, specs: list[ClipSpec], manifest, write_gallery) -> None:
+    from motion.loras import weight_label
+
     entries = []
     done = manifest.entries()
     for spec in specs:
@@ -221,7 +223,7 @@ def _gallery(layout, specs: list[ClipSpec], manifest, write_gallery) -> None:
             "name": spec.stem, "seed": spec.seed, "prompt": spec.prompt,
             "params": {"steps": spec.steps, "guidance": spec.guidance, "scheduler": spec.scheduler,
                        "frames": spec.frames, "fps": spec.fps, "size": f"{spec.width}x{spec.height}",
-                       "adapters": ", ".join(f"{n}:{w:g}" for n, _, w, _ in spec.adapters) or "none"},
+                       "adapters": ", ".join(f"{n}:{weight_label(w)}" for n, _, w, _ in spec.adapters) or "none"},
             "preview": None, "outputs": outputs, "sidecar": f"{spec.stem}.json",
         })
     if entries or layout.gallery.exists():

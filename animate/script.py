@@ -139,12 +139,20 @@ class SourceSpec(Frozen):
 SourceValue = Union[Text, SourceSpec]
 
 
+class WeightRamp(Frozen):
+    """A weight that moves linearly from `start` (first denoising step) to `end` (last step)."""
+
+    start: Range(StrictFloat, -2, 3)
+    end: Range(StrictFloat, -2, 3)
+
+
 class AdapterSpec(Frozen):
-    """One LoRA mixed at `weight`; `kind` says which slot it fills (lcm, motion or style)."""
+    """One LoRA mixed at `weight` (a number, or {start, end} over the denoising steps); `kind` says which
+    slot it fills (lcm, motion or style)."""
 
     name: AdapterName
     source: SourceValue | None = None
-    weight: Range(StrictFloat, -2, 3) = 1.0
+    weight: Range(StrictFloat, -2, 3) | WeightRamp = 1.0
     kind: Literal["lcm", "motion", "style"] | None = None
 
 
@@ -390,7 +398,8 @@ class ClipSpec:
         d = asdict(self)
         d["model"] = _source_dict(self.model)
         d["motion_adapter"] = _source_dict(self.motion_adapter)
-        d["adapters"] = [{"name": n, "source": _source_dict(s), "weight": w, "kind": k}
+        d["adapters"] = [{"name": n, "source": _source_dict(s), "kind": k,
+                          "weight": {"start": w[0], "end": w[1]} if isinstance(w, tuple) else w}
                          for n, s, w, k in self.adapters]
         if self.pose:
             d["pose"] = {**self.pose, "controlnet": _source_dict(self.pose["controlnet"])}
@@ -1194,7 +1203,9 @@ def _resolve_clip(name: str, f: dict, origin: dict, sites: _Sites, script: Scrip
             continue
         kind = a.get("kind") or ("lcm" if s.role == "lcm" or a["name"] == "lcm" else
                                  "motion" if s.role == "motion-lora" else "style")
-        adapters.append((a["name"], s, float(a.get("weight", 1.0)), kind))
+        weight = a.get("weight", 1.0)
+        weight = (float(weight["start"]), float(weight["end"])) if isinstance(weight, dict) else float(weight)
+        adapters.append((a["name"], s, weight, kind))
     pose = None
     if f.get("pose"):
         # Fill the pose defaults (scale, start, end, fit) so the renderer and sidecar see every value.

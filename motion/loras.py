@@ -112,6 +112,18 @@ def _adapter_names(pipe) -> set[str]:
         return set()
 
 
+def weight_at(weight, step: int, steps: int) -> float:
+    """A LoRA weight at denoising `step` (0-based): a number, or (start, end) moving linearly."""
+    if not isinstance(weight, tuple):
+        return float(weight)
+    start, end = weight
+    return float(start) if steps <= 1 else float(start + (end - start) * step / (steps - 1))
+
+
+def weight_label(weight) -> str:
+    return f"{weight[0]:g}→{weight[1]:g}" if isinstance(weight, tuple) else f"{weight:g}"
+
+
 class LoraMixer:
     """Applies a clip's adapter weights to a pipeline, fusing when asked and skipping work already done."""
 

@@ -106,3 +106,26 @@ def test_single_file_base_equals_folder(renderer, tiny_fields):
     folder = render_float(renderer, tiny_fields, [MOTION_LORAS[0]])
     single = render_float(renderer, {**tiny_fields, "model": "tiny-file"}, [MOTION_LORAS[0]])
     assert np.abs(folder - single).max() <= 1e-6
+
+
+def test_weight_ramp_over_steps(renderer, tiny_fields):
+    fields = {**tiny_fields, "steps": 3}
+    lcm = MOTION_LORAS[0]
+    constant = render_float(renderer, fields, [lcm, {**MOTION_LORAS[1], "weight": 0.6}], fuse=False)
+    flat_ramp = render_float(renderer, fields, [lcm, {**MOTION_LORAS[1], "weight": {"start": 0.6, "end": 0.6}}])
+    assert np.abs(constant - flat_ramp).max() <= 1e-5
+    ramp = render_float(renderer, fields, [lcm, {**MOTION_LORAS[1], "weight": {"start": 1.5, "end": 0.0}}])
+    high = render_float(renderer, fields, [lcm, {**MOTION_LORAS[1], "weight": 1.5}], fuse=False)
+    low = render_float(renderer, fields, [lcm, {**MOTION_LORAS[1], "weight": 0.0}], fuse=False)
+    assert np.abs(ramp - high).max() > 1e-4 and np.abs(ramp - low).max() > 1e-4
+
+
+def test_weight_ramp_sets_each_step(renderer, tiny_fields, monkeypatch):
+    from motion.loras import LoraMixer
+
+    seen = []
+    original = LoraMixer.set_weights
+    monkeypatch.setattr(LoraMixer, "set_weights", lambda self, n, w: (seen.append(list(w)), original(self, n, w)))
+    render_float(renderer, {**tiny_fields, "steps": 3},
+                 [{**MOTION_LORAS[1], "weight": {"start": 1.0, "end": 0.0}}])
+    assert seen == [[0.5], [0.0]]  # step 0 runs at 1.0 (set before the loop), then 0.5, then 0.0

@@ -34,7 +34,7 @@ def spec_from_record(data: dict):
         fields = dict(data)
         fields["model"] = source(fields["model"])
         fields["motion_adapter"] = source(fields["motion_adapter"])
-        fields["adapters"] = tuple((a["name"], source(a["source"]), float(a["weight"]), a["kind"])
+        fields["adapters"] = tuple((a["name"], source(a["source"]), _weight(a["weight"]), a["kind"])
                                    for a in fields["adapters"])
         if fields.get("pose"):
             fields["pose"] = {**fields["pose"], "controlnet": source(fields["pose"]["controlnet"])}
@@ -46,6 +46,10 @@ def spec_from_record(data: dict):
         return ClipSpec(**{k: v for k, v in fields.items() if k in known})
     except (KeyError, TypeError, ValueError) as exc:
         raise ConfigError(f"the recorded clip spec is incomplete or from another version ({exc})") from None
+
+
+def _weight(value):
+    return (float(value["start"]), float(value["end"])) if isinstance(value, dict) else float(value)
 
 
 def read_record(path: Path) -> dict:
