@@ -6,7 +6,6 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from .errors import AnimateError, Interrupted
 from .progress import Progress
@@ -228,11 +227,3 @@ def _gallery(layout, specs: list[ClipSpec], manifest, write_gallery) -> None:
         })
     if entries or layout.gallery.exists():
         write_gallery(layout, entries, title=layout.script_stem)
-
-
-def clip_preview_formats() -> tuple[str, ...]:
-    return ("gif", "webp", "webm", "mp4")
-
-
-def describe(spec: ClipSpec) -> dict[str, Any]:
-    return {"clip": spec.stem, "seed": spec.seed, "frames": spec.frames, "steps": spec.steps}
