@@ -267,20 +267,41 @@ class Renderer:
                 self.on_step(spec, i + 1, spec.steps)
             return kw
 
-        try:
-            with torch.inference_mode():
-                latents = pipe(**kwargs, callback_on_step_end=on_step).frames
-        except torch.cuda.OutOfMemoryError as exc:  # the ladder lives in decode; here we can only report
-            _free(self.device)
-            raise OutOfMemory(f"out of GPU memory while denoising {spec.stem} at {spec.width}x{spec.height}, "
-                              f"{spec.frames} frames", hint="lower frames or size, or use --dtype fp16") from exc
+        fallbacks: list[str] = []
+        while True:
+            try:
+                with torch.inference_mode():
+                    latents = pipe(**kwargs, callback_on_step_end=on_step).frames
+                break
+            except torch.cuda.OutOfMemoryError as exc:
+                _free(self.device)
+                step = self._memory_fallback(stack, pipe, fallbacks)
+                if step is None:
+                    raise OutOfMemory(f"out of GPU memory while denoising {spec.stem} at {spec.width}x{spec.height}, "
+                                      f"{spec.frames} frames, after trying {', '.join(fallbacks) or 'nothing'}",
+                                      hint="lower frames or size, or use --dtype fp16") from exc
+                fallbacks.append(step)
+                kwargs["generator"] = torch.Generator("cpu").manual_seed(spec.seed)  # same noise on retry
         t_denoise = time.perf_counter() - t0 - t_load
         floats, decode_info = self.decode(stack.pipe, latents, spec)
         timings = {"load_s": round(t_load, 3), "denoise_s": round(t_denoise, 3),
                    "decode_s": round(time.perf_counter() - t0 - t_load - t_denoise, 3)}
         info = {"device": self.device, "dtype": str(self.dtype).replace("torch.", ""), **decode_info}
+        if fallbacks:
+            info["memory_fallbacks"] = fallbacks
         return ClipResult(frames=to_uint8(floats), spec=spec, timings=timings, info=info,
                           float_frames=floats if keep_float else None)
+
+    def _memory_fallback(self, stack: Stack, pipe, tried: list[str]) -> str | None:
+        """Apply the next memory saver after an OOM (kept for the rest of the run); None when none is left.
+        Chunked feed-forward first (no quality change), then model CPU offload (slower, CUDA only)."""
+        if "forward_chunking" not in tried:
+            stack.pipe.unet.enable_forward_chunking(chunk_size=1, dim=1)
+            return "forward_chunking"
+        if "model_cpu_offload" not in tried and self.device.startswith("cuda"):
+            pipe.enable_model_cpu_offload(device=self.device)
+            return "model_cpu_offload"
+        return None
 
     def decode(self, pipe, latents, spec: ClipSpec) -> tuple[np.ndarray, dict]:
         """Latents → [0,1] float frames (F×H×W×3) with the fp32 VAE, in chunks, checking for NaN; halve chunks on OOM."""
