@@ -62,7 +62,10 @@ def _parse_lora(value: str, index: int) -> dict:
             pass
     from .script import slug
 
-    stem = Path(source).stem if source.endswith(".safetensors") else source.rsplit("/", 1)[-1]
+    path = Path(source)
+    # A file's own name, or its folder's when the file has a generic name (pytorch_lora_weights...).
+    generic = path.stem in ("pytorch_lora_weights", "diffusion_pytorch_model", "adapter_model")
+    stem = (path.parent.name if generic else path.stem) if source.endswith(".safetensors") else path.name
     return {"name": slug(stem, 30) or f"lora{index}", "source": source, "weight": weight}
 
 
@@ -114,7 +117,13 @@ def render(script, out, only, force, dry_run, json_events, quiet, device, dtype,
     adapters = []
     if lcm_lora:
         adapters.append({**_parse_lora(lcm_lora, 0), "name": "lcm", "kind": "lcm"})
-    adapters += [_parse_lora(v, i + 1) for i, v in enumerate(lora)]
+    for i, value in enumerate(lora):
+        entry = _parse_lora(value, i + 1)
+        taken = {a["name"] for a in adapters}
+        base, n = entry["name"], 2
+        while entry["name"] in taken:  # two files both called pytorch_lora_weights.safetensors
+            entry["name"], n = f"{base}-{n}", n + 1
+        adapters.append(entry)
     if adapters:
         overrides["adapters"] = adapters
     if formats:

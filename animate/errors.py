@@ -53,6 +53,12 @@ class NumericFaultError(AnimateError):
     exit_code = 1
 
 
+class RenderError(AnimateError):
+    """One clip failed while rendering (the library raised); the run goes on with the other clips."""
+
+    exit_code = 1
+
+
 class OutOfMemory(AnimateError):
     """The device ran out of memory at every fallback setting."""
 

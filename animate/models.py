@@ -5,6 +5,7 @@ refuses pickle files unless asked. Loading happens in `render` (and `motion/`).
 """
 from __future__ import annotations
 
+import functools
 import os
 import re
 from dataclasses import dataclass, replace
@@ -149,8 +150,10 @@ def resolve_source(value: Any, *, base_dir: str | os.PathLike = ".", field: str 
     if unknown:
         raise ModelError(f"unknown source option {sorted(unknown)[0]!r}", where=field,
                          hint=f"use {', '.join(sorted(allowed))}")
-    if opts.get("config") and not HUB_ID.match(str(opts["config"])):
-        opts["config"] = str((base_dir / Path(str(opts["config"])).expanduser()).resolve())
+    if opts.get("config"):
+        local = (base_dir / Path(str(opts["config"])).expanduser())
+        if local.exists() or not HUB_ID.match(str(opts["config"])):  # a folder beside the script wins
+            opts["config"] = str(local.resolve())
     src = replace(src, allow_pickle=allow_pickle or bool(opts.pop("allow_pickle", False)),
                   **{k: v for k, v in opts.items() if v is not None})
     check_safe(src, field)
@@ -177,14 +180,22 @@ def is_cached(src: Source) -> bool:
     """Whether a hub source is already in the local hub cache (never downloads)."""
     if src.kind != "hub":
         return True
-    from huggingface_hub import scan_cache_dir, try_to_load_from_cache
+    from huggingface_hub import try_to_load_from_cache
 
     try:
         if src.weight_name:
             return isinstance(try_to_load_from_cache(src.ref, src.weight_name, revision=src.revision), str)
-        return any(repo.repo_id == src.ref for repo in scan_cache_dir().repos)
+        return src.ref in _cached_repos()
     except Exception:  # no cache folder yet, or an unreadable one
         return False
+
+
+@functools.lru_cache(maxsize=1)
+def _cached_repos() -> frozenset:
+    # Scanning the hub cache walks every file: once per process is enough for a plan.
+    from huggingface_hub import scan_cache_dir
+
+    return frozenset(repo.repo_id for repo in scan_cache_dir().repos)
 
 
 def check_reachable(src: Source, field: str) -> None:

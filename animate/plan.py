@@ -34,11 +34,7 @@ def motion_max_frames(src) -> int:
 
 def warnings_for(spec: ClipSpec) -> list[str]:
     """Plain-language warnings for one clip."""
-    from motion.loras import inspect_lora
-
-    from .errors import ModelError
-    from .models import read_safetensors_keys
-
+    # LoRA slot and base-family mistakes are errors raised by the preflight, not warnings here.
     out = []
     kinds = {kind for _, _, w, kind in spec.adapters if w != 0}
     motion_name = (spec.motion_adapter.ref + " " + (spec.motion_adapter.weight_name or "")).lower()
@@ -63,21 +59,6 @@ def warnings_for(spec: ClipSpec) -> list[str]:
             out.append(f"Lightning checkpoints expect scheduler lightning (got {spec.scheduler})")
     if spec.scheduler not in ("lcm", "animatelcm", "lightning") and "lcm" in kinds and spec.steps > 12:
         out.append(f"an LCM-LoRA with {spec.scheduler} at {spec.steps} steps: use scheduler lcm and 4–8 steps")
-    for name, src, weight, kind in spec.adapters:
-        local = src.local_file()
-        if local is None or not local.is_file():
-            continue
-        try:
-            info = inspect_lora(read_safetensors_keys(local))
-        except ModelError as exc:
-            out.append(f"adapter {name}: {exc.message}")
-            continue
-        if info.family != "sd15":
-            out.append(f"adapter {name} looks like an {info.family.upper()} LoRA; it will not load into SD1.5")
-        if kind == "motion" and not info.motion:
-            out.append(f"adapter {name} is listed as a motion LoRA but targets no motion modules")
-        if kind == "lcm" and info.motion and not info.spatial:
-            out.append(f"adapter {name} is a motion LoRA in the LCM slot")
     if spec.pose:
         out.extend(pose_warnings(spec))
     out.extend(download_notes(spec))

@@ -34,8 +34,9 @@ class Progress:
 
         return tqdm(file=sys.stderr, dynamic_ncols=True, **kw)
 
-    def _on_plan(self, clips: int = 0, **_):
-        self._clips = self._tqdm(total=clips, desc="clips", unit="clip", position=0)
+    def _on_plan(self, clips=0, **_):
+        if isinstance(clips, int):  # a run's plan; `check --json` sends the clip list and draws no bar
+            self._clips = self._tqdm(total=clips, desc="clips", unit="clip", position=0)
 
     def _on_clip_start(self, clip: str = "", steps: int = 0, **_):
         self._bar = self._tqdm(total=steps, desc=clip, unit="step", leave=False, position=1)
@@ -53,9 +54,10 @@ class Progress:
         if self._clips is not None:
             self._clips.update(1)
 
-    def _on_error(self, message: str = "", **_):
+    def _on_error(self, message: str = "", fatal: bool = False, **_):
         self._close_bar()
-        print(f"error: {message}", file=sys.stderr)
+        if not fatal:  # a fatal error is printed once, by the command that stops
+            print(f"error: {message}", file=sys.stderr)
 
     def _on_summary(self, **data):
         self._close_bar()
@@ -64,6 +66,13 @@ class Progress:
             self._clips = None
         done, skipped, failed = data.get("done", 0), data.get("skipped", 0), data.get("failed", 0)
         print(f"{done} rendered, {skipped} up to date, {failed} failed → {data.get('out', '')}", file=sys.stderr)
+
+    def close(self) -> None:
+        """Close any open bar (also after an error, so the error line starts clean)."""
+        self._close_bar()
+        if self._clips is not None:
+            self._clips.close()
+            self._clips = None
 
     def _close_bar(self):
         if self._bar is not None:

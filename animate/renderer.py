@@ -8,22 +8,34 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .errors import ConfigError, ModelError, NumericFaultError, OutOfMemory
+from .errors import ConfigError, ModelError, NumericFaultError, OutOfMemory, PoseError, RenderError
 from .models import Source, check_reachable, read_safetensors_keys
 from .schedulers import build_scheduler
 from .script import ClipSpec
 
 
 def pick_device(requested: str | None = None) -> str:
-    """cuda > mps > cpu, unless the user named one."""
+    """cuda > mps > cpu, unless the user named one (checked, so a typo is one clear line)."""
     import torch
 
     if requested and requested != "auto":
-        if requested.startswith("cuda") and not torch.cuda.is_available():
-            raise ConfigError(f"device {requested!r} is not available here (no CUDA)", where="--device",
-                              hint="use --device cpu or auto")
-        if requested == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-            raise ConfigError("device 'mps' is not available here", where="--device", hint="use --device cpu or auto")
+        try:
+            device = torch.device(requested)
+        except (RuntimeError, ValueError):
+            raise ConfigError(f"unknown device {requested!r}", where="--device",
+                              hint="use auto, cpu, cuda, cuda:N or mps") from None
+        if device.type == "cuda":
+            count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+            if count == 0 or (device.index or 0) >= count:
+                raise ConfigError(f"device {requested!r} is not available here ({count} CUDA device(s))",
+                                  where="--device", hint="use --device cpu or auto")
+        elif device.type == "mps":
+            if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+                raise ConfigError("device 'mps' is not available here", where="--device",
+                                  hint="use --device cpu or auto")
+        elif device.type != "cpu":
+            raise ConfigError(f"unsupported device {requested!r}", where="--device",
+                              hint="use auto, cpu, cuda, cuda:N or mps")
         return requested
     if torch.cuda.is_available():
         return "cuda"
@@ -75,12 +87,13 @@ class Renderer:
     `on_step(spec, step, total)` is called after each denoising step (progress bars, --json events).
     """
 
-    def __init__(self, device: str | None = None, dtype: str | None = None, *, allow_hub: bool = True,
-                 on_step: Callable | None = None):
+    def __init__(self, device: str | None = None, dtype: str | None = None, *, on_step: Callable | None = None,
+                 max_stacks: int = 1):
         self.device = pick_device(device)
         self.dtype = pick_dtype(self.device, dtype)
         self.on_step = on_step
         self.stacks: dict[tuple, Stack] = {}
+        self.max_stacks = max_stacks  # pipelines kept loaded; the oldest is freed to make room (GPU memory)
         self.load_counts: dict[str, int] = {}
         self._schedule = None  # (mixer, names, weights) while a clip with weight ramps renders
 
@@ -92,6 +105,9 @@ class Renderer:
         key = (spec.model.key(), spec.motion_adapter.key())
         stack = self.stacks.get(key)
         if stack is None:
+            while self.stacks and len(self.stacks) >= self.max_stacks:
+                del self.stacks[next(iter(self.stacks))]
+                _free(self.device)
             stack = self._build_stack(spec)
             self.stacks[key] = stack
         return stack
@@ -107,7 +123,8 @@ class Renderer:
         check_reachable(spec.model, "model")
         check_reachable(spec.motion_adapter, "motion_adapter")
         ma = spec.motion_adapter
-        keys = read_safetensors_keys(ma.local_file()) if ma.local_file() else None
+        local = ma.local_file()
+        keys = read_safetensors_keys(local) if local and local.suffix == ".safetensors" else None
         try:
             adapter = load_motion_adapter(ma.ref, kind=ma.kind, keys=keys, config=ma.config,
                                           weight_name=ma.weight_name, revision=ma.revision, dtype=self.dtype)
@@ -160,10 +177,11 @@ class Renderer:
             internal = stack.adapters.get(src.key())
             if internal is None:
                 check_adapter(src, kind, field_name)
+                stack.mixer.unfuse()  # PEFT would unmerge on its own and leave our fused record stale
                 internal = _unique_name(name, set(stack.adapters.values()))
                 try:
                     load_lora(stack.pipe, src.ref, kind=src.kind, adapter_name=internal,
-                              weight_name=src.weight_name, revision=src.revision)
+                              weight_name=src.weight_name, revision=src.revision, allow_pickle=src.allow_pickle)
                 except MotionError as exc:
                     raise ModelError(str(exc), where=field_name) from None
                 except OSError as exc:
@@ -254,6 +272,8 @@ class Renderer:
         import torch
 
         t0 = time.perf_counter()
+        if spec.pose is not None and pose_frames is None:
+            pose_frames = load_pose_frames(spec)
         pipe, kwargs, stack = self.pipeline_call(spec, pose_frames)
         t_load = time.perf_counter() - t0
 
@@ -263,8 +283,8 @@ class Renderer:
 
                 mixer, names, weights = self._schedule
                 mixer.set_weights(names, [weight_at(w, i + 1, spec.steps) for w in weights])
-            if self.on_step:
-                self.on_step(spec, i + 1, spec.steps)
+            if self.on_step:  # some schedulers (PNDM) take one extra step: keep the bar within its total
+                self.on_step(spec, min(i + 1, spec.steps), spec.steps)
             return kw
 
         fallbacks: list[str] = []
@@ -282,6 +302,9 @@ class Renderer:
                                       hint="lower frames or size, or use --dtype fp16") from exc
                 fallbacks.append(step)
                 kwargs["generator"] = torch.Generator("cpu").manual_seed(spec.seed)  # same noise on retry
+            except (RuntimeError, ValueError, TypeError) as exc:  # MPS OOM, a scheduler refusing its steps...
+                _free(self.device)
+                raise RenderError(f"clip {spec.stem} failed while denoising: {_short(exc)}") from exc
         t_denoise = time.perf_counter() - t0 - t_load
         floats, decode_info = self.decode(stack.pipe, latents, spec)
         timings = {"load_s": round(t_load, 3), "denoise_s": round(t_denoise, 3),
@@ -304,27 +327,62 @@ class Renderer:
         return None
 
     def decode(self, pipe, latents, spec: ClipSpec) -> tuple[np.ndarray, dict]:
-        """Latents → [0,1] float frames (F×H×W×3) with the fp32 VAE, in chunks, checking for NaN; halve chunks on OOM."""
+        """Latents → [0,1] float frames (F×H×W×3) with the fp32 VAE, a chunk at a time; each decoded chunk
+        moves to the CPU at once, so GPU memory holds one chunk, not the clip. Halves chunks on OOM."""
         import torch
 
         if not torch.isfinite(latents).all():
             raise NumericFaultError(f"clip {spec.name} seed {spec.seed}: the denoiser produced NaN/inf latents",
                                     hint="try --dtype fp32 or another scheduler")
-        chunk = spec.decode_chunk
-        while True:
-            try:
-                with torch.inference_mode():
-                    video = pipe.decode_latents(latents.to(torch.float32), decode_chunk_size=chunk)
-                break
-            except torch.cuda.OutOfMemoryError:
-                _free(self.device)
-                if chunk == 1:
-                    raise OutOfMemory(f"out of GPU memory decoding {spec.stem} even one frame at a time") from None
-                chunk = max(1, chunk // 2)
-        if not torch.isfinite(video).all():
-            raise NumericFaultError(f"clip {spec.name} seed {spec.seed}: the VAE produced NaN/inf frames")
-        frames = pipe.video_processor.postprocess_video(video=video, output_type="np")[0]
-        return frames, {"decode_chunk": chunk}
+        vae = pipe.vae
+        # The same arithmetic as diffusers' AnimateDiffPipeline.decode_latents, chunk by chunk.
+        scaled = 1 / vae.config.scaling_factor * latents.to(torch.float32)
+        batch, channels, frames, height, width = scaled.shape
+        flat = scaled.permute(0, 2, 1, 3, 4).reshape(batch * frames, channels, height, width)
+        chunk, done = spec.decode_chunk, []
+        with torch.inference_mode():
+            start = 0
+            while start < len(flat):
+                try:
+                    piece = vae.decode(flat[start:start + chunk].to(vae.device)).sample.float().cpu()
+                except torch.cuda.OutOfMemoryError:
+                    _free(self.device)
+                    if chunk == 1:
+                        raise OutOfMemory(f"out of GPU memory decoding {spec.stem} even one frame at a time") \
+                            from None
+                    chunk = max(1, chunk // 2)
+                    continue
+                if not torch.isfinite(piece).all():
+                    raise NumericFaultError(f"clip {spec.name} seed {spec.seed}: the VAE produced NaN/inf frames")
+                done.append(piece)
+                start += len(piece)
+        video = torch.cat(done)
+        video = video[None, :].reshape((batch, frames, -1) + video.shape[2:]).permute(0, 2, 1, 3, 4)
+        frames_np = pipe.video_processor.postprocess_video(video=video, output_type="np")[0]
+        return frames_np, {"decode_chunk": chunk}
+
+
+POSE_OPTIONS = ("source_fps", "overrun", "canvas", "threshold", "smooth")
+
+
+def load_pose_frames(spec: ClipSpec) -> list:
+    """The pose conditioning images for a clip (cached by the pose layer)."""
+    from PIL import Image
+
+    from motion.errors import PoseSourceError
+    from motion.pose import pose_frames
+
+    from .tiny import cache_root
+
+    pose = spec.pose
+    try:
+        options = {k: pose[k] for k in POSE_OPTIONS if pose.get(k) is not None}
+        frames = pose_frames(pose["source"], frames=spec.frames, fps=spec.fps, width=spec.width, height=spec.height,
+                             fit=pose.get("fit", "contain"), kind=pose.get("kind"), cache_dir=cache_root() / "poses",
+                             **options)
+    except PoseSourceError as exc:
+        raise PoseError(str(exc), where=f"{spec.script}: clip {spec.name}: pose.source") from None
+    return [Image.fromarray(f) for f in frames]
 
 
 def check_adapter(src: Source, kind: str, field_name: str, reachable: bool = True) -> None:
@@ -340,10 +398,29 @@ def check_adapter(src: Source, kind: str, field_name: str, reachable: bool = Tru
         local = src.local_file()
         if local is None and src.kind == "folder":
             local = Path(src.ref) / pick_weight_name(Path(src.ref))
-        if local is not None:
+        if local is not None and local.suffix == ".safetensors":  # pickle files (opted in) have no header
             check_slot(inspect_lora(read_safetensors_keys(local)), kind, src.describe())
     except MotionError as exc:
         raise ModelError(str(exc), where=field_name) from None
+
+
+RESERVED_OUTPUT_OPTIONS = {"fps": "set the clip's `fps` (or re-encode with `animate encode --fps`)",
+                           "metadata": "animate embeds the clip spec itself", "path": "paths follow the clip name"}
+LCM_MAX_STEPS = 50  # LCMScheduler's original_inference_steps: it refuses more
+
+
+def check_outputs(spec: ClipSpec, label: str) -> None:
+    """Output options are known to their encoder (checked now, not after a GPU minute)."""
+    from .encode import FORMATS
+
+    for fmt, options in spec.outputs.items():
+        for key in options:
+            if key in RESERVED_OUTPUT_OPTIONS:
+                raise ConfigError(f"outputs.{fmt}.{key} cannot be set per output", where=label,
+                                  hint=RESERVED_OUTPUT_OPTIONS[key])
+            if fmt in FORMATS and key not in FORMATS[fmt].options:
+                raise ConfigError(f"outputs.{fmt}: unknown option {key!r}", where=label,
+                                  hint=f"valid options: {', '.join(sorted(FORMATS[fmt].options))}")
 
 
 def preflight(specs: list[ClipSpec], reachable: bool = True) -> None:
@@ -352,6 +429,10 @@ def preflight(specs: list[ClipSpec], reachable: bool = True) -> None:
     seen: set = set()
     for spec in specs:
         label = f"{spec.script or 'command line'}: clip {spec.name}"
+        check_outputs(spec, label)
+        if spec.scheduler in ("lcm", "animatelcm") and spec.steps > LCM_MAX_STEPS:
+            raise ConfigError(f"steps: {spec.steps} is more than the LCM scheduler allows ({LCM_MAX_STEPS})",
+                              where=label, hint="LCM wants 4–8 steps")
         checks = [(spec.model, "model", None), (spec.motion_adapter, "motion_adapter", None)]
         checks += [(src, f"adapters[{i}] ({name})", kind) for i, (name, src, _, kind) in enumerate(spec.adapters)]
         if spec.pose:
@@ -366,7 +447,7 @@ def preflight(specs: list[ClipSpec], reachable: bool = True) -> None:
                 else:
                     check_adapter(src, kind, field_name, reachable)
             except ModelError as exc:
-                raise ModelError(exc.message, where=f"{label}: {exc.where}", hint=exc.hint) from None
+                raise ModelError(exc.message, where=f"{label}: {exc.where or field_name}", hint=exc.hint) from None
             seen.add((src.key(), kind))
 
 
@@ -399,3 +480,5 @@ def _free(device: str) -> None:
     gc.collect()
     if device.startswith("cuda"):
         torch.cuda.empty_cache()
+    elif device == "mps" and hasattr(torch, "mps"):
+        torch.mps.empty_cache()

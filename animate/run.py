@@ -37,12 +37,25 @@ def output_paths(layout, spec: ClipSpec) -> dict[str, Path]:
 
 
 def spec_record(spec: ClipSpec) -> dict:
-    """The resolved spec as it is hashed and embedded (no timings, no host-specific paths beyond sources)."""
+    """The resolved spec as it is embedded, and its hash; the hash also covers the identity (size, mtime)
+    of local model files, so replacing a LoRA file in place re-renders the clips that use it."""
     from .outputs import spec_hash
 
     data = spec.to_dict()
     data.pop("script", None)
-    return {"spec": data, "spec_hash": spec_hash(data)}
+    sources = [spec.model, spec.motion_adapter] + [src for _, src, _, _ in spec.adapters]
+    if spec.pose:
+        sources.append(spec.pose["controlnet"])
+    fingerprints = {src.describe(): fingerprint(src) for src in sources if src.kind != "hub"}
+    return {"spec": data, "spec_hash": spec_hash({**data, "fingerprints": fingerprints})}
+
+
+def fingerprint(src) -> str:
+    """Size and modification time of a local model file, or of every file in a model folder."""
+    path = src.local_file() or Path(src.ref)
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    return ";".join(f"{p.relative_to(path) if p != path else p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}"
+                    for p in files)
 
 
 def model_record(spec: ClipSpec) -> dict:
@@ -90,21 +103,32 @@ def run_specs(specs: list[ClipSpec], *, out: str | Path, script_stem: str, rende
             summary.skipped.append(spec.stem)
         else:
             todo.append((spec, record, paths))
-    progress.event("plan", clips=len(specs), to_render=len(todo), skipped=len(summary.skipped),
-                   out=str(layout.root))
-    for stem in summary.skipped:
-        progress.event("clip_skipped", clip=stem)
+    if reel is not None and any(spec.stem == REEL_STEM for spec in specs):
+        from .errors import ConfigError
 
+        raise ConfigError("a clip named `reel` would collide with the script's reel output", where="reel",
+                          hint="rename the clip")
     if todo:
         from .renderer import preflight
 
         preflight([spec for spec, _, _ in todo])
+        # Render clips that share a model stack together, so each stack is loaded once (stable order).
+        first_seen: dict = {}
+        for spec, _, _ in todo:
+            first_seen.setdefault((spec.model.key(), spec.motion_adapter.key()), len(first_seen))
+        todo.sort(key=lambda item: first_seen[(item[0].model.key(), item[0].motion_adapter.key())])
     if todo and renderer is None:
         from .renderer import Renderer
 
         renderer = Renderer(device=device, dtype=dtype)
     if renderer is not None:
         renderer.on_step = lambda spec, step, total: progress.event("step", clip=spec.stem, step=step, total=total)
+    # Announce the plan only once every check has passed (a bad device or option stops before it).
+    progress.event("plan", clips=len(specs), to_render=len(todo), skipped=len(summary.skipped),
+                   out=str(layout.root))
+    for stem in summary.skipped:
+        progress.event("clip_skipped", clip=stem)
+
     try:
         for spec, record, paths in todo:
             progress.event("clip_start", clip=spec.stem, seed=spec.seed, frames=spec.frames, steps=spec.steps)
@@ -115,6 +139,10 @@ def run_specs(specs: list[ClipSpec], *, out: str | Path, script_stem: str, rende
                     if spec.name not in (exc.where or ""):
                         exc = type(exc)(exc.message, where=f"{spec.script or 'command line'}: clip {spec.name}"
                                         + (f": {exc.where}" if exc.where else ""), hint=exc.hint)
+                    if progress.json:
+                        progress.event("error", clip=spec.stem, message=exc.line(), fatal=True)
+                        progress.event("summary", done=len(summary.done), skipped=len(summary.skipped),
+                                       failed=len(summary.failed) + 1, interrupted=False, out=str(layout.root))
                     raise exc from None
                 summary.failed.append((spec.stem, exc.line()))
                 progress.event("error", clip=spec.stem, message=exc.line())
@@ -126,6 +154,7 @@ def run_specs(specs: list[ClipSpec], *, out: str | Path, script_stem: str, rende
         summary.interrupted = True
         progress.event("error", message="interrupted; finished clips are kept")
     finally:
+        progress.close()
         _gallery(layout, specs, manifest, write_gallery)
     if reel is not None and not summary.interrupted and not summary.failed:
         path = write_script_reel(layout, specs, reel, base_dir, rebuild=bool(summary.done))
@@ -142,8 +171,7 @@ def render_one(renderer, spec: ClipSpec, record: dict, paths: dict[str, Path], l
     from .encode import encode_with_report
     from .outputs import build_sidecar, write_sidecar
 
-    pose_frames = load_pose_frames(spec) if spec.pose else None
-    result = renderer.render(spec, pose_frames=pose_frames)
+    result = renderer.render(spec)
     metadata = json.dumps(record["spec"], separators=(",", ":"), sort_keys=True, default=str)
     written, reports = [], {}
     t0 = time.perf_counter()
@@ -161,30 +189,6 @@ def render_one(renderer, spec: ClipSpec, record: dict, paths: dict[str, Path], l
     return written
 
 
-POSE_OPTIONS = ("source_fps", "overrun", "canvas", "threshold", "smooth")
-
-
-def load_pose_frames(spec: ClipSpec) -> list:
-    """The pose conditioning images for a clip (cached by the pose layer)."""
-    from PIL import Image
-
-    from motion.errors import PoseSourceError
-    from motion.pose import pose_frames
-
-    from .errors import PoseError
-    from .tiny import cache_root
-
-    pose = spec.pose
-    try:
-        options = {k: pose[k] for k in POSE_OPTIONS if pose.get(k) is not None}
-        frames = pose_frames(pose["source"], frames=spec.frames, fps=spec.fps, width=spec.width, height=spec.height,
-                             fit=pose.get("fit", "contain"), kind=pose.get("kind"), cache_dir=cache_root() / "poses",
-                             **options)
-    except PoseSourceError as exc:
-        raise PoseError(str(exc), where=f"{spec.script}: clip {spec.name}: pose.source") from None
-    return [Image.fromarray(f) for f in frames]
-
-
 REEL_STEM = "reel"
 
 
@@ -192,12 +196,8 @@ def write_script_reel(layout, specs: list[ClipSpec], options: dict, base_dir: st
     """One MP4 of every clip in script order, read back from each clip's best output."""
     from .encode.inputs import read_frames
     from .encode.reel import write_reel
-    from .errors import ConfigError
 
     path = layout.file(REEL_STEM, "mp4")
-    if any(spec.stem == REEL_STEM for spec in specs):
-        raise ConfigError("a clip named `reel` would collide with the script's reel output", where="reel",
-                          hint="rename the clip")
     if path.exists() and not rebuild:
         return path
     clips = [read_frames(layout.sidecar(spec.stem)) for spec in specs]

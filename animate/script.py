@@ -209,7 +209,7 @@ class ClipFields(Frozen):
     scheduler: Text | None = None
     steps: Range(StrictInt, 1, 200) | None = None
     guidance: Range(StrictFloat, 0, 30) | None = None
-    frames: Range(StrictInt, 1, 1024) | None = None
+    frames: Range(StrictInt, 2, 1024) | None = None  # one frame is a still: the motion modules need two
     fps: Range(StrictFloat, 0, 120, lo_open=True) | None = None
     width: Range(StrictInt, 8, 4096) | None = None
     height: Range(StrictInt, 8, 4096) | None = None
@@ -1257,10 +1257,15 @@ def spec_from_fields(fields: dict, *, name: str = "clip", base_dir: str | Path =
         model = ScriptModel.model_validate(data)
     except ValidationError as exc:
         problems = [(loc[2:] if loc[:2] == ("clips", 0) else loc, msg) for loc, msg in _problems(exc, data)]
-        lines = _lines(problems, "command line", {})
+        lines = _lines(problems, "command line", {}) or [f"command line: {_short_error(exc)}"]
         raise ConfigError(lines[0], lines=lines) from None
     script = Script(path=Path(base_dir) / f"{name}.yaml", model=model, positions={}, command_line=True)
     return resolve(script)
+
+
+def _short_error(exc: ValidationError) -> str:
+    first = exc.errors()[0] if exc.errors() else {}
+    return f"{_loc_text(tuple(first.get('loc', ())))}: {first.get('msg', str(exc))}"
 
 
 def slug(text: str, limit: int = 40) -> str:

@@ -242,6 +242,11 @@ def export_kit(out: str | os.PathLike) -> Path:
     out = Path(out)
     if out.resolve() == src.resolve():
         return out
+    if out.exists() and any(out.iterdir()) and not (out / "kit.json").exists():
+        from .errors import ConfigError
+
+        raise ConfigError(f"{out} exists and is not an animate model kit; refusing to replace it", where="--out",
+                          hint="give a new or empty folder")
     with atomic_dir(out) as tmp:
         shutil.rmtree(tmp)
         shutil.copytree(src, tmp)

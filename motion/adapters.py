@@ -32,12 +32,13 @@ def load_motion_adapter(ref: str, *, kind: str, keys: list[str] | None = None, c
         ref = hf_hub_download(ref, weight_name, revision=revision)
     elif kind == "folder":
         ref = str(Path(ref) / weight_name)
-    if keys is None:
+    if keys is None and ref.endswith(".safetensors"):
         from safetensors import safe_open
 
         with safe_open(ref, framework="pt") as fh:
             keys = list(fh.keys())
-    fmt = motion_file_format(keys)
+    # A pickle checkpoint (only reached when the user opted in) is an original AnimateDiff module.
+    fmt = motion_file_format(keys) if keys is not None else "original"
     if fmt == "original":
         # Without `config` diffusers fetches one from the hub; a local config keeps it offline.
         kwargs = {"config": config} if config else {}

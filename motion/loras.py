@@ -65,8 +65,9 @@ def pick_weight_name(folder: Path) -> str:
 
 
 def load_lora(pipe, ref: str, *, kind: str, adapter_name: str, weight_name: str | None = None,
-              revision: str | None = None) -> None:
-    """Load one LoRA into `pipe` under `adapter_name` (kind: hub | folder | file); safetensors only."""
+              revision: str | None = None, allow_pickle: bool = False) -> None:
+    """Load one LoRA into `pipe` under `adapter_name` (kind: hub | folder | file); safetensors unless the
+    user opted in to pickle files (torch then loads them with weights_only=True)."""
     if kind == "file":
         location, weight_name = _split_file(Path(ref))
     elif kind == "folder":
@@ -75,8 +76,9 @@ def load_lora(pipe, ref: str, *, kind: str, adapter_name: str, weight_name: str 
         location = ref
     before = _adapter_names(pipe)
     try:
+        safetensors = not (allow_pickle and str(weight_name or "").endswith((".bin", ".pt", ".pth", ".ckpt")))
         pipe.load_lora_weights(location, weight_name=weight_name, adapter_name=adapter_name,
-                               use_safetensors=True, **({"revision": revision} if revision else {}))
+                               use_safetensors=safetensors, **({"revision": revision} if revision else {}))
     except (RuntimeError, ValueError, KeyError) as exc:
         _clean_partial(pipe, adapter_name, before)
         raise AdapterError(f"{ref} does not fit this model: {_first_line(exc)}") from exc
@@ -136,9 +138,7 @@ class LoraMixer:
         state = (tuple(names), tuple(float(w) for w in weights))
         if fuse and self.fused == state:
             return
-        if self.fused is not None:
-            self.pipe.unfuse_lora(components=self._components())
-            self.fused = None
+        self.unfuse()
         if not names:
             if _adapter_names(self.pipe):
                 self.pipe.disable_lora()
@@ -150,6 +150,12 @@ class LoraMixer:
         if fuse:
             self.pipe.fuse_lora(components=self._components(), lora_scale=1.0, adapter_names=list(names))
             self.fused = state
+
+    def unfuse(self) -> None:
+        """Take fused LoRA weights back out of the model (before loading another LoRA or re-weighting)."""
+        if self.fused is not None:
+            self.pipe.unfuse_lora(components=self._components())
+            self.fused = None
 
     def set_weights(self, names: list[str], weights: list[float]) -> None:
         """Change weights between denoising steps (unfused only)."""

@@ -32,3 +32,24 @@ def test_three_clips_load_once(kit, tmp_path, tiny_fields, monkeypatch):
     assert result.exit_code == 0, result.output
     assert counts == {"base": 1, "motion": 1, "lora": 2}
     assert len(list((tmp_path / "o" / "three").glob("c*/frame_00000.png"))) == 3
+
+
+def test_clips_are_grouped_by_stack(kit, tmp_path, monkeypatch):
+    from diffusers import AnimateDiffPipeline
+
+    from animate.cli import main
+
+    loads = []
+    for name in ("from_pretrained", "from_single_file"):
+        original = getattr(AnimateDiffPipeline, name).__func__
+        monkeypatch.setattr(AnimateDiffPipeline, name,
+                            classmethod(lambda cls, *a, _n=name, _o=original, **k: (loads.append(_n), _o(cls, *a, **k))[1]))
+    clips = [{"name": "a", "model": "tiny"}, {"name": "b", "model": "tiny-file"}, {"name": "c", "model": "tiny"}]
+    script = tmp_path / "mixed.yaml"
+    script.write_text(yaml.safe_dump({"version": 1, "defaults": {"preset": "tiny", "frames": 2, "width": 16,
+                                                                  "height": 16, "steps": 1, "prompt": "x",
+                                                                  "outputs": ["png"]}, "clips": clips}))
+    result = CliRunner().invoke(main, ["render", str(script), "--out", str(tmp_path / "o"), "--quiet",
+                                       "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert loads == ["from_pretrained", "from_single_file"]

@@ -139,3 +139,19 @@ def test_json_events(kit, tmp_path):
     sidecar = json.loads((out / "events" / "c1.json").read_text())
     assert sidecar["spec"]["adapters"][1]["weight"] == 0.3
     assert sidecar["models"]["model"]["kind"] == "folder" and "packages" in sidecar
+
+
+def test_replacing_a_lora_file_rerenders(kit, tmp_path, monkeypatch):
+    import shutil
+
+    lora = tmp_path / "style.safetensors"
+    shutil.copy(kit / "motion-lora-zoom-in" / "diffusion_pytorch_model.safetensors", lora)
+    script, out = tmp_path / "swap.yaml", tmp_path / "out"
+    script.write_text(yaml.safe_dump({"version": 1, "defaults": {
+        "preset": "tiny", "frames": 4, "width": 32, "height": 32, "steps": 1, "prompt": "a boat", "outputs": ["gif"]},
+        "clips": [{"name": "c1", "adapters": [{"name": "style", "source": "style.safetensors", "kind": "motion"}]}]}))
+    calls = count_renders(monkeypatch)
+    assert render(script, out).exit_code == 0 and calls == ["c1"]
+    shutil.copy(kit / "motion-lora-pan-left" / "diffusion_pytorch_model.safetensors", lora)  # same name
+    os.utime(lora, ns=(1, 1))
+    assert render(script, out).exit_code == 0 and calls == ["c1", "c1"]

@@ -249,7 +249,7 @@ def test_did_you_mean_at_every_level():
 
 def test_json_and_toml_positions():
     text = '{"version": 1,\n "clips": [\n  {"name": "a", "prompt": "x", "frames": 0}\n ]\n}\n'
-    assert errors(text, ".json") == ["s.json:3:42: clips[0].frames: must be between 1 and 1024 (got 0)"]
+    assert errors(text, ".json") == ["s.json:3:42: clips[0].frames: must be between 2 and 1024 (got 0)"]
     assert errors('{"clips": [{"name": "a", "name": "b"}]}', ".json") == [
         "s.json:1:26: clips[0].name: duplicate key `name` (first at line 1); keep one"]
     toml = 'version = 1\n[[clips]]\nname = "a"\nprompt = "x"\n[clips.pose]\nsource = "p.mp4"\nscale = 9\n'

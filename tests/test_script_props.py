@@ -81,7 +81,7 @@ def clip_fields(draw, name=None):
     fields = {} if name is None else {"name": name}
     options = {
         "model": sources, "motion_adapter": sources, "scheduler": st.sampled_from(["lcm", "ddim", "euler-a"]),
-        "steps": st.integers(1, 200), "guidance": finite(0, 30), "frames": st.integers(1, 1024),
+        "steps": st.integers(1, 200), "guidance": finite(0, 30), "frames": st.integers(2, 1024),
         "fps": finite(0.01, 120), "width": st.integers(1, 512).map(lambda n: n * 8),
         "height": st.integers(1, 512).map(lambda n: n * 8),
         "seed": st.integers(0, 2**63 - 1) | st.lists(st.integers(0, 2**32), min_size=1, max_size=4, unique=True),

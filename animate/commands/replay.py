@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import click
@@ -13,22 +14,24 @@ def spec_from_record(data: dict):
     """Rebuild a ClipSpec from the resolved spec an output carries (sidecar `spec` or embedded JSON)."""
     from animate.models import Source
     from animate.script import ClipSpec
-    from animate.tiny import kit_dir
+    from animate.tiny import KIT_VERSION, ensure_kit
 
     def source(d):
         if d is None:
             return None
-        ref = d["ref"]
-        # Kit paths are machine-specific: map them onto this machine's kit (built on demand).
-        if "/tiny-v" in ref and not Path(ref).exists():
-            from animate.tiny import ensure_kit
-
-            ensure_kit()
-            ref = str(kit_dir() / ref.split("/tiny-v", 1)[1].split("/", 1)[1])
-            if d.get("config"):
-                d = {**d, "config": str(kit_dir() / d["config"].split("/tiny-v", 1)[1].split("/", 1)[1])}
+        ref, config = d["ref"], d.get("config")
+        # Tiny-kit paths are machine-specific: map them onto this machine's kit of the same version.
+        match = re.search(r"[/\\]tiny-v(\d+)[/\\](.+)$", ref)
+        if match and not Path(ref).exists():
+            if int(match.group(1)) != KIT_VERSION:
+                raise ConfigError(f"the clip was made with tiny kit v{match.group(1)}; this install has "
+                                  f"v{KIT_VERSION}, whose random weights differ", hint="render it again instead")
+            kit = ensure_kit()
+            ref = str(kit / match.group(2))
+            if config and (m := re.search(r"[/\\]tiny-v\d+[/\\](.+)$", config)):
+                config = str(kit / m.group(1))
         return Source(ref=ref, kind=d["kind"], revision=d.get("revision"), weight_name=d.get("weight_name"),
-                      config=d.get("config"), allow_pickle=bool(d.get("allow_pickle", False)))
+                      config=config, allow_pickle=bool(d.get("allow_pickle", False)))
 
     try:
         fields = dict(data)
