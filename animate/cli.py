@@ -33,7 +33,7 @@ def quiet_libraries() -> None:
         os.environ.setdefault(var, "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
-    warnings.filterwarnings("ignore", category=UserWarning, module=r"(peft|diffusers|transformers)\b.*")
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"(peft|diffusers|transformers|huggingface_hub)\b.*")
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     for name in ("diffusers", "transformers"):

@@ -131,8 +131,11 @@ class Renderer:
         except MotionError as exc:
             raise ModelError(str(exc), where="motion_adapter") from None
         except (OSError, ValueError) as exc:
-            raise ModelError(f"cannot load motion adapter {ma.describe()}: {_short(exc)}",
-                             where="motion_adapter") from None
+            single = ma.kind == "file" or bool(ma.weight_name)
+            hint = ("an original-format file needs its config: {source: FILE, config: FOLDER-WITH-config.json}"
+                    if single and not ma.config else None)
+            raise ModelError(f"cannot load motion adapter {ma.describe()}: {_short(exc)}", where="motion_adapter",
+                             hint=hint) from None
         self._count("motion_adapter")
         src = spec.model
         try:

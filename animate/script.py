@@ -1241,7 +1241,7 @@ def _resolve_clip(name: str, f: dict, origin: dict, sites: _Sites, script: Scrip
         frames=frames, fps=float(f["fps"]), width=int(f["width"]), height=int(f["height"]),
         prompt=f["prompt"], negative=f.get("negative") or "", head=f.get("head") or "", tail=f.get("tail") or "",
         interpolation=f["interpolation"], outputs=outputs, fuse=bool(f["fuse"]), decode_chunk=int(f["decode_chunk"]),
-        pose=pose, script=str(script.path), preset=preset_name,
+        pose=pose, script="" if script.command_line else str(script.path), preset=preset_name,
     ) for seed in seeds], []
 
 
