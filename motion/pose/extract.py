@@ -21,15 +21,22 @@ from motion.pose.media import read_video, video_info
 
 WORKER = Path(__file__).with_name("extract_worker.py")
 MAX_SIDE = 640  # MediaPipe looks at 256 px crops; bigger frames only cost memory in the hand-over
+# Test-time augmentation (see extract_worker.py): each frame is run letterboxed in each of these black
+# margins (share of its long side), each of those mirrored too, and the 8 looks averaged by visibility. On the
+# astronaut test video this cut the worst shoulder error from 17 to 5 px and the elbow's from 26 to 15 px,
+# for about 3x the detector time.
+PADS = (0.1, 0.2, 0.3, 0.4)
+MIRROR = True
 
 
 def run_worker(python: Path, frames_path: Path, out_path: Path, *, complexity: int = 1,
-               static: bool = False) -> dict:
+               static: bool = False, pads=(), mirror: bool = False) -> dict:
     """Run the detector on a frame stack or video in the pose env; return its JSON result."""
     import json
 
     cmd = [str(python), str(WORKER), "--input", str(frames_path), "--out", str(out_path),
-           "--complexity", str(complexity)] + (["--static"] if static else [])
+           "--complexity", str(complexity), "--pads", ",".join(str(p) for p in pads)]
+    cmd += (["--static"] if static else []) + (["--mirror"] if mirror else [])
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
         lines = [ln for ln in done.stderr.strip().splitlines() if ln.strip()] or ["no output"]
@@ -40,12 +47,16 @@ def run_worker(python: Path, frames_path: Path, out_path: Path, *, complexity: i
 
 
 def extract_keypoints(video: str | Path, *, cache_dir=None, complexity: int = 1, static: bool = True,
-                      install_env: bool = True, source_hash: str | None = None):
-    """Keypoints of the person in `video`: ((frames, 1, 18, 3) array in video pixels, fps, (w, h))."""
+                      install_env: bool = True, source_hash: str | None = None, pads=PADS,
+                      mirror: bool = MIRROR):
+    """Keypoints of the person in `video`: ((frames, 1, 18, 3) array in video pixels, fps, (w, h)).
+
+    `pads` and `mirror` set the test-time augmentation (`pads=(), mirror=False`: the frame alone)."""
     video = Path(video)
     info = video_info(video)
     key = cache.cache_key(source_hash or cache.hash_source(video), what="extract", model=MEDIAPIPE,
-                          complexity=complexity, static=static, max_side=MAX_SIDE)
+                          complexity=complexity, static=static, max_side=MAX_SIDE,
+                          pads=[float(p) for p in pads], mirror=bool(mirror))
     entry = cache_root(cache_dir) / "pose" / f"keypoints-{key}.json"
     result = cache.load_json(entry)
     if result is None:
@@ -56,7 +67,7 @@ def extract_keypoints(video: str | Path, *, cache_dir=None, complexity: int = 1,
             np.save(stack, np.stack(frames))
             del frames
             result = run_worker(python, stack, Path(tmp) / "keypoints.json", complexity=complexity,
-                                static=static)
+                                static=static, pads=pads, mirror=mirror)
         cache.save_json(entry, result)
     track = np.stack([
         empty_pose(1)[0] if lms is None else from_mediapipe(lms, info.width, info.height)
