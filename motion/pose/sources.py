@@ -100,6 +100,10 @@ def person_video_frames(source, *, frames, fps, width, height, fit="contain", **
                         "complexity": 1, "cache_dir": None, "install_env": True, "source_hash": None},
                  where)
     check_fit(fit, where=where)
+    if o["complexity"] != 1:
+        # mediapipe 0.10.14 ships only pose_landmark_full.tflite; lite/heavy would be downloaded (offline: fail).
+        raise PoseSourceError(f"{where}: complexity {o['complexity']!r} is not available offline; only 1 (the "
+                              "full model inside the mediapipe wheel) is")
     track, source_fps, canvas = extract_keypoints(
         source, cache_dir=o["cache_dir"], complexity=o["complexity"], static=not o["track"],
         install_env=o["install_env"], source_hash=o["source_hash"])
