@@ -88,12 +88,13 @@ class Renderer:
     """
 
     def __init__(self, device: str | None = None, dtype: str | None = None, *, on_step: Callable | None = None,
-                 max_stacks: int = 1):
+                 max_stacks: int = 1, quiet_loading: bool = False):
         self.device = pick_device(device)
         self.dtype = pick_dtype(self.device, dtype)
         self.on_step = on_step
         self.stacks: dict[tuple, Stack] = {}
         self.max_stacks = max_stacks  # pipelines kept loaded; the oldest is freed to make room (GPU memory)
+        self.quiet_loading = quiet_loading  # hide the libraries' own load bars (script runs draw their own)
         self.load_counts: dict[str, int] = {}
         self._schedule = None  # (mixer, names, weights) while a clip with weight ramps renders
 
@@ -120,6 +121,13 @@ class Renderer:
         from motion.errors import MotionError
         from motion.loras import LoraMixer
 
+        if self.quiet_loading:
+            import diffusers
+            import transformers
+
+            for lib in (diffusers, transformers):
+                lib.utils.logging.disable_progress_bar()
+                lib.utils.logging.set_verbosity_error()
         check_reachable(spec.model, "model")
         check_reachable(spec.motion_adapter, "motion_adapter")
         ma = spec.motion_adapter

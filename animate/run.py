@@ -120,7 +120,7 @@ def run_specs(specs: list[ClipSpec], *, out: str | Path, script_stem: str, rende
     if todo and renderer is None:
         from .renderer import Renderer
 
-        renderer = Renderer(device=device, dtype=dtype)
+        renderer = Renderer(device=device, dtype=dtype, quiet_loading=True)
     if renderer is not None:
         renderer.on_step = lambda spec, step, total: progress.event("step", clip=spec.stem, step=step, total=total)
     # Announce the plan only once every check has passed (a bad device or option stops before it).
