@@ -27,7 +27,7 @@ def motion_max_frames(src) -> int:
         if folder and Path(folder, "config.json").is_file():
             try:
                 return int(json.loads(Path(folder, "config.json").read_text()).get("motion_max_seq_length", 32))
-            except (ValueError, OSError):
+            except (ValueError, OSError):  # an unreadable config: fall back to the SD1.5 length
                 pass
     return DEFAULT_MAX_FRAMES
 
