@@ -58,7 +58,7 @@ def _parse_lora(value: str, index: int) -> dict:
         try:
             weight = float(tail)
             source = head
-        except ValueError:  # `C:\\loras\\x.safetensors` or a URL: the colon is part of the source
+        except ValueError:  # a Windows drive letter or a URL: the colon is part of the source
             pass
     from .script import slug
 
