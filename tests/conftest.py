@@ -5,6 +5,10 @@ import tempfile
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# The pose detector's env is an install (CI makes it with `python -m motion.pose.extract_env install`), not a
+# cache entry: keep using it when the cache below moves to a private folder.
+os.environ.setdefault("ANIMATE_POSE_ENV", os.path.join(
+    os.environ.get("ANIMATE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "animate"), "pose-env"))
 os.environ.setdefault("ANIMATE_CACHE", tempfile.mkdtemp(prefix="animate-test-cache-"))
 
 import pytest  # noqa: E402

@@ -1,4 +1,6 @@
 """`animate poses` through click's CliRunner."""
+import json
+
 import numpy as np
 from click.testing import CliRunner
 from PIL import Image
@@ -17,7 +19,7 @@ def test_writes_frames_and_sheet(tmp_path):
                                         "--height", "64", "--cache-dir", str(tmp_path / "c")])
     assert result.exit_code == 0, result.output
     names = sorted(p.name for p in out.iterdir())
-    assert names == [f"frame_{i:05d}.png" for i in range(6)] + ["sheet.png"]
+    assert names == [f"frame_{i:05d}.png" for i in range(6)] + ["keypoints.json", "sheet.png"]
     first = np.asarray(Image.open(out / "frame_00000.png"))
     assert first.shape == (64, 64, 3) and tuple(first[16, 32]) == COLORS[0]
     assert Image.open(out / "sheet.png").size == (3 * 66 + 2, 2 * 66 + 2)
@@ -31,6 +33,40 @@ def test_keyframes_file(tmp_path):
                                         "--height", "64", "--kind", "keyframes"])
     assert result.exit_code == 0, result.output
     assert tuple(np.asarray(Image.open(out / "frame_00003.png"))[48, 32]) == COLORS[0]
+
+
+def test_keypoints_json_round_trips_to_the_same_frames(tmp_path):
+    """keypoints.json holds the drawn keypoints in output pixels; read back as an openpose-json source at
+    the same size it draws the very same frames (a user can edit it in a pose editor and use it)."""
+    from motion.pose import pose_frames
+
+    src = tmp_path / "keys.yaml"
+    src.write_text("0: {nose: [0.5, 0.2], neck: [0.5, 0.35], r_shoulder: [0.35, 0.35], r_elbow: [0.3, 0.6]}\n"
+                   "5: {nose: [0.6, 0.25], neck: [0.55, 0.4], r_shoulder: [0.4, 0.4, 0.1], r_elbow: [0.2, 0.3]}\n")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(poses, [str(src), "--out", str(out), "--frames", "6", "--width", "96",
+                                        "--height", "64", "--kind", "keyframes"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads((out / "keypoints.json").read_text())
+    assert len(doc) == 6 and doc[0]["canvas_width"] == 96 and doc[0]["canvas_height"] == 64
+    flat = doc[0]["people"][0]["pose_keypoints_2d"]
+    assert flat[:3] == [48.0, 12.8, 1.0]  # nose at (0.5, 0.2) of 96 x 64, confidence 1
+    # The right shoulder's confidence falls below the 0.3 threshold on the last frame: exported as missing.
+    assert doc[5]["people"][0]["pose_keypoints_2d"][6:9] == [0.0, 0.0, 0.0]
+    again = pose_frames(out / "keypoints.json", frames=6, fps=8, width=96, height=64, cache_dir=tmp_path / "c")
+    for i, image in enumerate(again):
+        assert np.array_equal(image, np.asarray(Image.open(out / f"frame_{i:05d}.png"))), i
+
+
+def test_skeleton_images_have_no_keypoints_json(tmp_path):
+    frames = tmp_path / "skel"
+    frames.mkdir()
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(frames / "0.png")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(poses, [str(frames), "--out", str(out), "--frames", "2", "--width", "32",
+                                        "--height", "32", "--cache-dir", str(tmp_path / "c")])
+    assert result.exit_code == 0, result.output
+    assert not (out / "keypoints.json").exists() and (out / "sheet.png").exists()
 
 
 def test_pose_source_error_becomes_pose_error(tmp_path):

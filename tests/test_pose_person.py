@@ -7,7 +7,7 @@ from motion.errors import PoseSourceError
 from motion.pose import extract, pose_frames
 from motion.pose.draw import COLORS
 from motion.pose.keypoints import INDEX, from_mediapipe
-from motion.pose.smooth import fill_gaps, one_euro
+from motion.pose.smooth import despike, fill_gaps, one_euro, smooth_track
 from pose_helpers import write_video
 
 
@@ -100,3 +100,34 @@ def test_one_euro_removes_jitter_and_follows_motion():
     moving[..., 0] = 100 + 10 * np.arange(60)[:, None, None]  # 10 px a frame, steady
     lag = np.abs(one_euro(moving, 30, scale=512)[..., 0] - moving[..., 0])
     assert lag.max() < 6 and lag[15:].max() < 3  # the speed estimate warms up over the first frames
+
+
+def test_despike_drops_one_frame_outliers_and_keeps_motion():
+    track = np.zeros((7, 1, 18, 3), np.float32)
+    track[..., 2] = 1
+    track[..., 0] = 100 + 7 * np.arange(7)[:, None, None]  # a steady pan stays exactly as it was
+    track[..., 1] = 50
+    track[3, 0, 4, 1] = 80  # point 4 jumps 30 px for one frame
+    track[5, 0, 6, 2] = 0.1  # point 6 is not seen on frame 5: its neighbours are left alone
+    track[4, 0, 6, 1] = 90
+    out = despike(track, threshold=0.3)
+    np.testing.assert_array_equal(out[..., 0], track[..., 0])
+    assert out[3, 0, 4, 1] == 50
+    assert out[4, 0, 6, 1] == 90 and out[5, 0, 6, 2] == np.float32(0.1)
+    np.testing.assert_array_equal(despike(track[:2]), track[:2])  # too short to judge
+
+
+def test_smooth_track_follows_a_pan_without_lag():
+    rng = np.random.default_rng(1)
+    steady = np.zeros((40, 1, 18, 3), np.float32)
+    steady[..., 2] = 1
+    steady[..., 0] = 100 + 6 * np.arange(40)[:, None, None]  # 6 px a frame at 8 fps, like a camera pan
+    steady[..., 1] = 200
+    noisy = steady.copy()
+    noisy[..., :2] += rng.normal(0, 2, noisy[..., :2].shape)
+    forward_lag = np.abs(one_euro(steady, 8, scale=416)[5:-5, ..., 0] - steady[5:-5, ..., 0]).max()
+    both_ways = np.abs(smooth_track(steady, 8, scale=416)[..., :2] - steady[..., :2]).max()
+    assert forward_lag > 1 and both_ways < 0.01  # the forward and backward lags cancel on steady motion
+    err_raw = np.abs(noisy[..., :2] - steady[..., :2]).mean()
+    err_smooth = np.abs(smooth_track(noisy, 8, scale=416)[..., :2] - steady[..., :2]).mean()
+    assert err_smooth < 0.75 * err_raw

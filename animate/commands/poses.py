@@ -52,7 +52,8 @@ def _load_keyframes(path: Path) -> dict:
 @click.command("poses")
 @click.argument("source", type=click.Path(exists=True, path_type=Path))
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for frame_00000.png ... and sheet.png (replaced as a whole).")
+              help="Folder for frame_00000.png ..., sheet.png and, for keypoint sources, keypoints.json "
+                   "(replaced as a whole).")
 @click.option("--frames", default=16, show_default=True, type=click.IntRange(min=1))
 @click.option("--fps", default=8.0, show_default=True, type=click.FloatRange(min=0, min_open=True))
 @click.option("--width", default=512, show_default=True, type=click.IntRange(min=8))
@@ -74,23 +75,41 @@ def _load_keyframes(path: Path) -> dict:
               help="Cache folder [default: $ANIMATE_CACHE or ~/.cache/animate].")
 def poses(source, out, frames, fps, width, height, fit, kind, source_fps, overrun, canvas, threshold,
           no_smooth, cache_dir):
-    """Write the pose conditioning frames of SOURCE, one PNG per frame, and a contact sheet."""
+    """Write the pose conditioning frames of SOURCE, one PNG per frame, and a contact sheet.
+
+    Keypoint sources (OpenPose JSON, keyframes, a person video) also get keypoints.json: the drawn
+    keypoints in output pixels as OpenPose COCO-18 frames, ready for a pose editor or a `pose:` source."""
+    import json
+
     from PIL import Image
 
     from motion.errors import PoseSourceError
-    from motion.pose import pose_frames
+    from motion.pose import pose_frames, pose_keypoints
+    from motion.pose.openpose_json import to_openpose
 
     given = {"source_fps": source_fps, "overrun": overrun, "canvas": canvas, "threshold": threshold,
              "smooth": False if no_smooth else None}
     opts = {k: v for k, v in given.items() if v is not None}  # sources reject options they don't take
     src = _load_keyframes(source) if kind == "keyframes" else source
     try:
-        images = pose_frames(src, frames=frames, fps=fps, width=width, height=height, fit=fit,
-                             cache_dir=cache_dir, kind=kind, **opts)
+        args = dict(frames=frames, fps=fps, width=width, height=height, fit=fit, cache_dir=cache_dir,
+                    kind=kind, **opts)
+        images = pose_frames(src, **args)
+        keypoints = None if looks_drawn(src, kind) else pose_keypoints(src, **args)
     except PoseSourceError as exc:
         raise PoseError(str(exc)) from None
     with atomic_dir(out) as tmp:
         for i, image in enumerate(images):
             Image.fromarray(image).save(tmp / f"frame_{i:05d}.png")
         Image.fromarray(contact_sheet(images)).save(tmp / "sheet.png")
-    click.echo(f"wrote {len(images)} pose frames and sheet.png to {out}", err=True)
+        if keypoints is not None:
+            (tmp / "keypoints.json").write_text(json.dumps(to_openpose(keypoints, width, height)))
+    extra = " and keypoints.json" if keypoints is not None else ""
+    click.echo(f"wrote {len(images)} pose frames, sheet.png{extra} to {out}", err=True)
+
+
+def looks_drawn(source, kind) -> bool:
+    """True for skeleton-image sources, which have no keypoints to export."""
+    from motion.pose import detect_kind
+
+    return (kind or detect_kind(source)) == "skeleton"

@@ -27,7 +27,7 @@ KINDS = ("skeleton", "openpose-json", "keyframes", "person-video")
 BLACK_LEVEL = 16
 BLACK_SHARE = 0.5
 
-__all__ = ["KINDS", "pose_frames", "count_frames", "detect_kind", "looks_like_skeleton"]
+__all__ = ["KINDS", "pose_frames", "pose_keypoints", "count_frames", "detect_kind", "looks_like_skeleton"]
 
 
 def looks_like_skeleton(image: np.ndarray) -> bool:
@@ -105,6 +105,28 @@ def pose_frames(source, *, frames: int, fps: float, width: int, height: int, fit
     images = SOURCES[kind](source, **args, **opts)
     cache.save_frames(entry, images)
     return images
+
+
+def pose_keypoints(source, *, frames: int, fps: float, width: int, height: int, fit: str = "contain",
+                   cache_dir=None, kind: str | None = None, **opts) -> list[np.ndarray]:
+    """The keypoints pose_frames draws: one (people, 18, 3) float32 array per frame, x and y in output
+    pixels, points below the source's `threshold` set to 0 (missing). Skeleton images have none."""
+    from motion.pose.sources import KEYPOINT_SOURCES
+
+    kind = _kind(source, kind)
+    if kind not in KEYPOINT_SOURCES:
+        raise PoseSourceError(f"pose source {source}: {kind} images hold no keypoints; use OpenPose JSON, "
+                              f"keyframes or a person video")
+    if kind == "person-video":
+        opts = {**opts, "cache_dir": cache_dir}
+    poses, threshold = KEYPOINT_SOURCES[kind](source, frames=frames, fps=fps, width=width, height=height,
+                                              fit=fit, **opts)
+    out = []
+    for pose in poses:
+        pose = np.array(pose, np.float32, copy=True)
+        pose[pose[..., 2] < threshold] = 0.0
+        out.append(pose)
+    return out
 
 
 def count_frames(source, *, kind: str | None = None) -> int | None:

@@ -2,7 +2,7 @@
 
 It imports nothing from this project, so it runs from its file path with the env's python:
     <pose-env>/bin/python extract_worker.py --input frames.npy|video.mp4 --out keypoints.json \
-        [--pads 0.1,0.2,0.3,0.4] [--mirror]
+        [--pads 0,0.1,0.2] [--mirror] [--static] [--workers N]
 Output: {"width", "height", "mediapipe", "variants", "frames": [null | [[x, y, z, visibility] * 33], ...]}
 with x, y normalised to the frame (MediaPipe's own convention); null where no person was found.
 
@@ -94,12 +94,64 @@ def combine(found, total):
     return out
 
 
+def new_pose(complexity, static):
+    import mediapipe as mp
+
+    # smooth_landmarks off: the main process fills gaps and smooths, with settings the user controls.
+    return mp.solutions.pose.Pose(static_image_mode=static, model_complexity=complexity,
+                                  smooth_landmarks=False, enable_segmentation=False,
+                                  min_detection_confidence=0.5, min_tracking_confidence=0.5)
+
+
+def detect(frames, looks, complexity, static):
+    """Combined landmarks (or None) of each RGB frame, every frame looked at in each of `looks`."""
+    order = mirror_order()
+    # Detecting from scratch keeps no state, so one graph serves every look; tracking needs one per look.
+    poses = ([new_pose(complexity, static)] * len(looks) if static
+             else [new_pose(complexity, static) for _ in looks])
+    out = []
+    try:
+        for rgb in frames:
+            found = []
+            for pose, (pad, mirrored) in zip(poses, looks):
+                image, margin = look(rgb, pad, mirrored)
+                result = pose.process(image)
+                if result.pose_landmarks is not None:
+                    found.append(landmarks_back(result, rgb.shape, margin, mirrored, order))
+            out.append(combine(found, len(looks)).tolist() if found else None)
+    finally:
+        for pose in {id(p): p for p in poses}.values():
+            pose.close()
+    return out
+
+
+def _detect_chunk(job):
+    path, start, stop, looks, complexity = job
+    import numpy as np
+
+    frames = np.load(path, mmap_mode="r")[start:stop]
+    return detect((np.ascontiguousarray(f) for f in frames), looks, complexity, True)
+
+
+def detect_parallel(path, count, looks, complexity, workers):
+    """Static detection of a .npy frame stack split into contiguous chunks over `workers` processes
+    (MediaPipe runs one graph on one core; frames are independent when nothing is tracked)."""
+    import multiprocessing
+
+    bounds = [round(i * count / workers) for i in range(workers + 1)]
+    jobs = [(path, a, b, looks, complexity) for a, b in zip(bounds, bounds[1:]) if b > a]
+    with multiprocessing.get_context("spawn").Pool(len(jobs)) as pool:
+        return [lms for chunk in pool.map(_detect_chunk, jobs) for lms in chunk]
+
+
 def main(argv=None):
+    import os
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--input", required=True)
     parser.add_argument("--out", required=True)
-    parser.add_argument("--complexity", type=int, default=1, choices=(0, 1),
-                        help="0 lite, 1 full (only the full model ships in the 0.10.14 wheel; lite downloads)")
+    parser.add_argument("--complexity", type=int, default=1, choices=(0, 1, 2),
+                        help="0 lite, 1 full, 2 heavy (only the full model ships in the 0.10.14 wheel)")
     parser.add_argument("--static", action="store_true",
                         help="detect every frame from scratch instead of tracking the previous pose")
     parser.add_argument("--pads", default="",
@@ -107,37 +159,37 @@ def main(argv=None):
                              "with, averaged; empty: the frame alone")
     parser.add_argument("--mirror", action="store_true",
                         help="also run every variant mirrored, swapping left and right back")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="processes for static detection of a .npy stack (0: one per CPU core)")
     args = parser.parse_args(argv)
     pads = [float(p) for p in args.pads.split(",") if p.strip()]
     looks = variants(pads, args.mirror)
-    order = mirror_order()
 
     import mediapipe as mp
+    import numpy as np
 
-    def new_pose():
-        # smooth_landmarks off: the main process fills gaps and smooths, with settings the user controls.
-        return mp.solutions.pose.Pose(static_image_mode=args.static, model_complexity=args.complexity,
-                                      smooth_landmarks=False, enable_segmentation=False,
-                                      min_detection_confidence=0.5, min_tracking_confidence=0.5)
+    if args.input.endswith(".npy"):
+        stack = np.load(args.input, mmap_mode="r")
+        count, (height, width) = len(stack), (stack.shape[1:3] if len(stack) else (0, 0))
+        del stack
+    else:
+        count, height, width = None, 0, 0
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    workers = min(args.workers or cores or 1, count or 1)
+    if args.static and count and workers > 1:
+        frames = detect_parallel(args.input, count, looks, args.complexity, workers)
+    else:
+        shape = []
 
-    # Detecting from scratch keeps no state, so one graph serves every look; tracking needs one per look.
-    poses = [new_pose()] * len(looks) if args.static else [new_pose() for _ in looks]
-    frames, width, height = [], 0, 0
-    try:
-        for rgb in iter_frames(args.input):
-            height, width = rgb.shape[:2]
-            found = []
-            for pose, (pad, mirrored) in zip(poses, looks):
-                image, margin = look(rgb, pad, mirrored)
-                result = pose.process(image)
-                if result.pose_landmarks is not None:
-                    found.append(landmarks_back(result, rgb.shape, margin, mirrored, order))
-            frames.append(combine(found, len(looks)).tolist() if found else None)
-    finally:
-        for pose in {id(p): p for p in poses}.values():
-            pose.close()
+        def remember(frames):  # a video's size is known once its first frame is read
+            for rgb in frames:
+                shape[:] = rgb.shape[:2]
+                yield rgb
+
+        frames = detect(remember(iter_frames(args.input)), looks, args.complexity, args.static)
+        height, width = shape or (height, width)
     with open(args.out, "w") as fh:
-        json.dump({"width": width, "height": height, "mediapipe": mp.__version__,
+        json.dump({"width": int(width), "height": int(height), "mediapipe": mp.__version__,
                    "variants": [{"pad": p, "mirror": m} for p, m in looks], "frames": frames}, fh)
     return 0
 

@@ -75,3 +75,12 @@ def normalised(poses: list[np.ndarray]) -> bool:
     values = [p[p[..., 2] > 0][:, :2] for p in poses if p.size]
     values = [v for v in values if v.size]
     return bool(values) and all(float(v.max()) <= 1.0 for v in values)
+
+
+def to_openpose(poses: list[np.ndarray], width: int, height: int) -> list[dict]:
+    """Per-frame (people, 18, 3) arrays in pixels → OpenPose COCO-18 frames with the canvas size, the list
+    format parse_poses reads back (and pose editors load)."""
+    return [{"version": 1.3, "canvas_width": int(width), "canvas_height": int(height),
+             "people": [{"pose_keypoints_2d": [round(float(v), 3) for v in person.reshape(-1)]}
+                        for person in np.asarray(frame, np.float32).reshape(-1, 18, 3)]}
+            for frame in poses]

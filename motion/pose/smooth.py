@@ -1,8 +1,11 @@
-"""Clean detected keypoint tracks: fill the detector's gaps, then smooth jitter with a One-Euro filter.
+"""Clean detected keypoint tracks: fill the detector's gaps, drop one-frame spikes, smooth the jitter.
 
 Tracks are arrays (frames, people, 18, 3) in pixels with confidence last. Detectors jitter by a few
-pixels from frame to frame (the "DWPose jitter" users complain about); a One-Euro filter (Casiez et al.,
-CHI 2012) removes it while the pose is still and opens up when it moves fast, so it adds little lag.
+pixels from frame to frame (the "DWPose jitter" users complain about) and now and then put a point
+somewhere else for a single frame. A median of three frames removes such spikes and leaves steady motion
+untouched; a One-Euro filter (Casiez et al., CHI 2012) then removes the jitter while the pose is still and
+opens up when it moves fast. The whole video is at hand, so the filter runs forwards and backwards and the
+two are averaged: their lags cancel, and a steady pan is followed without delay.
 """
 from __future__ import annotations
 
@@ -64,4 +67,40 @@ def one_euro(track: np.ndarray, fps: float, *, scale: float, min_cutoff: float =
         xy[t] = np.where(seen[t][..., None], new, raw)
         prev = xy[t]
     out[..., :2] = xy * scale
+    return out
+
+
+def despike(track: np.ndarray, threshold: float = 0.0) -> np.ndarray:
+    """Replace x and y of each point by their median over it and its two neighbour frames, where all
+    three are seen: a one-frame outlier goes, a steady or monotonic motion stays exactly as it was."""
+    out = np.array(track, np.float32, copy=True)
+    if out.shape[0] < 3:
+        return out
+    window = np.stack([track[:-2], track[1:-1], track[2:]])
+    seen = (window[..., 2] >= threshold).all(axis=0)
+    median = np.median(window[..., :2], axis=0)
+    out[1:-1, ..., :2] = np.where(seen[..., None], median, out[1:-1, ..., :2])
+    return out
+
+
+def smooth_track(track: np.ndarray, fps: float, *, scale: float, min_cutoff: float = MIN_CUTOFF,
+                 beta: float = BETA, d_cutoff: float = D_CUTOFF, threshold: float = 0.0) -> np.ndarray:
+    """Despike, then the mean of a forward and a backward One-Euro pass (zero lag on steady motion).
+
+    Like scipy's filtfilt, the track is first extended at both ends by its odd reflection (a steady motion
+    goes on steadily), so that both passes have settled by the first and last real frames."""
+    clean = despike(track, threshold)
+    n = clean.shape[0]
+    pad = min(n - 1, max(2, round(fps)))
+    if pad < 1:
+        return clean
+    head, tail = clean[pad:0:-1].copy(), clean[-2:-pad - 2:-1].copy()
+    head[..., :2] = 2 * clean[:1, ..., :2] - head[..., :2]
+    tail[..., :2] = 2 * clean[-1:, ..., :2] - tail[..., :2]
+    padded = np.concatenate([head, clean, tail])
+    kw = dict(scale=scale, min_cutoff=min_cutoff, beta=beta, d_cutoff=d_cutoff, threshold=threshold)
+    forward = one_euro(padded, fps, **kw)
+    backward = one_euro(padded[::-1], fps, **kw)[::-1]
+    out = clean.copy()
+    out[..., :2] = (forward[pad:pad + n, ..., :2] + backward[pad:pad + n, ..., :2]) / 2
     return out

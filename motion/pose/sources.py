@@ -1,7 +1,8 @@
 """Pose sources: each turns its input into one RGB skeleton image (height, width, 3) per clip frame.
 
 Every source has the same signature, `f(source, *, frames, fps, width, height, fit, **opts) -> list`,
-and rejects options it does not know (a typo must not be silently ignored).
+and rejects options it does not know (a typo must not be silently ignored). The keypoint sources (JSON,
+keyframes, person video) first give per-frame keypoints in output pixels (KEYPOINT_SOURCES), then draw them.
 Per-frame sources (image folders, JSON) have no clock: with `source_fps` they are resampled by time,
 without it their frame count must equal the clip's (a single frame is a still pose for the whole clip).
 """
@@ -17,7 +18,7 @@ from motion.pose import openpose_json
 from motion.pose.draw import THRESHOLD, draw_pose
 from motion.pose.fit import check_fit, fit_image, fit_points
 from motion.pose.media import VIDEO_SUFFIXES, list_images, read_image, read_video, video_info
-from motion.pose.smooth import BETA, MIN_CUTOFF, fill_gaps, one_euro
+from motion.pose.smooth import BETA, MIN_CUTOFF, fill_gaps, smooth_track
 from motion.pose.timing import source_indices
 
 
@@ -29,11 +30,10 @@ def _options(opts: dict, known: dict, where: str) -> dict:
     return {**known, **opts}
 
 
-def draw_track(poses: list[np.ndarray], canvas: tuple[float, float], *, width: int, height: int,
-               fit: str, threshold: float) -> list[np.ndarray]:
-    """Fit each frame's keypoints from `canvas` onto the output and draw them."""
-    return [draw_pose(fit_points(p, canvas, width, height, fit), width, height, threshold=threshold)
-            for p in poses]
+def fit_track(poses: list[np.ndarray], canvas: tuple[float, float], *, width: int, height: int,
+              fit: str) -> list[np.ndarray]:
+    """Each frame's keypoints moved from `canvas` onto the output."""
+    return [fit_points(p, canvas, width, height, fit) for p in poses]
 
 
 def skeleton_frames(source, *, frames, fps, width, height, fit="contain", **opts):
@@ -57,8 +57,8 @@ def skeleton_frames(source, *, frames, fps, width, height, fit="contain", **opts
     return [image.copy() for _ in range(frames)]
 
 
-def openpose_json_frames(source, *, frames, fps, width, height, fit="contain", **opts):
-    """OpenPose JSON keypoints (a folder of per-frame files or one file with a list of frames), drawn."""
+def openpose_json_points(source, *, frames, fps, width, height, fit="contain", **opts):
+    """OpenPose JSON keypoints (a folder of per-frame files or one file with a list of frames)."""
     path, where = Path(source), f"pose source {source}"
     o = _options(opts, {"source_fps": None, "overrun": "error", "canvas": None, "threshold": THRESHOLD},
                  where)
@@ -71,57 +71,77 @@ def openpose_json_frames(source, *, frames, fps, width, height, fit="contain", *
             raise PoseSourceError(f"{where}: keypoints are in pixels but the image size is unknown; "
                                   f"set the pose `canvas: [width, height]` of the video they came from")
         poses, canvas, fit = [p * [width, height, 1] for p in poses], (width, height), "stretch"
-    return draw_track([poses[i] for i in idx], canvas, width=width, height=height, fit=fit,
-                      threshold=o["threshold"])
+    return fit_track([poses[i] for i in idx], canvas, width=width, height=height, fit=fit), o["threshold"]
 
 
-def keyframe_frames(source, *, frames, fps, width, height, fit="contain", **opts):
-    """Keypoints written as {frame: {name: [x, y]}} keyframes, interpolated linearly per frame, drawn."""
+def keyframe_points(source, *, frames, fps, width, height, fit="contain", **opts):
+    """Keypoints written as {frame: {name: [x, y]}} keyframes, interpolated linearly per frame."""
     where = "pose keyframes"
     o = _options(opts, {"canvas": None, "threshold": THRESHOLD}, where)
     check_fit(fit, where=where)
     poses = kf.interpolate(kf.parse_keyframes(source, frames), frames)
     if o["canvas"]:
-        return draw_track(poses, tuple(o["canvas"]), width=width, height=height, fit=fit,
-                          threshold=o["threshold"])
+        return fit_track(poses, tuple(o["canvas"]), width=width, height=height, fit=fit), o["threshold"]
     # Fractions of the output frame: they already are the output's layout, so fit does not apply.
-    poses = [p * np.float32([width, height, 1]) for p in poses]
-    return draw_track(poses, (width, height), width=width, height=height, fit="stretch",
-                      threshold=o["threshold"])
+    return [p * np.float32([width, height, 1]) for p in poses], o["threshold"]
 
 
-def person_video_frames(source, *, frames, fps, width, height, fit="contain", **opts):
-    """A video of a real person: MediaPipe keypoints (separate env, cached), gap-filled, smoothed, drawn."""
+def person_track(source, *, threshold=THRESHOLD, smooth=True, smooth_min_cutoff=MIN_CUTOFF,
+                 smooth_beta=BETA, track=False, complexity=1, cache_dir=None, install_env=True,
+                 source_hash=None):
+    """The person's keypoints on every frame of `source`, in its pixels: detected (cached), gap-filled and,
+    with `smooth`, despiked and smoothed. Returns ((frames, 1, 18, 3), fps, (width, height))."""
     from motion.pose.extract import extract_keypoints
 
+    where = f"pose source {source}"
+    if complexity != 1:
+        # mediapipe 0.10.14 ships only pose_landmark_full.tflite; lite/heavy would be downloaded (offline: fail).
+        raise PoseSourceError(f"{where}: complexity {complexity!r} is not available offline; only 1 (the "
+                              "full model inside the mediapipe wheel) is")
+    keypoints, fps, canvas = extract_keypoints(
+        source, cache_dir=cache_dir, complexity=complexity, static=not track, install_env=install_env,
+        source_hash=source_hash)
+    if not (keypoints[..., 2] >= threshold).any():
+        raise PoseSourceError(f"{where}: no person found in any of its {len(keypoints)} frames; use a video "
+                              f"where one person is fully in view, or lower the pose `threshold`")
+    keypoints = fill_gaps(keypoints, threshold)
+    if smooth:
+        keypoints = smooth_track(keypoints, fps, scale=min(canvas), min_cutoff=smooth_min_cutoff,
+                                 beta=smooth_beta, threshold=threshold)
+    return keypoints, fps, canvas
+
+
+def person_video_points(source, *, frames, fps, width, height, fit="contain", **opts):
+    """A video of a real person: MediaPipe keypoints (separate env, cached), cleaned (see person_track)."""
     where = f"pose source {source}"
     o = _options(opts, {"overrun": "error", "threshold": THRESHOLD, "smooth": True,
                         "smooth_min_cutoff": MIN_CUTOFF, "smooth_beta": BETA, "track": False,
                         "complexity": 1, "cache_dir": None, "install_env": True, "source_hash": None},
                  where)
     check_fit(fit, where=where)
-    if o["complexity"] != 1:
-        # mediapipe 0.10.14 ships only pose_landmark_full.tflite; lite/heavy would be downloaded (offline: fail).
-        raise PoseSourceError(f"{where}: complexity {o['complexity']!r} is not available offline; only 1 (the "
-                              "full model inside the mediapipe wheel) is")
-    track, source_fps, canvas = extract_keypoints(
-        source, cache_dir=o["cache_dir"], complexity=o["complexity"], static=not o["track"],
-        install_env=o["install_env"], source_hash=o["source_hash"])
-    if not (track[..., 2] >= o["threshold"]).any():
-        raise PoseSourceError(f"{where}: no person found in any of its {len(track)} frames; use a video "
-                              f"where one person is fully in view, or lower the pose `threshold`")
-    track = fill_gaps(track, o["threshold"])
-    if o["smooth"]:
-        track = one_euro(track, source_fps, scale=min(canvas), min_cutoff=o["smooth_min_cutoff"],
-                         beta=o["smooth_beta"], threshold=o["threshold"])
-    idx = source_indices(frames, fps, len(track), source_fps, overrun=o["overrun"], where=where)
-    return draw_track([track[i] for i in idx], canvas, width=width, height=height, fit=fit,
-                      threshold=o["threshold"])
+    overrun = o.pop("overrun")
+    track, source_fps, canvas = person_track(source, **o)
+    idx = source_indices(frames, fps, len(track), source_fps, overrun=overrun, where=where)
+    return fit_track([track[i] for i in idx], canvas, width=width, height=height, fit=fit), o["threshold"]
 
 
-SOURCES = {
-    "skeleton": skeleton_frames,
-    "openpose-json": openpose_json_frames,
-    "keyframes": keyframe_frames,
-    "person-video": person_video_frames,
+def drawn(points_source):
+    """A keypoint source turned into one that returns skeleton images."""
+    def frames_source(source, *, frames, fps, width, height, fit="contain", **opts):
+        poses, threshold = points_source(source, frames=frames, fps=fps, width=width, height=height,
+                                         fit=fit, **opts)
+        return [draw_pose(p, width, height, threshold=threshold) for p in poses]
+
+    frames_source.__doc__ = points_source.__doc__
+    return frames_source
+
+
+# Sources that produce keypoints: each returns (per-frame (people, 18, 3) arrays in output pixels,
+# the confidence threshold below which a point is not drawn).
+KEYPOINT_SOURCES = {
+    "openpose-json": openpose_json_points,
+    "keyframes": keyframe_points,
+    "person-video": person_video_points,
 }
+
+SOURCES = {"skeleton": skeleton_frames, **{kind: drawn(f) for kind, f in KEYPOINT_SOURCES.items()}}
