@@ -373,7 +373,7 @@ class Renderer:
         return frames_np, {"decode_chunk": chunk}
 
 
-POSE_OPTIONS = ("source_fps", "overrun", "canvas", "threshold", "smooth")
+POSE_OPTIONS = ("source_fps", "overrun", "canvas", "threshold", "smooth", "complexity")
 
 
 def load_pose_frames(spec: ClipSpec) -> list:

@@ -176,12 +176,14 @@ class PoseSpec(Frozen):
     fit: Literal["contain", "cover", "stretch"] = "contain"
     kind: Literal["skeleton", "openpose-json", "keyframes", "person-video"] | None = None
     # Source options (see docs/pose.md): the clock of image/JSON frames, what to do when the source is
-    # shorter than the clip, the pixel canvas of keypoints, the confidence cut-off, detector smoothing.
+    # shorter than the clip, the pixel canvas of keypoints, the confidence cut-off, detector smoothing and
+    # model (person videos: 0 lite, 1 full, 2 heavy).
     source_fps: Range(StrictFloat, 0, 240, lo_open=True) | None = None
     overrun: Literal["error", "hold", "loop"] | None = None
     canvas: Annotated[list[Range(StrictInt, 1, 16384)], Field(min_length=2, max_length=2)] | None = None
     threshold: Range(StrictFloat, 0, 1) | None = None
     smooth: StrictBool | None = None
+    complexity: Literal[0, 1, 2] | None = None
 
     @field_validator("source")
     @classmethod

@@ -183,3 +183,19 @@ def test_worker_maps_padded_and_mirrored_landmarks_back():
     np.testing.assert_allclose(back[11], [50 / 200, 30 / 100, 0.0, 0.9], atol=1e-9)
     combined = worker.combine([back, back], total=4)
     np.testing.assert_allclose(combined[11], [0.25, 0.3, 0.0, 0.45], atol=1e-9)
+
+
+def test_lite_and_heavy_models_run_offline(tmp_path, cache_dir):
+    """complexity 0 and 2 use the models the env install took from npm: nothing is downloaded here."""
+    from motion.pose.extract_env import has_model
+
+    assert has_model(0) and has_model(2), "run `python -m motion.pose.extract_env install` with npm reachable"
+    video = make_video(tmp_path, PANS["in-view"])
+    full, _, _ = extract_keypoints(video, cache_dir=cache_dir)
+    for complexity in (0, 2):
+        track, _, _ = extract_keypoints(video, cache_dir=cache_dir, complexity=complexity, pads=(0.2,))
+        for name in FACE + SHOULDERS:
+            assert (track[:, 0, INDEX[name], 2] >= 0.3).all(), (complexity, name)
+        # Each model on its own finds the same face as the full model's 20 looks (measured <= 10 px).
+        face = [INDEX[n] for n in FACE]
+        assert np.linalg.norm(track[:, 0, face, :2] - full[:, 0, face, :2], axis=-1).max() < 14, complexity

@@ -131,3 +131,61 @@ def test_smooth_track_follows_a_pan_without_lag():
     err_raw = np.abs(noisy[..., :2] - steady[..., :2]).mean()
     err_smooth = np.abs(smooth_track(noisy, 8, scale=416)[..., :2] - steady[..., :2]).mean()
     assert err_smooth < 0.75 * err_raw
+
+
+def test_complexity_picks_the_model_and_refuses_a_missing_one(tmp_path, monkeypatch):
+    from motion.pose import extract_env
+
+    seen = []
+
+    def run_worker(python, frames_path, out_path, **kw):
+        seen.append(kw["complexity"])
+        return {"width": 96, "height": 64, "frames": [landmarks(0.5, 0.4)] * 6}
+
+    monkeypatch.setattr(extract, "run_worker", run_worker)
+    monkeypatch.setattr(extract, "ensure_pose_env", lambda install=True: tmp_path / "python")
+    monkeypatch.setattr(extract_env, "ensure_pose_env", lambda install=True: tmp_path / "python")
+    args = dict(frames=6, fps=8, width=64, height=64, cache_dir=tmp_path / "cache", kind="person-video")
+    video = person_video(tmp_path)
+    monkeypatch.setattr(extract_env, "has_model", lambda complexity, env_dir=None: False)
+    with pytest.raises(PoseSourceError) as info:
+        pose_frames(video, complexity=2, **args)
+    assert "complexity 2 model is not in the pose env" in str(info.value) and "\n" not in str(info.value)
+    with pytest.raises(PoseSourceError, match="complexity 7 is not one of 0"):
+        pose_frames(video, complexity=7, **args)
+    assert seen == []
+    monkeypatch.setattr(extract_env, "has_model", lambda complexity, env_dir=None: True)
+    pose_frames(video, complexity=2, **args)
+    pose_frames(video, complexity=0, **args)
+    assert seen == [2, 0]
+
+
+def test_npm_models_are_checked_and_placed(tmp_path, monkeypatch):
+    """The lite/heavy models come out of the npm tarball by name, each checked against its SHA-256."""
+    import hashlib
+    import io
+    import tarfile
+
+    from motion.pose import extract_env
+
+    blobs = {"pose_landmark_lite.tflite": b"lite model", "pose_landmark_heavy.tflite": b"heavy model"}
+    tgz = tmp_path / "registry" / extract_env.NPM_PACKAGE
+    tgz.parent.mkdir(parents=True)
+    with tarfile.open(tgz, "w:gz") as tar:
+        for name, blob in {**blobs, "../escape.txt": b"x"}.items():
+            info = tarfile.TarInfo(f"package/{name}")
+            info.size = len(blob)
+            tar.addfile(info, io.BytesIO(blob))
+    folder = tmp_path / "pose_landmark"
+    folder.mkdir()
+    registry = tgz.parent.parent.parent.parent.as_uri()  # file:// URL of the registry root
+    monkeypatch.setattr(extract_env, "NPM_MODELS", {n: hashlib.sha256(b).hexdigest() for n, b in blobs.items()})
+    assert sorted(extract_env.add_npm_models(folder, registry=registry)) == sorted(blobs)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == blobs
+    assert not (tmp_path / "escape.txt").exists()
+    for p in folder.iterdir():
+        p.unlink()
+    monkeypatch.setitem(extract_env.NPM_MODELS, "pose_landmark_heavy.tflite", "0" * 64)
+    with pytest.raises(ValueError, match="pose_landmark_heavy.tflite .* does not match its pinned SHA-256"):
+        extract_env.add_npm_models(folder, registry=registry)
+    assert list(folder.iterdir()) == []  # all are checked before any is written

@@ -254,6 +254,27 @@ def test_json_and_toml_positions():
         "s.json:1:26: clips[0].name: duplicate key `name` (first at line 1); keep one"]
     toml = 'version = 1\n[[clips]]\nname = "a"\nprompt = "x"\n[clips.pose]\nsource = "p.mp4"\nscale = 9\n'
     assert errors(toml, ".toml") == ["s.toml:7:9: clips[0].pose.scale: must be between 0 and 2 (got 9)"]
+    toml = toml.replace("scale = 9", "complexity = 3")
+    assert errors(toml, ".toml") == ["s.toml:7:14: clips[0].pose.complexity: must be 0, 1 or 2 (got 3)"]
+
+
+def test_pose_options_reach_the_pose_source(monkeypatch, tmp_path):
+    import motion.pose
+    from animate.renderer import load_pose_frames
+
+    seen = {}
+
+    def pose_frames(source, **kw):
+        seen.update(kw, source=source)
+        return []
+
+    monkeypatch.setattr(motion.pose, "pose_frames", pose_frames)
+    (tmp_path / "dance.mp4").write_bytes(b"")  # checked to exist; never read here
+    spec = spec_from_fields(dict(preset="tiny", prompt="x", pose={
+        "source": "dance.mp4", "complexity": 2, "smooth": False, "threshold": 0.5}), base_dir=tmp_path)[0]
+    load_pose_frames(spec)
+    assert (seen["complexity"], seen["smooth"], seen["threshold"]) == (2, False, 0.5)
+    assert "source_fps" not in seen  # options left out are the source's defaults
 
 
 def test_names_that_would_escape_or_clash():

@@ -70,11 +70,13 @@ def _load_keyframes(path: Path) -> dict:
               help="Pixel size the keypoints were written for (JSON, keyframes).")
 @click.option("--threshold", type=click.FloatRange(0, 1), default=None,
               help="Drop keypoints below this confidence [default: 0.3].")
-@click.option("--no-smooth", is_flag=True, help="person-video: no One-Euro smoothing.")
+@click.option("--no-smooth", is_flag=True, help="person-video: no despiking and One-Euro smoothing.")
+@click.option("--complexity", type=click.IntRange(0, 2), default=None,
+              help="person-video: MediaPipe landmark model, 0 lite, 1 full, 2 heavy [default: 1].")
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Cache folder [default: $ANIMATE_CACHE or ~/.cache/animate].")
 def poses(source, out, frames, fps, width, height, fit, kind, source_fps, overrun, canvas, threshold,
-          no_smooth, cache_dir):
+          no_smooth, complexity, cache_dir):
     """Write the pose conditioning frames of SOURCE, one PNG per frame, and a contact sheet.
 
     Keypoint sources (OpenPose JSON, keyframes, a person video) also get keypoints.json: the drawn
@@ -88,7 +90,7 @@ def poses(source, out, frames, fps, width, height, fit, kind, source_fps, overru
     from motion.pose.openpose_json import to_openpose
 
     given = {"source_fps": source_fps, "overrun": overrun, "canvas": canvas, "threshold": threshold,
-             "smooth": False if no_smooth else None}
+             "smooth": False if no_smooth else None, "complexity": complexity}
     opts = {k: v for k, v in given.items() if v is not None}  # sources reject options they don't take
     src = _load_keyframes(source) if kind == "keyframes" else source
     try:

@@ -92,12 +92,18 @@ def person_track(source, *, threshold=THRESHOLD, smooth=True, smooth_min_cutoff=
     """The person's keypoints on every frame of `source`, in its pixels: detected (cached), gap-filled and,
     with `smooth`, despiked and smoothed. Returns ((frames, 1, 18, 3), fps, (width, height))."""
     from motion.pose.extract import extract_keypoints
+    from motion.pose.extract_env import LANDMARK_MODELS, ensure_pose_env, has_model
 
     where = f"pose source {source}"
+    if complexity not in LANDMARK_MODELS:
+        raise PoseSourceError(f"{where}: complexity {complexity!r} is not one of 0 (lite), 1 (full), 2 (heavy)")
     if complexity != 1:
-        # mediapipe 0.10.14 ships only pose_landmark_full.tflite; lite/heavy would be downloaded (offline: fail).
-        raise PoseSourceError(f"{where}: complexity {complexity!r} is not available offline; only 1 (the "
-                              "full model inside the mediapipe wheel) is")
+        ensure_pose_env(install=install_env)  # an install adds the lite and heavy models
+        # Without the model file mediapipe would try to download it from Google at run time: refuse.
+        if not has_model(complexity):
+            raise PoseSourceError(
+                f"{where}: the complexity {complexity} model is not in the pose env; run `python -m "
+                f"motion.pose.extract_env install` with the npm registry reachable, or use complexity 1")
     keypoints, fps, canvas = extract_keypoints(
         source, cache_dir=cache_dir, complexity=complexity, static=not track, install_env=install_env,
         source_hash=source_hash)
