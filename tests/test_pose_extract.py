@@ -91,6 +91,10 @@ def test_keypoints_found_on_every_frame(pan):
     for track in (raw, clean):
         for name in FACE + SHOULDERS + ELBOWS:
             assert (track[:, INDEX[name], 2] >= 0.3).all(), (name, track[:, INDEX[name], 2])
+    # A waist-up shot: MediaPipe still places knees (visibility ~0.55), scattered ~0.25 of the frame across
+    # the looks; their disagreement drops them, so no legs are drawn over her suit.
+    for name in ("r_knee", "l_knee", "r_ankle", "l_ankle"):
+        assert (clean[:, INDEX[name], 2] < 0.3).all(), (name, clean[:, INDEX[name], 2])
 
 
 def test_keypoints_move_with_the_pan(pan):
@@ -183,6 +187,26 @@ def test_worker_maps_padded_and_mirrored_landmarks_back():
     np.testing.assert_allclose(back[11], [50 / 200, 30 / 100, 0.0, 0.9], atol=1e-9)
     combined = worker.combine([back, back], total=4)
     np.testing.assert_allclose(combined[11], [0.25, 0.3, 0.0, 0.45], atol=1e-9)
+
+
+def test_worker_drops_points_the_looks_disagree_on():
+    import importlib.util
+
+    from motion.pose.extract import WORKER
+
+    spec = importlib.util.spec_from_file_location("extract_worker", WORKER)
+    worker = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(worker)
+    # Two looks on a 200 x 100 frame: point 0 agrees, point 1 is 10 px either side of the mean (0.1 of
+    # the short side: trusted), point 2 is 19.5 px either side (0.195: half trusted), point 3 40 px (dropped).
+    a = np.zeros((4, 4))
+    a[:, 3] = 0.8
+    b = a.copy()
+    a[:, 0] = [0.5, 0.5, 0.5, 0.5]
+    b[:, 0] = [0.5, 0.6, 0.695, 0.9]
+    out = worker.combine([a, b], total=2, shape=(100, 200, 3))
+    np.testing.assert_allclose(out[:, 3], [0.8, 0.8, 0.4, 0.0], atol=1e-6)
+    np.testing.assert_allclose(out[:, 0], [0.5, 0.55, 0.5975, 0.7], atol=1e-9)
 
 
 def test_lite_and_heavy_models_run_offline(tmp_path, cache_dir):

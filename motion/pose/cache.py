@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-CACHE_VERSION = 1  # bump when drawing or extraction changes what a key would produce
+CACHE_VERSION = 2  # bump when drawing or extraction changes what a key would produce
 
 
 def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:

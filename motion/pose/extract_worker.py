@@ -11,7 +11,8 @@ model sees) depends on the framing; a person who fills the frame, cut at the bot
 on every frame and the shoulders and elbows wander by 10-25 px. With `--pads` each frame is run
 letterboxed in a black margin of each given share of its long side on every side, and with `--mirror` each
 of those again mirrored (left and right landmarks swapped back); the landmarks are mapped back to the
-frame and averaged, weighted by visibility. The average of these differently framed looks is much steadier.
+frame and averaged, weighted by visibility. The average of these differently framed looks is much steadier,
+and where the looks disagree widely (points the model invents outside the picture) confidence drops to 0.
 """
 import argparse
 import json
@@ -82,15 +83,27 @@ def landmarks_back(result, shape, margin, mirrored, order):
     return lms
 
 
-def combine(found, total):
-    """Visibility-weighted mean of the variants' landmarks; visibility is their mean, scaled by the share
-    of variants that found the person at all."""
+# Agreement between the looks, as the mean distance of their positions from the combined one, in shares of
+# the frame's short side. On the astronaut pans every real point stayed within 0.12 (elbows 0.09, wrists
+# 0.12) while the knees MediaPipe invents below a waist-up shot scattered by 0.25-0.30: a point is fully
+# trusted up to SPREAD_OK, not at all from SPREAD_NONE, and its confidence scaled linearly in between.
+SPREAD_OK = 0.15
+SPREAD_NONE = 0.24
+
+
+def combine(found, total, shape=(1, 1)):
+    """Visibility-weighted mean of the variants' landmarks. Visibility becomes their mean, scaled by the
+    share of variants that found the person at all and by how well the variants agree on the point."""
     import numpy as np
 
     stack = np.stack(found)
     weight = np.clip(stack[..., 3:4], 1e-3, None)
     out = (stack * weight).sum(0) / weight.sum(0)
-    out[:, 3] = stack[..., 3].mean(0) * len(found) / total
+    h, w = shape[:2]
+    offsets = (stack[..., :2] - out[:, :2]) * [w, h]
+    spread = np.sqrt((offsets ** 2).sum(-1)).mean(0) / min(w, h)
+    agreement = np.clip((SPREAD_NONE - spread) / (SPREAD_NONE - SPREAD_OK), 0.0, 1.0)
+    out[:, 3] = stack[..., 3].mean(0) * len(found) / total * agreement
     return out
 
 
@@ -118,7 +131,7 @@ def detect(frames, looks, complexity, static):
                 result = pose.process(image)
                 if result.pose_landmarks is not None:
                     found.append(landmarks_back(result, rgb.shape, margin, mirrored, order))
-            out.append(combine(found, len(looks)).tolist() if found else None)
+            out.append(combine(found, len(looks), rgb.shape).tolist() if found else None)
     finally:
         for pose in {id(p): p for p in poses}.values():
             pose.close()
