@@ -62,6 +62,41 @@ def test_second_run_does_not_extract_again(tmp_path, fake_detector):
     assert len(list((tmp_path / "cache" / "pose").glob("keypoints-*.json"))) == 1
 
 
+def test_only_the_frames_a_clip_shows_are_extracted(tmp_path, fake_detector):
+    import json
+
+    video = person_video(tmp_path, n=6)  # 6 frames at 8 fps
+    args = dict(width=64, height=64, cache_dir=tmp_path / "cache", kind="person-video")
+    pose_frames(video, frames=3, fps=4, **args)  # shows source frames 0, 2, 4
+    assert fake_detector == [3]
+    pose_frames(video, frames=6, fps=8, **args)  # needs 1, 3, 5 as well: only those are extracted
+    assert fake_detector == [3, 3]
+    pose_frames(video, frames=2, fps=2, **args)  # 0 and 4: all cached
+    assert fake_detector == [3, 3]
+    (entry,) = (tmp_path / "cache" / "pose").glob("keypoints-*.json")
+    assert sorted(json.loads(entry.read_text())["frames"], key=int) == [str(i) for i in range(6)]
+
+
+def test_long_videos_go_in_chunks_each_cached_when_done(tmp_path, fake_detector, monkeypatch):
+    video = person_video(tmp_path, n=6)
+    args = dict(frames=6, fps=8, width=64, height=64, cache_dir=tmp_path / "cache", kind="person-video")
+    monkeypatch.setattr(extract, "CHUNK", 2)
+    real = extract.run_worker
+
+    def fails_on_third(python, frames_path, out_path, **kw):
+        if len(fake_detector) == 2:
+            raise PoseSourceError("interrupted")
+        return real(python, frames_path, out_path, **kw)
+
+    monkeypatch.setattr(extract, "run_worker", fails_on_third)
+    with pytest.raises(PoseSourceError, match="interrupted"):
+        pose_frames(video, **args)
+    assert fake_detector == [2, 2]
+    monkeypatch.setattr(extract, "run_worker", real)
+    pose_frames(video, **args)  # the two finished chunks were kept: only the last one runs
+    assert fake_detector == [2, 2, 2]
+
+
 def test_gap_is_filled_and_drawn(tmp_path, fake_detector):
     video = person_video(tmp_path)
     frames = pose_frames(video, frames=6, fps=8, width=96, height=64, fit="stretch", smooth=False,
@@ -74,7 +109,7 @@ def test_no_person_anywhere(tmp_path, monkeypatch):
     monkeypatch.setattr(extract, "ensure_pose_env", lambda install=True: tmp_path / "python")
     monkeypatch.setattr(extract, "run_worker", lambda python, frames_path, out_path, **kw: {
         "width": 96, "height": 64, "frames": [None] * 6})
-    with pytest.raises(PoseSourceError, match="no person found in any of its 6 frames"):
+    with pytest.raises(PoseSourceError, match="no person found in any of the 6 frames looked at"):
         pose_frames(person_video(tmp_path), frames=6, fps=8, width=64, height=64,
                     cache_dir=tmp_path / "cache", kind="person-video")
 

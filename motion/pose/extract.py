@@ -21,6 +21,7 @@ from motion.pose.media import read_video, video_info
 
 WORKER = Path(__file__).with_name("extract_worker.py")
 MAX_SIDE = 640  # MediaPipe looks at 256 px crops; bigger frames only cost memory in the hand-over
+CHUNK = 240  # frames decoded and handed over at a time (~170 MB at 640 x 360)
 # Test-time augmentation (see extract_worker.py): each frame is run letterboxed in each of these black
 # margins (share of its long side), each of those mirrored too, and the 20 looks averaged by visibility.
 # On astronaut pans (docs/pose.md) one look left elbows 28-40 px off, 8 looks 9-13 px, these 20 looks 4-8 px
@@ -46,31 +47,53 @@ def run_worker(python: Path, frames_path: Path, out_path: Path, *, complexity: i
     return json.loads(out_path.read_text())
 
 
-def extract_keypoints(video: str | Path, *, cache_dir=None, complexity: int = 1, static: bool = True,
-                      install_env: bool = True, source_hash: str | None = None, pads=PADS,
-                      mirror: bool = MIRROR):
-    """Keypoints of the person in `video`: ((frames, 1, 18, 3) array in video pixels, fps, (w, h)).
+def extract_keypoints(video: str | Path, *, indices=None, cache_dir=None, complexity: int = 1,
+                      static: bool = True, install_env: bool = True, source_hash: str | None = None,
+                      pads=PADS, mirror: bool = MIRROR):
+    """Keypoints of the person in `video`: ((len(indices), 1, 18, 3) array in video pixels, fps, (w, h)).
 
-    `pads` and `mirror` set the test-time augmentation (`pads=(), mirror=False`: the frame alone)."""
+    `indices` picks the frames (default: all), so a short clip driven by a long video only pays for the
+    frames it shows. Each frame's result is cached on its own: a later clip reuses what was found and
+    extracts only new frames. MediaPipe's tracking (`static=False`) needs every frame in order, so it
+    always runs on the whole video. `pads` and `mirror` set the test-time augmentation (`pads=(),
+    mirror=False`: the frame alone)."""
     video = Path(video)
     info = video_info(video)
+    wanted = list(range(info.frames)) if indices is None else [int(i) for i in indices]
     key = cache.cache_key(source_hash or cache.hash_source(video), what="extract", model=MEDIAPIPE,
                           complexity=complexity, static=static, max_side=MAX_SIDE,
                           pads=[float(p) for p in pads], mirror=bool(mirror))
     entry = cache_root(cache_dir) / "pose" / f"keypoints-{key}.json"
-    result = cache.load_json(entry)
-    if result is None:
+    found = (cache.load_json(entry) or {}).get("frames", {})
+    needed = sorted(set(range(info.frames) if not static else wanted) - {int(i) for i in found})
+    if needed:
         python = ensure_pose_env(install=install_env)
-        frames = read_video(video, max_side=MAX_SIDE)
-        with tempfile.TemporaryDirectory(prefix="animate-pose-") as tmp:
-            stack = Path(tmp) / f"{video.stem}.npy"
-            np.save(stack, np.stack(frames))
-            del frames
-            result = run_worker(python, stack, Path(tmp) / "keypoints.json", complexity=complexity,
-                                static=static, pads=pads, mirror=mirror)
-        cache.save_json(entry, result)
+        # Tracking carries state from frame to frame, so it runs as one pass; detection goes in chunks
+        # (bounded memory), each saved as soon as it is done.
+        step = len(needed) if not static else CHUNK
+        for start in range(0, len(needed), step):
+            chunk = needed[start:start + step]
+            result = _run_on_frames(python, video, chunk, complexity=complexity, static=static,
+                                    pads=pads, mirror=mirror)
+            found.update({str(i): lms for i, lms in zip(chunk, result["frames"])})
+            cache.save_json(entry, {"frames": found})
     track = np.stack([
-        empty_pose(1)[0] if lms is None else from_mediapipe(lms, info.width, info.height)
-        for lms in result["frames"]
-    ])[:, None] if result["frames"] else np.zeros((0, 1, 18, 3), np.float32)
+        empty_pose(1)[0] if found[str(i)] is None else from_mediapipe(found[str(i)], info.width, info.height)
+        for i in wanted
+    ])[:, None] if wanted else np.zeros((0, 1, 18, 3), np.float32)
     return track, info.fps, (info.width, info.height)
+
+
+def _run_on_frames(python: Path, video: Path, indices: list[int], **options) -> dict:
+    """Decode the given frames and run the detector on them in the pose env."""
+    frames = read_video(video, indices, max_side=MAX_SIDE)
+    with tempfile.TemporaryDirectory(prefix="animate-pose-") as tmp:
+        stack = Path(tmp) / f"{video.stem}.npy"
+        np.save(stack, np.stack(frames))
+        del frames
+        result = run_worker(python, stack, Path(tmp) / "keypoints.json", **options)
+    if len(result["frames"]) != len(indices):
+        raise PoseSourceError(f"person-video {video.name}: the pose detector returned "
+                              f"{len(result['frames'])} frames for {len(indices)}; reinstall its env with "
+                              f"`python -m motion.pose.extract_env install`")
+    return result

@@ -86,11 +86,12 @@ def keyframe_points(source, *, frames, fps, width, height, fit="contain", **opts
     return [p * np.float32([width, height, 1]) for p in poses], o["threshold"]
 
 
-def person_track(source, *, threshold=THRESHOLD, smooth=True, smooth_min_cutoff=MIN_CUTOFF,
+def person_track(source, *, indices=None, threshold=THRESHOLD, smooth=True, smooth_min_cutoff=MIN_CUTOFF,
                  smooth_beta=BETA, track=False, complexity=1, cache_dir=None, install_env=True,
                  source_hash=None):
-    """The person's keypoints on every frame of `source`, in its pixels: detected (cached), gap-filled and,
-    with `smooth`, despiked and smoothed. Returns ((frames, 1, 18, 3), fps, (width, height))."""
+    """The person's keypoints on the frames `indices` (ascending; default all) of `source`, in its pixels:
+    detected (cached per frame), gap-filled and, with `smooth`, despiked and smoothed along those frames.
+    Returns ((len(indices), 1, 18, 3), the video's fps, (width, height))."""
     from motion.pose.extract import extract_keypoints
     from motion.pose.extract_env import LANDMARK_MODELS, ensure_pose_env, has_model
 
@@ -105,30 +106,36 @@ def person_track(source, *, threshold=THRESHOLD, smooth=True, smooth_min_cutoff=
                 f"{where}: the complexity {complexity} model is not in the pose env; run `python -m "
                 f"motion.pose.extract_env install` with the npm registry reachable, or use complexity 1")
     keypoints, fps, canvas = extract_keypoints(
-        source, cache_dir=cache_dir, complexity=complexity, static=not track, install_env=install_env,
-        source_hash=source_hash)
+        source, indices=indices, cache_dir=cache_dir, complexity=complexity, static=not track,
+        install_env=install_env, source_hash=source_hash)
     if not (keypoints[..., 2] >= threshold).any():
-        raise PoseSourceError(f"{where}: no person found in any of its {len(keypoints)} frames; use a video "
-                              f"where one person is fully in view, or lower the pose `threshold`")
+        raise PoseSourceError(f"{where}: no person found in any of the {len(keypoints)} frames looked at; use "
+                              f"a video where one person is fully in view, or lower the pose `threshold`")
     keypoints = fill_gaps(keypoints, threshold)
     if smooth:
-        keypoints = smooth_track(keypoints, fps, scale=min(canvas), min_cutoff=smooth_min_cutoff,
-                                 beta=smooth_beta, threshold=threshold)
+        # The filters run along the frames used: at the clip's rate when the clip samples the video.
+        span = 1 if indices is None or len(indices) < 2 else (indices[-1] - indices[0]) / (len(indices) - 1)
+        keypoints = smooth_track(keypoints, fps / max(span, 1e-9), scale=min(canvas),
+                                 min_cutoff=smooth_min_cutoff, beta=smooth_beta, threshold=threshold)
     return keypoints, fps, canvas
 
 
 def person_video_points(source, *, frames, fps, width, height, fit="contain", **opts):
-    """A video of a real person: MediaPipe keypoints (separate env, cached), cleaned (see person_track)."""
+    """A video of a real person: MediaPipe keypoints (separate env, cached) on just the frames the clip
+    shows, cleaned (see person_track)."""
     where = f"pose source {source}"
     o = _options(opts, {"overrun": "error", "threshold": THRESHOLD, "smooth": True,
                         "smooth_min_cutoff": MIN_CUTOFF, "smooth_beta": BETA, "track": False,
                         "complexity": 1, "cache_dir": None, "install_env": True, "source_hash": None},
                  where)
     check_fit(fit, where=where)
-    overrun = o.pop("overrun")
-    track, source_fps, canvas = person_track(source, **o)
-    idx = source_indices(frames, fps, len(track), source_fps, overrun=overrun, where=where)
-    return fit_track([track[i] for i in idx], canvas, width=width, height=height, fit=fit), o["threshold"]
+    info = video_info(Path(source))
+    idx = source_indices(frames, fps, info.frames, info.fps, overrun=o.pop("overrun"), where=where)
+    used = sorted(set(idx))
+    track, _, canvas = person_track(source, indices=used, **o)
+    position = {frame: k for k, frame in enumerate(used)}
+    return fit_track([track[position[i]] for i in idx], canvas, width=width, height=height,
+                     fit=fit), o["threshold"]
 
 
 def drawn(points_source):
