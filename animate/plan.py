@@ -82,18 +82,33 @@ def download_notes(spec: ClipSpec) -> list[str]:
             for label, src in sources if src.kind == "hub" and not is_cached(src)]
 
 
+EXTRACT_SECONDS_PER_FRAME = 1.8  # person-video: 20 MediaPipe looks at ~416 px on one CPU core (docs/pose.md)
+
+
 def pose_report(spec: ClipSpec) -> dict:
-    """Pose source kind and frame count against the clip's, without drawing anything."""
+    """Pose source kind and frame count against the clip's, without drawing anything; for a person video
+    also how many of its frames still go to the detector and about how long that takes."""
+    import os
+
     from motion.errors import PoseSourceError
-    from motion.pose import count_frames, detect_kind
+    from motion.pose import count_frames, detect_kind, frames_to_extract
+
+    from .renderer import pose_arguments
 
     pose = spec.pose
     try:
         kind = pose.get("kind") or detect_kind(pose["source"])
         count = count_frames(pose["source"], kind=kind)
+        report = {"kind": kind, "source_frames": count, "clip_frames": spec.frames}
+        if kind == "person-video":
+            args = {**pose_arguments(spec), "kind": kind}
+            extract = frames_to_extract(args.pop("source"), **args)
+            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+            report.update(extract_frames=extract,
+                          extract_estimate_s=round(extract * EXTRACT_SECONDS_PER_FRAME / min(cores, max(extract, 1)), 1))
     except PoseSourceError as exc:
         return {"error": str(exc)}
-    return {"kind": kind, "source_frames": count, "clip_frames": spec.frames}
+    return report
 
 
 def pose_warnings(spec: ClipSpec) -> list[str]:
@@ -161,6 +176,10 @@ def _pose_text(report: dict | None) -> str:
     if "error" in report:
         return ", pose (unreadable)"
     frames = "any length" if report["source_frames"] is None else f"{report['source_frames']} frames"
+    if report.get("extract_frames"):
+        frames += f"; detects {report['extract_frames']} of them, ~{report['extract_estimate_s']:g}s"
+    elif "extract_frames" in report:
+        frames += "; keypoints cached"
     return f", pose {report['kind']} ({frames})"
 
 

@@ -376,6 +376,16 @@ class Renderer:
 POSE_OPTIONS = ("source_fps", "overrun", "canvas", "threshold", "smooth", "complexity")
 
 
+def pose_arguments(spec: ClipSpec) -> dict:
+    """The keyword arguments of motion.pose.pose_frames for a clip's pose (source first)."""
+    from .tiny import cache_root
+
+    pose = spec.pose
+    options = {k: pose[k] for k in POSE_OPTIONS if pose.get(k) is not None}
+    return dict(source=pose["source"], frames=spec.frames, fps=spec.fps, width=spec.width, height=spec.height,
+                fit=pose.get("fit", "contain"), kind=pose.get("kind"), cache_dir=cache_root() / "poses", **options)
+
+
 def load_pose_frames(spec: ClipSpec) -> list:
     """The pose conditioning images for a clip (cached by the pose layer)."""
     from PIL import Image
@@ -383,14 +393,9 @@ def load_pose_frames(spec: ClipSpec) -> list:
     from motion.errors import PoseSourceError
     from motion.pose import pose_frames
 
-    from .tiny import cache_root
-
-    pose = spec.pose
     try:
-        options = {k: pose[k] for k in POSE_OPTIONS if pose.get(k) is not None}
-        frames = pose_frames(pose["source"], frames=spec.frames, fps=spec.fps, width=spec.width, height=spec.height,
-                             fit=pose.get("fit", "contain"), kind=pose.get("kind"), cache_dir=cache_root() / "poses",
-                             **options)
+        args = pose_arguments(spec)
+        frames = pose_frames(args.pop("source"), **args)
     except PoseSourceError as exc:
         raise PoseError(str(exc), where=f"{spec.script}: clip {spec.name}: pose.source") from None
     return [Image.fromarray(f) for f in frames]

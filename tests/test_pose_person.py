@@ -224,3 +224,33 @@ def test_npm_models_are_checked_and_placed(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="pose_landmark_heavy.tflite .* does not match its pinned SHA-256"):
         extract_env.add_npm_models(folder, registry=registry)
     assert list(folder.iterdir()) == []  # all are checked before any is written
+
+
+def test_check_tells_how_many_frames_the_detector_will_see(tmp_path, fake_detector, kit):
+    import json
+
+    import yaml
+    from click.testing import CliRunner
+
+    from animate.cli import main
+    from animate.renderer import load_pose_frames
+    from animate.script import load_script, resolve
+
+    rng = np.random.default_rng(abs(hash(str(tmp_path))) % 2**32)  # content (and cache key) of its own
+    video = write_video(tmp_path / "dancer.mp4", [rng.integers(60, 200, (64, 96, 3), np.uint8)] * 12, fps=8)
+    script = tmp_path / "s.yaml"
+    script.write_text(yaml.safe_dump({"version": 1, "defaults": {"preset": "tiny"}, "clips": [
+        {"name": "c", "prompt": "x", "frames": 3, "fps": 4, "width": 32, "height": 32,
+         "pose": {"source": "dancer.mp4", "controlnet": "tiny-openpose"}}]}))
+
+    def plan():
+        result = CliRunner().invoke(main, ["check", str(script), "--json"])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.output.splitlines()[0])["clips"][0]["pose"]
+
+    report = plan()
+    assert (report["kind"], report["source_frames"], report["extract_frames"]) == ("person-video", 12, 3)
+    assert report["extract_estimate_s"] > 0 and fake_detector == []  # check itself detects nothing
+    assert "detects 3 of them" in CliRunner().invoke(main, ["check", str(script)]).output
+    load_pose_frames(resolve(load_script(script))[0])
+    assert fake_detector == [3] and plan()["extract_frames"] == 0

@@ -27,7 +27,8 @@ KINDS = ("skeleton", "openpose-json", "keyframes", "person-video")
 BLACK_LEVEL = 16
 BLACK_SHARE = 0.5
 
-__all__ = ["KINDS", "pose_frames", "pose_keypoints", "count_frames", "detect_kind", "looks_like_skeleton"]
+__all__ = ["KINDS", "pose_frames", "pose_keypoints", "frames_to_extract", "count_frames", "detect_kind",
+           "looks_like_skeleton"]
 
 
 def looks_like_skeleton(image: np.ndarray) -> bool:
@@ -82,6 +83,11 @@ def _kind(source, kind: str | None) -> str:
     return kind
 
 
+def _frames_entry(source_hash: str, kind: str, args: dict, opts: dict, cache_dir) -> Path:
+    key = cache.cache_key(source_hash, what="frames", kind=kind, **args, **opts)
+    return cache_root(cache_dir) / "pose" / f"frames-{key}.npz"
+
+
 def pose_frames(source, *, frames: int, fps: float, width: int, height: int, fit: str = "contain",
                 cache_dir=None, kind: str | None = None, **opts) -> list[np.ndarray]:
     """One RGB uint8 (height, width, 3) OpenPose skeleton image per frame from any pose source."""
@@ -95,8 +101,7 @@ def pose_frames(source, *, frames: int, fps: float, width: int, height: int, fit
     if kind == "keyframes":  # drawing a few lines is cheaper than hashing and caching them
         return SOURCES[kind](source, **args, **opts)
     source_hash = cache.hash_source(source)
-    key = cache.cache_key(source_hash, what="frames", kind=kind, **args, **opts)
-    entry = cache_root(cache_dir) / "pose" / f"frames-{key}.npz"
+    entry = _frames_entry(source_hash, kind, args, opts, cache_dir)
     cached = cache.load_frames(entry)
     if cached is not None and len(cached) == frames:
         return cached
@@ -127,6 +132,28 @@ def pose_keypoints(source, *, frames: int, fps: float, width: int, height: int, 
         pose[pose[..., 2] < threshold] = 0.0
         out.append(pose)
     return out
+
+
+def frames_to_extract(source, *, frames: int, fps: float, width: int, height: int, fit: str = "contain",
+                      cache_dir=None, kind: str | None = None, **opts) -> int:
+    """How many video frames pose_frames(...) with these arguments would send to the pose detector now:
+    0 unless the source is a person video whose drawn frames or keypoints are not cached yet."""
+    from motion.pose.extract import frames_to_extract as uncached
+    from motion.pose.timing import source_indices
+
+    kind = _kind(source, kind)
+    if kind != "person-video":
+        return 0
+    source_hash = cache.hash_source(source)
+    args = dict(frames=frames, fps=fps, width=width, height=height, fit=fit)
+    drawn = cache.load_frames(_frames_entry(source_hash, kind, args, opts, cache_dir))
+    if drawn is not None and len(drawn) == frames:
+        return 0
+    info = video_info(Path(source))
+    idx = source_indices(frames, fps, info.frames, info.fps, overrun=opts.get("overrun", "error"),
+                         where=f"pose source {source}")
+    return uncached(source, sorted(set(idx)), cache_dir=cache_dir, complexity=opts.get("complexity", 1),
+                    static=not opts.get("track", False), source_hash=source_hash)
 
 
 def count_frames(source, *, kind: str | None = None) -> int | None:

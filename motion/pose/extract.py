@@ -60,12 +60,10 @@ def extract_keypoints(video: str | Path, *, indices=None, cache_dir=None, comple
     video = Path(video)
     info = video_info(video)
     wanted = list(range(info.frames)) if indices is None else [int(i) for i in indices]
-    key = cache.cache_key(source_hash or cache.hash_source(video), what="extract", model=MEDIAPIPE,
-                          complexity=complexity, static=static, max_side=MAX_SIDE,
-                          pads=[float(p) for p in pads], mirror=bool(mirror))
-    entry = cache_root(cache_dir) / "pose" / f"keypoints-{key}.json"
+    entry = keypoint_entry(video, cache_dir=cache_dir, complexity=complexity, static=static, pads=pads,
+                           mirror=mirror, source_hash=source_hash)
     found = (cache.load_json(entry) or {}).get("frames", {})
-    needed = sorted(set(range(info.frames) if not static else wanted) - {int(i) for i in found})
+    needed = missing_frames(found, wanted, info.frames, static)
     if needed:
         python = ensure_pose_env(install=install_env)
         # Tracking carries state from frame to frame, so it runs as one pass; detection goes in chunks
@@ -82,6 +80,30 @@ def extract_keypoints(video: str | Path, *, indices=None, cache_dir=None, comple
         for i in wanted
     ])[:, None] if wanted else np.zeros((0, 1, 18, 3), np.float32)
     return track, info.fps, (info.width, info.height)
+
+
+def keypoint_entry(video: Path, *, cache_dir=None, complexity: int = 1, static: bool = True, pads=PADS,
+                   mirror: bool = MIRROR, source_hash: str | None = None) -> Path:
+    """The cache file holding a video's per-frame keypoints for these detector options."""
+    key = cache.cache_key(source_hash or cache.hash_source(video), what="extract", model=MEDIAPIPE,
+                          complexity=complexity, static=static, max_side=MAX_SIDE,
+                          pads=[float(p) for p in pads], mirror=bool(mirror))
+    return cache_root(cache_dir) / "pose" / f"keypoints-{key}.json"
+
+
+def missing_frames(found: dict, wanted: list[int], total: int, static: bool) -> list[int]:
+    """Frames still to extract: the wanted ones not cached (tracking: every frame of the video)."""
+    return sorted(set(wanted if static else range(total)) - {int(i) for i in found})
+
+
+def frames_to_extract(video: str | Path, indices: list[int], *, cache_dir=None, complexity: int = 1,
+                      static: bool = True, source_hash: str | None = None) -> int:
+    """How many frames extract_keypoints(video, indices=...) would send to the detector now."""
+    video = Path(video)
+    entry = keypoint_entry(video, cache_dir=cache_dir, complexity=complexity, static=static,
+                           source_hash=source_hash)
+    found = (cache.load_json(entry) or {}).get("frames", {})
+    return len(missing_frames(found, list(indices), video_info(video).frames, static))
 
 
 def _run_on_frames(python: Path, video: Path, indices: list[int], **options) -> dict:
