@@ -152,6 +152,30 @@ def test_despike_drops_one_frame_outliers_and_keeps_motion():
     np.testing.assert_array_equal(despike(track[:2]), track[:2])  # too short to judge
 
 
+def test_despike_judges_the_end_frames_by_their_neighbours_line():
+    track = np.zeros((6, 1, 18, 3), np.float32)
+    track[..., 2] = 1
+    track[..., 0] = 100 + 5 * np.arange(6)[:, None, None]
+    np.testing.assert_array_equal(despike(track), track)  # a steady motion keeps its ends exactly
+    track[0, 0, 0, 0] = 300  # the clip's first frame is a spike: it goes (to the next frame's value)
+    track[-1, 0, 1, 0] = -50  # and so is the last one of another point
+    out = despike(track)
+    assert out[0, 0, 0, 0] == 105 and out[-1, 0, 1, 0] == 120
+    smoothed = smooth_track(track, 8, scale=400)
+    assert abs(smoothed[0, 0, 0, 0] - 100) < 10 and abs(smoothed[-1, 0, 1, 0] - 125) < 10
+
+
+def test_keypoint_cache_in_an_older_layout_is_ignored(tmp_path):
+    import json
+
+    entry = tmp_path / "keypoints-old.json"
+    entry.write_text(json.dumps({"width": 8, "height": 8, "frames": [None, [[0, 0, 0, 1]] * 33]}))
+    assert extract.cached_frames(entry) == {}
+    entry.write_text("{not json")
+    assert extract.cached_frames(entry) == {}
+    assert extract.cached_frames(tmp_path / "absent.json") == {}
+
+
 def test_smooth_track_follows_a_pan_without_lag():
     rng = np.random.default_rng(1)
     steady = np.zeros((40, 1, 18, 3), np.float32)
@@ -254,3 +278,18 @@ def test_check_tells_how_many_frames_the_detector_will_see(tmp_path, fake_detect
     assert "detects 3 of them" in CliRunner().invoke(main, ["check", str(script)]).output
     load_pose_frames(resolve(load_script(script))[0])
     assert fake_detector == [3] and plan()["extract_frames"] == 0
+
+
+def test_frames_the_header_promised_but_the_video_lacks_count_as_misses(tmp_path, fake_detector, monkeypatch):
+    from motion.pose import sources
+    from motion.pose.media import VideoInfo
+
+    video = person_video(tmp_path, n=6)
+    overstated = lambda path: VideoInfo(8, 8.0, 96, 64)  # noqa: E731 - the header says 8 frames, 6 decode
+    monkeypatch.setattr(extract, "video_info", overstated)
+    monkeypatch.setattr(sources, "video_info", overstated)
+    frames = pose_frames(video, frames=8, fps=8, width=96, height=64, fit="stretch", smooth=False,
+                         cache_dir=tmp_path / "cache", kind="person-video")
+    assert fake_detector == [6] and len(frames) == 8
+    # Frames 6 and 7 do not exist: the last seen pose (frame 5, nose at x = 0.55) is held.
+    assert tuple(frames[7][round(0.4 * 64), round(0.55 * 96)]) == COLORS[INDEX["nose"]]

@@ -84,7 +84,9 @@ def _kind(source, kind: str | None) -> str:
 
 
 def _frames_entry(source_hash: str, kind: str, args: dict, opts: dict, cache_dir) -> Path:
-    key = cache.cache_key(source_hash, what="frames", kind=kind, **args, **opts)
+    # Any change to this package's code (drawing, fitting, smoothing, the detector worker) re-draws.
+    code = cache.code_fingerprint(*Path(__file__).parent.glob("*.py"))
+    key = cache.cache_key(source_hash, what="frames", kind=kind, code=code, **args, **opts)
     return cache_root(cache_dir) / "pose" / f"frames-{key}.npz"
 
 

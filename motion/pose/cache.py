@@ -13,7 +13,15 @@ from pathlib import Path
 
 import numpy as np
 
-CACHE_VERSION = 2  # bump when drawing or extraction changes what a key would produce
+CACHE_VERSION = 3  # bump when the layout of cache entries changes
+
+
+def code_fingerprint(*files: Path) -> str:
+    """A short hash of source files, put into keys so that a changed pipeline never reads stale results."""
+    digest = hashlib.sha256()
+    for f in sorted(files):
+        digest.update(f.name.encode() + b"\0" + f.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:

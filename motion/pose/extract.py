@@ -62,7 +62,7 @@ def extract_keypoints(video: str | Path, *, indices=None, cache_dir=None, comple
     wanted = list(range(info.frames)) if indices is None else [int(i) for i in indices]
     entry = keypoint_entry(video, cache_dir=cache_dir, complexity=complexity, static=static, pads=pads,
                            mirror=mirror, source_hash=source_hash)
-    found = (cache.load_json(entry) or {}).get("frames", {})
+    found = cached_frames(entry)
     needed = missing_frames(found, wanted, info.frames, static)
     if needed:
         python = ensure_pose_env(install=install_env)
@@ -73,7 +73,8 @@ def extract_keypoints(video: str | Path, *, indices=None, cache_dir=None, comple
             chunk = needed[start:start + step]
             result = _run_on_frames(python, video, chunk, complexity=complexity, static=static,
                                     pads=pads, mirror=mirror)
-            found.update({str(i): lms for i, lms in zip(chunk, result["frames"])})
+            # Merge with what is on disk now: another run may have added frames meanwhile.
+            found = {**cached_frames(entry), **found, **{str(i): lms for i, lms in zip(chunk, result["frames"])}}
             cache.save_json(entry, {"frames": found})
     track = np.stack([
         empty_pose(1)[0] if found[str(i)] is None else from_mediapipe(found[str(i)], info.width, info.height)
@@ -86,9 +87,15 @@ def keypoint_entry(video: Path, *, cache_dir=None, complexity: int = 1, static: 
                    mirror: bool = MIRROR, source_hash: str | None = None) -> Path:
     """The cache file holding a video's per-frame keypoints for these detector options."""
     key = cache.cache_key(source_hash or cache.hash_source(video), what="extract", model=MEDIAPIPE,
-                          complexity=complexity, static=static, max_side=MAX_SIDE,
-                          pads=[float(p) for p in pads], mirror=bool(mirror))
+                          worker=cache.code_fingerprint(WORKER), complexity=complexity, static=static,
+                          max_side=MAX_SIDE, pads=[float(p) for p in pads], mirror=bool(mirror))
     return cache_root(cache_dir) / "pose" / f"keypoints-{key}.json"
+
+
+def cached_frames(entry: Path) -> dict:
+    """{frame index as str: landmarks or None} from a keypoint cache entry ({} if absent or unreadable)."""
+    frames = (cache.load_json(entry) or {}).get("frames") if entry.exists() else None
+    return frames if isinstance(frames, dict) else {}
 
 
 def missing_frames(found: dict, wanted: list[int], total: int, static: bool) -> list[int]:
@@ -102,20 +109,26 @@ def frames_to_extract(video: str | Path, indices: list[int], *, cache_dir=None, 
     video = Path(video)
     entry = keypoint_entry(video, cache_dir=cache_dir, complexity=complexity, static=static,
                            source_hash=source_hash)
-    found = (cache.load_json(entry) or {}).get("frames", {})
-    return len(missing_frames(found, list(indices), video_info(video).frames, static))
+    return len(missing_frames(cached_frames(entry), list(indices), video_info(video).frames, static))
 
 
 def _run_on_frames(python: Path, video: Path, indices: list[int], **options) -> dict:
-    """Decode the given frames and run the detector on them in the pose env."""
-    frames = read_video(video, indices, max_side=MAX_SIDE)
+    """Decode the given frames and run the detector on them in the pose env. A frame the video does not
+    really have (its header overstated the frame count) counts as one where nobody was found."""
+    frames = read_video(video, indices, max_side=MAX_SIDE, missing_ok=True)
+    present = [k for k, frame in enumerate(frames) if frame is not None]
+    if not present:
+        return {"frames": [None] * len(indices)}
     with tempfile.TemporaryDirectory(prefix="animate-pose-") as tmp:
         stack = Path(tmp) / f"{video.stem}.npy"
-        np.save(stack, np.stack(frames))
+        np.save(stack, np.stack([frames[k] for k in present]))
         del frames
         result = run_worker(python, stack, Path(tmp) / "keypoints.json", **options)
-    if len(result["frames"]) != len(indices):
+    if len(result["frames"]) != len(present):
         raise PoseSourceError(f"person-video {video.name}: the pose detector returned "
-                              f"{len(result['frames'])} frames for {len(indices)}; reinstall its env with "
+                              f"{len(result['frames'])} frames for {len(present)}; reinstall its env with "
                               f"`python -m motion.pose.extract_env install`")
-    return result
+    out = [None] * len(indices)
+    for k, lms in zip(present, result["frames"]):
+        out[k] = lms
+    return {**result, "frames": out}

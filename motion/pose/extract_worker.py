@@ -150,10 +150,13 @@ def detect_parallel(path, count, looks, complexity, workers):
     """Static detection of a .npy frame stack split into contiguous chunks over `workers` processes
     (MediaPipe runs one graph on one core; frames are independent when nothing is tracked)."""
     import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
 
     bounds = [round(i * count / workers) for i in range(workers + 1)]
     jobs = [(path, a, b, looks, complexity) for a, b in zip(bounds, bounds[1:]) if b > a]
-    with multiprocessing.get_context("spawn").Pool(len(jobs)) as pool:
+    # An executor, not a Pool: if a process dies (out of memory, a crash in mediapipe) it raises
+    # BrokenProcessPool, where Pool.map would wait forever.
+    with ProcessPoolExecutor(len(jobs), mp_context=multiprocessing.get_context("spawn")) as pool:
         return [lms for chunk in pool.map(_detect_chunk, jobs) for lms in chunk]
 
 

@@ -76,8 +76,10 @@ def video_info(path: Path) -> VideoInfo:
         container.close()
 
 
-def read_video(path: Path, indices=None, *, max_side: int | None = None) -> list[np.ndarray]:
-    """Decode RGB frames (only `indices` if given, in that order, repeats allowed), optionally downscaled."""
+def read_video(path: Path, indices=None, *, max_side: int | None = None,
+               missing_ok: bool = False) -> list[np.ndarray]:
+    """Decode RGB frames (only `indices` if given, in that order, repeats allowed), optionally downscaled.
+    With `missing_ok`, wanted frames the stream does not have (its header overstated the count) are None."""
     import cv2
 
     wanted = None if indices is None else set(int(i) for i in indices)
@@ -108,6 +110,8 @@ def read_video(path: Path, indices=None, *, max_side: int | None = None) -> list
     if wanted is None:
         return frames
     missing = sorted(wanted - found.keys())
+    if missing and missing_ok:
+        return [found.get(int(i)) for i in indices]
     if missing:
         raise PoseSourceError(
             f"pose source {path}: frame {missing[0]} could not be decoded ({len(found)} of {len(wanted)} "

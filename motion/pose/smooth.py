@@ -80,6 +80,12 @@ def despike(track: np.ndarray, threshold: float = 0.0) -> np.ndarray:
     seen = (window[..., 2] >= threshold).all(axis=0)
     median = np.median(window[..., :2], axis=0)
     out[1:-1, ..., :2] = np.where(seen[..., None], median, out[1:-1, ..., :2])
+    # The first and last frames have one neighbour: judge each against its neighbours' straight-line
+    # continuation instead (median of itself, the next frame, and the one the next two point to).
+    for end, near, far in ((0, 1, 2), (-1, -2, -3)):
+        ends = np.stack([track[end], track[near], 2 * track[near] - track[far]])
+        seen = (track[[end, near, far], ..., 2] >= threshold).all(axis=0)
+        out[end, ..., :2] = np.where(seen[..., None], np.median(ends[..., :2], axis=0), out[end, ..., :2])
     return out
 
 
