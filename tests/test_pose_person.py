@@ -163,6 +163,14 @@ def test_despike_judges_the_end_frames_by_their_neighbours_line():
     assert out[0, 0, 0, 0] == 105 and out[-1, 0, 1, 0] == 120
     smoothed = smooth_track(track, 8, scale=400)
     assert abs(smoothed[0, 0, 0, 0] - 100) < 10 and abs(smoothed[-1, 0, 1, 0] - 125) < 10
+    # With jitter (1 px) the ends are left alone unless they are far off (here 40 px).
+    rng = np.random.default_rng(3)
+    noisy = np.zeros((12, 1, 18, 3), np.float32)
+    noisy[..., 2] = 1
+    noisy[..., 0] = 100 + 5 * np.arange(12)[:, None, None] + rng.normal(0, 1, (12, 1, 18))
+    np.testing.assert_array_equal(despike(noisy)[[0, -1]], noisy[[0, -1]])
+    noisy[0, 0, 3, 0] += 40
+    assert abs(despike(noisy)[0, 0, 3, 0] - 100) < 8
 
 
 def test_keypoint_cache_in_an_older_layout_is_ignored(tmp_path):

@@ -16,6 +16,7 @@ import numpy as np
 MIN_CUTOFF = 1.0  # Hz: how much a still pose is smoothed (lower = smoother)
 BETA = 30.0  # how fast the cutoff opens with speed, speed measured in image short sides per second
 D_CUTOFF = 1.0  # Hz: cutoff of the speed estimate
+END_SPIKE = 8.0  # an end frame off its neighbours' line by this many times the point's typical jitter is a spike
 
 
 def fill_gaps(track: np.ndarray, threshold: float) -> np.ndarray:
@@ -80,12 +81,17 @@ def despike(track: np.ndarray, threshold: float = 0.0) -> np.ndarray:
     seen = (window[..., 2] >= threshold).all(axis=0)
     median = np.median(window[..., :2], axis=0)
     out[1:-1, ..., :2] = np.where(seen[..., None], median, out[1:-1, ..., :2])
-    # The first and last frames have one neighbour: judge each against its neighbours' straight-line
-    # continuation instead (median of itself, the next frame, and the one the next two point to).
+    # The first and last frames have one neighbour. Each is replaced only when it lies far off the line its
+    # two neighbours continue, far meaning END_SPIKE times the point's typical distance from the midpoint
+    # of its neighbours inside the track (a robust measure of its jitter): plain jitter stays untouched.
+    xy = np.asarray(track[..., :2], np.float32)
+    typical = np.median(np.linalg.norm(xy[1:-1] - (xy[:-2] + xy[2:]) / 2, axis=-1), axis=0)
     for end, near, far in ((0, 1, 2), (-1, -2, -3)):
-        ends = np.stack([track[end], track[near], 2 * track[near] - track[far]])
+        line = 2 * xy[near] - xy[far]
         seen = (track[[end, near, far], ..., 2] >= threshold).all(axis=0)
-        out[end, ..., :2] = np.where(seen[..., None], np.median(ends[..., :2], axis=0), out[end, ..., :2])
+        spike = seen & (np.linalg.norm(xy[end] - line, axis=-1) > END_SPIKE * typical + 1e-3)
+        fixed = np.median(np.stack([xy[end], xy[near], line]), axis=0)
+        out[end, ..., :2] = np.where(spike[..., None], fixed, out[end, ..., :2])
     return out
 
 
