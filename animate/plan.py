@@ -82,7 +82,7 @@ def download_notes(spec: ClipSpec) -> list[str]:
             for label, src in sources if src.kind == "hub" and not is_cached(src)]
 
 
-EXTRACT_SECONDS_PER_FRAME = 1.8  # person-video: 20 MediaPipe looks at ~416 px on one CPU core (docs/pose.md)
+EXTRACT_SECONDS_PER_FRAME = 1.3  # person-video: 20 MediaPipe looks at 416 px, one CPU core (benchmarks/pose_bench.py)
 
 
 def pose_report(spec: ClipSpec) -> dict:

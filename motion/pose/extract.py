@@ -31,12 +31,14 @@ MIRROR = True
 
 
 def run_worker(python: Path, frames_path: Path, out_path: Path, *, complexity: int = 1,
-               static: bool = False, pads=(), mirror: bool = False) -> dict:
-    """Run the detector on a frame stack or video in the pose env; return its JSON result."""
+               static: bool = False, pads=(), mirror: bool = False, workers: int = 0) -> dict:
+    """Run the detector on a frame stack or video in the pose env; return its JSON result.
+    `workers`: processes for static detection (0: one per CPU core; the result does not depend on it)."""
     import json
 
     cmd = [str(python), str(WORKER), "--input", str(frames_path), "--out", str(out_path),
-           "--complexity", str(complexity), "--pads", ",".join(str(p) for p in pads)]
+           "--complexity", str(complexity), "--pads", ",".join(str(p) for p in pads),
+           "--workers", str(int(workers))]
     cmd += (["--static"] if static else []) + (["--mirror"] if mirror else [])
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
@@ -49,14 +51,14 @@ def run_worker(python: Path, frames_path: Path, out_path: Path, *, complexity: i
 
 def extract_keypoints(video: str | Path, *, indices=None, cache_dir=None, complexity: int = 1,
                       static: bool = True, install_env: bool = True, source_hash: str | None = None,
-                      pads=PADS, mirror: bool = MIRROR):
+                      pads=PADS, mirror: bool = MIRROR, workers: int = 0):
     """Keypoints of the person in `video`: ((len(indices), 1, 18, 3) array in video pixels, fps, (w, h)).
 
     `indices` picks the frames (default: all), so a short clip driven by a long video only pays for the
     frames it shows. Each frame's result is cached on its own: a later clip reuses what was found and
     extracts only new frames. MediaPipe's tracking (`static=False`) needs every frame in order, so it
     always runs on the whole video. `pads` and `mirror` set the test-time augmentation (`pads=(),
-    mirror=False`: the frame alone)."""
+    mirror=False`: the frame alone); `workers` the detector processes (0: one per CPU core)."""
     video = Path(video)
     info = video_info(video)
     wanted = list(range(info.frames)) if indices is None else [int(i) for i in indices]
@@ -72,7 +74,7 @@ def extract_keypoints(video: str | Path, *, indices=None, cache_dir=None, comple
         for start in range(0, len(needed), step):
             chunk = needed[start:start + step]
             result = _run_on_frames(python, video, chunk, complexity=complexity, static=static,
-                                    pads=pads, mirror=mirror)
+                                    pads=pads, mirror=mirror, workers=workers)
             # Merge with what is on disk now: another run may have added frames meanwhile.
             found = {**cached_frames(entry), **found, **{str(i): lms for i, lms in zip(chunk, result["frames"])}}
             cache.save_json(entry, {"frames": found})
