@@ -51,6 +51,12 @@ def test_threshold_is_adjustable():
     assert tuple(draw_pose(one_limb(0.1), 64, 64, threshold=0.05)[52, 44]) == COLORS[R_ELBOW]
 
 
+def test_missing_points_stay_missing_at_threshold_zero():
+    # Every point but the shoulder and elbow is (0, 0, 0): missing, not a dot in the top-left corner.
+    image = draw_pose(one_limb(0.8), 64, 64, threshold=0.0)
+    assert tuple(image[52, 44]) == COLORS[R_ELBOW] and image[:6, :6].max() == 0
+
+
 def test_openpose_json_several_people_and_body25(tmp_path):
     a = person(neck=(10, 10, 1), r_shoulder=(30, 10, 1))
     # BODY_25: same points at the same BODY_25 indices (0-7 match COCO), mid_hip (8) is dropped.

@@ -49,7 +49,8 @@ def draw_pose(people: np.ndarray, width: int, height: int, *, threshold: float =
     people[..., 0] = np.clip(people[..., 0], -4 * width, 5 * width)
     people[..., 1] = np.clip(people[..., 1], -4 * height, 5 * height)
     for person in people:
-        seen = (person[:, 2] >= threshold) & np.isfinite(person[:, :2]).all(axis=1)
+        # Confidence 0 is "missing" in OpenPose files, whatever the threshold.
+        seen = (person[:, 2] >= threshold) & (person[:, 2] > 0) & np.isfinite(person[:, :2]).all(axis=1)
         for (a, b), color in zip(LIMBS, COLORS):
             if not (seen[a] and seen[b]):
                 continue
