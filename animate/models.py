@@ -85,6 +85,7 @@ TINY_MODELS: dict[str, tuple[str, str, str | None]] = {
     "tiny-zoom-in": ("motion-lora-zoom-in/diffusion_pytorch_model.safetensors", "motion-lora", None),
     "tiny-pan-left": ("motion-lora-pan-left/diffusion_pytorch_model.safetensors", "motion-lora", None),
     "tiny-openpose": ("controlnet-openpose", "controlnet", None),
+    "tiny-openpose-file": ("controlnet-openpose.safetensors", "controlnet", "controlnet-openpose"),
 }
 # In a script `motion_adapter: tiny` means the kit's adapter, `controlnet: tiny` its ControlNet.
 TINY_ALIASES = {"motion": "tiny-motion", "controlnet": "tiny-openpose"}

@@ -217,8 +217,12 @@ class Renderer:
                 else:
                     cn = ControlNetModel.from_pretrained(src.ref, torch_dtype=self.dtype, revision=src.revision)
             except (OSError, ValueError, RuntimeError) as exc:
-                raise ModelError(f"cannot load ControlNet {src.describe()}: {_short(exc)}",
-                                 where="pose.controlnet") from None
+                # A single file holds no config; without `config:` diffusers guesses one from the hub (the SD1.5
+                # canny ControlNet's), which is unreachable offline and wrong for any other shape.
+                hint = ("a single-file ControlNet needs its config: {source: FILE, config: FOLDER-WITH-config.json}"
+                        if src.kind == "file" and not src.config else None)
+                raise ModelError(f"cannot load ControlNet {src.describe()}: {_short(exc).rstrip('.')}",
+                                 where="pose.controlnet", hint=hint) from None
             unet = stack.pipe.unet.config
             if (tuple(cn.config.block_out_channels) != tuple(unet.block_out_channels)
                     or cn.config.cross_attention_dim != unet.cross_attention_dim):

@@ -1,7 +1,8 @@
 """The tiny offline model kit: random-weight models with the real SD1.5/AnimateDiff shapes and files.
 
 Tests, the demo command and benchmarks load these through exactly the code paths real weights use
-(`from_pretrained` on folders, `from_single_file`, `load_lora_weights` on `.safetensors`).
+(`from_pretrained` on folders, `from_single_file` on the base, motion module and ControlNet files,
+`load_lora_weights` on `.safetensors`).
 Building is deterministic: every tensor comes from a fixed seed, so two builds are identical.
 """
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from .atomic import atomic_dir
 
-KIT_VERSION = 3
+KIT_VERSION = 4
 SEED = 1234
 
 # Names a script may use for the kit's parts (see models.KNOWN_MODELS).
@@ -27,6 +28,7 @@ PARTS = {
     "zoom": "motion-lora-zoom-in/diffusion_pytorch_model.safetensors",
     "pan": "motion-lora-pan-left/diffusion_pytorch_model.safetensors",
     "openpose": "controlnet-openpose",
+    "openpose_file": "controlnet-openpose.safetensors",  # same weights, lllyasviel's `control_model.*` layout
 }
 
 
@@ -232,6 +234,9 @@ def build_kit(dest: Path) -> Path:
     _save_lora(motion_unet, pattern, "pan", dest / "motion-lora-pan-left", "diffusion_pytorch_model.safetensors", 8)
 
     _controlnet(unet).save_pretrained(dest / PARTS["openpose"], safe_serialization=True)
+    from .tiny_ldm import write_controlnet_single_file
+
+    write_controlnet_single_file(dest / PARTS["openpose"], dest / PARTS["openpose_file"])
     (dest / "kit.json").write_text(json.dumps({"kit_version": KIT_VERSION, "seed": SEED, "parts": PARTS}, indent=2))
     return dest
 

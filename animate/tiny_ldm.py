@@ -10,6 +10,11 @@ The key layout is the inverse of diffusers' single-file converters (`diffusers.l
 * VAE   `first_stage_model.*`                ← `convert_ldm_vae_checkpoint` (mid-block attention as 1x1 convs)
 * CLIP  `cond_stage_model.transformer.text_model.*` ← `convert_ldm_clip_checkpoint`
 
+and, as its own file, a ControlNet in lllyasviel's ControlNet layout (`control_v11p_sd15_openpose.pth` and the
+like; `write_controlnet_single_file`):
+
+* ControlNet `control_model.*`              ← `convert_controlnet_checkpoint`
+
 What `from_single_file` needs for these tiny shapes: only `config=` pointing at the local diffusers folder
 (the kit's `base/`). With `config=` given, diffusers never calls `infer_diffusers_model_type` (which reads a few
 key names/shapes and would otherwise pick a hub repo: SD1.5 for this file, since it has neither the SD2 1024-wide
@@ -35,6 +40,12 @@ from pathlib import Path
 UNET_PREFIX = "model.diffusion_model."
 VAE_PREFIX = "first_stage_model."
 CLIP_PREFIX = "cond_stage_model.transformer."
+CONTROLNET_PREFIX = "control_model."  # diffusers' LDM_CONTROLNET_KEY
+
+# cldm's `input_hint_block` is one fixed Sequential: conv_in, SiLU, then (conv, SiLU) per block, and the zero conv
+# last, at index 14 for the real 6-block hint encoder. diffusers reads the last conv from index 14 whatever the
+# number of blocks (`controlnet_cond_embedding.conv_out` ← `input_hint_block.14`), so it always goes there.
+_HINT_OUT = 14
 
 # Top-level UNet layers with fixed names (the inverse of DIFFUSERS_TO_LDM_MAPPING["unet"]); the class/addition
 # embeddings both live at `label_emb` in LDM (a model has at most one of them).
@@ -204,6 +215,44 @@ def convert_text_encoder(state: dict) -> dict:
     return out
 
 
+def convert_controlnet(state: dict, config: dict) -> dict:
+    """Diffusers ControlNetModel keys → cldm `ControlNet` keys (without the `control_model.` prefix).
+
+    The ControlNet is the UNet's down path and middle block (same LDM names, so `convert_unet` maps them:
+    `time_embed`, `input_blocks`, `middle_block`, `label_emb`), plus three ControlNet-only parts:
+
+    * `controlnet_cond_embedding` → `input_hint_block`: conv_in at 0, blocks[i] at 2*(i+1) (the SiLUs sit at the
+      odd indices), conv_out at 14 (see `_HINT_OUT`);
+    * `controlnet_down_blocks.i` → `zero_convs.i.0` (one 1x1 zero conv per `input_blocks` entry);
+    * `controlnet_mid_block` → `middle_block_out.0`.
+    """
+    own = {k: v for k, v in state.items() if k.startswith("controlnet_")}
+    out = convert_unet({k: v for k, v in state.items() if k not in own}, config)
+    for key, value in own.items():
+        new = None
+        module, param = _split(key)
+        if module == "controlnet_cond_embedding.conv_in":
+            new = f"input_hint_block.0.{param}"
+        elif module == "controlnet_cond_embedding.conv_out":
+            new = f"input_hint_block.{_HINT_OUT}.{param}"
+        elif m := re.fullmatch(r"controlnet_cond_embedding\.blocks\.(\d+)", module):
+            index = 2 * (int(m.group(1)) + 1)
+            if index >= _HINT_OUT:
+                raise ValueError(f"{key!r}: the hint encoder has more convs than cldm's input_hint_block holds "
+                                 f"(diffusers reads its last conv from index {_HINT_OUT})")
+            new = f"input_hint_block.{index}.{param}"
+        elif m := re.fullmatch(r"controlnet_down_blocks\.(\d+)", module):
+            new = f"zero_convs.{m.group(1)}.0.{param}"
+        elif module == "controlnet_mid_block":
+            new = f"middle_block_out.0.{param}"
+        if new is None:
+            raise ValueError(f"no cldm name for ControlNet key {key!r}")
+        out[new] = value
+    if len(out) != len(state):
+        raise ValueError(f"key collision converting the ControlNet ({len(state)} tensors in, {len(out)} out)")
+    return out
+
+
 def to_original_checkpoint(unet_state: dict, vae_state: dict, text_encoder_state: dict,
                            unet_config: dict, vae_config: dict) -> dict:
     """Diffusers state dicts (UNet2DConditionModel, AutoencoderKL, CLIPTextModel) → one original LDM checkpoint
@@ -242,13 +291,26 @@ def write_single_file(base_folder: str | os.PathLike, dest_file: str | os.PathLi
     """Convert a diffusers Stable Diffusion folder (unet/, vae/, text_encoder/) into one original-format
     `.safetensors` checkpoint at `dest_file`. The tokenizer and scheduler are not stored: load the file with
     `from_single_file(dest_file, config=base_folder)`, which takes them from the folder."""
-    from safetensors.torch import save_file
-
     base = Path(base_folder)
     unet_state, unet_config = _load_component(base / "unet")
     vae_state, vae_config = _load_component(base / "vae")
     text_state, _ = _load_component(base / "text_encoder")
-    checkpoint = to_original_checkpoint(unet_state, vae_state, text_state, unet_config, vae_config)
+    return _save(to_original_checkpoint(unet_state, vae_state, text_state, unet_config, vae_config), dest_file)
+
+
+def write_controlnet_single_file(folder: str | os.PathLike, dest_file: str | os.PathLike) -> Path:
+    """Convert a diffusers ControlNetModel folder into one `control_model.*` `.safetensors` file at `dest_file`,
+    the layout of lllyasviel's ControlNet releases. Load it with
+    `ControlNetModel.from_single_file(dest_file, config=folder)`: the file holds no config, and without `config=`
+    diffusers takes the SD1.5 canny ControlNet's config from the hub."""
+    state, config = _load_component(Path(folder))
+    checkpoint = {CONTROLNET_PREFIX + k: v.contiguous() for k, v in convert_controlnet(state, config).items()}
+    return _save(checkpoint, dest_file)
+
+
+def _save(checkpoint: dict, dest_file: str | os.PathLike) -> Path:
+    from safetensors.torch import save_file
+
     dest = Path(dest_file)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(dest.name + ".tmp")

@@ -81,3 +81,22 @@ def test_check_reports_pose_frames(kit, tmp_path):
     assert result.exit_code == 0, result.output
     assert "pose openpose-json (3 frames)" in result.output
     assert "pose source has 3 frames but the clip has 4" in result.output
+
+
+def test_single_file_controlnet_without_config(kit, tmp_path):
+    """An original-format ControlNet file with no `config:` offline: one line saying what to add."""
+    import shutil
+
+    shutil.copy(kit / "controlnet-openpose.safetensors", tmp_path / "openpose.safetensors")
+    openpose_file(tmp_path / "moves.json", 4)
+    result, out = render(tmp_path, {"source": "moves.json", "controlnet": "openpose.safetensors", "canvas": [64, 64]})
+    assert_one_error_line(result, out, "clip dance", "pose.controlnet", "openpose.safetensors", "config:")
+
+
+def test_single_file_controlnet_with_config_renders(kit, tmp_path):
+    openpose_file(tmp_path / "moves.json", 4)
+    result, out = render(tmp_path, {"source": "moves.json", "canvas": [64, 64],
+                                    "controlnet": {"source": str(kit / "controlnet-openpose.safetensors"),
+                                                   "config": str(kit / "controlnet-openpose")}})
+    assert result.exit_code == 0, result.output
+    assert len(list((out / "dance" / "dance").glob("frame_*.png"))) == 4

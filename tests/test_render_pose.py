@@ -45,3 +45,17 @@ def test_pose_clip_equals_controlnet_pipeline(kit, renderer, tiny_fields, tmp_pa
     # The pose matters: other conditioning gives other frames.
     other = renderer.render(spec, pose_frames=skeleton_frames(spec.frames, spec.width)[::-1], keep_float=True)
     assert np.abs(other.float_frames - ours).max() > 1e-4
+
+
+def test_single_file_controlnet_renders_like_the_folder(renderer, tiny_fields, tmp_path):
+    """`tiny-openpose-file` (original `control_model.*` single file + config folder) through the renderer's
+    from_single_file path gives the same clip as the diffusers folder."""
+    frames = []
+    for controlnet in ("tiny-openpose", "tiny-openpose-file"):
+        fields = {**tiny_fields, "frames": 4, "pose": {"source": str(tmp_path), "controlnet": controlnet,
+                                                       "scale": 0.8}}
+        spec = spec_from_fields(fields)[0]
+        assert spec.pose["controlnet"].kind == ("file" if controlnet.endswith("file") else "folder")
+        frames.append(renderer.render(spec, pose_frames=skeleton_frames(spec.frames, spec.width),
+                                      keep_float=True).float_frames)
+    assert np.abs(frames[0] - frames[1]).max() == 0
