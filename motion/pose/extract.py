@@ -24,8 +24,9 @@ MAX_SIDE = 640  # MediaPipe looks at 256 px crops; bigger frames only cost memor
 CHUNK = 240  # frames decoded and handed over at a time (~170 MB at 640 x 360)
 # Test-time augmentation (see extract_worker.py): each frame is run letterboxed in each of these black
 # margins (share of its long side), each of those mirrored too, and the 20 looks averaged by visibility.
-# On astronaut pans (docs/pose.md) one look left elbows 28-40 px off, 8 looks 9-13 px, these 20 looks 4-8 px
-# (while the arm is in view). Static detection spreads the frames over all CPU cores.
+# On the astronaut pans of benchmarks/pose_bench.py the worst elbow error went from 15-29 px (one look) and
+# 11-14 px (8 looks) to 8-11 px (these 20), 6-7 px once cleaned while the arm is in view, for ~10x the
+# detector time of one look; static detection spreads the frames over all CPU cores.
 PADS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5)
 MIRROR = True
 

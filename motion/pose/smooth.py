@@ -4,7 +4,7 @@ Tracks are arrays (frames, people, 18, 3) in pixels with confidence last. Detect
 pixels from frame to frame (the "DWPose jitter" users complain about) and now and then put a point
 somewhere else for a single frame. A median of three frames removes such spikes and leaves steady motion
 untouched; a One-Euro filter (Casiez et al., CHI 2012) then removes the jitter while the pose is still and
-opens up when it moves fast. The whole video is at hand, so the filter runs forwards and backwards and the
+opens up when it moves fast. The whole track is at hand, so the filter runs forwards and backwards and the
 two are averaged: their lags cancel, and a steady pan is followed without delay.
 """
 from __future__ import annotations
