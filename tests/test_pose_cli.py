@@ -54,8 +54,12 @@ def test_keypoints_json_round_trips_to_the_same_frames(tmp_path):
     # The right shoulder's confidence falls below the 0.3 threshold on the last frame: exported as missing.
     assert doc[5]["people"][0]["pose_keypoints_2d"][6:9] == [0.0, 0.0, 0.0]
     again = pose_frames(out / "keypoints.json", frames=6, fps=8, width=96, height=64, cache_dir=tmp_path / "c")
+    import yaml
+
+    direct = pose_frames(yaml.safe_load(src.read_text()), frames=6, fps=8, width=96, height=64, kind="keyframes")
     for i, image in enumerate(again):
         assert np.array_equal(image, np.asarray(Image.open(out / f"frame_{i:05d}.png"))), i
+        assert np.array_equal(image, direct[i]), i  # the command draws what the render would be given
 
 
 def test_skeleton_images_have_no_keypoints_json(tmp_path):

@@ -86,7 +86,8 @@ def poses(source, out, frames, fps, width, height, fit, kind, source_fps, overru
     from PIL import Image
 
     from motion.errors import PoseSourceError
-    from motion.pose import pose_frames, pose_keypoints
+    from motion.pose import detect_kind, pose_frames, pose_keypoints
+    from motion.pose.draw import draw_pose
     from motion.pose.openpose_json import to_openpose
 
     given = {"source_fps": source_fps, "overrun": overrun, "canvas": canvas, "threshold": threshold,
@@ -94,10 +95,16 @@ def poses(source, out, frames, fps, width, height, fit, kind, source_fps, overru
     opts = {k: v for k, v in given.items() if v is not None}  # sources reject options they don't take
     src = _load_keyframes(source) if kind == "keyframes" else source
     try:
+        kind = kind or detect_kind(src)
         args = dict(frames=frames, fps=fps, width=width, height=height, fit=fit, cache_dir=cache_dir,
                     kind=kind, **opts)
-        images = pose_frames(src, **args)
-        keypoints = None if looks_drawn(src, kind) else pose_keypoints(src, **args)
+        if kind == "skeleton":  # images already: nothing to export
+            images, keypoints = pose_frames(src, **args), None
+        else:
+            # Points below the threshold come back as 0 (missing), which draw_pose never draws: drawing
+            # these keypoints gives exactly pose_frames' images, without running the source twice.
+            keypoints = pose_keypoints(src, **args)
+            images = [draw_pose(points, width, height, threshold=0.0) for points in keypoints]
     except PoseSourceError as exc:
         raise PoseError(str(exc)) from None
     with atomic_dir(out) as tmp:
@@ -109,9 +116,3 @@ def poses(source, out, frames, fps, width, height, fit, kind, source_fps, overru
     extra = " and keypoints.json" if keypoints is not None else ""
     click.echo(f"wrote {len(images)} pose frames, sheet.png{extra} to {out}", err=True)
 
-
-def looks_drawn(source, kind) -> bool:
-    """True for skeleton-image sources, which have no keypoints to export."""
-    from motion.pose import detect_kind
-
-    return (kind or detect_kind(source)) == "skeleton"
