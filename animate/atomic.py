@@ -1,19 +1,37 @@
-"""Atomic writes: a temp name in the destination folder, renamed into place only when complete."""
+"""Atomic writes: a temp name in the destination folder, renamed into place only when complete.
+
+A temp name carries its writer (a host tag and the pid), so the start-of-run sweep deletes only the temp files
+of writers that are gone: another process writing into the same folder keeps its files."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+import re
 import shutil
+import socket
+import time
 import uuid
 from pathlib import Path
 from typing import Iterator
 
 PART = ".part"
+# A temp file whose writer can't be checked (another host, an older version) is swept once it is this old.
+FOREIGN_AGE_S = 24 * 3600
+_WRITER = re.compile(r"\.w([0-9a-f]{6})-(\d+)-[0-9a-f]{8}\.")
+
+
+def _host_tag() -> str:
+    return hashlib.sha1(socket.gethostname().encode()).hexdigest()[:6]
+
+
+def _writer() -> str:
+    return f"w{_host_tag()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
 def _temp_name(dest: Path) -> Path:
     # Keep the real suffix last so tools that sniff extensions (ffmpeg, Pillow) still work.
-    return dest.with_name(f".{dest.stem}.{uuid.uuid4().hex[:8]}{PART}{dest.suffix}")
+    return dest.with_name(f".{dest.stem}.{_writer()}{PART}{dest.suffix}")
 
 
 @contextlib.contextmanager
@@ -40,12 +58,12 @@ def atomic_dir(dest: str | os.PathLike) -> Iterator[Path]:
     """Yield a temp folder beside `dest`; on success replace `dest` with it, else delete it."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}{PART}")
+    tmp = dest.with_name(f".{dest.name}.{_writer()}{PART}")
     tmp.mkdir()
     try:
         yield tmp
         if dest.exists():
-            old = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.old{PART}")
+            old = dest.with_name(f".{dest.name}.{_writer()}.old{PART}")
             os.replace(dest, old)
             os.replace(tmp, dest)
             shutil.rmtree(old, ignore_errors=True)
@@ -56,14 +74,26 @@ def atomic_dir(dest: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
+def _writer_gone(path: Path) -> bool:
+    from .claims import pid_alive
+
+    m = _WRITER.search(path.name)
+    if m and m.group(1) == _host_tag():
+        return not pid_alive(int(m.group(2)))
+    try:
+        return time.time() - path.lstat().st_mtime > FOREIGN_AGE_S
+    except FileNotFoundError:
+        return False
+
+
 def sweep_partials(root: str | os.PathLike) -> int:
-    """Delete temp files and folders left by an interrupted run under `root`; return how many."""
+    """Delete temp files and folders under `root` left by writers that no longer run; return how many."""
     count = 0
     root = Path(root)
     if not root.exists():
         return 0
     for path in sorted(root.rglob(f"*{PART}*"), key=lambda p: len(p.parts), reverse=True):
-        if PART not in path.name or not path.name.startswith("."):
+        if PART not in path.name or not path.name.startswith(".") or not _writer_gone(path):
             continue
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)

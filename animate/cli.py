@@ -13,18 +13,38 @@ from .errors import AnimateError, ConfigError
 
 
 class Group(click.Group):
-    """Turns every AnimateError into one line on stderr and its exit code (2 for user mistakes)."""
+    """Turns every AnimateError into one line on stderr and its exit code (2 for user mistakes); with `--json`
+    the same problem is also an `error` event on stdout."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except AnimateError as exc:
+            if "--json" in sys.argv[1:] or ctx.meta.get("json_events"):
+                from .events import JsonLines, error_events
+
+                sink = JsonLines()
+                for event in error_events(exc, fatal=True):
+                    sink(event)
             for line in exc.line().splitlines():
                 click.echo(f"error: {line}", err=True)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             ctx.exit(1)
+
+
+def terminate_like_ctrl_c() -> None:
+    """SIGTERM (a scheduler, `kill`, a container stop) ends a run the way Ctrl-C does: temp files are removed,
+    finished clips are kept, exit code 1."""
+    import signal
+    import threading
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, handler)
 
 
 def quiet_libraries() -> None:
@@ -84,6 +104,8 @@ FLAG_FIELDS = ("preset", "model", "motion_adapter", "scheduler", "steps", "guida
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @click.option("--device", default="auto", show_default=True, help="auto | cuda | cuda:N | mps | cpu")
 @click.option("--dtype", default="auto", show_default=True, help="auto | fp32 | fp16 | bf16")
+@click.option("--keep-frames/--no-keep-frames", default=True, show_default=True,
+              help="Keep rendered frames in OUT/.frames so changed outputs re-encode without rendering.")
 @click.option("--prompt", help="Render one clip from this prompt instead of a script.")
 @click.option("--name", help="File name of the --prompt clip (default: from the prompt).")
 @click.option("--preset", help="Preset name or YAML path; a comma list merges in order (e.g. lcm,reels).")
@@ -101,11 +123,31 @@ FLAG_FIELDS = ("preset", "model", "motion_adapter", "scheduler", "steps", "guida
 @click.option("--seed", type=int, multiple=True, help="Seed (repeat for one clip per seed).")
 @click.option("--negative", help="Negative prompt.")
 @click.option("--format", "formats", help="Comma list of outputs, e.g. gif,mp4,png.")
-def render(script, out, only, force, dry_run, json_events, quiet, device, dtype, prompt, name, lora, lcm_lora,
-           formats, **flags):
+@click.pass_context
+def render(ctx, script, out, only, force, dry_run, json_events, quiet, device, dtype, keep_frames, prompt, name, lora,
+           lcm_lora, formats, **flags):
     """Render SCRIPT (YAML/JSON/TOML), or one clip from --prompt and flags."""
-    from .progress import Progress
+    from .events import Events, JsonLines, Terminal
     from .run import run_specs
+
+    ctx.meta["json_events"] = json_events
+    specs, stem, reel = _specs_from_command_line(script, prompt, name, only, lora, lcm_lora, formats, flags)
+    events = Events(JsonLines() if json_events else None, Terminal(quiet=quiet or dry_run))
+    if dry_run:
+        _print_check(specs, stem, out, device, dtype, events if json_events else None)
+        return
+    terminate_like_ctrl_c()
+    try:
+        summary = run_specs(specs, out=out, script_stem=stem, force=force, events=events, device=device,
+                            dtype=dtype, reel=reel, base_dir=script.parent if script else ".",
+                            keep_frames=keep_frames)
+    finally:
+        events.close()
+    sys.exit(summary.exit_code)
+
+
+def _specs_from_command_line(script, prompt, name, only, lora, lcm_lora, formats, flags):
+    """(specs, output folder name, reel options) from a script or from --prompt and flags."""
     from .script import load_script, resolve, slug, spec_from_fields
 
     overrides = {k: v for k, v in flags.items() if v not in (None, ())}
@@ -128,49 +170,54 @@ def render(script, out, only, force, dry_run, json_events, quiet, device, dtype,
         overrides["adapters"] = adapters
     if formats:
         overrides["outputs"] = [f.strip() for f in formats.split(",") if f.strip()]
-
     if script and prompt:
         raise click.UsageError("give a SCRIPT or --prompt, not both")
     if script:
         loaded = load_script(script)
-        specs = resolve(loaded, overrides, only=list(only))
-        stem = loaded.stem
-        reel = loaded.model.reel_options() if not only else None
-    elif prompt:
-        specs = spec_from_fields({**overrides, "prompt": prompt}, name=name or slug(prompt))
-        reel = None
-        stem = "prompts"  # --prompt clips: <out>/prompts/<name>.<ext>
-    else:
-        raise click.UsageError("give a SCRIPT to render, or --prompt TEXT")
+        return resolve(loaded, overrides, only=list(only)), loaded.stem, \
+            (loaded.model.reel_options() if not only else None)
+    if prompt:
+        # --prompt clips: <out>/prompts/<name>.<ext>
+        return spec_from_fields({**overrides, "prompt": prompt}, name=name or slug(prompt)), "prompts", None
+    raise click.UsageError("give a SCRIPT to render, or --prompt TEXT")
 
-    progress = Progress(json_events=json_events, quiet=quiet)
-    if dry_run:
-        from .plan import print_plan
-        from .renderer import preflight
 
-        preflight(specs)
-        print_plan(specs, device=device, dtype=dtype, progress=progress)
-        return
-    summary = run_specs(specs, out=out, script_stem=stem, force=force, progress=progress, device=device,
-                        dtype=dtype, reel=reel, base_dir=script.parent if script else ".")
-    sys.exit(summary.exit_code)
+def _print_check(specs, stem: str, out: Path, device: str, dtype: str, events) -> dict:
+    """Every check, then the plan: which clips are up to date and which outputs would be encoded."""
+    from .framestore import FrameStore
+    from .jobs import plan_jobs
+    from .outputs import Manifest, OutputLayout
+    from .plan import print_plan
+    from .renderer import preflight as check_specs
+    from .run import compute_target
+
+    check_specs(specs, reachable=False)  # LoRAs fit their slots; unreachable hub ids are warnings in the plan
+    try:
+        dev, dt = compute_target(device, dtype)
+    except AnimateError:
+        dev, dt = device, dtype
+    layout = OutputLayout(out, stem)
+    store = FrameStore(layout.out)
+    jobs = plan_jobs(specs, layout, Manifest(layout.manifest), store, dtype=dt)
+    return print_plan(specs, jobs=jobs, device=dev, dtype=dt, out=layout.root, store=store, events=events)
 
 
 @main.command()
 @click.argument("script", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("outputs"), show_default=True,
+              help="Output root to compare against (what is up to date, what would be encoded).")
 @click.option("--device", default="auto", show_default=True)
+@click.option("--dtype", default="auto", show_default=True)
 @click.option("--json", "json_events", is_flag=True)
-def check(script, device, json_events):
+@click.pass_context
+def check(ctx, script, out, device, dtype, json_events):
     """Validate SCRIPT and print the plan; renders nothing."""
-    from .plan import print_plan
-    from .progress import Progress
+    from .events import Events, JsonLines
     from .script import load_script, resolve
 
-    from .renderer import preflight
-
-    specs = resolve(load_script(script))
-    preflight(specs, reachable=False)  # LoRAs fit their slots; unreachable hub ids are warnings in the plan
-    print_plan(specs, device=device, progress=Progress(json_events=json_events))
+    ctx.meta["json_events"] = json_events
+    loaded = load_script(script)
+    _print_check(resolve(loaded), loaded.stem, out, device, dtype, Events(JsonLines()) if json_events else None)
 
 
 @main.group()
@@ -221,7 +268,7 @@ def _add_optional_commands() -> None:
     import importlib
 
     for module, attr in (("animate.commands.encode", "encode_command"), ("animate.commands.poses", "poses"),
-                         ("animate.commands.replay", "replay")):
+                         ("animate.commands.replay", "replay"), ("animate.commands.clean", "clean")):
         try:
             main.add_command(getattr(importlib.import_module(module), attr))
         except ModuleNotFoundError as exc:

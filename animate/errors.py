@@ -65,6 +65,12 @@ class OutOfMemory(AnimateError):
     exit_code = 1
 
 
+class WriteError(AnimateError):
+    """The machine refused a write at run time (full disk, read-only folder); finished clips are kept."""
+
+    exit_code = 1
+
+
 class Interrupted(AnimateError):
     """The user pressed Ctrl-C; finished clips are kept."""
 

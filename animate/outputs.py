@@ -142,7 +142,7 @@ def canonical_json(data: Any) -> str:
                       default=_json_default)
 
 
-def spec_hash(resolved: dict) -> str:
+def hash_resolved(resolved: dict) -> str:
     """A stable hash of a resolved clip spec, ignoring run-only keys (timings, device, versions)."""
     kept = {k: v for k, v in resolved.items() if k not in VOLATILE_KEYS}
     return hashlib.sha256(canonical_json(kept).encode("utf-8")).hexdigest()
@@ -180,12 +180,13 @@ def package_versions() -> dict[str, str | None]:
     return versions
 
 
-def build_sidecar(resolved: dict, *, models: dict, device: str, timings: dict,
+def build_sidecar(resolved: dict, *, models: dict, device: str, timings: dict, spec_hash: str | None = None,
                   **extra: Any) -> dict:
-    """The sidecar record: resolved spec and its hash, model sources, package versions, device, timings."""
+    """The sidecar record: resolved spec and its hash (the manifest's, when the caller has it), model sources,
+    package versions, device, timings."""
     return {
         "spec": resolved,
-        "spec_hash": spec_hash(resolved),
+        "spec_hash": spec_hash or hash_resolved(resolved),
         "models": models,
         "packages": package_versions(),
         "device": device,

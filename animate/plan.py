@@ -141,7 +141,10 @@ def estimate(spec: ClipSpec, device: str, dtype: str) -> tuple[float, float]:
     return seconds, WEIGHTS_GIB["fp16" if dtype == "fp16" else "fp32"] + activations
 
 
-def build_plan(specs: list[ClipSpec], device: str = "auto", dtype: str = "auto") -> dict:
+def build_plan(specs: list[ClipSpec], *, jobs: list | None = None, device: str = "auto", dtype: str = "auto",
+               out=None, store=None) -> dict:
+    """The fields of the `plan` event: every clip with its render key, what it still needs (render, encode,
+    record or nothing) and which outputs would be encoded, model loads, estimates and warnings."""
     from motion.loras import weight_label
 
     from .renderer import pick_device
@@ -150,24 +153,38 @@ def build_plan(specs: list[ClipSpec], device: str = "auto", dtype: str = "auto")
         dev = pick_device(device)
     except Exception:
         dev = device
-    dt = dtype if dtype != "auto" else ("fp16" if dev.startswith(("cuda", "mps")) else "fp32")
+    dt = dtype if dtype not in (None, "auto") else ("fp16" if dev.startswith(("cuda", "mps")) else "fp32")
+    by_stem = {job.stem: job for job in jobs or []}
     stacks: dict[tuple, dict] = {}
     adapters: set = set()
     clips = []
     for spec in specs:
+        job = by_stem.get(spec.stem)
+        status = job.status if job else "render"
         key = (spec.model.key(), spec.motion_adapter.key())
-        stacks.setdefault(key, {"model": spec.model.describe(), "motion_adapter": spec.motion_adapter.describe(),
-                                "clips": 0})["clips"] += 1
-        adapters.update(s.key() for _, s, _, _ in spec.adapters)
+        stack = stacks.setdefault(key, {"model": spec.model.describe(), "motion_adapter": spec.motion_adapter.describe(),
+                                        "clips": 0})
+        if status == "render":
+            stack["clips"] += 1
+            adapters.update(s.key() for _, s, _, _ in spec.adapters)
         seconds, gib = estimate(spec, dev, dt)
         clips.append({"clip": spec.stem, "seed": spec.seed, "frames": spec.frames, "steps": spec.steps,
                       "size": f"{spec.width}x{spec.height}", "scheduler": spec.scheduler,
                       "adapters": {n: weight_label(w) for n, _, w, _ in spec.adapters}, "outputs": list(spec.outputs),
-                      "pose": pose_report(spec) if spec.pose else None, "estimate_s": round(seconds, 2), "estimate_gib": round(gib, 2),
-                      "warnings": warnings_for(spec)})
-    return {"device": dev, "dtype": dt, "clips": clips, "stacks": list(stacks.values()),
-            "loads": {"base_models": len(stacks), "adapters": len(adapters)},
-            "total_estimate_s": round(sum(c["estimate_s"] for c in clips), 1)}
+                      "render_key": job.render_key if job else None, "status": status,
+                      "encode": list(job.encode) if job else list(spec.outputs),
+                      "pose": pose_report(spec) if spec.pose else None,
+                      "estimate_s": round(seconds, 2) if status == "render" else 0.0,
+                      "estimate_gib": round(gib, 2), "warnings": warnings_for(spec)})
+    entries, size = store.size() if store is not None else (0, 0)
+    return {"out": str(out) if out is not None else None, "device": dev, "dtype": dt, "clips": clips,
+            "to_render": sum(c["status"] == "render" for c in clips),
+            "to_encode": sum(c["status"] == "encode" for c in clips),
+            "up_to_date": sum(c["status"] == "done" for c in clips),
+            "stacks": [s for s in stacks.values() if s["clips"]],
+            "loads": {"base_models": sum(1 for s in stacks.values() if s["clips"]), "adapters": len(adapters)},
+            "total_estimate_s": round(sum(c["estimate_s"] for c in clips), 1),
+            "frame_store": {"entries": entries, "bytes": size}}
 
 
 def _pose_text(report: dict | None) -> str:
@@ -183,24 +200,40 @@ def _pose_text(report: dict | None) -> str:
     return f", pose {report['kind']} ({frames})"
 
 
-def print_plan(specs: list[ClipSpec], *, device: str = "auto", dtype: str = "auto", progress=None) -> dict:
+STATUS_TEXT = {"render": "render", "encode": "encode from stored frames", "record": "rewrite the sidecar only",
+               "done": "up to date"}
+
+
+def print_plan(specs: list[ClipSpec], *, jobs: list | None = None, device: str = "auto", dtype: str = "auto",
+               out=None, store=None, events=None) -> dict:
     import click
 
-    plan = build_plan(specs, device, dtype)
-    if progress is not None and progress.json:
-        progress.event("plan", **plan)
+    from .events import Plan
+    from .framestore import human_bytes
+
+    plan = build_plan(specs, jobs=jobs, device=device, dtype=dtype, out=out, store=store)
+    if events is not None:
+        events.emit(Plan(**plan))
         return plan
-    echo = lambda s="": click.echo(s, err=False)  # noqa: E731
-    echo(f"{len(plan['clips'])} clip render(s) on {plan['device']} ({plan['dtype']}); "
+    echo = click.echo
+    echo(f"{len(plan['clips'])} clip(s) on {plan['device']} ({plan['dtype']}): {plan['to_render']} to render, "
+         f"{plan['to_encode']} to encode from stored frames, {plan['up_to_date']} up to date; "
          f"{plan['loads']['base_models']} model stack(s), {plan['loads']['adapters']} adapter load(s)")
     for stack in plan["stacks"]:
         echo(f"  stack: {stack['model']} + {stack['motion_adapter']} → {stack['clips']} clip(s)")
     for c in plan["clips"]:
         adapters = ", ".join(f"{n}:{w}" for n, w in c["adapters"].items()) or "no adapters"
-        echo(f"  {c['clip']}: seed {c['seed']}, {c['frames']} frames, {c['steps']} steps {c['scheduler']}, "
-             f"{c['size']}, {adapters}{_pose_text(c['pose'])} → {', '.join(c['outputs'])}; "
-             f"~{c['estimate_s']:g} s, ~{c['estimate_gib']:g} GiB")
+        todo = STATUS_TEXT[c["status"]]
+        if c["status"] in ("render", "encode"):
+            todo += f" → {', '.join(c['encode'])}"
+        cost = f"; ~{c['estimate_s']:g} s, ~{c['estimate_gib']:g} GiB" if c["status"] == "render" else ""
+        echo(f"  {c['clip']}: {todo} (seed {c['seed']}, {c['frames']} frames, {c['steps']} steps {c['scheduler']}, "
+             f"{c['size']}, {adapters}{_pose_text(c['pose'])}){cost}")
         for w in c["warnings"]:
             echo(f"    warning: {w}")
+    if plan["out"] is not None:
+        store_info = plan["frame_store"]
+        echo(f"frame store: {store_info['entries']} clip(s), {human_bytes(store_info['bytes'])} "
+             f"(`animate clean` prunes frames no manifest needs)")
     echo(f"estimated total: ~{plan['total_estimate_s']:g} s (rough)")
     return plan

@@ -1,22 +1,36 @@
-"""Running a list of ClipSpecs: skip what is done, render, encode every output atomically, then write the
-sidecar, the manifest line and the gallery. Ctrl-C keeps finished clips."""
+"""The streaming runner: jobs flow through claim → render (or read back from the frame store) → encoder pool →
+records. Clip N encodes on worker threads while clip N+1 denoises; at most `max_pending` clips' frames wait for
+their encoders. A clip's failure never loses another clip's outputs; Ctrl-C and SIGTERM keep finished clips."""
 from __future__ import annotations
 
+import errno
 import json
 import time
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import AnimateError, Interrupted
-from .progress import Progress
-from .script import ClipSpec
+from .claims import Claim, Claims
+from .errors import AnimateError, ConfigError, Interrupted, WriteError
+from .events import ClipDone, ClipStart, EncodeDone, Events, Plan, Step, Summary, error_events, plural
+from .framestore import FrameStore
+from .jobs import Job, plan_job, plan_jobs
+from .outputs import OutputLayout
+from .records import Records, preview_path, write_preview
+
+REEL_STEM = "reel"
+POLL_S = 0.5  # how often a process waiting on another's claim looks again
+MACHINE_ERRNOS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
+                  errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied"}
 
 
 @dataclass
 class RunSummary:
     out: Path
-    done: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
+    rendered: list[str] = field(default_factory=list)  # denoised in this run
+    done: list[str] = field(default_factory=list)  # finished in this run (rendered, re-encoded or re-recorded)
+    skipped: list[str] = field(default_factory=list)  # already up to date
     failed: list[tuple[str, str]] = field(default_factory=list)
     interrupted: bool = False
 
@@ -25,175 +39,300 @@ class RunSummary:
         return 1 if self.failed or self.interrupted else 0
 
 
-def output_paths(layout, spec: ClipSpec) -> dict[str, Path]:
-    """Format → the path it writes (a folder for frame sequences)."""
-    from .encode import extension
-
-    paths = {}
-    for fmt in spec.outputs:
-        ext, folder = extension(fmt)
-        paths[fmt] = layout.folder(spec.stem) if folder else layout.file(spec.stem, ext.lstrip("."))
-    return paths
+def dtype_label(dtype) -> str:
+    return {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}.get(str(dtype).replace("torch.", ""),
+                                                                            str(dtype))
 
 
-def spec_record(spec: ClipSpec) -> dict:
-    """The resolved spec as it is embedded, and its hash; the hash also covers the identity (size, mtime)
-    of local model files, so replacing a LoRA file in place re-renders the clips that use it."""
-    from .outputs import spec_hash
+def compute_target(device: str | None, dtype: str | None) -> tuple[str, str]:
+    """(device, dtype label) a Renderer with these arguments would use: render keys need the dtype up front."""
+    from .renderer import pick_device, pick_dtype
 
-    data = spec.to_dict()
-    data.pop("script", None)
-    sources = [spec.model, spec.motion_adapter] + [src for _, src, _, _ in spec.adapters]
-    if spec.pose:
-        sources.append(spec.pose["controlnet"])
-    fingerprints = {src.describe(): fingerprint(src) for src in sources if src.kind != "hub"}
-    return {"spec": data, "spec_hash": spec_hash({**data, "fingerprints": fingerprints})}
+    dev = pick_device(device)
+    return dev, dtype_label(pick_dtype(dev, dtype))
 
 
-def fingerprint(src) -> str:
-    """Size and modification time of a local model file, or of every file in a model folder."""
-    path = src.local_file() or Path(src.ref)
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    return ";".join(f"{p.relative_to(path) if p != path else p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}"
-                    for p in files)
+def machine_fault(exc: BaseException, path: Path | None = None) -> WriteError | None:
+    """A full disk, a read-only folder or a refused write anywhere in `exc`'s chain, as one line."""
+    seen = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in MACHINE_ERRNOS:
+            where = seen.filename or path
+            return WriteError(f"cannot write {where}: {MACHINE_ERRNOS[seen.errno]}",
+                              hint="free some space or choose another --out; finished clips are kept")
+        if "No space left on device" in str(seen):  # ffmpeg reports it on stderr
+            return WriteError(f"cannot write {path}: the disk is full",
+                              hint="free some space or choose another --out; finished clips are kept")
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
-def model_record(spec: ClipSpec) -> dict:
-    """Model sources with revisions or file hashes, for the sidecar."""
-    from .outputs import file_sha256
-
-    def one(src):
-        rec = {"source": src.ref, "kind": src.kind}
-        if src.revision:
-            rec["revision"] = src.revision
-        if src.weight_name:
-            rec["weight_name"] = src.weight_name
-        local = src.local_file()
-        if local is not None and local.is_file():
-            rec["sha256"] = file_sha256(local)
-        return rec
-
-    models = {"model": one(spec.model), "motion_adapter": one(spec.motion_adapter)}
-    for name, src, weight, kind in spec.adapters:
-        models[f"adapter:{name}"] = {**one(src), "weight": weight, "kind": kind}
-    if spec.pose:
-        models["controlnet"] = one(spec.pose["controlnet"])
-    return models
+@dataclass
+class _Pending:
+    job: Job
+    claim: Claim | None
+    futures: dict[str, Future]
+    timings: dict
+    info: dict
 
 
-def run_specs(specs: list[ClipSpec], *, out: str | Path, script_stem: str, renderer=None, force: bool = False,
-              progress: Progress | None = None, device: str | None = None, dtype: str | None = None,
-              reel: dict | None = None, base_dir: str | Path = ".") -> RunSummary:
-    """Render every spec not already done; return what happened."""
-    from .gallery import write_gallery
-    from .outputs import Manifest, OutputLayout
+class _Runner:
+    def __init__(self, *, layout: OutputLayout, records: Records, store: FrameStore, claims: Claims, events: Events,
+                 summary: RunSummary, make_renderer, dtype: str, force: bool, keep_frames: bool, max_pending: int,
+                 workers: int):
+        self.layout, self.records, self.store, self.claims = layout, records, store, claims
+        self.events, self.summary = events, summary
+        self.make_renderer, self.renderer = make_renderer, None
+        self.dtype, self.force, self.keep_frames = dtype, force, keep_frames
+        self.max_pending = max(1, max_pending)
+        self.pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="encode")
+        self.pending: list[_Pending] = []
+        self.fatal: AnimateError | None = None
 
-    progress = progress or Progress(quiet=True)
-    from .atomic import sweep_partials
+    # ------------------------------------------------------------------ the loop
+    def run(self, jobs: list[Job]) -> None:
+        queue, waiting = deque(jobs), []
+        try:
+            while (queue or waiting) and self.fatal is None:
+                if not queue:  # every job left is held by another process: wait for it, or for its death
+                    if self.pending:
+                        self._collect(block=True)
+                    else:
+                        time.sleep(POLL_S)
+                    queue.extend(waiting)
+                    waiting.clear()
+                    continue
+                job = queue.popleft()
+                claim = self.claims.try_claim(job.render_key)
+                fresh = self._replan(job)  # another process may have finished it meanwhile
+                if fresh.status == "done" and not self.force:
+                    if claim is not None:
+                        claim.release()
+                    self._skipped(fresh)
+                    continue
+                if claim is None:
+                    waiting.append(job)
+                    continue
+                self._start(fresh, claim)
+                self._collect(block=False)
+                while len(self.pending) >= self.max_pending:
+                    self._collect(block=True)
+            while self.pending:
+                self._collect(block=True)
+        except KeyboardInterrupt:
+            self.summary.interrupted = True
+            try:  # clips already rendered still get their outputs (seconds, against minutes of denoising)
+                while self.pending:
+                    self._collect(block=True)
+            except KeyboardInterrupt:  # a second Ctrl-C: stop now; queued encoders never start
+                self.pool.shutdown(wait=True, cancel_futures=True)
+                self._collect(block=False)
+                for p in self.pending:
+                    if p.claim is not None:
+                        p.claim.release()
+                self.pending.clear()
+        finally:
+            self.pool.shutdown(wait=True)
 
+    def _replan(self, job: Job) -> Job:
+        return plan_job(job.spec, self.layout, self.records.manifest, self.store, dtype=self.dtype, force=self.force)
+
+    def _skipped(self, job: Job) -> None:
+        self.summary.skipped.append(job.stem)
+        self.events.emit(ClipDone(clip=job.stem, outputs=[rec["path"] for rec in job.kept.values()], encoded=[],
+                                  skipped=True))
+
+    # ------------------------------------------------------------------ one job
+    def _start(self, job: Job, claim: Claim) -> None:
+        spec = job.spec
+        preview = preview_path(self.layout, job.stem)
+        needs_frames = bool(job.encode) or not preview.is_file()
+        frames = self.store.load(job.render_key) if needs_frames and not self.force else None
+        render_now = bool(job.encode) and frames is None
+        self.events.emit(ClipStart(clip=job.stem, seed=spec.seed, frames=spec.frames, steps=spec.steps,
+                                   render_key=job.render_key, source="render" if render_now else "store"))
+        futures: dict[str, Future] = {}
+        timings, info = {}, {}
+        if render_now:
+            try:
+                result = self._renderer().render(spec)
+            except AnimateError as exc:
+                claim.release()
+                self._failed(job, exc)
+                return
+            frames, timings, info = result.frames, result.timings, result.info
+            self.summary.rendered.append(job.stem)
+            if self.keep_frames:
+                meta = {"render_key": job.render_key, "clip": job.stem, "fps": spec.fps}
+                futures["frames"] = self.pool.submit(self.store.save, job.render_key, frames, meta)
+        metadata = json.dumps(job.record, separators=(",", ":"), sort_keys=True, default=str)
+        for fmt in job.encode:
+            futures[fmt] = self.pool.submit(self._encode, job, fmt, frames, metadata)
+        if frames is not None and (job.encode or not preview.is_file()):
+            futures["preview"] = self.pool.submit(write_preview, frames, preview, spec.fps)
+        self.pending.append(_Pending(job, claim, futures, timings, info))
+
+    def _renderer(self):
+        if self.renderer is None:
+            self.renderer = self.make_renderer()
+            self.renderer.on_step = lambda spec, step, total: self.events.emit(
+                Step(clip=spec.stem, step=step, total=total))
+        return self.renderer
+
+    def _encode(self, job: Job, fmt: str, frames, metadata: str):
+        from .encode import encode_with_report
+
+        t0 = time.perf_counter()
+        options = dict(job.spec.outputs.get(fmt) or {})
+        path, report = encode_with_report(fmt, frames, job.paths[fmt], fps=job.spec.fps, metadata=metadata, **options)
+        report["seconds"] = round(time.perf_counter() - t0, 3)
+        self.events.emit(EncodeDone(clip=job.stem, format=fmt, path=self.layout.relative(path),
+                                    bytes=int(report.get("bytes", 0)), seconds=report["seconds"]))
+        return Path(path), report
+
+    def _collect(self, block: bool) -> None:
+        """Write the records of every clip whose encoders are done (waiting for one first when `block`)."""
+        if block:
+            running = [f for p in self.pending for f in p.futures.values() if not f.done()]
+            if running:
+                wait(running, return_when=FIRST_COMPLETED)
+        for p in [p for p in self.pending if all(f.done() for f in p.futures.values())]:
+            self.pending.remove(p)
+            try:
+                self._finish(p)
+            finally:
+                if p.claim is not None:
+                    p.claim.release()
+
+    def _finish(self, p: _Pending) -> None:
+        job = p.job
+        written, problems = {}, []
+        for name, future in p.futures.items():
+            if future.cancelled():
+                problems.append((name, None))
+                continue
+            exc = future.exception()
+            if exc is not None:
+                problems.append((name, exc))
+            elif name in job.paths:
+                written[name] = future.result()
+        fault = next((f for f in (machine_fault(exc, job.paths.get(name, self.layout.root))
+                                  for name, exc in problems if exc is not None) if f is not None), None)
+        if fault is not None:
+            self.fatal = self.fatal or fault
+        if any(exc is None for _, exc in problems):  # interrupted before these encoders started
+            return
+        try:
+            if written or not job.encode:
+                files = self.records.finish(job, written, timings=p.timings, info=p.info)
+            else:
+                files = []
+        except OSError as exc:
+            fault = machine_fault(exc, self.layout.sidecar(job.stem))
+            if fault is None:
+                raise
+            self.fatal = self.fatal or fault
+            return
+        if problems:
+            if fault is None:
+                self._failed(job, next(exc for _, exc in problems))
+            return
+        self.summary.done.append(job.stem)
+        self.events.emit(ClipDone(clip=job.stem, outputs=[self.layout.relative(f) for f in files[:-1]],
+                                  encoded=list(written)))
+
+    def _failed(self, job: Job, exc: BaseException) -> None:
+        if isinstance(exc, AnimateError) and exc.exit_code == 2:  # a user mistake repeats for every clip: stop
+            spec = job.spec
+            if spec.name not in (exc.where or ""):
+                exc = type(exc)(exc.message, where=f"{spec.script or 'command line'}: clip {spec.name}"
+                                + (f": {exc.where}" if exc.where else ""), hint=exc.hint)
+            self.fatal = self.fatal or exc
+            return
+        line = exc.line() if isinstance(exc, AnimateError) else f"clip {job.stem}: {type(exc).__name__}: {exc}"
+        self.summary.failed.append((job.stem, line))
+        for event in error_events(exc if isinstance(exc, AnimateError) else AnimateError(line), clip=job.stem):
+            self.events.emit(event)
+
+
+def run_specs(specs: list, *, out: str | Path, script_stem: str, renderer=None, force: bool = False,
+              events: Events | None = None, device: str | None = None, dtype: str | None = None,
+              reel: dict | None = None, base_dir: str | Path = ".", keep_frames: bool = True, max_pending: int = 2,
+              workers: int = 2, claims: Claims | None = None) -> RunSummary:
+    """Render, encode and record every spec that is not up to date; return what happened."""
+    from .renderer import preflight as check_specs
+    from .plan import build_plan
+
+    events = events or Events()
     layout = OutputLayout(out, script_stem)
-    sweep_partials(layout.root)  # temp files of an interrupted run; the folder itself appears on first write
-    manifest = Manifest(layout.manifest)
-    summary = RunSummary(out=layout.root)
-    todo = []
-    for spec in specs:
-        record = spec_record(spec)
-        paths = output_paths(layout, spec)
-        if not force and manifest.is_done(spec.stem, record["spec_hash"], list(paths.values())):
-            summary.skipped.append(spec.stem)
-        else:
-            todo.append((spec, record, paths))
     if reel is not None and any(spec.stem == REEL_STEM for spec in specs):
-        from .errors import ConfigError
-
         raise ConfigError("a clip named `reel` would collide with the script's reel output", where="reel",
                           hint="rename the clip")
-    if todo:
-        from .renderer import preflight
+    check_specs(specs)
+    if renderer is not None:
+        dev, dt = renderer.device, dtype_label(renderer.dtype)
+    else:
+        dev, dt = compute_target(device, dtype)
+    store = FrameStore(layout.out)
+    records = Records(layout, store)
+    jobs = plan_jobs(specs, layout, records.manifest, store, dtype=dt, force=force)
+    work = [job for job in jobs if job.status != "done"]
+    from .atomic import sweep_partials
 
-        preflight([spec for spec, _, _ in todo])
-        # Render clips that share a model stack together, so each stack is loaded once (stable order).
-        first_seen: dict = {}
-        for spec, _, _ in todo:
-            first_seen.setdefault((spec.model.key(), spec.motion_adapter.key()), len(first_seen))
-        todo.sort(key=lambda item: first_seen[(item[0].model.key(), item[0].motion_adapter.key())])
-    if todo and renderer is None:
+    sweep_partials(layout.root)  # temp files of writers that are gone; the folder appears on first write
+    summary = RunSummary(out=layout.root)
+    # Announce the plan only once every check has passed (a bad device or option stops before it).
+    events.emit(Plan(**build_plan(specs, jobs=jobs, device=dev, dtype=dt, out=layout.root, store=store)))
+    for job in jobs:
+        if job.status == "done":
+            summary.skipped.append(job.stem)
+            events.emit(ClipDone(clip=job.stem, outputs=[rec["path"] for rec in job.kept.values()], encoded=[],
+                                 skipped=True))
+
+    def make_renderer():
         from .renderer import Renderer
 
-        renderer = Renderer(device=device, dtype=dtype, quiet_loading=True)
-    if renderer is not None:
-        renderer.on_step = lambda spec, step, total: progress.event("step", clip=spec.stem, step=step, total=total)
-    # Announce the plan only once every check has passed (a bad device or option stops before it).
-    progress.event("plan", clips=len(specs), to_render=len(todo), skipped=len(summary.skipped),
-                   out=str(layout.root))
-    for stem in summary.skipped:
-        progress.event("clip_skipped", clip=stem)
+        return renderer or Renderer(device=dev, dtype=dtype, quiet_loading=True)
 
+    claims = claims or Claims(layout.out)
+    runner = _Runner(layout=layout, records=records, store=store, claims=claims, events=events,
+                     summary=summary, make_renderer=make_renderer, dtype=dt, force=force, keep_frames=keep_frames,
+                     max_pending=max_pending, workers=workers)
     try:
-        for spec, record, paths in todo:
-            progress.event("clip_start", clip=spec.stem, seed=spec.seed, frames=spec.frames, steps=spec.steps)
-            try:
-                written = render_one(renderer, spec, record, paths, layout)
-            except AnimateError as exc:
-                if exc.exit_code == 2:  # a user mistake repeats for every clip: stop with one line
-                    if spec.name not in (exc.where or ""):
-                        exc = type(exc)(exc.message, where=f"{spec.script or 'command line'}: clip {spec.name}"
-                                        + (f": {exc.where}" if exc.where else ""), hint=exc.hint)
-                    if progress.json:
-                        progress.event("error", clip=spec.stem, message=exc.line(), fatal=True)
-                        progress.event("summary", done=len(summary.done), skipped=len(summary.skipped),
-                                       failed=len(summary.failed) + 1, interrupted=False, out=str(layout.root))
-                    raise exc from None
-                summary.failed.append((spec.stem, exc.line()))
-                progress.event("error", clip=spec.stem, message=exc.line())
-                continue
-            manifest.record(spec.stem, record["spec_hash"], [str(p) for p in written])
-            summary.done.append(spec.stem)
-            progress.event("clip_done", clip=spec.stem, outputs=[layout.relative(p) for p in written])
-    except KeyboardInterrupt:
-        summary.interrupted = True
-        progress.event("error", message="interrupted; finished clips are kept")
+        runner.run(work)
     finally:
-        progress.close()
-        _gallery(layout, specs, manifest, write_gallery)
+        claims.tidy()
+        if summary.done or layout.gallery.exists():
+            try:
+                records.write_gallery()
+            except OSError as exc:
+                if machine_fault(exc, layout.gallery) is None:
+                    raise
+    if runner.fatal is not None:
+        for event in error_events(runner.fatal, fatal=True):
+            events.emit(event)
+        _emit_summary(events, summary, layout)
+        raise runner.fatal
     if reel is not None and not summary.interrupted and not summary.failed:
+        t0 = time.perf_counter()
         path = write_script_reel(layout, specs, reel, base_dir, rebuild=bool(summary.done))
-        progress.event("reel", path=str(path))
-    progress.event("summary", done=len(summary.done), skipped=len(summary.skipped), failed=len(summary.failed),
-                   interrupted=summary.interrupted, out=str(layout.root))
+        events.emit(EncodeDone(clip=REEL_STEM, format="mp4", path=layout.relative(path),
+                               bytes=path.stat().st_size, seconds=round(time.perf_counter() - t0, 3)))
+    _emit_summary(events, summary, layout)
     if summary.interrupted:
-        raise Interrupted(f"interrupted: {len(summary.done)} clips finished and kept in {layout.root}")
+        raise Interrupted(f"interrupted: {plural(len(summary.done), 'clip')} finished and kept in {layout.root}")
     return summary
 
 
-def render_one(renderer, spec: ClipSpec, record: dict, paths: dict[str, Path], layout) -> list[Path]:
-    """Render one spec and write its outputs and sidecar; return the paths written (sidecar last)."""
-    from .encode import encode_with_report
-    from .outputs import build_sidecar, write_sidecar
-
-    result = renderer.render(spec)
-    metadata = json.dumps(record["spec"], separators=(",", ":"), sort_keys=True, default=str)
-    written, reports = [], {}
-    t0 = time.perf_counter()
-    for fmt, path in paths.items():
-        options = dict(spec.outputs.get(fmt) or {})
-        out_path, report = encode_with_report(fmt, result.frames, path, fps=spec.fps, metadata=metadata, **options)
-        written.append(Path(out_path))
-        reports[fmt] = report
-    timings = {**result.timings, "encode_s": round(time.perf_counter() - t0, 3)}
-    sidecar = build_sidecar(record["spec"], models=model_record(spec), device=result.info.get("device", ""),
-                            timings=timings, info=result.info,
-                            outputs={fmt: layout.relative(p) for fmt, p in zip(paths, written)},
-                            encoders=reports)
-    written.append(write_sidecar(layout.sidecar(spec.stem), sidecar))
-    return written
+def _emit_summary(events: Events, summary: RunSummary, layout: OutputLayout) -> None:
+    events.emit(Summary(out=str(layout.root), rendered=len(summary.rendered),
+                        encoded=len([s for s in summary.done if s not in summary.rendered]),
+                        up_to_date=len(summary.skipped), failed=len(summary.failed),
+                        interrupted=summary.interrupted))
 
 
-REEL_STEM = "reel"
-
-
-def write_script_reel(layout, specs: list[ClipSpec], options: dict, base_dir: str | Path, rebuild: bool) -> Path:
-    """One MP4 of every clip in script order, read back from each clip's best output."""
+def write_script_reel(layout: OutputLayout, specs: list, options: dict, base_dir: str | Path, rebuild: bool) -> Path:
+    """One MP4 of every clip in script order, from each clip's lossless frames in the frame store."""
     from .encode.inputs import read_frames
     from .encode.reel import write_reel
 
@@ -205,25 +344,3 @@ def write_script_reel(layout, specs: list[ClipSpec], options: dict, base_dir: st
     if audio:
         audio = str((Path(base_dir) / audio).resolve())
     return write_reel(clips, path, fps=options.get("fps"), audio=audio, crossfade=options.get("crossfade") or 0.0)
-
-
-def _gallery(layout, specs: list[ClipSpec], manifest, write_gallery) -> None:
-    from motion.loras import weight_label
-
-    entries = []
-    done = manifest.entries()
-    for spec in specs:
-        entry = done.get(spec.stem)
-        if not entry:
-            continue
-        files = [f["path"] for f in entry.get("files", [])]
-        outputs = [f for f in files if not f.endswith(".json")]
-        entries.append({
-            "name": spec.stem, "seed": spec.seed, "prompt": spec.prompt,
-            "params": {"steps": spec.steps, "guidance": spec.guidance, "scheduler": spec.scheduler,
-                       "frames": spec.frames, "fps": spec.fps, "size": f"{spec.width}x{spec.height}",
-                       "adapters": ", ".join(f"{n}:{weight_label(w)}" for n, _, w, _ in spec.adapters) or "none"},
-            "preview": None, "outputs": outputs, "sidecar": f"{spec.stem}.json",
-        })
-    if entries or layout.gallery.exists():
-        write_gallery(layout, entries, title=layout.script_stem)

@@ -10,9 +10,10 @@ from hypothesis import strategies as st
 
 from animate.errors import ConfigError
 from animate.outputs import (
-    Manifest, OutputLayout, build_sidecar, file_sha256, package_versions, safe_name, spec_hash,
+    Manifest, OutputLayout, build_sidecar, file_sha256, package_versions, safe_name,
     write_sidecar,
 )
+from animate.outputs import hash_resolved as spec_hash
 
 NAME_CHARS = string.ascii_lowercase + string.digits + "._-"
 
@@ -99,9 +100,30 @@ def test_symlinked_out_root_is_fine(tmp_path):
 def test_prepare_sweeps_partials(tmp_path):
     layout = OutputLayout(tmp_path, "demo")
     layout.root.mkdir(parents=True)
-    (layout.root / ".castle.1234abcd.part.gif").write_bytes(b"half")
+    old = layout.root / ".castle.1234abcd.part.gif"  # an older version's name: no writer in it
+    old.write_bytes(b"half")
+    os.utime(old, (1, 1))
     assert layout.prepare() == 1
     assert list(layout.root.iterdir()) == []
+
+
+def test_sweep_keeps_temp_files_of_running_writers(tmp_path):
+    import subprocess
+    import sys
+
+    from animate.atomic import _host_tag
+
+    layout = OutputLayout(tmp_path, "demo")
+    layout.root.mkdir(parents=True)
+    live = layout.root / f".castle.w{_host_tag()}-{os.getpid()}-0123abcd.part.gif"  # this process: running
+    live.write_bytes(b"being written")
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = layout.root / f".boat.w{_host_tag()}-{gone.stdout.strip()}-0123abcd.part.mp4"
+    dead.write_bytes(b"left by a killed run")
+    fresh_foreign = layout.root / ".tree.wffffff-1-0123abcd.part.gif"  # another host's writer, recent
+    fresh_foreign.write_bytes(b"x")
+    assert layout.prepare() == 1
+    assert live.exists() and fresh_foreign.exists() and not dead.exists()
 
 
 def test_spec_hash_is_stable_and_ignores_run_details():

@@ -18,7 +18,7 @@ def test_plan_counts_loads_and_estimates(kit, tmp_path):
                                                           "adapters": [{"name": "zoom", "source": "tiny-zoom-in"}]}]
     result = check(tmp_path, clips)
     assert result.exit_code == 0, result.output
-    assert "3 clip render(s)" in result.output and "1 model stack(s), 2 adapter load(s)" in result.output
+    assert "3 clip(s)" in result.output and "3 to render" in result.output and "1 model stack(s), 2 adapter load(s)" in result.output
     assert "a-s1" in result.output and "a-s2" in result.output and "~" in result.output
     result = check(tmp_path, clips, None, "--json")
     plan = json.loads(result.output.splitlines()[0])

@@ -56,10 +56,10 @@ def test_rerun_skips_and_edit_rerenders_one(kit, tmp_path, monkeypatch):
     assert render(script, out).exit_code == 0
     assert calls == ["c2"]
 
-    (out / "resume" / "c3.gif").unlink()  # a missing output re-renders its clip
+    (out / "resume" / "c3.gif").unlink()  # a missing output is encoded again from the stored frames
     calls.clear()
     assert render(script, out).exit_code == 0
-    assert calls == ["c3"]
+    assert calls == [] and (out / "resume" / "c3.gif").exists()
 
     calls.clear()
     assert render(script, out, "--force", "--only", "c1").exit_code == 0
@@ -94,7 +94,9 @@ def test_kill_9_mid_clip_then_complete(kit, tmp_path, monkeypatch):
 
     calls = count_renders(monkeypatch)
     assert render(script, out).exit_code == 0
-    assert calls == ["c2", "c3"]
+    # c1 is done; c2 (and c3, if it was rendering when the kill came) render again unless their frames
+    # reached the frame store before the kill.
+    assert set(calls) <= {"c2", "c3"} and len(calls) == len(set(calls))
     assert not [p for p in root.rglob("*") if ".part" in p.name]  # swept on start
     keys = [json.loads(l)["key"] for l in (root / "manifest.jsonl").read_text().splitlines()]
     assert keys == ["c1", "c2", "c3"]
@@ -120,7 +122,7 @@ def test_ctrl_c_keeps_finished_clips(kit, tmp_path, monkeypatch):
     monkeypatch.setattr(Renderer, "render", interrupt_second)
     result = render(script, out)
     assert result.exit_code == 1
-    assert "interrupted" in result.output and "1 clips finished" in result.output
+    assert "interrupted" in result.output and "1 clip finished" in result.output
     root = out / "stop"
     assert (root / "c1.gif").exists() and not (root / "c2.gif").exists()
     assert not [p for p in root.rglob("*") if ".part" in p.name]
@@ -135,7 +137,7 @@ def test_json_events(kit, tmp_path):
     kinds = [e["event"] for e in events]
     assert kinds[0] == "plan" and kinds[-1] == "summary"
     assert "clip_start" in kinds and "clip_done" in kinds and kinds.count("step") == 1
-    assert events[-1]["done"] == 1
+    assert events[-1]["rendered"] == 1
     sidecar = json.loads((out / "events" / "c1.json").read_text())
     assert sidecar["spec"]["adapters"][1]["weight"] == 0.3
     assert sidecar["models"]["model"]["kind"] == "folder" and "packages" in sidecar

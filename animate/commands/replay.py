@@ -90,12 +90,12 @@ def replay(file, out, formats, device, dtype, quiet):
     """Re-render the clip that FILE (an output or its .json sidecar) was made from."""
     from dataclasses import replace
 
-    from animate.progress import Progress
+    from animate.events import Events, Terminal
     from animate.run import run_specs
 
     spec = spec_from_record(read_record(file))
     if formats:
         spec = replace(spec, outputs={f.strip(): {} for f in formats.split(",") if f.strip()})
-    summary = run_specs([spec], out=out, script_stem="replay", force=True, progress=Progress(quiet=quiet),
+    summary = run_specs([spec], out=out, script_stem="replay", force=True, events=Events(Terminal(quiet=quiet)),
                         device=device, dtype=dtype)
     raise SystemExit(summary.exit_code)

@@ -82,20 +82,41 @@ def _read_video(path: Path) -> tuple[np.ndarray, float]:
     return _stack(frames, path), float(rate) if rate else DEFAULT_FPS
 
 
+# Output options that change the picture (platform fitting, letterbox bars, interpolated frames): such an
+# output is never a source for re-encoding.
+FITTING_OPTIONS = ("target", "max_bytes", "interpolate", "every")
+
+
 def _read_sidecar(path: Path) -> tuple[np.ndarray, float]:
+    """A clip's lossless frames from the frame store the sidecar points to; else its best unfitted output."""
     try:
-        spec = json.loads(path.read_text())
-        outputs = spec["outputs"]
-    except (ValueError, KeyError, TypeError):
+        record = json.loads(path.read_text())
+        outputs = record["outputs"]
+        spec = record.get("spec") or {}
+    except (ValueError, KeyError, TypeError, AttributeError):
         raise EncodeError(f"{str(path)!r} is not a clip sidecar (no 'outputs' mapping)", where="encode INPUT",
                           hint="pass the clip's .json written beside its outputs, a video or a frame folder")
+    fps = spec.get("fps")
+    if isinstance(record.get("frames"), str):
+        from animate.framestore import FrameStore
+
+        store_file = (path.parent / record["frames"]).resolve()
+        key = store_file.stem
+        try:
+            frames = FrameStore(store_file.parent.parent).load(key)
+        except ValueError:  # not a render key: a hand-edited sidecar
+            frames = None
+        if frames is not None:
+            return frames, float(fps or DEFAULT_FPS)
+    options = spec.get("outputs") or {}
     for fmt in sorted(outputs, key=lambda f: SIDECAR_PREFERENCE.index(f) if f in SIDECAR_PREFERENCE else 99):
+        fitted = any((options.get(fmt) or {}).get(k) not in (None, 1) for k in FITTING_OPTIONS)
         candidate = path.parent / outputs[fmt]
-        if fmt != "sheet" and candidate.exists():
-            frames, fps = read_frames(candidate)
-            return frames, float(spec.get("fps") or fps)
-    raise EncodeError(f"none of the outputs listed in {str(path)!r} exist", where="encode INPUT",
-                      hint="re-render the clip or pass a video/frame folder")
+        if fmt != "sheet" and not fitted and candidate.exists():
+            frames, file_fps = read_frames(candidate)
+            return frames, float(fps or file_fps)
+    raise EncodeError(f"neither the stored frames nor an unfitted output of {str(path)!r} exist",
+                      where="encode INPUT", hint="re-render the clip or pass a video/frame folder")
 
 
 def _stack(frames: list, path: Path) -> np.ndarray:

@@ -1,0 +1,38 @@
+"""`animate clean [--out DIR]`: prune the frame store of frames that no manifest entry needs."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+def needed_render_keys(out: Path) -> set[str]:
+    """Render keys of the latest entry of every clip in every script's manifest under `out`."""
+    from animate.outputs import MANIFEST_NAME, Manifest
+
+    keys = set()
+    for path in sorted(out.glob(f"*/{MANIFEST_NAME}")):
+        for entry in Manifest(path).entries().values():
+            if isinstance(entry.get("render_key"), str):
+                keys.add(entry["render_key"])
+    return keys
+
+
+@click.command("clean")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("outputs"), show_default=True,
+              help="Output root whose frame store to prune.")
+@click.option("--all", "everything", is_flag=True,
+              help="Delete every stored frame. Outputs stay, but adding or changing an output then re-renders its "
+                   "clip (minutes on a GPU) instead of re-encoding it (seconds); pair with render --no-keep-frames.")
+@click.option("--dry-run", is_flag=True, help="Say what would be deleted; delete nothing.")
+def clean(out: Path, everything: bool, dry_run: bool):
+    """Delete stored frames that no manifest entry needs (or all of them with --all)."""
+    from animate.framestore import FrameStore, human_bytes
+
+    store = FrameStore(out)
+    keep = set() if everything else needed_render_keys(out)
+    count, freed = store.prune(keep, dry_run=dry_run)
+    left, size = store.size()
+    verb = "would delete" if dry_run else "deleted"
+    click.echo(f"{verb} {count} stored clip(s), {human_bytes(freed)}; the frame store holds {left} clip(s), "
+               f"{human_bytes(size)}" + (f" ({len(keep)} needed by manifests)" if not everything else ""))

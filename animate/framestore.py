@@ -1,0 +1,84 @@
+"""The frame store: every clip's rendered frames, kept losslessly once per render key under the output root
+(`<out>/.frames/<render key>.npz`). Every output, the reel, `animate encode` from a sidecar and the gallery
+read frames from here, so changing outputs never re-renders and never re-encodes from a lossy file."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from .atomic import atomic_file
+
+STORE_DIR = ".frames"
+_KEY = re.compile(r"[0-9a-f]{16,64}")
+
+
+class FrameStore:
+    def __init__(self, out_root: str | os.PathLike):
+        self.root = Path(out_root) / STORE_DIR
+
+    def path(self, key: str) -> Path:
+        if not isinstance(key, str) or not _KEY.fullmatch(key):  # keys are hashes; never a path
+            raise ValueError(f"not a render key: {key!r}")
+        return self.root / f"{key}.npz"
+
+    def has(self, key: str) -> bool:
+        return self.path(key).is_file()
+
+    def save(self, key: str, frames: np.ndarray, meta: dict | None = None) -> Path:
+        """Store uint8 F×H×W×3 frames atomically (zlib-compressed, lossless)."""
+        frames = np.ascontiguousarray(frames, dtype=np.uint8)
+        dest = self.path(key)
+        with atomic_file(dest) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez_compressed(fh, frames=frames, meta=np.array(json.dumps(meta or {}, default=str)))
+        return dest
+
+    def load(self, key: str) -> np.ndarray | None:
+        """The stored frames, or None when absent or unreadable (a torn or foreign file is re-rendered)."""
+        path = self.path(key)
+        if not path.is_file():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                frames = data["frames"]
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError):
+            return None
+        if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
+            return None
+        return frames
+
+    def keys(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.stem for p in self.root.glob("*.npz") if _KEY.fullmatch(p.stem))
+
+    def size(self) -> tuple[int, int]:
+        """(entries, bytes) held by the store."""
+        sizes = [self.path(k).stat().st_size for k in self.keys()]
+        return len(sizes), sum(sizes)
+
+    def prune(self, keep: set[str], *, dry_run: bool = False) -> tuple[int, int]:
+        """Delete every entry whose key is not in `keep`; return (entries, bytes) removed."""
+        count = freed = 0
+        for key in self.keys():
+            if key in keep:
+                continue
+            path = self.path(key)
+            freed += path.stat().st_size
+            count += 1
+            if not dry_run:
+                path.unlink(missing_ok=True)
+        return count, freed
+
+
+def human_bytes(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"

@@ -1,0 +1,176 @@
+"""Jobs: each resolved ClipSpec planned once into what it needs — its render key, the outputs to write, their
+paths and keys, and what is already done.
+
+Identity:
+- the **render key** hashes exactly what determines the frames: the base model, motion adapter, adapters (with
+  their weights or weight ramps and kinds) and ControlNet, each with the size and modification time of every
+  local file; the scheduler, steps, guidance, frames, width, height, seed, prompts (text or travel keyframes,
+  head, tail, interpolation), negative prompts, the compute dtype, and for pose guidance the pose settings,
+  the content (SHA-256) of the pose source and the clip's fps (pose videos are sampled by time). It leaves out
+  the clip's name, its outputs, the script path, the preset name (its values are in the fields above), and the
+  speed knobs `fuse` and `decode_chunk`, which change frames only by float rounding.
+- an **output key** is the render key plus the format, its options and the fps.
+- the **spec hash** covers the whole resolved spec (and the model fingerprints): when it changes but the
+  render key does not, only the sidecar and the manifest line are rewritten.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .outputs import Manifest, OutputLayout, canonical_json, file_sha256, hash_resolved, measure
+
+# Fields of ClipSpec.to_dict() that do not change a single rendered frame.
+NOT_IN_RENDER_KEY = ("name", "multi_seed", "outputs", "script", "preset", "fuse", "decode_chunk", "fps")
+KEY_CHARS = 32
+
+
+def _digest(data) -> str:
+    return hashlib.sha256(canonical_json(data).encode("utf-8")).hexdigest()[:KEY_CHARS]
+
+
+def model_sources(spec) -> list:
+    sources = [spec.model, spec.motion_adapter] + [src for _, src, _, _ in spec.adapters]
+    if spec.pose:
+        sources.append(spec.pose["controlnet"])
+    return sources
+
+
+def fingerprint(src) -> str:
+    """Size and modification time of a local model file, or of every file in a model folder."""
+    path = src.local_file() or Path(src.ref)
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    return ";".join(f"{p.relative_to(path) if p != path else p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}"
+                    for p in files)
+
+
+def fingerprints(spec) -> dict[str, str]:
+    return {src.describe(): fingerprint(src) for src in model_sources(spec) if src.kind != "hub"}
+
+
+def content_hash(path: str | Path) -> str:
+    """SHA-256 of a file, or of every file (names and contents) in a folder."""
+    path = Path(path)
+    if path.is_file():
+        return file_sha256(path)
+    digest = hashlib.sha256()
+    for p in sorted(q for q in path.rglob("*") if q.is_file()):
+        digest.update(p.relative_to(path).as_posix().encode() + b"\0" + file_sha256(p).encode())
+    return digest.hexdigest()
+
+
+def spec_record(spec) -> dict:
+    """The resolved spec as sidecars and output metadata embed it (without the script path)."""
+    data = spec.to_dict()
+    data.pop("script", None)
+    return data
+
+
+def spec_hash(spec, record: dict | None = None) -> str:
+    """One hash of the whole resolved spec and its model fingerprints: the manifest and sidecar carry it."""
+    return hash_resolved({**(record or spec_record(spec)), "fingerprints": fingerprints(spec)})
+
+
+def render_key(spec, dtype: str) -> str:
+    data = {k: v for k, v in spec.to_dict().items() if k not in NOT_IN_RENDER_KEY}
+    data["dtype"] = dtype
+    data["fingerprints"] = fingerprints(spec)
+    if spec.pose:
+        data["fps"] = spec.fps
+        source = spec.pose["source"]
+        if isinstance(source, str) and Path(source).exists():
+            data["pose_content"] = content_hash(source)
+    return _digest(data)
+
+
+def output_key(render: str, fmt: str, options: dict, fps: float) -> str:
+    return _digest({"render_key": render, "format": fmt, "options": options, "fps": fps})
+
+
+def output_paths(layout: OutputLayout, spec) -> dict[str, Path]:
+    """Format → the path it writes (a folder for frame sequences)."""
+    from .encode import extension
+
+    paths = {}
+    for fmt in spec.outputs:
+        ext, folder = extension(fmt)
+        paths[fmt] = layout.folder(spec.stem) if folder else layout.file(spec.stem, ext.lstrip("."))
+    return paths
+
+
+@dataclass
+class Job:
+    """One clip at one seed, planned: what to render, what to encode, where it goes."""
+
+    spec: object
+    render_key: str
+    spec_hash: str
+    record: dict
+    paths: dict[str, Path]
+    output_keys: dict[str, str]
+    encode: list[str] = field(default_factory=list)  # formats to write now
+    kept: dict[str, dict] = field(default_factory=dict)  # formats already written: manifest output records
+    needs_record: bool = True  # the sidecar and manifest line must be (re)written
+    stored: bool = False  # the frame store holds this render key
+    force: bool = False
+
+    @property
+    def stem(self) -> str:
+        return self.spec.stem
+
+    @property
+    def status(self) -> str:
+        """render (denoise), encode (frames from the store), record (sidecar only) or done."""
+        if self.encode and (self.force or not self.stored):
+            return "render"
+        if self.encode:
+            return "encode"
+        return "record" if self.needs_record else "done"
+
+
+def _recorded_output(manifest: Manifest, entry: dict | None, fmt: str, okey: str, path: Path) -> dict | None:
+    """The manifest's record of an output when it was written with this output key and is still intact."""
+    rec = ((entry or {}).get("outputs") or {}).get(fmt)
+    if not isinstance(rec, dict) or rec.get("output_key") != okey:
+        return None
+    try:
+        if not path.exists() or measure(path) != rec.get("size"):
+            return None
+    except OSError:
+        return None
+    return rec
+
+
+def plan_job(spec, layout: OutputLayout, manifest: Manifest, store, *, dtype: str, force: bool = False) -> Job:
+    rkey = render_key(spec, dtype)
+    record = spec_record(spec)
+    shash = spec_hash(spec, record)
+    paths = output_paths(layout, spec)
+    okeys = {fmt: output_key(rkey, fmt, spec.outputs.get(fmt) or {}, spec.fps) for fmt in paths}
+    entry = manifest.entries().get(spec.stem)
+    kept = {}
+    if not force:
+        for fmt, path in paths.items():
+            rec = _recorded_output(manifest, entry, fmt, okeys[fmt], path)
+            if rec is not None:
+                kept[fmt] = rec
+    encode = [fmt for fmt in paths if fmt not in kept]
+    needs_record = bool(encode) or force or entry is None or entry.get("spec_hash") != shash \
+        or set((entry.get("outputs") or {})) != set(paths) or not layout.sidecar(spec.stem).is_file()
+    return Job(spec=spec, render_key=rkey, spec_hash=shash, record=record, paths=paths, output_keys=okeys,
+               encode=encode, kept=kept, needs_record=needs_record, stored=store.has(rkey), force=force)
+
+
+def plan_jobs(specs: list, layout: OutputLayout, manifest: Manifest, store, *, dtype: str,
+              force: bool = False) -> list[Job]:
+    """Every spec planned, clips sharing a model stack next to each other (each stack loads once)."""
+    jobs = [plan_job(spec, layout, manifest, store, dtype=dtype, force=force) for spec in specs]
+    first_seen: dict = {}
+    for job in jobs:
+        first_seen.setdefault(stack_key(job.spec), len(first_seen))
+    return sorted(jobs, key=lambda job: first_seen[stack_key(job.spec)])
+
+
+def stack_key(spec) -> tuple:
+    return (spec.model.key(), spec.motion_adapter.key())
