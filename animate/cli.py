@@ -32,6 +32,14 @@ class Group(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             ctx.exit(1)
+        except OSError as exc:  # a fault of the machine outside a run's own handling: still one line
+            from .run import machine_fault
+
+            fault = machine_fault(exc)
+            if fault is None or os.environ.get("ANIMATE_DEBUG"):
+                raise
+            click.echo(f"error: {fault.line()}", err=True)
+            ctx.exit(fault.exit_code)
 
 
 def terminate_like_ctrl_c() -> None:

@@ -85,7 +85,7 @@ class Records:
                                 frames=os.path.relpath(frames, layout.root) if frames.exists() else None,
                                 outputs={fmt: rec["path"] for fmt, rec in outputs.items()}, encoders=reports)
         sidecar_path = write_sidecar(layout.sidecar(job.stem), sidecar)
-        files = [layout.root / rec["path"] for rec in outputs.values()] + [sidecar_path]
+        files = [layout.resolved_root / rec["path"] for rec in outputs.values()] + [Path(sidecar_path).resolve()]
         self.manifest.record(job.stem, job.spec_hash, files, render_key=job.render_key, outputs=outputs)
         return files
 

@@ -1,0 +1,255 @@
+"""Jobs: one render, many outputs. Adding or changing outputs re-encodes from the frame store without a pipeline
+call; encoders overlap the next clip's denoising; every reader of frames uses the lossless store."""
+import json
+import threading
+
+import numpy as np
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from animate.cli import main
+
+BASE = {"preset": "tiny", "frames": 4, "width": 32, "height": 32, "steps": 1, "prompt": "a boat"}
+
+
+def write_script(path, clips, **defaults):
+    path.write_text(yaml.safe_dump({"version": 1, "defaults": {**BASE, **defaults}, "clips": clips}))
+    return path
+
+
+def render(script, out, *extra):
+    result = CliRunner().invoke(main, ["render", str(script), "--out", str(out), "--quiet", "--device", "cpu", *extra])
+    assert result.exit_code == 0, result.output
+    return result
+
+
+@pytest.fixture
+def pipeline_calls(monkeypatch):
+    """Counts calls of the diffusers pipelines themselves (not only of our Renderer)."""
+    from diffusers import AnimateDiffPipeline
+
+    calls = []
+    original = AnimateDiffPipeline.__call__
+
+    def counting(self, *a, **kw):
+        calls.append(kw.get("num_frames"))
+        return original(self, *a, **kw)
+
+    monkeypatch.setattr(AnimateDiffPipeline, "__call__", counting)
+    return calls
+
+
+def stat_of(path):
+    st = path.stat()
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
+def test_adding_and_changing_outputs_re_encodes_only_what_changed(kit, tmp_path, pipeline_calls):
+    script, out = tmp_path / "s.yaml", tmp_path / "out"
+    write_script(script, [{"name": "c1"}], outputs={"gif": {}, "mp4": {}})
+    render(script, out)
+    assert len(pipeline_calls) == 1
+    root = out / "s"
+    gif, mp4 = root / "c1.gif", root / "c1.mp4"
+    before = {p: stat_of(p) for p in (gif, mp4)}
+
+    write_script(script, [{"name": "c1"}], outputs={"gif": {}, "mp4": {}, "webm": {}})
+    render(script, out)
+    assert len(pipeline_calls) == 1  # no pipeline call: frames came from the store
+    assert (root / "c1.webm").stat().st_size > 0
+    assert {p: stat_of(p) for p in (gif, mp4)} == before  # the other outputs were not rewritten
+    sidecar = json.loads((root / "c1.json").read_text())
+    assert set(sidecar["outputs"]) == {"gif", "mp4", "webm"} and set(sidecar["encoders"]) == {"gif", "mp4", "webm"}
+
+    write_script(script, [{"name": "c1"}], outputs={"gif": {"quality": 40}, "mp4": {}, "webm": {}})
+    webm = stat_of(root / "c1.webm")
+    render(script, out)
+    assert len(pipeline_calls) == 1
+    assert stat_of(mp4) == before[mp4] and stat_of(root / "c1.webm") == webm and stat_of(gif) != before[gif]
+
+    write_script(script, [{"name": "c1", "prompt": "a red boat"}], outputs={"gif": {"quality": 40}, "mp4": {},
+                                                                           "webm": {}})
+    render(script, out)
+    assert len(pipeline_calls) == 2  # the prompt determines the frames: a new render
+    entries = [json.loads(line) for line in (root / "manifest.jsonl").read_text().splitlines()]
+    assert len({e["render_key"] for e in entries}) == 2
+    sidecar = json.loads((root / "c1.json").read_text())
+    assert sidecar["spec_hash"] == entries[-1]["spec_hash"]  # one hash for the manifest and the sidecar
+
+
+def test_stored_frames_are_the_rendered_frames(kit, tmp_path, renderer):
+    from animate.events import Events
+    from animate.framestore import FrameStore
+    from animate.run import run_specs
+    from animate.script import spec_from_fields
+
+    spec = spec_from_fields({**BASE, "outputs": ["gif"]}, name="one")[0]
+    expected = renderer.render(spec).frames
+    run_specs([spec], out=tmp_path, script_stem="api", renderer=renderer, events=Events())
+    sidecar = json.loads((tmp_path / "api" / "one.json").read_text())
+    stored = FrameStore(tmp_path).load(sidecar["render_key"])
+    assert stored.dtype == np.uint8 and np.array_equal(stored, expected)
+
+
+def test_encode_and_reel_read_the_frame_store_not_a_fitted_output(kit, tmp_path, pipeline_calls):
+    from animate.encode.inputs import read_frames
+    from animate.framestore import FrameStore
+
+    script, out = tmp_path / "fit.yaml", tmp_path / "out"
+    script.write_text(yaml.safe_dump({"version": 1, "outputs": ["reel"], "defaults": {
+        **BASE, "width": 48, "height": 32, "fps": 8, "outputs": {"mp4": {"target": "reels"}}},
+        "clips": [{"name": "a"}, {"name": "b", "prompt": "a tree"}]}))
+    render(script, out)
+    root = out / "fit"
+    frames, fps = read_frames(root / "a.json")
+    key = json.loads((root / "a.json").read_text())["render_key"]
+    assert np.array_equal(frames, FrameStore(out).load(key)) and fps == 8
+    (root / "a.mp4").write_bytes(b"not a video any more")  # the fitted file beside them changes nothing
+    frames_again, _ = read_frames(root / "a.json")
+    assert np.array_equal(frames_again, frames)
+
+    result = CliRunner().invoke(main, ["encode", str(root / "a.json"), "--format", "gif", "--target",
+                                       "slack-emoji", "--out", str(tmp_path / "emoji")])
+    assert result.exit_code == 0, result.output
+    from PIL import Image
+
+    with Image.open(tmp_path / "emoji" / "a-slack-emoji.gif") as im:
+        assert im.n_frames == 4 and im.size[0] / im.size[1] == pytest.approx(48 / 32, rel=0.1)
+
+    reel = read_frames(root / "reel.mp4")[0]
+    assert len(reel) == 8 and reel.shape[1:3] == (32, 48)  # 4 + 4 stored frames, no letterbox, no interpolation
+    assert len(pipeline_calls) == 2
+
+
+def test_encoders_overlap_the_next_clips_denoising(kit, tmp_path, renderer, monkeypatch):
+    """Clip N's encoder waits until clip N+1 has taken a denoising step: a runner that encodes in series with
+    rendering would time out here, and the event order would show it."""
+    import animate.encode
+    from animate.events import EncodeDone, Events, Recorder, Step
+    from animate.run import run_specs
+    from animate.script import spec_from_fields
+
+    specs = [spec_from_fields({**BASE, "outputs": ["gif", "png"], "seed": i}, name=f"c{i}")[0] for i in range(4)]
+    recorder = Recorder()
+    stepped = {s.stem: threading.Event() for s in specs}
+
+    def mark(event):
+        if isinstance(event, Step):
+            stepped[event.clip].set()
+
+    original = animate.encode.encode_with_report
+
+    def gated(fmt, frames, path, **kw):
+        index = int(path.name[1])
+        if index + 1 < len(specs):
+            stepped[f"c{index + 1}"].wait(timeout=60)
+        return original(fmt, frames, path, **kw)
+
+    monkeypatch.setattr(animate.encode, "encode_with_report", gated)
+    run_specs(specs, out=tmp_path, script_stem="overlap", renderer=renderer, events=Events(recorder, mark))
+    events = recorder.events
+    for n in range(3):
+        last_encode = max(i for i, e in enumerate(events) if isinstance(e, EncodeDone) and e.clip == f"c{n}")
+        next_step = min(i for i, e in enumerate(events) if isinstance(e, Step) and e.clip == f"c{n + 1}")
+        assert next_step < last_encode, recorder.names()
+    names = recorder.names()
+    assert names[0] == "plan" and names[-1] == "summary" and names.count("clip_done") == 4
+
+
+def test_at_most_max_pending_clips_wait_for_encoders(kit, tmp_path, renderer, monkeypatch):
+    import animate.encode
+    from animate.events import Events
+    from animate.run import run_specs
+    from animate.script import spec_from_fields
+
+    specs = [spec_from_fields({**BASE, "outputs": ["gif"], "seed": i}, name=f"m{i}")[0] for i in range(4)]
+    rendering, started = [], []
+    original_render = type(renderer).render
+    original = animate.encode.encode_with_report
+    release = threading.Event()
+
+    def render_spy(self, spec, *a, **kw):
+        rendering.append(spec.stem)
+        return original_render(self, spec, *a, **kw)
+
+    def slow(fmt, frames, path, **kw):
+        started.append(path.stem)
+        release.wait(timeout=2)  # hold every encoder: the runner must stop rendering ahead
+        return original(fmt, frames, path, **kw)
+
+    def watch(event):
+        if event.name == "clip_start":
+            # Frames waiting for encoders never exceed max_pending=2 (plus the clip that is rendering now).
+            assert len(rendering) - len([s for s in started if s in rendering]) <= 3
+
+    monkeypatch.setattr(type(renderer), "render", render_spy)
+    monkeypatch.setattr(animate.encode, "encode_with_report", slow)
+    summary = run_specs(specs, out=tmp_path, script_stem="bounded", renderer=renderer, events=Events(watch),
+                        max_pending=2, workers=1)
+    assert summary.rendered == [s.stem for s in specs]
+
+
+def test_check_says_what_is_up_to_date_and_what_would_be_encoded(kit, tmp_path):
+    script, out = tmp_path / "chk.yaml", tmp_path / "out"
+    write_script(script, [{"name": "c1"}, {"name": "c2", "prompt": "a tree"}], outputs=["gif"])
+    render(script, out, "--only", "c1")
+    write_script(script, [{"name": "c1"}, {"name": "c2", "prompt": "a tree"}], outputs=["gif", "webm"])
+    result = CliRunner().invoke(main, ["check", str(script), "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.output.splitlines()[0])
+    clips = {c["clip"]: c for c in plan["clips"]}
+    assert clips["c1"]["status"] == "encode" and clips["c1"]["encode"] == ["webm"]
+    assert clips["c2"]["status"] == "render" and clips["c2"]["encode"] == ["gif", "webm"]
+    assert plan["frame_store"]["entries"] == 1 and plan["frame_store"]["bytes"] > 0
+    text = CliRunner().invoke(main, ["check", str(script), "--out", str(out)]).output
+    assert "c1: encode from stored frames → webm" in text and "frame store: 1 clip(s)" in text
+    render(script, out)
+    text = CliRunner().invoke(main, ["check", str(script), "--out", str(out)]).output
+    assert "c1: up to date" in text and "c2: up to date" in text
+
+
+def test_clean_prunes_frames_no_manifest_needs(kit, tmp_path):
+    from animate.framestore import FrameStore
+
+    script, out = tmp_path / "cl.yaml", tmp_path / "out"
+    write_script(script, [{"name": "c1"}], outputs=["gif"])
+    render(script, out)
+    write_script(script, [{"name": "c1", "prompt": "a tree"}], outputs=["gif"])
+    render(script, out)
+    store = FrameStore(out)
+    assert store.size()[0] == 2
+    result = CliRunner().invoke(main, ["clean", "--out", str(out)])
+    assert result.exit_code == 0 and "deleted 1 stored clip(s)" in result.output
+    assert store.size()[0] == 1
+    current = json.loads((out / "cl" / "c1.json").read_text())["render_key"]
+    assert store.keys() == [current]
+    result = CliRunner().invoke(main, ["clean", "--out", str(out), "--all"])
+    assert result.exit_code == 0 and store.size() == (0, 0)
+    write_script(script, [{"name": "c1", "prompt": "a tree"}], outputs=["gif", "webm"])
+    render(script, out)  # without stored frames a new output means a render again, and it still works
+    assert (out / "cl" / "c1.webm").exists()
+
+
+def test_gallery_lists_every_clip_the_manifest_holds(kit, tmp_path):
+    script, out = tmp_path / "gal.yaml", tmp_path / "out"
+    write_script(script, [{"name": "c1"}, {"name": "c2", "prompt": "a tree"}], outputs={"mp4": {"target": "reels"}})
+    render(script, out, "--only", "c1")
+    render(script, out, "--only", "c2")
+    page = (out / "gal" / "index.html").read_text()
+    assert 'id="c1"' in page and 'id="c2"' in page
+    # The preview is made from the lossless frames, not from the letterboxed Reels file.
+    assert ".previews/c1.webp" in page
+    from PIL import Image
+
+    with Image.open(out / "gal" / ".previews" / "c1.webp") as im:
+        assert im.size == (32, 32) and im.n_frames == 4
+
+
+def test_format_flag_keeps_a_presets_options(kit, tmp_path):
+    preset = tmp_path / "social.yaml"
+    preset.write_text(yaml.safe_dump({"outputs": {"mp4": {"target": "reels"}, "gif": {"quality": 50}}}))
+    from animate.script import spec_from_fields
+
+    spec = spec_from_fields({**BASE, "preset": ["tiny", str(preset)], "outputs": ["mp4"]}, name="x")[0]
+    assert spec.outputs == {"mp4": {"target": "reels"}}
