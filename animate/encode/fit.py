@@ -8,8 +8,8 @@ from typing import Callable
 
 import numpy as np
 
-from animate.encode.base import check_int, fit_inside, resize_frames
-from animate.encode.targets import Target, get_target
+from animate.encode.base import MAX_BYTES, fit_inside, rate_text, resize_frames
+from animate.encode.targets import TARGETS, Target, get_target
 from animate.errors import EncodeError
 
 SHRINK = (1.0, 0.85, 0.7, 0.55, 0.4, 0.3, 0.2)
@@ -17,8 +17,7 @@ SHRINK = (1.0, 0.85, 0.7, 0.55, 0.4, 0.3, 0.2)
 
 def resolve_budget(fmt: str, target, max_bytes) -> tuple[Target | None, int | None]:
     tgt = get_target(fmt, target) if target is not None else None
-    if max_bytes is not None:
-        max_bytes = check_int(fmt, "max_bytes", max_bytes, 1, 1 << 42)
+    max_bytes = MAX_BYTES(fmt, "max_bytes", max_bytes)
     budget = min(b for b in (max_bytes, tgt.max_bytes if tgt else None) if b) if (max_bytes or tgt) else None
     return tgt, budget
 
@@ -89,13 +88,18 @@ def _scaled(frames: np.ndarray, base: tuple[int, int], scale: float, step: int, 
     return resize_frames(frames[::step], w, h)
 
 
+def target_box(width: int, height: int, tgt: Target | None) -> tuple[int, int]:
+    """The size a GIF is encoded at before any byte fitting: the clip shrunk into the target's box."""
+    return fit_inside(width, height, tgt.max_width if tgt else None, tgt.max_height if tgt else None)
+
+
 def fit_gif(frames: np.ndarray, dest: Path, *, fps: float, quality: int, loop, metadata, engine,
             target, max_bytes) -> dict:
     from animate.encode.gif import encode_gif
 
     tgt, budget = resolve_budget("gif", target, max_bytes)
     _, h, w, _ = frames.shape
-    base = fit_inside(w, h, tgt.max_width if tgt else None, tgt.max_height if tgt else None)
+    base = target_box(w, h, tgt)
     steps = [k for k in (1, 2, 3, 4) if fps / k >= 4 and len(frames) // k >= 2] or [1]
 
     def attempt(q, scale, step, path):
@@ -127,14 +131,36 @@ def pad_to_aspect(frames: np.ndarray, aspect: tuple[int, int]) -> np.ndarray:
     return np.pad(frames, ((0, 0), (top, new_h - h - top), (left, new_w - w - left), (0, 0)))
 
 
+def target_fps_factor(tgt: Target, fps: float, frames: int, interpolate: int = 1) -> int:
+    """How many times a clip of `frames` at `fps` is multiplied to reach the target's minimum fps.
+
+    Refuses a clip above the target's fps limit or over its duration limit: both are known from fps and
+    frame count alone, so the same rule serves the up-front check and the writer. `interpolate` (already
+    applied to fps and frames) only makes the message say where the fps came from.
+    """
+    if tgt.max_fps and fps > tgt.max_fps + 1e-9:
+        key = "interpolate" if interpolate > 1 and fps / interpolate <= tgt.max_fps + 1e-9 else "fps"
+        raise EncodeError(f"fps {rate_text(fps, interpolate)} is above {tgt.name}'s limit of {tgt.max_fps:g}",
+                          where=f"outputs.{tgt.fmt}.{key}",
+                          hint=f"keep fps × interpolate ≤ {tgt.max_fps:g}" if key == "interpolate"
+                          else f"render or encode at ≤ {tgt.max_fps:g} fps")
+    factor = int(np.ceil(tgt.min_fps / fps - 1e-9)) if tgt.min_fps and fps < tgt.min_fps - 1e-9 else 1
+    seconds = frames * factor / (fps * factor)  # what the writer measures after raising the fps
+    if tgt.max_seconds and seconds > tgt.max_seconds:
+        longer = [f"{t.name} ({t.max_seconds:g} s)" if t.max_seconds else t.name for t in TARGETS.values()
+                  if t.fmt == tgt.fmt and (t.max_seconds or float("inf")) >= seconds]
+        raise EncodeError(f"clip lasts {seconds:.1f} s, over {tgt.name}'s limit of {tgt.max_seconds:g} s",
+                          where=f"outputs.{tgt.fmt}.target",
+                          hint="trim the clip or choose another target"
+                          + (f": {', '.join(longer)} allow it" if longer else ""))
+    return factor
+
+
 def prepare_for_target(frames: np.ndarray, fps: float, tgt: Target, fps_mode: str) -> tuple[np.ndarray, float, list]:
     """Raise fps to the platform minimum, loop to its minimum duration, pad to its aspect, fit its size."""
     done = []
-    if tgt.max_fps and fps > tgt.max_fps + 1e-9:
-        raise EncodeError(f"fps {fps:g} is above {tgt.name}'s limit of {tgt.max_fps:g}", where="outputs.mp4.fps",
-                          hint=f"render or encode at ≤ {tgt.max_fps:g} fps")
-    if tgt.min_fps and fps < tgt.min_fps - 1e-9:
-        factor = int(np.ceil(tgt.min_fps / fps - 1e-9))
+    factor = target_fps_factor(tgt, fps, len(frames))
+    if factor > 1:
         if fps_mode == "duplicate":
             frames = np.repeat(frames, factor, axis=0)
         else:
@@ -144,9 +170,6 @@ def prepare_for_target(frames: np.ndarray, fps: float, tgt: Target, fps_mode: st
         fps *= factor
         done.append(f"fps ×{factor} by {fps_mode} → {fps:g}")
     seconds = len(frames) / fps
-    if tgt.max_seconds and seconds > tgt.max_seconds:
-        raise EncodeError(f"clip lasts {seconds:.1f} s, over {tgt.name}'s limit of {tgt.max_seconds:g} s",
-                          where="outputs.mp4.target", hint="trim the clip or choose another target")
     if tgt.min_seconds and seconds < tgt.min_seconds:
         loops = int(np.ceil(tgt.min_seconds * fps / len(frames) - 1e-9))
         frames = np.concatenate([frames] * loops)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from animate.atomic import atomic_dir, atomic_file
-from animate.encode.base import check_choice, check_int, check_metadata, encoder, fit_inside, resize_frames
+from animate.encode.base import Option, choice, encoder, fit_inside, integer, optional, resize_frames
 
 METADATA_KEY = "animate"
 
@@ -49,21 +49,19 @@ def _png_info(metadata: str | None):
     return info
 
 
-@encoder("png", "", folder=True, options={"bits": 8, "compress_level": 1})
+@encoder("png", "", folder=True, options={"bits": Option(8, choice(8, 16)),
+                                          "compress_level": Option(1, integer(0, 9))})
 def write_png(frames, path, *, fps, bits, compress_level, metadata):
     """A folder of frame_00000.png…; 16-bit frames hold v×257 so they decode back to the exact 8-bit v."""
     from PIL import Image
 
-    bits = check_choice("png", "bits", bits, (8, 16))
-    level = check_int("png", "compress_level", compress_level, 0, 9)
-    metadata = check_metadata("png", metadata)
     with atomic_dir(path) as tmp:
         for i, frame in enumerate(frames):
             meta = metadata if i == 0 else None  # once is enough; readers look at the first frame
             if bits == 16:
-                write_png16(frame.astype(np.uint16) * 257, tmp / frame_name(i), meta, max(level, 1))
+                write_png16(frame.astype(np.uint16) * 257, tmp / frame_name(i), meta, max(compress_level, 1))
             else:
-                Image.fromarray(frame).save(tmp / frame_name(i), compress_level=level, pnginfo=_png_info(meta))
+                Image.fromarray(frame).save(tmp / frame_name(i), compress_level=compress_level, pnginfo=_png_info(meta))
     return path, {"bits": bits}
 
 
@@ -78,18 +76,13 @@ def sheet_layout(n: int, w: int, h: int, columns: int | None, max_width: int | N
     return cols, tw, th
 
 
-@encoder("sheet", ".png", options={"columns": None, "max_width": None, "gap": 2, "every": 1})
+@encoder("sheet", ".png", options={"columns": Option(None, optional(integer(1, 1000))),
+                                   "max_width": Option(None, optional(integer(16, 1 << 16))),
+                                   "gap": Option(2, integer(0, 64)), "every": Option(1, integer(1, 10_000))})
 def write_sheet(frames, path, *, fps, columns, max_width, gap, every, metadata):
     """A contact sheet: every `every`-th frame in a grid of at most `columns` columns, ≤ max_width px."""
     from PIL import Image
 
-    if columns is not None:
-        columns = check_int("sheet", "columns", columns, 1, 1000)
-    if max_width is not None:
-        max_width = check_int("sheet", "max_width", max_width, 16, 1 << 16)
-    gap = check_int("sheet", "gap", gap, 0, 64)
-    every = check_int("sheet", "every", every, 1, 10_000)
-    metadata = check_metadata("sheet", metadata)
     frames = frames[::every]
     n, h, w, _ = frames.shape
     cols, tw, th = sheet_layout(n, w, h, columns, max_width, gap)

@@ -8,6 +8,7 @@ areas cost nothing and dither noise does not crawl. Measured in benchmarks/READM
 from __future__ import annotations
 
 import io
+import math
 import shutil
 import struct
 import subprocess
@@ -17,21 +18,76 @@ from pathlib import Path
 import numpy as np
 
 from animate.atomic import atomic_file
-from animate.encode.base import check_choice, check_int, check_metadata, encoder, ffmpeg_exe
+from animate.encode.base import (MAX_BYTES, Clip, Option, boolean, check_choice, encoder, ffmpeg_exe, integer,
+                                 rate_text, shown)
+from animate.encode.targets import check_target, get_target
 from animate.errors import EncodeError
 
 DEFAULT_QUALITY = 85
 TRANSPARENT = 255  # palette slot reserved for "keep the previous pixel"
+MAX_FPS = 50  # delays are whole centiseconds and players treat < 2 cs as 10 cs
+MAX_DELAY_CS = MAX_SIDE = 65535  # delays, width and height are 16-bit fields
+ENGINES = ("animate", "gifski")
 
-OPTIONS = {"quality": DEFAULT_QUALITY, "loop": 0, "pingpong": False, "denoise": False, "engine": "animate",
-           "target": None, "max_bytes": None}
+
+def check_gif_fps(fps: float, interpolate: int = 1) -> None:
+    """A GIF plays at most 50 fps and shows a frame at most 655.35 s; `interpolate` names where fps came from."""
+    if 100 / fps < 2:
+        key = "interpolate" if interpolate > 1 and fps / interpolate <= MAX_FPS else "fps"
+        raise EncodeError(f"GIF cannot play faster than 50 fps (delays ≥ 2 cs), got fps {rate_text(fps, interpolate)}",
+                          where=f"outputs.gif.{key}",
+                          hint="keep fps × interpolate ≤ 50 or use an mp4/webm output" if key == "interpolate"
+                          else "use fps ≤ 50 or an mp4/webm output")
+    if 100 / fps > MAX_DELAY_CS:
+        raise EncodeError(f"GIF cannot hold a frame longer than {MAX_DELAY_CS / 100:g} s, got fps {fps:g}",
+                          where="outputs.gif.fps", hint=f"use fps ≥ {math.ceil(1e4 * 100 / MAX_DELAY_CS) / 1e4:g}")
+
+
+def gifski_exe() -> str:
+    exe = shutil.which("gifski")
+    if not exe:
+        raise EncodeError("engine 'gifski' needs the gifski program on PATH", where="outputs.gif.engine",
+                          hint="install gifski or use engine: animate")
+    return exe
+
+
+def _engine(fmt: str, key: str, value) -> str:
+    if check_choice(fmt, key, value, ENGINES) == "gifski":
+        gifski_exe()
+    return value
+
+
+def _loop(fmt: str, key: str, value) -> int | None:
+    """0 loops forever, n plays n more times, false/null plays once (no NETSCAPE extension)."""
+    if value is False or value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value <= 65535:
+        raise EncodeError(f"option {key!r} must be an integer in [0, 65535] (0 = forever) or false (play once), "
+                          f"got {shown(value)}", where=f"outputs.{fmt}.{key}")
+    return int(value)
+
+
+OPTIONS = {"quality": Option(DEFAULT_QUALITY, integer(1, 100)), "loop": Option(0, _loop),
+           "pingpong": Option(False, boolean), "denoise": Option(False, boolean),
+           "engine": Option("animate", _engine), "target": Option(None, check_target),
+           "max_bytes": Option(None, MAX_BYTES)}
+
+
+def check_gif_clip(opts: dict, clip: Clip) -> None:
+    """What a GIF refuses knowing only the clip's fps and size: rates and 16-bit sizes."""
+    from animate.encode.fit import target_box
+
+    check_gif_fps(clip.fps, clip.interpolate)
+    w, h = target_box(clip.width, clip.height, get_target("gif", opts["target"]) if opts["target"] else None)
+    if max(w, h) > MAX_SIDE:
+        raise EncodeError(f"GIF frames are at most {MAX_SIDE}×{MAX_SIDE} pixels, got {w}×{h}",
+                          where=f"outputs.gif.{'width' if w > MAX_SIDE else 'height'}",
+                          hint="render smaller or use a gif target that shrinks it (x: 1280×1080)")
 
 
 def centisecond_delays(n: int, fps: float) -> list[int]:
     """Per-frame delays in 1/100 s whose running sum tracks i/fps exactly (12 fps → 8,8,9,8,8,9...)."""
-    if 100 / fps < 2:
-        raise EncodeError(f"GIF cannot play faster than 50 fps (delays ≥ 2 cs), got fps {fps:g}",
-                          where="outputs.gif.fps", hint="use fps ≤ 50 or an mp4/webm output")
+    check_gif_fps(fps)
     ends = [round((i + 1) * 100 / fps) for i in range(n)]
     delays = [b - a for a, b in zip([0] + ends[:-1], ends)]
     return [max(2, d) for d in delays]
@@ -173,10 +229,7 @@ def write_gif_file(dest: Path, size: tuple[int, int], palette: np.ndarray, parts
 
 
 def _gifski(frames, fps, dest: Path, quality: int, loop) -> None:
-    exe = shutil.which("gifski")
-    if not exe:
-        raise EncodeError("engine 'gifski' needs the gifski program on PATH", where="outputs.gif.engine",
-                          hint="install gifski or use engine: animate")
+    exe = gifski_exe()
     from PIL import Image
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -203,23 +256,15 @@ def encode_gif(frames: np.ndarray, dest: Path, *, fps: float, quality: int = DEF
     write_gif_file(dest, (w, h), palette, parts, centisecond_delays(len(frames), fps), loop, metadata)
 
 
-@encoder("gif", ".gif", options=OPTIONS)
+@encoder("gif", ".gif", options=OPTIONS, clip_rule=check_gif_clip)
 def write(frames, path, *, fps, quality, loop, pingpong, denoise, engine, target, max_bytes, metadata):
     """Animated GIF with a clip-wide palette; `target`/`max_bytes` fit a platform's size limit."""
     from animate.encode.fit import fit_gif
 
-    quality = check_int("gif", "quality", quality, 1, 100)
-    check_choice("gif", "engine", engine, ("animate", "gifski"))
-    metadata = check_metadata("gif", metadata)
-    if loop is False or loop is None:
-        loop = None
-    else:
-        loop = check_int("gif", "loop", loop, 0, 65535)
     if pingpong and len(frames) > 2:
         frames = np.concatenate([frames, frames[-2:0:-1]])  # there and back, without doubled ends
     if denoise:
         frames = temporal_denoise(frames)
-    centisecond_delays(1, fps)  # reject > 50 fps before any work
     with atomic_file(path) as tmp:
         report = fit_gif(frames, tmp, fps=fps, quality=quality, loop=loop, metadata=metadata, engine=engine,
                          target=target, max_bytes=max_bytes)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from animate.encode.base import did_you_mean, shown
 from animate.errors import EncodeError
 
 KB, MB = 1000, 1000 * 1000
@@ -52,13 +53,22 @@ TARGETS: dict[tuple[str, str], Target] = {(t.fmt, t.name): t for t in [
 ]}
 
 
-def get_target(fmt: str, name: str) -> Target:
-    try:
-        return TARGETS[(fmt, name)]
-    except KeyError:
-        names = sorted(n for f, n in TARGETS if f == fmt)
-        raise EncodeError(f"unknown target {name!r} for {fmt}", where=f"outputs.{fmt}.target",
-                          hint=f"valid targets: {', '.join(names)}" if names else "use max_bytes") from None
+def get_target(fmt: str, name) -> Target:
+    """The row for `name` on `fmt`; an unknown name lists the valid ones (with a did-you-mean)."""
+    found = TARGETS.get((fmt, name)) if isinstance(name, str) else None
+    if found is None:
+        names = target_names(fmt)
+        hint = did_you_mean(name, names)
+        hint += f"valid targets: {', '.join(names)}" if names else "use max_bytes"
+        raise EncodeError(f"unknown target {shown(name)} for {fmt}", where=f"outputs.{fmt}.target", hint=hint)
+    return found
+
+
+def check_target(fmt: str, key: str, value) -> str | None:
+    """Rule for the `target` option: None or a target name known for `fmt`."""
+    if value is not None:
+        get_target(fmt, value)
+    return value
 
 
 def target_names(fmt: str | None = None) -> list[str]:

@@ -7,11 +7,16 @@ from pathlib import Path
 import numpy as np
 
 from animate.atomic import atomic_file
-from animate.encode.base import (BT709_TV, check_choice, check_int, check_metadata, encoder, metadata_args,
-                                 pad_even, run_ffmpeg)
+from animate.encode.base import (BT709_TV, MAX_BYTES, Clip, Option, check_choice, choice, encoder, integer,
+                                 metadata_args, pad_even, run_ffmpeg)
+from animate.encode.targets import check_target, get_target
 
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 TUNES = (None, "film", "animation", "grain", "stillimage")
+FPS_MODES = ("interpolate", "duplicate")
+MP4_OPTIONS = {"crf": Option(18, integer(0, 51)), "preset": Option("slow", choice(*PRESETS)),
+               "tune": Option(None, choice(*TUNES)), "target": Option(None, check_target),
+               "max_bytes": Option(None, MAX_BYTES), "fps_mode": Option("interpolate", choice(*FPS_MODES))}
 
 
 def mp4_args(crf: int, preset: str, tune: str | None, metadata: str | None) -> list[str]:
@@ -26,28 +31,28 @@ def encode_mp4(frames: np.ndarray, dest: Path, *, fps: float, crf: int = 18, pre
     run_ffmpeg(pad_even(frames), fps, mp4_args(crf, preset, tune, metadata), dest, "mp4")
 
 
-@encoder("mp4", ".mp4", options={"crf": 18, "preset": "slow", "tune": None, "target": None,
-                                 "max_bytes": None, "fps_mode": "interpolate"})
+def check_mp4_clip(opts: dict, clip: Clip) -> None:
+    """A target's fps and duration limits, known from fps and frame count before any pixel exists."""
+    from animate.encode.fit import target_fps_factor
+
+    if opts["target"] is not None:
+        target_fps_factor(get_target("mp4", opts["target"]), clip.fps, clip.frames, clip.interpolate)
+
+
+@encoder("mp4", ".mp4", options=MP4_OPTIONS, clip_rule=check_mp4_clip)
 def write_mp4(frames, path, *, fps, crf, preset, tune, target, max_bytes, fps_mode, metadata):
     """H.264 MP4 for posting; `target` prepares it for a platform (duration, fps, aspect, bytes)."""
     from animate.encode.fit import fit_mp4
 
-    crf = check_int("mp4", "crf", crf, 0, 51)
-    check_choice("mp4", "preset", preset, PRESETS)
-    check_choice("mp4", "tune", tune, TUNES)
-    check_choice("mp4", "fps_mode", fps_mode, ("interpolate", "duplicate"))
-    metadata = check_metadata("mp4", metadata)
     with atomic_file(path) as tmp:
         report = fit_mp4(frames, tmp, fps=fps, crf=crf, preset=preset, tune=tune, metadata=metadata,
                          target=target, max_bytes=max_bytes, fps_mode=fps_mode)
     return path, report
 
 
-@encoder("webm", ".webm", options={"crf": 32})
+@encoder("webm", ".webm", options={"crf": Option(32, integer(0, 63))})
 def write_webm(frames, path, *, fps, crf, metadata):
     """VP9 WebM in constant-quality mode (-b:v 0), BT.709 tags."""
-    crf = check_int("webm", "crf", crf, 0, 63)
-    metadata = check_metadata("webm", metadata)
     args = ["-vf", BT709_TV + ",format=yuv420p", "-c:v", "libvpx-vp9", "-crf", str(crf), "-b:v", "0",
             "-row-mt", "1", "-deadline", "good", "-cpu-used", "2", *metadata_args(metadata), "-f", "webm"]
     with atomic_file(path) as tmp:
@@ -58,11 +63,13 @@ def write_webm(frames, path, *, fps, crf, metadata):
 PRORES = {"hq": ("3", "yuv422p10le"), "4444": ("4", "yuv444p10le")}
 
 
-@encoder("prores", ".mov", options={"profile": "hq"})
+def _prores_profile(fmt: str, key: str, value) -> str:
+    return check_choice(fmt, key, str(value), tuple(PRORES))  # str: YAML reads 4444 as a number
+
+
+@encoder("prores", ".mov", options={"profile": Option("hq", _prores_profile)})
 def write_prores(frames, path, *, fps, profile, metadata):
     """ProRes in MOV for editors: 422 HQ (profile 3, 10-bit 4:2:2) or 4444 (profile 4, 10-bit 4:4:4)."""
-    profile = check_choice("prores", "profile", str(profile), tuple(PRORES))
-    metadata = check_metadata("prores", metadata)
     code, pix = PRORES[profile]
     args = ["-vf", f"{BT709_TV},format={pix}", "-c:v", "prores_ks", "-profile:v", code, "-vendor", "apl0",
             "-pix_fmt", pix, *metadata_args(metadata), "-f", "mov"]
@@ -75,7 +82,6 @@ def write_prores(frames, path, *, fps, profile, metadata):
 @encoder("ffv1", ".mkv")
 def write_ffv1(frames, path, *, fps, metadata):
     """Lossless FFV1 in Matroska, stored as RGB (bgr0) so decoding returns the exact input frames."""
-    metadata = check_metadata("ffv1", metadata)
     args = ["-c:v", "ffv1", "-level", "3", "-g", "1", "-slicecrc", "1", "-slices", "4", "-pix_fmt", "bgr0",
             *metadata_args(metadata), "-f", "matroska"]
     with atomic_file(path) as tmp:
