@@ -20,7 +20,7 @@ class Group(click.Group):
         try:
             return super().invoke(ctx)
         except AnimateError as exc:
-            if "--json" in sys.argv[1:] or ctx.meta.get("json_events"):
+            if ("--json" in sys.argv[1:] or ctx.meta.get("json_events")) and not getattr(exc, "reported", False):
                 from .events import JsonLines, error_events
 
                 sink = JsonLines()

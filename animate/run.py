@@ -220,22 +220,18 @@ class _Runner:
                                   for name, exc in problems if exc is not None) if f is not None), None)
         if fault is not None:
             self.fatal = self.fatal or fault
-        if any(exc is None for _, exc in problems):  # interrupted before these encoders started
+        if problems:  # a manifest line means the whole clip is done: record nothing (written files stay whole)
+            real = [exc for _, exc in problems if exc is not None]  # None: interrupted before it started
+            if real and fault is None:
+                self._failed(job, real[0])
             return
         try:
-            if written or not job.encode:
-                files = self.records.finish(job, written, timings=p.timings, info=p.info)
-            else:
-                files = []
+            files = self.records.finish(job, written, timings=p.timings, info=p.info)
         except OSError as exc:
             fault = machine_fault(exc, self.layout.sidecar(job.stem))
             if fault is None:
                 raise
             self.fatal = self.fatal or fault
-            return
-        if problems:
-            if fault is None:
-                self._failed(job, next(exc for _, exc in problems))
             return
         self.summary.done.append(job.stem)
         self.events.emit(ClipDone(clip=job.stem, outputs=[self.layout.relative(f) for f in files[:-1]],
@@ -309,19 +305,26 @@ def run_specs(specs: list, *, out: str | Path, script_stem: str, renderer=None, 
                 if machine_fault(exc, layout.gallery) is None:
                     raise
     if runner.fatal is not None:
-        for event in error_events(runner.fatal, fatal=True):
-            events.emit(event)
-        _emit_summary(events, summary, layout)
-        raise runner.fatal
+        _stop(events, summary, layout, runner.fatal)
     if reel is not None and not summary.interrupted and not summary.failed:
         t0 = time.perf_counter()
         path = write_script_reel(layout, specs, reel, base_dir, rebuild=bool(summary.done))
         events.emit(EncodeDone(clip=REEL_STEM, format="mp4", path=layout.relative(path),
                                bytes=path.stat().st_size, seconds=round(time.perf_counter() - t0, 3)))
-    _emit_summary(events, summary, layout)
     if summary.interrupted:
-        raise Interrupted(f"interrupted: {plural(len(summary.done), 'clip')} finished and kept in {layout.root}")
+        _stop(events, summary, layout,
+              Interrupted(f"interrupted: {plural(len(summary.done), 'clip')} finished and kept in {layout.root}"))
+    _emit_summary(events, summary, layout)
     return summary
+
+
+def _stop(events: Events, summary: RunSummary, layout: OutputLayout, exc: AnimateError) -> None:
+    """End a run with `exc`: its error event, then the summary, then the exception for the command to print."""
+    for event in error_events(exc, fatal=True):
+        events.emit(event)
+    _emit_summary(events, summary, layout)
+    exc.reported = True  # the events are out; the command prints the line once and sends no second event
+    raise exc
 
 
 def _emit_summary(events: Events, summary: RunSummary, layout: OutputLayout) -> None:

@@ -237,7 +237,7 @@ def test_gallery_lists_every_clip_the_manifest_holds(kit, tmp_path):
     render(script, out, "--only", "c1")
     render(script, out, "--only", "c2")
     page = (out / "gal" / "index.html").read_text()
-    assert 'id="c1"' in page and 'id="c2"' in page
+    assert '<h2>c1<small>' in page and '<h2>c2<small>' in page
     # The preview is made from the lossless frames, not from the letterboxed Reels file.
     assert ".previews/c1.webp" in page
     from PIL import Image

@@ -1,0 +1,128 @@
+"""Faults of the machine during a run: one clear line, no partial file under a final name, finished clips kept."""
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from animate.cli import main
+
+
+def script_of(tmp_path, n=3, outputs=("gif", "png"), **defaults):
+    script = tmp_path / "faults.yaml"
+    script.write_text(yaml.safe_dump({"version": 1, "defaults": {
+        "preset": "tiny", "frames": 4, "width": 32, "height": 32, "steps": 1, "outputs": list(outputs), **defaults},
+        "clips": [{"name": f"c{i + 1}", "prompt": f"a boat number {i}"} for i in range(n)]}))
+    return script
+
+
+def visible(root):
+    """Every file a person (or a pipeline) would take as finished: no hidden temp files."""
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if not any(part.startswith(".")
+                                                                              for part in p.relative_to(root).parts))
+
+
+def error_lines(output):
+    return [line for line in output.splitlines() if line.startswith("error: ")]
+
+
+def test_disk_full_mid_run_is_one_line_and_keeps_finished_clips(kit, tmp_path, monkeypatch):
+    script, out = script_of(tmp_path), tmp_path / "out"
+    real = os.replace
+
+    def full_disk(src, dst, *a, **kw):
+        if str(dst).endswith("c2.gif"):
+            raise OSError(errno.ENOSPC, "No space left on device", str(dst))
+        return real(src, dst, *a, **kw)
+
+    monkeypatch.setattr(os, "replace", full_disk)
+    result = CliRunner().invoke(main, ["render", str(script), "--out", str(out), "--quiet", "--device", "cpu"])
+    assert result.exit_code == 1, result.output
+    lines = error_lines(result.output)
+    assert len(lines) == 1 and "c2.gif" in lines[0] and "disk is full" in lines[0], result.output
+    assert "Traceback" not in result.output
+    root = out / "faults"
+    files = visible(root)
+    assert "c1.gif" in files and "c1.json" in files and "c2.gif" not in files
+    assert not [p for p in root.rglob("*") if ".part" in p.name]  # the refused temp file is gone too
+    keys = [json.loads(line)["key"] for line in (root / "manifest.jsonl").read_text().splitlines()]
+    assert "c1" in keys and "c2" not in keys
+
+
+def mount_tmpfs(path, size):
+    path.mkdir()
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({proc.stderr.decode().strip()})")
+
+
+def test_a_small_real_disk_fills_up(kit, tmp_path):
+    """A 96 KB tmpfs: the first clip fits, a later one does not (or the pre-check refuses the plan)."""
+    out = tmp_path / "small"
+    mount_tmpfs(out, "96k")
+    try:
+        script = script_of(tmp_path, n=6, outputs=("png", "gif"))
+        result = subprocess.run([sys.executable, "-m", "animate.cli", "render", str(script), "--out", str(out),
+                                 "--quiet", "--device", "cpu"], capture_output=True, text=True, timeout=600,
+                                env={**os.environ, "OMP_NUM_THREADS": "1"})
+        assert result.returncode in (1, 2), result.stderr[-2000:]
+        lines = error_lines(result.stderr)
+        assert len(lines) == 1 and ("full" in lines[0] or "space" in lines[0]), result.stderr[-2000:]
+        assert "Traceback" not in result.stderr
+        root = out / "faults"
+        if root.exists():
+            assert not [p for p in root.rglob("*") if ".part" in p.name]
+            manifest = root / "manifest.jsonl"
+            done = [json.loads(line)["key"] for line in manifest.read_text().splitlines()] if manifest.exists() else []
+            for key in done:  # a finished clip is whole
+                assert (root / f"{key}.gif").stat().st_size > 0 and len(list((root / key).glob("*.png"))) == 4
+    finally:
+        subprocess.run(["umount", str(out)], check=False)
+
+
+def test_sigterm_is_treated_like_ctrl_c(kit, tmp_path):
+    script, out = script_of(tmp_path, n=6, outputs=("gif",)), tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "animate.cli", "render", str(script), "--out", str(out), "--json",
+                             "--device", "cpu"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    events = []
+    for line in proc.stdout:
+        events.append(json.loads(line))
+        if events[-1]["event"] == "clip_done":
+            proc.send_signal(signal.SIGTERM)
+            break
+    rest, err = proc.communicate(timeout=300)
+    events += [json.loads(line) for line in rest.splitlines() if line.startswith("{")]
+    assert proc.returncode == 1, err[-2000:]
+    assert "Traceback" not in err and "interrupted" in err
+    assert events[-1]["event"] == "summary" and events[-1]["interrupted"] is True
+    root = out / "faults"
+    assert not [p for p in root.rglob("*") if ".part" in p.name]
+    keys = [json.loads(line)["key"] for line in (root / "manifest.jsonl").read_text().splitlines()]
+    assert keys and all((root / f"{k}.gif").exists() for k in keys)
+    assert len(keys) < 6
+
+
+def test_interrupt_message_counts_in_words(kit, tmp_path, monkeypatch):
+    from animate.renderer import Renderer
+
+    script, out = script_of(tmp_path, n=3, outputs=("gif",)), tmp_path / "out"
+    original = Renderer.render
+    calls = []
+
+    def interrupt_third(self, spec, *a, **kw):
+        calls.append(spec.stem)
+        if len(calls) == 3:
+            time.sleep(0.2)
+            raise KeyboardInterrupt
+        return original(self, spec, *a, **kw)
+
+    monkeypatch.setattr(Renderer, "render", interrupt_third)
+    result = CliRunner().invoke(main, ["render", str(script), "--out", str(out), "--quiet", "--device", "cpu"])
+    assert result.exit_code == 1 and "2 clips finished" in result.output, result.output
