@@ -4,6 +4,7 @@
     clip = animate.render(prompt="a lighthouse", preset="tiny", frames=8)   # ClipResult(.frames uint8 F×H×W×3)
     specs = animate.load_specs("script.yaml")                                  # one ClipSpec per (clip, seed)
     frames = animate.Renderer().render(specs[0]).frames
+    summary = animate.run("script.yaml", out="outputs", on_event=print)       # a whole script, with events
 """
 from __future__ import annotations
 
@@ -17,6 +18,27 @@ def load_specs(path, *, only=None, **overrides):
     from .script import load_script, resolve
 
     return resolve(load_script(path), overrides or None, only=list(only) if only else None)
+
+
+def run(script=None, *, specs=None, out="outputs", on_event=None, only=None, force: bool = False,
+        device: str | None = None, dtype: str | None = None, **overrides):
+    """Run a script (or a list of ClipSpecs) as `animate render` does: plan, render what is not up to date,
+    encode, record. `on_event(event)` receives every typed event (animate.events); returns the RunSummary."""
+    from pathlib import Path
+
+    from .events import Events
+    from .run import run_specs
+    from .script import load_script, resolve
+
+    reel, stem, base_dir = None, "api", "."
+    if script is not None:
+        loaded = load_script(script)
+        specs = resolve(loaded, overrides or None, only=list(only) if only else None)
+        reel, stem, base_dir = (loaded.model.reel_options() if not only else None), loaded.stem, Path(script).parent
+    if not specs:
+        raise TypeError("give a script path or specs=[ClipSpec, ...]")
+    return run_specs(list(specs), out=out, script_stem=stem, force=force, events=Events(on_event), device=device,
+                     dtype=dtype, reel=reel, base_dir=base_dir)
 
 
 def render(prompt=None, *, spec=None, device: str | None = None, dtype: str | None = None, name: str = "clip",

@@ -105,7 +105,8 @@ def pose_report(spec: ClipSpec) -> dict:
             extract = frames_to_extract(args.pop("source"), **args)
             cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
             report.update(extract_frames=extract,
-                          extract_estimate_s=round(extract * EXTRACT_SECONDS_PER_FRAME / min(cores, max(extract, 1)), 1))
+                          extract_estimate_s=round(extract * EXTRACT_SECONDS_PER_FRAME
+                                                   / min(cores, max(extract, 1)), 1))
     except PoseSourceError as exc:
         return {"error": str(exc)}
     return report
@@ -162,8 +163,8 @@ def build_plan(specs: list[ClipSpec], *, jobs: list | None = None, device: str =
         job = by_stem.get(spec.stem)
         status = job.status if job else "render"
         key = (spec.model.key(), spec.motion_adapter.key())
-        stack = stacks.setdefault(key, {"model": spec.model.describe(), "motion_adapter": spec.motion_adapter.describe(),
-                                        "clips": 0})
+        stack = stacks.setdefault(key, {"model": spec.model.describe(),
+                                        "motion_adapter": spec.motion_adapter.describe(), "clips": 0})
         if status == "render":
             stack["clips"] += 1
             adapters.update(s.key() for _, s, _, _ in spec.adapters)

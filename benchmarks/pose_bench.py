@@ -79,7 +79,7 @@ def main(argv=None) -> int:
     frames = 8 if args.quick else 16
     pans = ["in-view"] if args.quick else list(PANS)
     ensure_pose_env()
-    print(f"| pan | configuration | face | shoulders | elbows | s | × baseline time |")
+    print("| pan | configuration | face | shoulders | elbows | s | × baseline time |")
     print("|---|---|---|---|---|---:|---:|")
     with tempfile.TemporaryDirectory(prefix="pose-bench-") as tmp:
         for pan in pans:

@@ -248,7 +248,7 @@ def section_reuse(kit: Kit, table: Table, reps: int, clips: int, steps: int) -> 
 
     def renderer():
         r = Renderer(device="cpu")
-        per = [clock(lambda s=s: r.render(s)) for s in specs]
+        per = [clock(lambda s=s, r=r: r.render(s)) for s in specs]
         counts.update(r.load_counts)
         del r
         return per
@@ -420,7 +420,8 @@ def run(args) -> tuple[Table, dict]:
     table.note("5", "peak RSS (high-water) after: " + ", ".join(rss),
                " → ".join(f"{v:.0f}" for v in rss.values()) + " MB")
     meta.update(reps=reps, clips=clips, steps_per_clip=steps_clip, steps_per_step_test=steps_step,
-                runtime_s=round(time.perf_counter() - t_start, 1), cpu_s=round(time.process_time(), 1), peak_rss_mb=round(peak_rss_mb()),
+                runtime_s=round(time.perf_counter() - t_start, 1), cpu_s=round(time.process_time(), 1),
+                peak_rss_mb=round(peak_rss_mb()),
                 machine=machine_note(), kit=kit.note,
                 clip=f"{kit.frames} frames {kit.width}x{kit.height}, ddim, 3 LoRAs (lcm + 2 motion), fp32 CPU")
     # Sections run 2-4 first (on the warm-up Renderer), then 1; the table lists them in order.

@@ -269,7 +269,7 @@ def test_check_tells_how_many_frames_the_detector_will_see(tmp_path, fake_detect
     from animate.script import load_script, resolve
 
     rng = np.random.default_rng(abs(hash(str(tmp_path))) % 2**32)  # content (and cache key) of its own
-    video = write_video(tmp_path / "dancer.mp4", [rng.integers(60, 200, (64, 96, 3), np.uint8)] * 12, fps=8)
+    write_video(tmp_path / "dancer.mp4", [rng.integers(60, 200, (64, 96, 3), np.uint8)] * 12, fps=8)
     script = tmp_path / "s.yaml"
     script.write_text(yaml.safe_dump({"version": 1, "defaults": {"preset": "tiny"}, "clips": [
         {"name": "c", "prompt": "x", "frames": 3, "fps": 4, "width": 32, "height": 32,

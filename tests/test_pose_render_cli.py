@@ -1,7 +1,6 @@
 """Pose clips through `animate render`: real sources render; each bad source stops with one line (exit 2)."""
 import json
 
-import numpy as np
 import yaml
 from click.testing import CliRunner
 
