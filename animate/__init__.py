@@ -4,7 +4,7 @@
     clip = animate.render(prompt="a lighthouse", preset="tiny", frames=8)   # ClipResult(.frames uint8 F×H×W×3)
     specs = animate.load_specs("script.yaml")                                  # one ClipSpec per (clip, seed)
     frames = animate.Renderer().render(specs[0]).frames
-    summary = animate.run("script.yaml", out="outputs", on_event=print)       # a whole script, with events
+    summary = animate.run_script("script.yaml", out="outputs", on_event=print)       # a whole script, with events
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def load_specs(path, *, only=None, **overrides):
     return resolve(load_script(path), overrides or None, only=list(only) if only else None)
 
 
-def run(script=None, *, specs=None, out="outputs", on_event=None, only=None, force: bool = False,
+def run_script(script=None, *, specs=None, out="outputs", on_event=None, only=None, force: bool = False,
         device: str | None = None, dtype: str | None = None, **overrides):
     """Run a script (or a list of ClipSpecs) as `animate render` does: plan, render what is not up to date,
     encode, record. `on_event(event)` receives every typed event (animate.events); returns the RunSummary."""

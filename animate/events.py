@@ -131,15 +131,13 @@ def parse_error_line(text: str, *, clip: str | None = None, fatal: bool = False)
             event.file, rest = head, tail
             if head.startswith("--"):
                 event.file, event.field = "command line", head
+    clipped = re.match(r"clip (?P<c>[\w.-]+): (?P<rest>.*)$", rest, re.S)
+    if clipped:
+        event.clip = event.clip or clipped.group("c")
+        rest = clipped.group("rest")
     m = _FIELD.match(rest)
     if m and event.field is None:
-        clipped = re.match(r"clip (?P<c>[\w.-]+): (?P<rest>.*)$", rest, re.S)
-        if clipped:
-            event.clip = event.clip or clipped.group("c")
-            rest = clipped.group("rest")
-            m = _FIELD.match(rest)
-        if m:
-            event.field, rest = m.group("field"), m.group("rest")
+        event.field, rest = m.group("field"), m.group("rest")
     body, sep, hint = rest.partition("; ")
     if sep:
         event.hint = hint
