@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .claims import Claim, Claims
-from .errors import AnimateError, ConfigError, Interrupted, WriteError
+from .errors import AnimateError, ConfigError, Interrupted, RenderError, WriteError
 from .events import ClipDone, ClipStart, EncodeDone, Events, Plan, Step, Summary, error_events, plural
 from .framestore import FrameStore
 from .jobs import Job, plan_job, plan_jobs
@@ -156,9 +156,10 @@ class _Runner:
         if render_now:
             try:
                 result = self._renderer().render(spec)
-            except AnimateError as exc:
+            except Exception as exc:  # noqa: BLE001 - one clip's failure must not lose the others' outputs
                 claim.release()
-                self._failed(job, exc)
+                self._failed(job, exc if isinstance(exc, AnimateError) else
+                             RenderError(f"clip {job.stem} failed while rendering: {type(exc).__name__}: {exc}"))
                 return
             frames, timings, info = result.frames, result.timings, result.info
             self.summary.rendered.append(job.stem)
@@ -220,6 +221,8 @@ class _Runner:
                                   for name, exc in problems if exc is not None) if f is not None), None)
         if fault is not None:
             self.fatal = self.fatal or fault
+        # The stored frames and the gallery preview serve later runs; only a full disk makes their failure matter.
+        problems = [(name, exc) for name, exc in problems if name in job.paths or exc is None]
         if problems:  # a manifest line means the whole clip is done: record nothing (written files stay whole)
             real = [exc for _, exc in problems if exc is not None]  # None: interrupted before it started
             if real and fault is None:

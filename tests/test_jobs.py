@@ -98,13 +98,13 @@ def test_encode_and_reel_read_the_frame_store_not_a_fitted_output(kit, tmp_path,
 
     script, out = tmp_path / "fit.yaml", tmp_path / "out"
     script.write_text(yaml.safe_dump({"version": 1, "outputs": ["reel"], "defaults": {
-        **BASE, "width": 48, "height": 32, "fps": 8, "outputs": {"mp4": {"target": "reels"}}},
+        **BASE, "width": 48, "height": 32, "fps": 12, "outputs": {"mp4": {"target": "reels"}}},
         "clips": [{"name": "a"}, {"name": "b", "prompt": "a tree"}]}))
     render(script, out)
     root = out / "fit"
     frames, fps = read_frames(root / "a.json")
     key = json.loads((root / "a.json").read_text())["render_key"]
-    assert np.array_equal(frames, FrameStore(out).load(key)) and fps == 8
+    assert np.array_equal(frames, FrameStore(out).load(key)) and fps == 12  # the sidecar's fps, under `spec`
     (root / "a.mp4").write_bytes(b"not a video any more")  # the fitted file beside them changes nothing
     frames_again, _ = read_frames(root / "a.json")
     assert np.array_equal(frames_again, frames)
