@@ -192,14 +192,15 @@ def _specs_from_command_line(script, prompt, name, only, lora, lcm_lora, formats
 
 def _print_check(specs, stem: str, out: Path, device: str, dtype: str, events) -> dict:
     """Every check, then the plan: which clips are up to date and which outputs would be encoded."""
+    from .checks import check_output_root, check_specs, estimate_jobs_bytes
     from .framestore import FrameStore
     from .jobs import plan_jobs
     from .outputs import Manifest, OutputLayout
     from .plan import print_plan
-    from .renderer import preflight as check_specs
     from .run import compute_target
 
-    check_specs(specs, reachable=False)  # LoRAs fit their slots; unreachable hub ids are warnings in the plan
+    # LoRAs fit their slots and the output root takes files; unreachable hub ids are warnings in the plan.
+    check_specs(specs, reachable=False, out=out)
     try:
         dev, dt = compute_target(device, dtype)
     except AnimateError:
@@ -207,6 +208,7 @@ def _print_check(specs, stem: str, out: Path, device: str, dtype: str, events) -
     layout = OutputLayout(out, stem)
     store = FrameStore(layout.out)
     jobs = plan_jobs(specs, layout, Manifest(layout.manifest), store, dtype=dt)
+    check_output_root(layout.out, estimate_jobs_bytes(jobs))
     return print_plan(specs, jobs=jobs, device=dev, dtype=dt, out=layout.root, store=store, events=events)
 
 
