@@ -317,6 +317,7 @@ class Renderer:
                                       hint="lower frames or size, or use --dtype fp16") from exc
                 fallbacks.append(step)
                 kwargs["generator"] = torch.Generator("cpu").manual_seed(spec.seed)  # same noise on retry
+                self._restart_schedule(spec)
             except (RuntimeError, ValueError, TypeError) as exc:  # MPS OOM, a scheduler refusing its steps...
                 _free(self.device)
                 raise RenderError(f"clip {spec.stem} failed while denoising: {_short(exc)}") from exc
@@ -329,6 +330,14 @@ class Renderer:
             info["memory_fallbacks"] = fallbacks
         return ClipResult(frames=to_uint8(floats), spec=spec, timings=timings, info=info,
                           float_frames=floats if keep_float else None)
+
+    def _restart_schedule(self, spec: ClipSpec) -> None:
+        """Weight ramps back to step 0: the failed attempt's callback had moved them to the step it reached."""
+        if self._schedule is not None:
+            from motion.loras import weight_at
+
+            mixer, names, weights = self._schedule
+            mixer.set_weights(names, [weight_at(w, 0, spec.steps) for w in weights])
 
     def _memory_fallback(self, stack: Stack, pipe, tried: list[str]) -> str | None:
         """Apply the next memory saver after an OOM (kept for the rest of the run); None when none is left.
