@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -389,14 +390,20 @@ class Renderer:
 POSE_OPTIONS = ("source_fps", "overrun", "canvas", "threshold", "smooth", "complexity")
 
 
-def pose_arguments(spec: ClipSpec) -> dict:
-    """The keyword arguments of motion.pose.pose_frames for a clip's pose (source first)."""
+def pose_cache_dir() -> Path:
+    """The one cache folder of drawn pose frames and extracted keypoints (the pose layer keeps them in its
+    `pose/` subfolder), shared by `render`, `check` and `animate poses`, so a person video is looked at once."""
     from .tiny import cache_root
 
+    return cache_root()
+
+
+def pose_arguments(spec: ClipSpec) -> dict:
+    """The keyword arguments of motion.pose.pose_frames for a clip's pose (source first)."""
     pose = spec.pose
     options = {k: pose[k] for k in POSE_OPTIONS if pose.get(k) is not None}
     return dict(source=pose["source"], frames=spec.frames, fps=spec.fps, width=spec.width, height=spec.height,
-                fit=pose.get("fit", "contain"), kind=pose.get("kind"), cache_dir=cache_root() / "poses", **options)
+                fit=pose.get("fit", "contain"), kind=pose.get("kind"), cache_dir=pose_cache_dir(), **options)
 
 
 def load_pose_frames(spec: ClipSpec) -> list:
