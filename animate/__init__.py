@@ -47,12 +47,14 @@ def render(prompt=None, *, spec=None, device: str | None = None, dtype: str | No
 
     Renderers are cached per (device, dtype), so repeated calls reuse the loaded pipeline and adapters.
     """
+    from .checks import check_specs
     from .renderer import Renderer
     from .script import spec_from_fields
 
     if spec is None:
         specs = spec_from_fields({**fields, "prompt": prompt}, name=name)
         spec = specs[0]
+    check_specs([spec])
     key = (device, dtype)
     if key not in _renderers:
         _renderers[key] = Renderer(device=device, dtype=dtype)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -78,22 +79,34 @@ def main():
     quiet_libraries()
 
 
-def _parse_lora(value: str, index: int) -> dict:
-    """SOURCE[:WEIGHT] → an adapter entry (a Windows drive letter or URL colon is not a weight)."""
+HUB_REVISION = re.compile(r"^(?P<repo>[A-Za-z0-9][\w.-]*/[\w.-]+)@(?P<revision>[^\s:@]+)$")
+
+
+def _parse_lora(value: str, index: int, flag: str = "--lora") -> dict:
+    """SOURCE[:WEIGHT] → an adapter entry. A colon followed by a path (a Windows drive letter, a URL) is part
+    of the source; `owner/name@revision` pins a hub revision."""
     source, weight = value, 1.0
     head, sep, tail = value.rpartition(":")
-    if sep and head:
+    if sep and head and "/" not in tail and "\\" not in tail:  # `C:\x`, `C:/x`, `https://...` hold paths
         try:
             weight = float(tail)
+        except ValueError:
+            drive = len(head) == 1 and head.isalpha()  # C:x.safetensors
+            if not drive and not Path(value).exists():  # a file whose name holds a colon is a source
+                raise ConfigError(f"weight {tail!r} is not a number", where=f"{flag} {value}",
+                                  hint=f"use SOURCE:WEIGHT like {head}:0.8") from None
+        else:
             source = head
-        except ValueError:  # a Windows drive letter or a URL: the colon is part of the source
-            pass
     from .script import slug
 
     path = Path(source)
     # A file's own name, or its folder's when the file has a generic name (pytorch_lora_weights...).
     generic = path.stem in ("pytorch_lora_weights", "diffusion_pytorch_model", "adapter_model")
     stem = (path.parent.name if generic else path.stem) if source.endswith(".safetensors") else path.name
+    pinned = HUB_REVISION.match(source)
+    if pinned:
+        stem = pinned["repo"].rsplit("/", 1)[1]
+        source = {"source": pinned["repo"], "revision": pinned["revision"]}
     return {"name": slug(stem, 30) or f"lora{index}", "source": source, "weight": weight}
 
 
@@ -166,7 +179,7 @@ def _specs_from_command_line(script, prompt, name, only, lora, lcm_lora, formats
         overrides["seed"] = seeds[0] if len(seeds) == 1 else seeds
     adapters = []
     if lcm_lora:
-        adapters.append({**_parse_lora(lcm_lora, 0), "name": "lcm", "kind": "lcm"})
+        adapters.append({**_parse_lora(lcm_lora, 0, flag="--lcm"), "name": "lcm", "kind": "lcm"})
     for i, value in enumerate(lora):
         entry = _parse_lora(value, i + 1)
         taken = {a["name"] for a in adapters}
@@ -192,14 +205,15 @@ def _specs_from_command_line(script, prompt, name, only, lora, lcm_lora, formats
 
 def _print_check(specs, stem: str, out: Path, device: str, dtype: str, events) -> dict:
     """Every check, then the plan: which clips are up to date and which outputs would be encoded."""
+    from .checks import check_output_root, check_specs, estimate_jobs_bytes
     from .framestore import FrameStore
     from .jobs import plan_jobs
     from .outputs import Manifest, OutputLayout
     from .plan import print_plan
-    from .renderer import preflight as check_specs
     from .run import compute_target
 
-    check_specs(specs, reachable=False)  # LoRAs fit their slots; unreachable hub ids are warnings in the plan
+    # LoRAs fit their slots and the output root takes files; unreachable hub ids are warnings in the plan.
+    check_specs(specs, reachable=False, out=out)
     try:
         dev, dt = compute_target(device, dtype)
     except AnimateError:
@@ -207,6 +221,7 @@ def _print_check(specs, stem: str, out: Path, device: str, dtype: str, events) -
     layout = OutputLayout(out, stem)
     store = FrameStore(layout.out)
     jobs = plan_jobs(specs, layout, Manifest(layout.manifest), store, dtype=dt)
+    check_output_root(layout.out, estimate_jobs_bytes(jobs))
     return print_plan(specs, jobs=jobs, device=dev, dtype=dt, out=layout.root, store=store, events=events)
 
 

@@ -43,6 +43,10 @@ class EncodeError(AnimateError):
     """An output could not be encoded as asked (bad option, budget not reachable)."""
 
 
+class OutputError(AnimateError):
+    """The output root cannot take the planned outputs: it is a file, read-only, or short of space."""
+
+
 class PoseError(AnimateError):
     """A pose source cannot be turned into conditioning frames."""
 

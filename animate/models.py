@@ -199,28 +199,66 @@ def _cached_repos() -> frozenset:
     return frozenset(repo.repo_id for repo in scan_cache_dir().repos)
 
 
-def check_reachable(src: Source, field: str) -> None:
-    """Fail early, with one line, when a hub id can't be had: offline and not in the local cache."""
-    if src.kind != "hub" or not hub_offline():
-        return
+PROBE_TIMEOUT_S = 3.0
+
+
+def hub_unreachable() -> str | None:
+    """Why the hub endpoint (HF_ENDPOINT) can't be reached, or None when it answers."""
+    from huggingface_hub import constants
+
+    return _probe(constants.ENDPOINT)
+
+
+@functools.cache
+def _probe(endpoint: str) -> str | None:
+    # One short request per endpoint and process, through the hub client's own session (its proxies and
+    # certificates): without it every look-up retries for ~25 s before giving up on a machine with no network.
+    from huggingface_hub.utils import get_session
+
+    try:
+        get_session().head(endpoint, timeout=PROBE_TIMEOUT_S)
+    except Exception as exc:  # noqa: BLE001  the client's transport errors: refused, no DNS, timeout, proxy
+        return _short_reason(exc)
+    return None  # any answer, even an error status, means the hub is there
+
+
+def _short_reason(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text[:160]
+
+
+def in_local_cache(src: Source) -> bool:
+    """Whether a hub source can be had from the local hub cache alone (never touches the network)."""
     from huggingface_hub import try_to_load_from_cache
     from huggingface_hub.errors import LocalEntryNotFoundError
 
     try:
         if src.weight_name:
-            cached = try_to_load_from_cache(src.ref, src.weight_name, revision=src.revision)
-            ok = isinstance(cached, str)
-        else:
-            from huggingface_hub import snapshot_download
+            return isinstance(try_to_load_from_cache(src.ref, src.weight_name, revision=src.revision), str)
+        from huggingface_hub import snapshot_download
 
-            snapshot_download(src.ref, revision=src.revision, local_files_only=True)
-            ok = True
+        snapshot_download(src.ref, revision=src.revision, local_files_only=True)
+        return True
     except (LocalEntryNotFoundError, OSError, ValueError):
-        ok = False
-    if not ok:
-        raise ModelError(f"hub id {src.describe()} is not in the local cache and the hub is offline "
-                         "(HF_HUB_OFFLINE=1)", where=field,
-                         hint="download it once with network, or point to a local folder or .safetensors file")
+        return False
+
+
+def check_reachable(src: Source, field: str) -> None:
+    """Fail early, with one line, when a hub id can't be had: not in the local cache, and the hub is offline
+    (HF_HUB_OFFLINE=1) or does not answer one short probe. Where the hub answers, the render downloads it."""
+    if src.kind != "hub" or in_local_cache(src):
+        return
+    from huggingface_hub import constants
+
+    if hub_offline():
+        why = "the hub is offline (HF_HUB_OFFLINE=1)"
+    else:
+        reason = hub_unreachable()
+        if reason is None:
+            return
+        why = f"the hub at {constants.ENDPOINT} cannot be reached ({reason})"
+    raise ModelError(f"hub id {src.describe()} is not in the local cache and {why}", where=field,
+                     hint="download it once with network, or point to a local folder or .safetensors file")
 
 
 def read_safetensors_keys(path: str | os.PathLike) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -187,7 +188,7 @@ class Renderer:
             field_name = f"adapters[{i}] ({name})"
             internal = stack.adapters.get(src.key())
             if internal is None:
-                check_adapter(src, kind, field_name)
+                check_reachable(src, field_name)
                 stack.mixer.unfuse()  # PEFT would unmerge on its own and leave our fused record stale
                 internal = _unique_name(name, set(stack.adapters.values()))
                 try:
@@ -317,6 +318,7 @@ class Renderer:
                                       hint="lower frames or size, or use --dtype fp16") from exc
                 fallbacks.append(step)
                 kwargs["generator"] = torch.Generator("cpu").manual_seed(spec.seed)  # same noise on retry
+                self._restart_schedule(spec)
             except (RuntimeError, ValueError, TypeError) as exc:  # MPS OOM, a scheduler refusing its steps...
                 _free(self.device)
                 raise RenderError(f"clip {spec.stem} failed while denoising: {_short(exc)}") from exc
@@ -329,6 +331,14 @@ class Renderer:
             info["memory_fallbacks"] = fallbacks
         return ClipResult(frames=to_uint8(floats), spec=spec, timings=timings, info=info,
                           float_frames=floats if keep_float else None)
+
+    def _restart_schedule(self, spec: ClipSpec) -> None:
+        """Weight ramps back to step 0: the failed attempt's callback had moved them to the step it reached."""
+        if self._schedule is not None:
+            from motion.loras import weight_at
+
+            mixer, names, weights = self._schedule
+            mixer.set_weights(names, [weight_at(w, 0, spec.steps) for w in weights])
 
     def _memory_fallback(self, stack: Stack, pipe, tried: list[str]) -> str | None:
         """Apply the next memory saver after an OOM (kept for the rest of the run); None when none is left.
@@ -380,14 +390,20 @@ class Renderer:
 POSE_OPTIONS = ("source_fps", "overrun", "canvas", "threshold", "smooth", "complexity")
 
 
-def pose_arguments(spec: ClipSpec) -> dict:
-    """The keyword arguments of motion.pose.pose_frames for a clip's pose (source first)."""
+def pose_cache_dir() -> Path:
+    """The one cache folder of drawn pose frames and extracted keypoints (the pose layer keeps them in its
+    `pose/` subfolder), shared by `render`, `check` and `animate poses`, so a person video is looked at once."""
     from .tiny import cache_root
 
+    return cache_root()
+
+
+def pose_arguments(spec: ClipSpec) -> dict:
+    """The keyword arguments of motion.pose.pose_frames for a clip's pose (source first)."""
     pose = spec.pose
     options = {k: pose[k] for k in POSE_OPTIONS if pose.get(k) is not None}
     return dict(source=pose["source"], frames=spec.frames, fps=spec.fps, width=spec.width, height=spec.height,
-                fit=pose.get("fit", "contain"), kind=pose.get("kind"), cache_dir=cache_root() / "poses", **options)
+                fit=pose.get("fit", "contain"), kind=pose.get("kind"), cache_dir=pose_cache_dir(), **options)
 
 
 def load_pose_frames(spec: ClipSpec) -> list:
@@ -403,72 +419,6 @@ def load_pose_frames(spec: ClipSpec) -> list:
     except PoseSourceError as exc:
         raise PoseError(str(exc), where=f"{spec.script}: clip {spec.name}: pose.source") from None
     return [Image.fromarray(f) for f in frames]
-
-
-def check_adapter(src: Source, kind: str, field_name: str, reachable: bool = True) -> None:
-    """Before loading: the source can be had, and a local LoRA file fits its slot (read from its header)."""
-    from pathlib import Path
-
-    from motion.errors import MotionError
-    from motion.loras import check_slot, inspect_lora, pick_weight_name
-
-    if reachable:
-        check_reachable(src, field_name)
-    try:
-        local = src.local_file()
-        if local is None and src.kind == "folder":
-            local = Path(src.ref) / pick_weight_name(Path(src.ref))
-        if local is not None and local.suffix == ".safetensors":  # pickle files (opted in) have no header
-            check_slot(inspect_lora(read_safetensors_keys(local)), kind, src.describe())
-    except MotionError as exc:
-        raise ModelError(str(exc), where=field_name) from None
-
-
-RESERVED_OUTPUT_OPTIONS = {"fps": "set the clip's `fps` (or re-encode with `animate encode --fps`)",
-                           "metadata": "animate embeds the clip spec itself", "path": "paths follow the clip name"}
-LCM_MAX_STEPS = 50  # LCMScheduler's original_inference_steps: it refuses more
-
-
-def check_outputs(spec: ClipSpec, label: str) -> None:
-    """Output options are known to their encoder (checked now, not after a GPU minute)."""
-    from .encode import FORMATS
-
-    for fmt, options in spec.outputs.items():
-        for key in options:
-            if key in RESERVED_OUTPUT_OPTIONS:
-                raise ConfigError(f"outputs.{fmt}.{key} cannot be set per output", where=label,
-                                  hint=RESERVED_OUTPUT_OPTIONS[key])
-            if fmt in FORMATS and key not in FORMATS[fmt].options:
-                raise ConfigError(f"outputs.{fmt}: unknown option {key!r}", where=label,
-                                  hint=f"valid options: {', '.join(sorted(FORMATS[fmt].options))}")
-
-
-def preflight(specs: list[ClipSpec], reachable: bool = True) -> None:
-    """Every check that needs no model loaded, for all clips before anything is written or loaded.
-    `reachable=False` skips the hub-cache check (`animate check` only warns about it)."""
-    seen: set = set()
-    for spec in specs:
-        label = f"{spec.script or 'command line'}: clip {spec.name}"
-        check_outputs(spec, label)
-        if spec.scheduler in ("lcm", "animatelcm") and spec.steps > LCM_MAX_STEPS:
-            raise ConfigError(f"steps: {spec.steps} is more than the LCM scheduler allows ({LCM_MAX_STEPS})",
-                              where=label, hint="LCM wants 4–8 steps")
-        checks = [(spec.model, "model", None), (spec.motion_adapter, "motion_adapter", None)]
-        checks += [(src, f"adapters[{i}] ({name})", kind) for i, (name, src, _, kind) in enumerate(spec.adapters)]
-        if spec.pose:
-            checks.append((spec.pose["controlnet"], "pose.controlnet", None))
-        for src, field_name, kind in checks:
-            if (src.key(), kind) in seen:
-                continue
-            try:
-                if kind is None:
-                    if reachable:
-                        check_reachable(src, field_name)
-                else:
-                    check_adapter(src, kind, field_name, reachable)
-            except ModelError as exc:
-                raise ModelError(exc.message, where=f"{label}: {exc.where or field_name}", hint=exc.hint) from None
-            seen.add((src.key(), kind))
 
 
 def to_uint8(frames: np.ndarray) -> np.ndarray:

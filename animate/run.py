@@ -259,7 +259,7 @@ def run_specs(specs: list, *, out: str | Path, script_stem: str, renderer=None, 
               reel: dict | None = None, base_dir: str | Path = ".", keep_frames: bool = True, max_pending: int = 2,
               workers: int = 2, claims: Claims | None = None) -> RunSummary:
     """Render, encode and record every spec that is not up to date; return what happened."""
-    from .renderer import preflight as check_specs
+    from .checks import check_output_root, check_specs, estimate_jobs_bytes
     from .plan import build_plan
 
     events = events or Events()
@@ -267,7 +267,7 @@ def run_specs(specs: list, *, out: str | Path, script_stem: str, renderer=None, 
     if reel is not None and any(spec.stem == REEL_STEM for spec in specs):
         raise ConfigError("a clip named `reel` would collide with the script's reel output", where="reel",
                           hint="rename the clip")
-    check_specs(specs)
+    check_specs(specs, out=out)
     if renderer is not None:
         dev, dt = renderer.device, dtype_label(renderer.dtype)
     else:
@@ -276,6 +276,7 @@ def run_specs(specs: list, *, out: str | Path, script_stem: str, renderer=None, 
     records = Records(layout, store)
     jobs = plan_jobs(specs, layout, records.manifest, store, dtype=dt, force=force)
     work = [job for job in jobs if job.status != "done"]
+    check_output_root(layout.out, estimate_jobs_bytes(work))
     from .atomic import sweep_partials
 
     sweep_partials(layout.root)  # temp files of writers that are gone; the folder appears on first write

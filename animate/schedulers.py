@@ -43,3 +43,25 @@ def build_scheduler(name: str, base_config: dict):
         raise ConfigError(f"unknown scheduler {name!r}", where="scheduler",
                           hint=f"choose one of {', '.join(SCHEDULERS)}") from None
     return builder(dict(base_config))
+
+
+# Config keys that cap the step count: DDIM and LCM refuse more steps than their training timesteps in
+# set_timesteps (others would repeat timesteps), and LCM more than its distillation schedule's length.
+STEP_LIMIT_KEYS = ("original_inference_steps", "num_train_timesteps")
+
+
+def step_limits(scheduler) -> dict[str, int]:
+    """The most steps `scheduler` accepts, by the config key that sets each limit (tightest first)."""
+    config = scheduler.config
+    limits = {key: int(config[key]) for key in STEP_LIMIT_KEYS if config.get(key) is not None}
+    return dict(sorted(limits.items(), key=lambda item: item[1]))
+
+
+def refusal(scheduler, steps: int) -> str | None:
+    """diffusers' own first line when `scheduler` refuses `steps` (None when it takes them); no model needed."""
+    try:
+        scheduler.set_timesteps(steps)
+    except (ValueError, ZeroDivisionError, IndexError) as exc:
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        return (lines[0] if lines else type(exc).__name__)[:300]
+    return None

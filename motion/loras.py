@@ -14,6 +14,22 @@ SDXL_MARKERS = ("text_encoder_2", "lora_te2_", "add_embedding")
 DEEP_TRANSFORMER = re.compile(r"transformer_blocks[._][1-9]")
 
 
+# Tensor names every LoRA format carries: PEFT lora_A/lora_B, Kohya lora_down/lora_up (lora_unet_* prefixes),
+# old diffusers `.lora.down`, LyCORIS LoHa/LoKr factors.
+LORA_MARKERS = ("lora", "hada_w", "lokr_w")
+# What a .safetensors that is not a LoRA usually is, told by its tensor names: (markers, what it is, where it goes).
+LOOKALIKES = (
+    (("model.diffusion_model.", "first_stage_model.", "cond_stage_model."),
+     "a full base-model checkpoint (UNet, VAE and text encoder in one file)", "use it as `model:`"),
+    (("control_model.", "controlnet_cond_embedding", "controlnet_down_blocks"),
+     "a ControlNet", "use it as `pose: {controlnet: ...}`"),
+    (("motion_modules",), "a motion adapter (AnimateDiff motion module)", "use it as `motion_adapter:`"),
+    (("conv_in.", "down_blocks."), "a bare UNet", "use the base model's folder as `model:`"),
+    (("decoder.conv_in", "encoder.conv_in"), "a VAE", "use the base model's folder as `model:`"),
+    (("text_model.", "embeddings.token_embedding"), "a text encoder", "use the base model's folder as `model:`"),
+)
+
+
 @dataclass(frozen=True)
 class LoraInfo:
     """What a LoRA file targets, read from its tensor names."""
@@ -21,6 +37,9 @@ class LoraInfo:
     motion: bool  # touches motion modules
     spatial: bool  # touches the image UNet / text encoder
     family: str  # sd15 | sdxl
+    lora: bool = True  # holds LoRA weights at all
+    looks_like: tuple[str, str] | None = None  # when not a LoRA: (what it seems to be, where it belongs)
+    tensors: int = 0
 
     @property
     def kind(self) -> str:
@@ -30,15 +49,27 @@ class LoraInfo:
 
 
 def inspect_lora(keys: list[str]) -> LoraInfo:
-    motion = any("motion_modules" in k for k in keys)
-    spatial = any("motion_modules" not in k for k in keys)
+    lora_keys = [k for k in keys if any(m in k.lower() for m in LORA_MARKERS)]
+    if not lora_keys:
+        looks_like = next(((what, use) for markers, what, use in LOOKALIKES
+                           if any(m in k for k in keys for m in markers)), None)
+        return LoraInfo(motion=False, spatial=False, family="sd15", lora=False, looks_like=looks_like,
+                        tensors=len(keys))
+    motion = any("motion_modules" in k for k in lora_keys)
+    spatial = any("motion_modules" not in k for k in lora_keys)
     family = "sdxl" if any(m in k for k in keys for m in SDXL_MARKERS) or any(
         DEEP_TRANSFORMER.search(k) for k in keys) else "sd15"
-    return LoraInfo(motion=motion, spatial=spatial, family=family)
+    return LoraInfo(motion=motion, spatial=spatial, family=family, tensors=len(keys))
 
 
 def check_slot(info: LoraInfo, kind: str, label: str) -> None:
     """Refuse a LoRA in a slot it cannot serve (the silent no-ops users of other tools hit)."""
+    if not info.lora and info.looks_like:
+        what, use = info.looks_like
+        raise AdapterError(f"{label} is not a LoRA: it looks like {what}; {use}, and give a LoRA file here")
+    if not info.lora:
+        raise AdapterError(f"{label} is not a LoRA: none of its {info.tensors} tensors is a LoRA weight "
+                           "(lora_A/lora_B, lora_down/lora_up); give a LoRA file here")
     if info.family == "sdxl":
         raise AdapterError(f"{label} is an SDXL LoRA and cannot be applied to an SD1.5 model; "
                            "use an SD1.5 LoRA (e.g. lcm-lora-sd15)")

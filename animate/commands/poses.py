@@ -74,7 +74,7 @@ def _load_keyframes(path: Path) -> dict:
 @click.option("--complexity", type=click.IntRange(0, 2), default=None,
               help="person-video: MediaPipe landmark model, 0 lite, 1 full, 2 heavy [default: 1].")
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Cache folder [default: $ANIMATE_CACHE or ~/.cache/animate].")
+              help="Cache folder [default: the one `render` uses, $ANIMATE_CACHE or ~/.cache/animate].")
 def poses(source, out, frames, fps, width, height, fit, kind, source_fps, overrun, canvas, threshold,
           no_smooth, complexity, cache_dir):
     """Write the pose conditioning frames of SOURCE, one PNG per frame, and a contact sheet.
@@ -90,14 +90,16 @@ def poses(source, out, frames, fps, width, height, fit, kind, source_fps, overru
     from motion.pose.draw import draw_pose
     from motion.pose.openpose_json import to_openpose
 
+    from animate.renderer import pose_cache_dir
+
     given = {"source_fps": source_fps, "overrun": overrun, "canvas": canvas, "threshold": threshold,
              "smooth": False if no_smooth else None, "complexity": complexity}
     opts = {k: v for k, v in given.items() if v is not None}  # sources reject options they don't take
     src = _load_keyframes(source) if kind == "keyframes" else source
     try:
         kind = kind or detect_kind(src)
-        args = dict(frames=frames, fps=fps, width=width, height=height, fit=fit, cache_dir=cache_dir,
-                    kind=kind, **opts)
+        args = dict(frames=frames, fps=fps, width=width, height=height, fit=fit,
+                    cache_dir=cache_dir or pose_cache_dir(), kind=kind, **opts)  # render's cache: extract once
         if kind == "skeleton":  # images already: nothing to export
             images, keypoints = pose_frames(src, **args), None
         else:

@@ -1,0 +1,255 @@
+"""Every check that needs no model loaded, for all clips before anything is written or loaded.
+
+`check_specs` is the one entry point shared by `animate check`, `animate render` (and `--dry-run`), the runner
+and the Python API, so each mistake is caught once, the same way, before a model loads: output options,
+scheduler step limits, model sources (reachable, and LoRA files that are LoRAs fit for their slot) and the
+output root. Each failure is one line naming the script, the clip, the field, the value and the fix.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .errors import AnimateError, ConfigError, ModelError, OutputError
+from .models import Source, check_reachable, read_safetensors_keys
+
+if TYPE_CHECKING:
+    from .script import ClipSpec
+
+
+def check_specs(specs: list[ClipSpec], *, reachable: bool = True, out: str | os.PathLike | None = None,
+                planned_bytes: int | None = None) -> None:
+    """Check every clip, then the output root when `out` is given (room for `planned_bytes` when known:
+    `estimate_jobs_bytes` of a plan, or `sum(estimate_output_bytes(spec))`).
+
+    `reachable=False` skips the hub look-ups (`animate check` reports uncached hub ids as plan warnings);
+    LoRA files are still read and checked."""
+    seen: set = set()
+    for spec in specs:
+        label = clip_label(spec)
+        check_outputs(spec, label)
+        check_steps(spec, label)
+        check_sources(spec, label, reachable=reachable, seen=seen)
+    if out is not None:
+        check_output_root(Path(out), planned_bytes)
+
+
+def clip_label(spec: ClipSpec) -> str:
+    """Where a clip's problems are reported: `script.yaml: clip NAME` (or `command line: clip NAME`)."""
+    return f"{spec.script or 'command line'}: clip {spec.name}"
+
+
+# ------------------------------------------------------------------ outputs
+
+RESERVED_OUTPUT_OPTIONS = {"fps": "set the clip's `fps` (or re-encode with `animate encode --fps`)",
+                           "metadata": "animate embeds the clip spec itself", "path": "paths follow the clip name"}
+
+
+def check_outputs(spec: ClipSpec, label: str) -> None:
+    """Every output's options as its encoder judges them for this clip's size, length and fps (unknown keys,
+    values, limits such as GIF's fps), without encoding anything; options animate sets itself are refused."""
+    from .encode import check_output
+
+    for fmt, options in spec.outputs.items():
+        for key in options or {}:
+            if key in RESERVED_OUTPUT_OPTIONS:
+                raise ConfigError(f"outputs.{fmt}.{key} cannot be set per output", where=label,
+                                  hint=RESERVED_OUTPUT_OPTIONS[key])
+        try:
+            check_output(fmt, dict(options or {}), fps=spec.fps, frames=spec.frames, width=spec.width,
+                         height=spec.height)
+        except AnimateError as exc:
+            raise type(exc)(exc.message, where=f"{label}: {exc.where or f'outputs.{fmt}'}", hint=exc.hint) \
+                from None
+
+
+# ------------------------------------------------------------------ scheduler limits
+
+SCHEDULER_CONFIG = Path("scheduler") / "scheduler_config.json"
+SINGLE_FILE_SCHEDULER = "PNDMScheduler"  # what diffusers gives SD1.5 single files without a config folder
+
+
+def base_scheduler_config(src: Source) -> tuple[dict, str | None]:
+    """The base model's scheduler config and the file it came from, when it can be read without loading
+    the model: a diffusers folder, a single file's config folder, a cached hub snapshot. Else ({}, None)."""
+    candidates: list[Path] = []
+    if src.kind == "folder":
+        candidates.append(Path(src.ref) / SCHEDULER_CONFIG)
+    elif src.kind == "hub":
+        cached = _cached_hub_file(src.ref, SCHEDULER_CONFIG.as_posix(), src.revision)
+        if cached:
+            candidates.append(Path(cached))
+    if src.config and Path(src.config).is_dir():
+        candidates.append(Path(src.config) / SCHEDULER_CONFIG)
+    for path in candidates:
+        try:
+            config = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(config, dict):
+            return config, str(path)
+    return {}, None
+
+
+def check_steps(spec: ClipSpec, label: str) -> None:
+    """The clip's step count against the limits of its scheduler, built as the render will build it."""
+    from .schedulers import build_scheduler, refusal, step_limits
+
+    config, origin = base_scheduler_config(spec.model)
+    if spec.scheduler == "default" and not config:
+        config = {"_class_name": SINGLE_FILE_SCHEDULER}
+    scheduler = build_scheduler(spec.scheduler, config)
+    cls = type(scheduler).__name__
+    for key, limit in step_limits(scheduler).items():
+        if spec.steps > limit:
+            source = f"{key} in {origin}" if origin and key in config else f"{cls}'s default {key}"
+            hint = "LCM wants 4–8 steps" if cls == "LCMScheduler" else f"use at most {limit} steps"
+            raise ConfigError(f"steps: {spec.steps} is more than the {spec.scheduler} scheduler allows ({limit}, "
+                              f"{source})", where=label, hint=hint)
+    why = refusal(scheduler, spec.steps)
+    if why:
+        raise ConfigError(f"steps: the {spec.scheduler} scheduler ({cls}) refuses {spec.steps} steps: {why}",
+                          where=label, hint="use fewer steps or another scheduler")
+
+
+# ------------------------------------------------------------------ model sources
+
+def check_sources(spec: ClipSpec, label: str, *, reachable: bool = True, seen: set | None = None) -> None:
+    """Model, motion adapter, adapters, ControlNet, in that order: the first that can't be had is named.
+    `seen` holds sources already checked for earlier clips."""
+    seen = set() if seen is None else seen
+    checks = [(spec.model, "model", None), (spec.motion_adapter, "motion_adapter", None)]
+    checks += [(src, f"adapters[{i}] ({name})", kind) for i, (name, src, _, kind) in enumerate(spec.adapters)]
+    if spec.pose:
+        checks.append((spec.pose["controlnet"], "pose.controlnet", None))
+    for src, field_name, kind in checks:
+        if (src.key(), kind) in seen:
+            continue
+        try:
+            if kind is None:
+                if reachable:
+                    check_reachable(src, field_name)
+            else:
+                check_adapter(src, kind, field_name, reachable)
+        except ModelError as exc:
+            raise ModelError(exc.message, where=f"{label}: {exc.where or field_name}", hint=exc.hint) from None
+        seen.add((src.key(), kind))
+
+
+def check_adapter(src: Source, kind: str, field_name: str, reachable: bool = True) -> None:
+    """The source can be had, and a LoRA file we can read without downloading (local, or already in the hub
+    cache) is a LoRA that fits its slot (read from its header)."""
+    from motion.errors import MotionError
+    from motion.loras import check_slot, inspect_lora, pick_weight_name
+
+    if reachable:
+        check_reachable(src, field_name)
+    try:
+        local = src.local_file()
+        if local is None and src.kind == "folder":
+            local = Path(src.ref) / pick_weight_name(Path(src.ref))
+        if local is None and src.kind == "hub" and src.weight_name:
+            cached = _cached_hub_file(src.ref, src.weight_name, src.revision)
+            local = Path(cached) if cached else None
+        if local is not None and local.suffix == ".safetensors":  # pickle files (opted in) have no header
+            check_slot(inspect_lora(read_safetensors_keys(local)), kind, src.describe())
+    except MotionError as exc:
+        raise ModelError(str(exc), where=field_name) from None
+
+
+def _cached_hub_file(repo: str, filename: str, revision: str | None) -> str | None:
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        found = try_to_load_from_cache(repo, filename, revision=revision)
+    except (OSError, ValueError):  # no cache folder yet, an unreadable one, a malformed repo id
+        return None
+    return found if isinstance(found, str) else None
+
+
+# ------------------------------------------------------------------ output root
+
+# Bytes written per raw RGB byte (frames × width × height × 3), generous: the tiny kit's noise-like frames, which
+# barely compress, stay under them (tests/test_checks.py); real clips write a half to a tenth of this.
+FORMAT_FACTORS = {"gif": 0.5, "webp": 0.5, "mp4": 0.3, "webm": 0.3, "png": 1.0, "prores": 0.6, "ffv1": 1.0,
+                  "sheet": 0.1}
+UNKNOWN_FORMAT_FACTOR = 1.0
+FRAME_STORE_FACTOR = 0.5  # the lossless compressed copy every render keeps for re-encoding
+SIDECAR_BYTES = 64 * 1024  # sidecar JSON, manifest line, gallery share
+
+
+def estimate_output_bytes(spec: ClipSpec, formats=None, *, frame_store: bool = True) -> int:
+    """About how many bytes a clip writes (rough, on the generous side): its outputs (or only `formats`),
+    its sidecar, and its lossless copy in the frame store unless `frame_store=False`."""
+    raw = spec.frames * spec.width * spec.height * 3
+    total = SIDECAR_BYTES + (raw * FRAME_STORE_FACTOR if frame_store else 0)
+    for fmt in spec.outputs if formats is None else formats:
+        options = spec.outputs.get(fmt) or {}
+        factor = FORMAT_FACTORS.get(fmt, UNKNOWN_FORMAT_FACTOR)
+        frames = max(1, _int(options.get("interpolate"), 1)) * (2 if options.get("pingpong") else 1)
+        depth = 2 if _int(options.get("bits"), 8) > 8 else 1
+        total += raw * factor * frames * depth
+    return int(total)
+
+
+def estimate_jobs_bytes(jobs) -> int:
+    """What a plan's jobs (animate.jobs.Job) still write: the outputs each encodes now, plus the frame store
+    copy of each clip it renders; up-to-date jobs write nothing."""
+    return sum(estimate_output_bytes(job.spec, job.encode, frame_store=job.status == "render")
+               for job in jobs if job.status != "done")
+
+
+def _int(value, default: int) -> int:
+    try:
+        return int(value) if value is not None else default
+    except (TypeError, ValueError):
+        return default
+
+
+def check_output_root(out: Path, planned_bytes: int | None = None) -> None:
+    """The output root (or its nearest existing parent, where it will be made) is a folder we can write,
+    on a filesystem with room for `planned_bytes`."""
+    out = Path(out).expanduser()
+    existing = out
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        what = "the output root" if existing == out else f"{existing}, a parent of the output root,"
+        raise OutputError(f"{what} is a file, not a folder", where=f"--out {out}",
+                          hint="give a folder (it is made if missing), or move the file away")
+    if not _writable(existing):
+        raise OutputError(f"cannot write in {existing} (read-only or no permission)", where=f"--out {out}",
+                          hint="choose a folder you can write, e.g. --out ./outputs")
+    if planned_bytes:
+        free = shutil.disk_usage(existing).free
+        if free < planned_bytes:
+            raise OutputError(f"the planned outputs need about {_size(planned_bytes)} but only {_size(free)} is free "
+                              f"on the filesystem of {existing}", where=f"--out {out}",
+                              hint="free some space, render fewer clips or formats, or choose another --out")
+
+
+def _writable(folder: Path) -> bool:
+    # os.access can say yes where a write still fails (root on NFS with root squash, immutable folders, ACLs,
+    # SELinux), so a real file decides.
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return False
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".animate-write-probe-", dir=folder)
+    except OSError:
+        return False
+    os.close(fd)
+    os.unlink(probe)
+    return True
+
+
+def _size(n: float) -> str:
+    unit = "B"
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1024 or unit == "TB":
+            break
+        n /= 1024
+    return f"{n:.0f} B" if unit == "B" else f"{n:.1f} {unit}"
