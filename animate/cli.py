@@ -116,7 +116,7 @@ FLAG_FIELDS = ("preset", "model", "motion_adapter", "scheduler", "steps", "guida
 
 @main.command()
 @click.argument("script", required=False, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("outputs"), show_default=True,
+@click.option("--out", type=click.Path(path_type=Path), default=Path("outputs"), show_default=True,
               help="Output root; files go to OUT/<script name>/.")
 @click.option("--only", multiple=True, help="Render only this clip (repeatable).")
 @click.option("--force", is_flag=True, help="Render even clips that are already done.")
@@ -221,13 +221,13 @@ def _print_check(specs, stem: str, out: Path, device: str, dtype: str, events) -
     layout = OutputLayout(out, stem)
     store = FrameStore(layout.out)
     jobs = plan_jobs(specs, layout, Manifest(layout.manifest), store, dtype=dt)
-    check_output_root(layout.out, estimate_jobs_bytes(jobs))
+    check_output_root(layout.root, estimate_jobs_bytes(jobs))
     return print_plan(specs, jobs=jobs, device=dev, dtype=dt, out=layout.root, store=store, events=events)
 
 
 @main.command()
 @click.argument("script", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("outputs"), show_default=True,
+@click.option("--out", type=click.Path(path_type=Path), default=Path("outputs"), show_default=True,
               help="Output root to compare against (what is up to date, what would be encoded).")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--dtype", default="auto", show_default=True)

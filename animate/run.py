@@ -276,7 +276,7 @@ def run_specs(specs: list, *, out: str | Path, script_stem: str, renderer=None, 
     records = Records(layout, store)
     jobs = plan_jobs(specs, layout, records.manifest, store, dtype=dt, force=force)
     work = [job for job in jobs if job.status != "done"]
-    check_output_root(layout.out, estimate_jobs_bytes(work))
+    check_output_root(layout.root, estimate_jobs_bytes(work))
     from .atomic import sweep_partials
 
     sweep_partials(layout.root)  # temp files of writers that are gone; the folder appears on first write

@@ -126,3 +126,33 @@ def test_interrupt_message_counts_in_words(kit, tmp_path, monkeypatch):
     monkeypatch.setattr(Renderer, "render", interrupt_third)
     result = CliRunner().invoke(main, ["render", str(script), "--out", str(out), "--quiet", "--device", "cpu"])
     assert result.exit_code == 1 and "2 clips finished" in result.output, result.output
+
+
+def test_output_root_that_is_a_file_is_one_line(kit, tmp_path):
+    from cli_helpers import assert_one_error_line
+
+    script, out = script_of(tmp_path, n=1), tmp_path / "taken"
+    out.write_text("not a folder")
+    result = CliRunner().invoke(main, ["render", str(script), "--out", str(out), "--device", "cpu"])
+    assert_one_error_line(result, tmp_path / "nothing", "--out", "is a file")
+    assert out.read_text() == "not a folder"
+
+
+def test_read_only_output_root_is_one_line_before_rendering(kit, tmp_path, monkeypatch):
+    from animate.renderer import Renderer
+
+    out = tmp_path / "ro"
+    out.mkdir()
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(out)], capture_output=True)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a read-only tmpfs here ({proc.stderr.decode().strip()})")
+    try:
+        calls = []
+        monkeypatch.setattr(Renderer, "render", lambda self, spec, *a, **kw: calls.append(spec.stem))
+        result = CliRunner().invoke(main, ["render", str(script_of(tmp_path, n=2)), "--out", str(out),
+                                           "--device", "cpu"])
+        assert result.exit_code == 2 and calls == [], result.output
+        lines = [line for line in result.output.splitlines() if line.strip()]
+        assert len(lines) == 1 and "cannot write" in lines[0] and "read-only" in lines[0], result.output
+    finally:
+        subprocess.run(["umount", str(out)], check=False)

@@ -189,7 +189,7 @@ def test_bad_script_check_exits_2(path):
 def test_good_script_check_prints_plan(path):
     result = CliRunner().invoke(main, ["check", str(path)])
     assert result.exit_code == 0, result.output
-    assert "clip render(s)" in result.output and "estimated total" in result.output
+    assert "to render" in result.output and "estimated total" in result.output
 
 
 def test_schema_is_json_schema():
