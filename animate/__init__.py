@@ -15,7 +15,7 @@ _renderers: dict = {}
 
 def load_specs(path, *, only=None, **overrides):
     """Validate a script and resolve it into ClipSpecs (keyword overrides win over the script)."""
-    from .script import load_script, resolve
+    from .spec import load_script, resolve
 
     return resolve(load_script(path), overrides or None, only=list(only) if only else None)
 
@@ -49,7 +49,7 @@ def render(prompt=None, *, spec=None, device: str | None = None, dtype: str | No
     """
     from .checks import check_specs
     from .renderer import Renderer
-    from .script import spec_from_fields
+    from .spec import spec_from_fields
 
     if spec is None:
         specs = spec_from_fields({**fields, "prompt": prompt}, name=name)
@@ -68,9 +68,9 @@ def __getattr__(name):
 
         return getattr(_render, name)
     if name in ("ClipSpec",):
-        from . import script as _script
+        from . import spec as _spec
 
-        return getattr(_script, name)
+        return getattr(_spec, name)
     if name in ("AnimateError", "ConfigError", "ModelError", "EncodeError", "PoseError"):
         from . import errors as _errors
 

@@ -97,7 +97,7 @@ def _parse_lora(value: str, index: int, flag: str = "--lora") -> dict:
                                   hint=f"use SOURCE:WEIGHT like {head}:0.8") from None
         else:
             source = head
-    from .script import slug
+    from .spec import slug
 
     path = Path(source)
     # A file's own name, or its folder's when the file has a generic name (pytorch_lora_weights...).
@@ -169,7 +169,7 @@ def render(ctx, script, out, only, force, dry_run, json_events, quiet, device, d
 
 def _specs_from_command_line(script, prompt, name, only, lora, lcm_lora, formats, flags):
     """(specs, output folder name, reel options) from a script or from --prompt and flags."""
-    from .script import load_script, resolve, slug, spec_from_fields
+    from .spec import load_script, resolve, slug, spec_from_fields
 
     overrides = {k: v for k, v in flags.items() if v not in (None, ())}
     if "preset" in overrides and "," in overrides["preset"]:
@@ -236,7 +236,7 @@ def _print_check(specs, stem: str, out: Path, device: str, dtype: str, events) -
 def check(ctx, script, out, device, dtype, json_events):
     """Validate SCRIPT and print the plan; renders nothing."""
     from .events import Events, JsonLines
-    from .script import load_script, resolve
+    from .spec import load_script, resolve
 
     ctx.meta["json_events"] = json_events
     loaded = load_script(script)
@@ -272,7 +272,7 @@ def models_list():
 @main.command()
 def presets():
     """List the built-in presets."""
-    from .script import list_presets
+    from .spec import list_presets
 
     for name, text in list_presets().items():
         click.echo(f"{name:14} {text}")
@@ -281,7 +281,7 @@ def presets():
 @main.command()
 def schema():
     """Print the JSON Schema of prompt scripts."""
-    from .script import json_schema
+    from .spec import json_schema
 
     click.echo(json.dumps(json_schema(), indent=2))
 

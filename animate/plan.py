@@ -6,7 +6,7 @@ import json
 import re
 from pathlib import Path
 
-from .script import ClipSpec
+from .spec import ClipSpec
 
 # Rough per-UNet-call cost of SD1.5 + motion module at 16 frames, 512×512 (seconds), and weights in GiB.
 # Figures are order-of-magnitude (A100-class GPU fp16; CPU fp32 ~60× slower); the tiny kit has its own model.

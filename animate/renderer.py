@@ -12,7 +12,7 @@ import numpy as np
 from .errors import ConfigError, ModelError, NumericFaultError, OutOfMemory, PoseError, RenderError
 from .models import Source, check_reachable, read_safetensors_keys
 from .schedulers import build_scheduler
-from .script import ClipSpec
+from .spec import ClipSpec
 
 
 def pick_device(requested: str | None = None) -> str:

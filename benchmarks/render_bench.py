@@ -133,7 +133,7 @@ def build_small(dest: Path) -> Kit:
 def make_spec(kit: Kit, *, weights=None, steps: int, guidance: float = 1.0, fuse: bool = False, seed: int = 3,
               name: str = "clip"):
     """One ClipSpec through the script layer, as `animate` resolves it. weights=None → no LoRAs."""
-    from animate.script import spec_from_fields
+    from animate.spec import spec_from_fields
 
     adapters = [] if weights is None else [{"name": n, "source": f, "weight": w, "kind": k}
                                            for (n, f, k), w in zip(kit.loras, weights)]

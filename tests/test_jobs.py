@@ -82,7 +82,7 @@ def test_stored_frames_are_the_rendered_frames(kit, tmp_path, renderer):
     from animate.events import Events
     from animate.framestore import FrameStore
     from animate.run import run_specs
-    from animate.script import spec_from_fields
+    from animate.spec import spec_from_fields
 
     spec = spec_from_fields({**BASE, "outputs": ["gif"]}, name="one")[0]
     expected = renderer.render(spec).frames
@@ -128,7 +128,7 @@ def test_encoders_overlap_the_next_clips_denoising(kit, tmp_path, renderer, monk
     import animate.encode
     from animate.events import EncodeDone, Events, Recorder, Step
     from animate.run import run_specs
-    from animate.script import spec_from_fields
+    from animate.spec import spec_from_fields
 
     specs = [spec_from_fields({**BASE, "outputs": ["gif", "png"], "seed": i}, name=f"c{i}")[0] for i in range(4)]
     recorder = Recorder()
@@ -161,7 +161,7 @@ def test_at_most_max_pending_clips_wait_for_encoders(kit, tmp_path, renderer, mo
     import animate.encode
     from animate.events import Events
     from animate.run import run_specs
-    from animate.script import spec_from_fields
+    from animate.spec import spec_from_fields
 
     specs = [spec_from_fields({**BASE, "outputs": ["gif"], "seed": i}, name=f"m{i}")[0] for i in range(4)]
     rendering, started = [], []
@@ -249,7 +249,7 @@ def test_gallery_lists_every_clip_the_manifest_holds(kit, tmp_path):
 def test_format_flag_keeps_a_presets_options(kit, tmp_path):
     preset = tmp_path / "social.yaml"
     preset.write_text(yaml.safe_dump({"outputs": {"mp4": {"target": "reels"}, "gif": {"quality": 50}}}))
-    from animate.script import spec_from_fields
+    from animate.spec import spec_from_fields
 
     spec = spec_from_fields({**BASE, "preset": ["tiny", str(preset)], "outputs": ["mp4"]}, name="x")[0]
     assert spec.outputs == {"mp4": {"target": "reels"}}

@@ -5,7 +5,7 @@ import torch
 
 from animate.errors import OutOfMemory
 from animate.renderer import Renderer
-from animate.script import spec_from_fields
+from animate.spec import spec_from_fields
 
 
 def tiny_spec(**kw):

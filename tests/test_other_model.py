@@ -40,7 +40,7 @@ def test_other_model_matches_diffusers(kit, tmp_path):
     from diffusers import AnimateDiffPipeline, EulerDiscreteScheduler, MotionAdapter
 
     from animate.renderer import Renderer
-    from animate.script import spec_from_fields
+    from animate.spec import spec_from_fields
 
     root = build_other_model(tmp_path, kit)
     fields = dict(model=str(root / "base"), motion_adapter=str(root / "motion"), scheduler="euler", steps=3,

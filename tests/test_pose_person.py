@@ -266,7 +266,7 @@ def test_check_tells_how_many_frames_the_detector_will_see(tmp_path, fake_detect
 
     from animate.cli import main
     from animate.renderer import load_pose_frames
-    from animate.script import load_script, resolve
+    from animate.spec import load_script, resolve
 
     rng = np.random.default_rng(abs(hash(str(tmp_path))) % 2**32)  # content (and cache key) of its own
     write_video(tmp_path / "dancer.mp4", [rng.integers(60, 200, (64, 96, 3), np.uint8)] * 12, fps=8)

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from animate.script import spec_from_fields
+from animate.spec import spec_from_fields
 
 MOTION_LORAS = [{"name": "lcm", "source": "tiny-lcm", "weight": 1.0},
                 {"name": "zoom", "source": "tiny-zoom-in", "weight": 0.8},

@@ -3,7 +3,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from animate.script import spec_from_fields
+from animate.spec import spec_from_fields
 
 
 def skeleton_frames(n, size):

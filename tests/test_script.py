@@ -7,7 +7,7 @@ from click.testing import CliRunner
 
 from animate.cli import main
 from animate.errors import ConfigError
-from animate.script import ScriptModel, load_script, parse_script, resolve, spec_from_fields
+from animate.spec import ScriptModel, load_script, parse_script, resolve, spec_from_fields
 
 HERE = Path(__file__).parent / "scripts"
 BAD = HERE / "bad"

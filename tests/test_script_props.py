@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from animate.errors import ConfigError
-from animate.script import OUTPUT_FORMATS, ClipModel, ScriptModel, parse_script
+from animate.spec import OUTPUT_FORMATS, ClipModel, ScriptModel, parse_script
 
 SETTINGS = settings(max_examples=150, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
 

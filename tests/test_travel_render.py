@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from animate.script import spec_from_fields
+from animate.spec import spec_from_fields
 from motion.travel import frame_blend_plan, lerp, slerp
 
 

@@ -12,47 +12,41 @@ from animate.errors import ConfigError
 
 def spec_from_record(data: dict):
     """Rebuild a ClipSpec from the resolved spec an output carries (sidecar `spec` or embedded JSON)."""
-    from animate.models import Source
-    from animate.script import ClipSpec
+    from animate.spec import ClipSpec
+
+    if not isinstance(data, dict):
+        raise ConfigError("the recorded clip spec is not a mapping", hint="replay an output written by animate")
+    data = {"script": "", **data}  # outputs carry the spec without the script's path
+    for key in ("model", "motion_adapter"):
+        if key in data:
+            data[key] = _on_this_machine(data[key])
+    if isinstance(data.get("adapters"), list):
+        data["adapters"] = [{**a, "source": _on_this_machine(a.get("source"))} if isinstance(a, dict) else a
+                            for a in data["adapters"]]
+    if isinstance(data.get("pose"), dict):
+        data["pose"] = {**data["pose"], "controlnet": _on_this_machine(data["pose"].get("controlnet"))} \
+            if "controlnet" in data["pose"] else data["pose"]
+    return ClipSpec.from_dict(data)
+
+
+def _on_this_machine(source):
+    """A recorded source with tiny-kit paths (machine-specific) mapped onto this machine's kit."""
     from animate.tiny import KIT_VERSION, ensure_kit
 
-    def source(d):
-        if d is None:
-            return None
-        ref, config = d["ref"], d.get("config")
-        # Tiny-kit paths are machine-specific: map them onto this machine's kit of the same version.
-        match = re.search(r"[/\\]tiny-v(\d+)[/\\](.+)$", ref)
-        if match and not Path(ref).exists():
-            if int(match.group(1)) != KIT_VERSION:
-                raise ConfigError(f"the clip was made with tiny kit v{match.group(1)}; this install has "
-                                  f"v{KIT_VERSION}, whose random weights differ", hint="render it again instead")
-            kit = ensure_kit()
-            ref = str(kit / match.group(2))
-            if config and (m := re.search(r"[/\\]tiny-v\d+[/\\](.+)$", config)):
-                config = str(kit / m.group(1))
-        return Source(ref=ref, kind=d["kind"], revision=d.get("revision"), weight_name=d.get("weight_name"),
-                      config=config, allow_pickle=bool(d.get("allow_pickle", False)))
-
-    try:
-        fields = dict(data)
-        fields["model"] = source(fields["model"])
-        fields["motion_adapter"] = source(fields["motion_adapter"])
-        fields["adapters"] = tuple((a["name"], source(a["source"]), _weight(a["weight"]), a["kind"])
-                                   for a in fields["adapters"])
-        if fields.get("pose"):
-            fields["pose"] = {**fields["pose"], "controlnet": source(fields["pose"]["controlnet"])}
-        for key in ("prompt", "negative"):
-            if isinstance(fields.get(key), dict):  # JSON turned frame numbers into strings
-                fields[key] = {int(k): v for k, v in fields[key].items()}
-        fields.setdefault("script", "")
-        known = set(ClipSpec.__dataclass_fields__)
-        return ClipSpec(**{k: v for k, v in fields.items() if k in known})
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ConfigError(f"the recorded clip spec is incomplete or from another version ({exc})") from None
-
-
-def _weight(value):
-    return (float(value["start"]), float(value["end"])) if isinstance(value, dict) else float(value)
+    if not isinstance(source, dict) or not isinstance(source.get("ref"), str):
+        return source  # from_dict names what is wrong with it
+    ref, config = source["ref"], source.get("config")
+    match = re.search(r"[/\\]tiny-v(\d+)[/\\](.+)$", ref)
+    if not match or Path(ref).exists():
+        return source
+    if int(match.group(1)) != KIT_VERSION:
+        raise ConfigError(f"the clip was made with tiny kit v{match.group(1)}; this install has "
+                          f"v{KIT_VERSION}, whose random weights differ", hint="render it again instead")
+    kit = ensure_kit()
+    out = {**source, "ref": str(kit / match.group(2))}
+    if isinstance(config, str) and (m := re.search(r"[/\\]tiny-v\d+[/\\](.+)$", config)):
+        out["config"] = str(kit / m.group(1))
+    return out
 
 
 def read_record(path: Path) -> dict:

@@ -1,0 +1,210 @@
+"""ClipSpec: one fully resolved render (a clip at one seed) as plain data, and its JSON form.
+
+`to_dict` is what sidecars, embedded metadata, hashes, `replay`, workers and the server carry;
+`from_dict` turns it back into the same ClipSpec, checking every value on the way in.
+
+A plain clip field (one value, copied as it is from the merged layers) is declared once, here, with
+`plain(schema, builtin)`: the script schema (ClipFields), the built-in defaults, resolution, `to_dict`
+and `from_dict` all read it from this class.
+"""
+from __future__ import annotations
+
+import difflib
+import functools
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from typing import Annotated, Any, Literal, Optional
+
+from pydantic import Field, StrictBool, StrictFloat, StrictInt, StrictStr, TypeAdapter, ValidationError
+
+from ..errors import ConfigError
+from ..models import Source
+from .values import (AdapterName, ClipName, Data, OutputName, Prompt, Range, SchedulerName, Seed, Size, Text,
+                     Weight, loc_text, show)
+
+
+def plain(schema: Any, builtin: Any):
+    """A plain clip field: checked by `schema` wherever it is set, `builtin` when no layer sets it."""
+    return field(metadata={"schema": schema, "builtin": builtin})
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    """One fully resolved render: a clip at one seed. Sources are resolved but nothing is loaded."""
+
+    name: str
+    seed: int
+    multi_seed: bool
+    model: Source
+    motion_adapter: Source
+    adapters: tuple  # of (name, Source, weight or (start, end), kind)
+    scheduler: str = plain(SchedulerName, "ddim")
+    steps: int = plain(Range(StrictInt, 1, 200), 25)
+    guidance: float = plain(Range(StrictFloat, 0, 30), 7.5)
+    frames: int = plain(Range(StrictInt, 2, 1024), 16)  # one frame is a still: the motion modules need two
+    fps: float = plain(Range(StrictFloat, 0, 120, lo_open=True), 8)
+    width: int = plain(Size, 512)
+    height: int = plain(Size, 512)
+    prompt: str | dict  # text, or {frame: text} keyframes
+    negative: str | dict
+    head: str = plain(str, "")
+    tail: str = plain(str, "")
+    interpolation: str = plain(Literal["linear", "slerp"], "linear")
+    outputs: dict  # format → its options
+    fuse: bool = plain(StrictBool, True)
+    decode_chunk: int = plain(Range(StrictInt, 1, 1024), 16)
+    pose: dict | None = None  # every PoseSpec field, `controlnet` as a Source
+    script: str = ""
+    preset: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def stem(self) -> str:
+        return f"{self.name}-s{self.seed}" if self.multi_seed else self.name
+
+    def to_dict(self) -> dict:
+        """Plain JSON-able form (for sidecars, metadata, hashing); `from_dict` reverses it exactly."""
+        d = asdict(self)
+        d["model"] = _source_dict(self.model)
+        d["motion_adapter"] = _source_dict(self.motion_adapter)
+        d["adapters"] = [{"name": n, "source": _source_dict(s), "kind": k,
+                          "weight": {"start": w[0], "end": w[1]} if isinstance(w, tuple) else w}
+                         for n, s, w, k in self.adapters]
+        if self.pose:
+            d["pose"] = {**self.pose, "controlnet": _source_dict(self.pose["controlnet"])}
+        return d
+
+    @classmethod
+    def from_dict(cls, data: Any) -> ClipSpec:
+        """The ClipSpec `to_dict` made `data` from, also after a JSON round trip (frame keys back to numbers,
+        weight ramps back to pairs). An unknown, missing or wrong value raises a ConfigError naming it."""
+        names = [f.name for f in fields(cls)]
+        _check_keys(data, (), required=names)
+        return cls(**{name: _READERS.get(name, _read_checked)(data[name], (name,)) for name in names})
+
+
+# ---------------------------------------------------------------- the plain fields
+
+_COERCE = {"int": int, "float": float, "str": str, "bool": bool}
+PLAIN = {f.name: f for f in fields(ClipSpec) if "schema" in f.metadata}
+for _f in PLAIN.values():
+    if _f.type not in _COERCE:  # a plain field holds one scalar; anything richer needs its own resolution
+        raise TypeError(f"plain field ClipSpec.{_f.name} must be int, float, str or bool (is {_f.type})")
+
+
+def plain_value(name: str, value: Any) -> Any:
+    """A merged layer value of plain field `name` as ClipSpec holds it (8 → 8.0 for a float field)."""
+    return _COERCE[PLAIN[name].type](value)
+
+
+# ---------------------------------------------------------------- reading a recorded spec back
+
+_WHERE = "clip spec"
+_SOURCE_FIELDS = {f.name: f for f in fields(Source)}
+_SOURCE_TYPES = {"str": StrictStr, "str | None": Optional[StrictStr], "bool": StrictBool}
+_SOURCE_KINDS = ("hub", "folder", "file")
+# What each field holds in its JSON form; the fields holding Sources have their own readers below.
+_TYPES: dict[str, Any] = {
+    "name": ClipName, "seed": Seed, "multi_seed": StrictBool, "prompt": Prompt, "negative": Prompt | Literal[""],
+    "outputs": Annotated[dict[OutputName, dict[str, Data]], Field(min_length=1)], "script": StrictStr,
+    "preset": Optional[Text], "extra": dict[str, Data],
+    **{name: f.metadata["schema"] for name, f in PLAIN.items()},
+    **{f"source.{name}": _SOURCE_TYPES[f.type] for name, f in _SOURCE_FIELDS.items()},
+    "adapter.name": AdapterName, "adapter.kind": Literal["lcm", "motion", "style"], "adapter.weight": Weight,
+}
+
+
+def _source_dict(src: Source | None) -> dict | None:
+    # Options at their defaults are left out, as a person would write them.
+    if src is None:
+        return None
+    return {k: v for k, v in asdict(src).items() if v != _SOURCE_FIELDS[k].default}
+
+
+def _fail(path: tuple, message: str, hint: str | None = None) -> ConfigError:
+    return ConfigError(f"{loc_text(path)}: {message}" if path else message, where=_WHERE, hint=hint)
+
+
+def _check_keys(data: Any, path: tuple, *, required, optional=()) -> None:
+    if not isinstance(data, dict):
+        raise _fail(path, f"must be a mapping (got {show(data)})")
+    known = list(required) + list(optional)
+    for key in data:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1)
+            raise _fail(path + (key,), f"unknown field (got {show(data[key])})",
+                        f"did you mean `{close[0]}`?" if close else "was it written by another version of animate?")
+    for key in required:
+        if key not in data:
+            raise _fail(path + (key,), "required field is missing")
+
+
+@functools.lru_cache(maxsize=None)
+def _adapter(kind: str) -> TypeAdapter:
+    return TypeAdapter(_TYPES[kind])
+
+
+def _validated(kind: str, value: Any, path: tuple) -> Any:
+    try:
+        return _adapter(kind).validate_python(value)
+    except ValidationError as exc:
+        raise _invalid(exc, value, path) from None
+
+
+def _invalid(exc: ValidationError, value: Any, path: tuple, root=None) -> ConfigError:
+    from .lines import validation_problems  # lines reads the schema, which is built from this module
+
+    loc, message = (validation_problems(exc, value, root) or [((), f"is not valid (got {show(value)})")])[0]
+    return _fail(path + loc, message)
+
+
+def _read_checked(value: Any, path: tuple) -> Any:
+    out = _validated(path[0], value, path)
+    return plain_value(path[0], out) if path[0] in PLAIN else out
+
+
+def _read_source(value: Any, path: tuple) -> Source:
+    required = [n for n, f in _SOURCE_FIELDS.items() if f.default is MISSING]  # ref and kind
+    _check_keys(value, path, required=required, optional=[n for n in _SOURCE_FIELDS if n not in required])
+    out = {key: _validated(f"source.{key}", item, path + (key,)) for key, item in value.items()}
+    if out["kind"] not in _SOURCE_KINDS:
+        raise _fail(path + ("kind",), f"must be {', '.join(_SOURCE_KINDS)} (got {show(out['kind'])})")
+    return Source(**out)
+
+
+def _read_weight(value: Any, path: tuple) -> float | tuple[float, float]:
+    if isinstance(value, dict):  # a ramp over the denoising steps
+        _check_keys(value, path, required=["start", "end"])
+        return (float(_validated("adapter.weight", value["start"], path + ("start",))),
+                float(_validated("adapter.weight", value["end"], path + ("end",))))
+    return float(_validated("adapter.weight", value, path))
+
+
+def _read_adapters(value: Any, path: tuple) -> tuple:
+    if not isinstance(value, list):
+        raise _fail(path, f"must be a list (got {show(value)})")
+    out = []
+    for i, item in enumerate(value):
+        at = path + (i,)
+        _check_keys(item, at, required=["name", "source", "kind", "weight"])
+        out.append((_validated("adapter.name", item["name"], at + ("name",)),
+                    _read_source(item["source"], at + ("source",)), _read_weight(item["weight"], at + ("weight",)),
+                    _validated("adapter.kind", item["kind"], at + ("kind",))))
+    return tuple(out)
+
+
+def _read_pose(value: Any, path: tuple) -> dict | None:
+    if value is None:
+        return None
+    from .schema import PoseSpec  # the schema is built from this module
+
+    _check_keys(value, path, required=list(PoseSpec.model_fields))
+    rest = {k: v for k, v in value.items() if k != "controlnet"}
+    try:
+        pose = PoseSpec.model_validate(rest)  # keyframe numbers come back as int here
+    except ValidationError as exc:
+        raise _invalid(exc, rest, path, PoseSpec) from None
+    controlnet = _read_source(value["controlnet"], path + ("controlnet",))
+    return {k: controlnet if k == "controlnet" else getattr(pose, k) for k in value}  # in the record's order
+
+
+_READERS = {"model": _read_source, "motion_adapter": _read_source, "adapters": _read_adapters, "pose": _read_pose}

@@ -1,0 +1,244 @@
+"""The script schema: pydantic models, frozen, unknown keys forbidden. A script is `ScriptModel`; a clip,
+`defaults:` and a preset are `ClipFields` (every field optional: resolution fills the gaps in layers)."""
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, create_model, field_validator, \
+    model_validator
+from pydantic_core import PydanticCustomError
+
+from .clipspec import PLAIN
+from .values import AdapterName, ClipName, Data, Frame, OutputName, Prompt, Range, Seed, Text, Weight, show
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*")
+    @classmethod
+    def _no_nul(cls, v):
+        # Text reaches file names, paths and tokenizers; a script is text, so NUL is always a mistake.
+        if _has_nul(v):
+            raise ValueError("text holds a NUL character")
+        return v
+
+
+class SourceSpec(Frozen):
+    """A model source with options."""
+
+    source: Text
+    revision: Text | None = None
+    weight_name: Text | None = None
+    config: Text | None = None
+    allow_pickle: StrictBool = False
+
+
+SourceValue = Union[Text, SourceSpec]
+
+
+class WeightRamp(Frozen):
+    """A weight that moves linearly from `start` (first denoising step) to `end` (last step)."""
+
+    start: Weight
+    end: Weight
+
+
+class AdapterSpec(Frozen):
+    """One LoRA mixed at `weight` (a number, or {start, end} over the denoising steps); `kind` says which
+    slot it fills (lcm, motion or style)."""
+
+    name: AdapterName
+    source: SourceValue | None = None
+    weight: Weight | WeightRamp = 1.0
+    kind: Literal["lcm", "motion", "style"] | None = None
+
+
+def _first_repeat(values) -> Any:
+    """The first value of a list that appeared earlier in it, else None."""
+    if isinstance(values, list):
+        for i, value in enumerate(values):
+            if value in values[:i]:
+                return value
+    return None
+
+
+class PoseSpec(Frozen):
+    """ControlNet OpenPose guidance."""
+
+    source: Text | dict[Frame, dict[str, Data]]
+    controlnet: SourceValue = "openpose"
+    scale: Range(StrictFloat, 0, 2) = 1.0
+    start: Range(StrictFloat, 0, 1) = 0.0
+    end: Range(StrictFloat, 0, 1) = 1.0
+    fit: Literal["contain", "cover", "stretch"] = "contain"
+    kind: Literal["skeleton", "openpose-json", "keyframes", "person-video"] | None = None
+    # Source options (see docs/pose.md): the clock of image/JSON frames, what to do when the source is
+    # shorter than the clip, the pixel canvas of keypoints, the confidence cut-off, detector smoothing and
+    # model (person videos: 0 lite, 1 full, 2 heavy).
+    source_fps: Range(StrictFloat, 0, 240, lo_open=True) | None = None
+    overrun: Literal["error", "hold", "loop"] | None = None
+    canvas: Annotated[list[Range(StrictInt, 1, 16384)], Field(min_length=2, max_length=2)] | None = None
+    threshold: Range(StrictFloat, 0, 1) | None = None
+    smooth: StrictBool | None = None
+    complexity: Literal[0, 1, 2] | None = None
+
+    @field_validator("source")
+    @classmethod
+    def _keyframes(cls, v):
+        if isinstance(v, dict) and not v:
+            raise ValueError("pose keyframe mapping is empty; give at least {0: {...}} or a file path")
+        return v
+
+    @model_validator(mode="after")
+    def _order(self):
+        if self.end <= self.start:
+            raise PydanticCustomError("pose_order", "end ({end}) must be greater than start ({start})",
+                                      {"end": self.end, "start": self.start})
+        return self
+
+
+class _ClipLayer(Frozen):
+    """The clip fields that are more than one value; ClipFields adds the plain ones."""
+
+    preset: Text | Annotated[list[Text], Field(min_length=1, max_length=8)] | None = None  # later ones win
+    description: str | None = None  # presets only: one line shown by `animate presets`
+    model: SourceValue | None = None
+    motion_adapter: SourceValue | None = None
+    adapters: Annotated[list[AdapterSpec], Field(max_length=64)] | None = None
+    seed: Seed | Annotated[list[Seed], Field(min_length=1, max_length=1000)] | None = None
+    prompt: Prompt | None = None
+    negative: Prompt | None = None
+    outputs: Annotated[list[OutputName], Field(min_length=1)] | \
+        Annotated[dict[OutputName, dict[str, Data] | None], Field(min_length=1)] | None = None
+    pose: PoseSpec | None = None
+
+    @field_validator("outputs")
+    @classmethod
+    def _formats(cls, v):
+        dup = _first_repeat(v)
+        if dup is not None:
+            raise ValueError(f"output format {dup!r} is listed twice")
+        return v
+
+    @field_validator("adapters")
+    @classmethod
+    def _unique_adapters(cls, v):
+        if v is not None:
+            problems = _adapter_clashes([a.name for a in v])
+            if problems:
+                raise PydanticCustomError("adapter_names", problems[0][1])
+        return v
+
+    @field_validator("seed")
+    @classmethod
+    def _unique_seeds(cls, v):
+        dup = _first_repeat(v)
+        if dup is not None:
+            raise ValueError(f"seed {dup} is listed twice (got {show(v)})")
+        return v
+
+    @field_validator("prompt", "negative")
+    @classmethod
+    def _keyframes(cls, v):
+        if isinstance(v, dict) and not v:
+            raise ValueError('keyframe mapping is empty; give at least {0: "..."}')
+        return v
+
+
+# Every field a clip (or `defaults`, or a preset) may set: the fields above, and each plain ClipSpec field
+# (scheduler, steps, width ...) as declared there, optional here.
+ClipFields = create_model("ClipFields", __base__=_ClipLayer, __module__=__name__,
+                          __doc__="Every field a clip (or `defaults`, or a preset) may set.",
+                          **{name: (Optional[f.metadata["schema"]], None) for name, f in PLAIN.items()})
+
+
+class ClipModel(ClipFields):
+    name: ClipName
+
+
+class ReelSpec(Frozen):
+    """One MP4 of all the script's clips in order (script level)."""
+
+    audio: Text | None = None
+    crossfade: Range(StrictFloat, 0, 10) = 0.0
+    fps: Range(StrictFloat, 0, 120, lo_open=True) | None = None
+
+
+class ScriptModel(Frozen):
+    version: Literal[1] = 1
+    defaults: ClipFields | None = None
+    clips: Annotated[list[ClipModel], Field(min_length=1, max_length=10_000)]
+    outputs: list[Literal["reel"]] | None = None  # script-level outputs: `[reel]`
+    reel: ReelSpec | None = None  # reel options; giving them also turns the reel on
+
+    def reel_options(self) -> dict | None:
+        """The reel settings when the script asks for one, else None."""
+        if self.reel is None and "reel" not in (self.outputs or []):
+            return None
+        return (self.reel or ReelSpec()).model_dump()
+
+    @field_validator("clips")
+    @classmethod
+    def _unique_names(cls, v):
+        problems = _name_clashes([c.name for c in v])
+        if problems:
+            raise PydanticCustomError("clip_names", problems[0][1])
+        return v
+
+
+def _adapter_clashes(names: list) -> list[tuple[int, str]]:
+    """(index, message) for each adapter whose name an earlier adapter in the same list uses."""
+    first: dict[str, int] = {}
+    out = []
+    for i, name in enumerate(names):
+        if isinstance(name, str) and name in first:
+            out.append((i, f"adapter name {name!r} is already used by adapters[{first[name]}]; give each "
+                           "adapter its own name (a clip re-weights a default adapter by repeating its name)"))
+        elif isinstance(name, str):
+            first[name] = i
+    return out
+
+
+def _name_clashes(names: list) -> list[tuple[int, str]]:
+    """(index, message) for each clip whose name an earlier clip already uses."""
+    first: dict[str, int] = {}
+    out = []
+    for i, name in enumerate(names):
+        if not isinstance(name, str):
+            continue
+        if name in first:
+            out.append((i, f"clip name {name!r} is already used by clips[{first[name]}]; clip names become "
+                           "file names and must be unique"))
+        else:
+            first[name] = i
+    return out
+
+
+def cross_checks(data: dict) -> list[tuple[tuple, str]]:
+    """Unique clip names and unique adapter names per list, found even when other fields are wrong."""
+    out = []
+    clips = data.get("clips") if isinstance(data.get("clips"), list) else []
+    names = [c.get("name") if isinstance(c, dict) else None for c in clips]
+    out += [(("clips", i, "name"), msg) for i, msg in _name_clashes(names)]
+    holders = [(("defaults",), data.get("defaults"))] + [(("clips", i), c) for i, c in enumerate(clips)]
+    for path, holder in holders:
+        adapters = holder.get("adapters") if isinstance(holder, dict) else None
+        if isinstance(adapters, list):
+            names = [a.get("name") if isinstance(a, dict) else None for a in adapters]
+            out += [(path + ("adapters", i, "name"), msg) for i, msg in _adapter_clashes(names)]
+    return out
+
+
+def json_schema() -> dict:
+    """The JSON Schema of a script (for editors)."""
+    return ScriptModel.model_json_schema()
