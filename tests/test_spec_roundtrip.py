@@ -201,7 +201,7 @@ BAD = [
     (("outputs",), {"gif": 3}, "clip spec: outputs.gif: must be a mapping (got 3)"),
     (("outputs",), {"jpg": {}}, "clip spec: outputs.jpg: unknown output format 'jpg'"),
     (("model",), "tiny", "clip spec: model: must be a mapping (got 'tiny')"),
-    (("model", "kind"), "cloud", "clip spec: model.kind: must be hub, folder, file (got 'cloud')"),
+    (("model", "kind"), "cloud", "clip spec: model.kind: must be hub, folder or file (got 'cloud')"),
     (("model", "ref"), DELETE, "clip spec: model.ref: required field is missing"),
     (("model", "weights"), "x", "clip spec: model.weights: unknown field (got 'x')"),
     (("model", "allow_pickle"), 1, "clip spec: model.allow_pickle: must be true or false (got 1)"),
@@ -254,3 +254,21 @@ def test_builtin_defaults_cover_the_plain_fields_and_are_valid():
     assert set(PLAIN) <= set(BUILTIN)
     assert set(BUILTIN) <= set(ClipFields.model_fields)
     ClipFields.model_validate(BUILTIN)  # a built-in default that its own schema refuses would fail here
+
+
+# ---------------------------------------------------------------- free-form values are JSON data
+
+@pytest.mark.parametrize("fragment, expected", [
+    ("outputs: {mp4: {title: 2024-01-01}}",
+     "s.yaml:5:28: clips[0].outputs.mp4.title: must be text, a number, true/false, a list or a mapping "
+     "(got datetime.date(2024, 1, 1))"),
+    ("outputs: {gif: {target: .nan}}", "s.yaml:5:29: clips[0].outputs.gif.target: must be a finite number (got nan)"),
+    ("outputs: {gif: {opts: {1: 2}}}", "s.yaml:5:21: clips[0].outputs.gif.opts: keys must be text (got 1)"),
+    ("pose: {source: {0: {nose: [.inf, 1]}}}",
+     "s.yaml:5:31: clips[0].pose.source[0].nose: must be a finite number (got inf)"),
+])
+def test_free_form_values_must_survive_json(fragment, expected):
+    # A date, NaN or a numeric key would come back from a sidecar as something else (or not at all).
+    with pytest.raises(ConfigError) as info:
+        parse_script(f"version: 1\nclips:\n  - name: a\n    prompt: x\n    {fragment}\n", where="s.yaml")
+    assert info.value.lines == [expected]

@@ -11,10 +11,10 @@ resolution, and ClipSpec, the resolved render that everything downstream carries
 from .clipspec import PLAIN, ClipSpec, plain
 from .lines import format_errors
 from .positions import MAX_DEPTH, MAX_SCRIPT_BYTES
-from .resolve import (BUILTIN, Script, list_presets, load_preset, load_script, parse_script, parse_text, presets_dir,
-                      resolve, spec_from_fields)
-from .schema import (AdapterSpec, ClipFields, ClipModel, Frozen, PoseSpec, ReelSpec, ScriptModel, SourceSpec, WeightRamp,
-                     json_schema)
+from .resolve import (BUILTIN, Script, list_presets, load_preset, load_script, parse_script, parse_text,
+                      presets_dir, resolve, spec_from_fields)
+from .schema import (AdapterSpec, ClipFields, ClipModel, Frozen, PoseSpec, ReelSpec, ScriptModel, SourceSpec,
+                     WeightRamp, json_schema)
 from .values import MAX_SEED, NAME_RE, OUTPUT_FORMATS, name_problem, slug
 
 __all__ = [

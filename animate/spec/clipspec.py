@@ -5,7 +5,11 @@
 
 A plain clip field (one value, copied as it is from the merged layers) is declared once, here, with
 `plain(schema, builtin)`: the script schema (ClipFields), the built-in defaults, resolution, `to_dict`
-and `from_dict` all read it from this class.
+and `from_dict` all read it from this class. Adding one is one line, for example
+
+    clip_skip: int = plain(Range(StrictInt, 0, 12), 0)
+
+and then teaching the renderer to use it.
 """
 from __future__ import annotations
 
@@ -23,7 +27,8 @@ from .values import (AdapterName, ClipName, Data, OutputName, Prompt, Range, Sch
 
 
 def plain(schema: Any, builtin: Any):
-    """A plain clip field: checked by `schema` wherever it is set, `builtin` when no layer sets it."""
+    """A plain clip field: checked by `schema` wherever it is set, `builtin` when no layer sets it. It stays
+    required when a ClipSpec is built: a resolved spec holds every value."""
     return field(metadata={"schema": schema, "builtin": builtin})
 
 
@@ -86,6 +91,7 @@ class ClipSpec:
 
 _COERCE = {"int": int, "float": float, "str": str, "bool": bool}
 PLAIN = {f.name: f for f in fields(ClipSpec) if "schema" in f.metadata}
+PLAIN_TYPES = {name: f.metadata["schema"] for name, f in PLAIN.items()}  # what the script schema checks
 for _f in PLAIN.values():
     if _f.type not in _COERCE:  # a plain field holds one scalar; anything richer needs its own resolution
         raise TypeError(f"plain field ClipSpec.{_f.name} must be int, float, str or bool (is {_f.type})")
@@ -101,13 +107,13 @@ def plain_value(name: str, value: Any) -> Any:
 _WHERE = "clip spec"
 _SOURCE_FIELDS = {f.name: f for f in fields(Source)}
 _SOURCE_TYPES = {"str": StrictStr, "str | None": Optional[StrictStr], "bool": StrictBool}
-_SOURCE_KINDS = ("hub", "folder", "file")
+_SOURCE_KINDS = ("hub", "folder", "file")  # models.Source.kind
 # What each field holds in its JSON form; the fields holding Sources have their own readers below.
 _TYPES: dict[str, Any] = {
     "name": ClipName, "seed": Seed, "multi_seed": StrictBool, "prompt": Prompt, "negative": Prompt | Literal[""],
     "outputs": Annotated[dict[OutputName, dict[str, Data]], Field(min_length=1)], "script": StrictStr,
     "preset": Optional[Text], "extra": dict[str, Data],
-    **{name: f.metadata["schema"] for name, f in PLAIN.items()},
+    **PLAIN_TYPES,
     **{f"source.{name}": _SOURCE_TYPES[f.type] for name, f in _SOURCE_FIELDS.items()},
     "adapter.name": AdapterName, "adapter.kind": Literal["lcm", "motion", "style"], "adapter.weight": Weight,
 }
@@ -167,7 +173,7 @@ def _read_source(value: Any, path: tuple) -> Source:
     _check_keys(value, path, required=required, optional=[n for n in _SOURCE_FIELDS if n not in required])
     out = {key: _validated(f"source.{key}", item, path + (key,)) for key, item in value.items()}
     if out["kind"] not in _SOURCE_KINDS:
-        raise _fail(path + ("kind",), f"must be {', '.join(_SOURCE_KINDS)} (got {show(out['kind'])})")
+        raise _fail(path + ("kind",), f"must be hub, folder or file (got {show(out['kind'])})")
     return Source(**out)
 
 

@@ -213,7 +213,7 @@ def resolve(script: Script, overrides: dict | None = None, *, only: list[str] | 
         try:
             ClipFields.model_validate(overrides)
         except ValidationError as exc:
-            lines = error_lines([(loc, msg) for loc, msg in validation_problems(exc, overrides, ClipFields)], "command line", {})
+            lines = error_lines(validation_problems(exc, overrides, ClipFields), "command line", {})
             raise ConfigError(lines[0], lines=lines) from None
     names = [c.name for c in script.model.clips]
     for wanted in only or []:
@@ -282,8 +282,8 @@ def _resolve_clip(name: str, f: dict, origin: dict, sites: _Sites, script: Scrip
         value = f.get(key)
         if isinstance(value, dict):
             for k in sorted(k for k in value if k >= frames):
-                problems.append(f"{sites((key, k), key=True)}: {label} {k} is past the last frame ({frames - 1}); use keys "
-                                f"below {frames} or raise `frames`")
+                problems.append(f"{sites((key, k), key=True)}: {label} {k} is past the last frame ({frames - 1}); "
+                                f"use keys below {frames} or raise `frames`")
 
     def src(value, path: tuple, slot=None, layer="clip"):
         if isinstance(value, dict):

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, Stri
     model_validator
 from pydantic_core import PydanticCustomError
 
-from .clipspec import PLAIN
+from .clipspec import PLAIN_TYPES
 from .values import AdapterName, ClipName, Data, Frame, OutputName, Prompt, Range, Seed, Text, Weight, show
 
 def _has_nul(value: Any) -> bool:
@@ -159,7 +159,7 @@ class _ClipLayer(Frozen):
 # (scheduler, steps, width ...) as declared there, optional here.
 ClipFields = create_model("ClipFields", __base__=_ClipLayer, __module__=__name__,
                           __doc__="Every field a clip (or `defaults`, or a preset) may set.",
-                          **{name: (Optional[f.metadata["schema"]], None) for name, f in PLAIN.items()})
+                          **{name: (Optional[kind], None) for name, kind in PLAIN_TYPES.items()})
 
 
 class ClipModel(ClipFields):

@@ -25,6 +25,17 @@ def show(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
+def loc_text(loc: tuple) -> str:
+    """A field path as people write it: `clips[2].adapters[0].weight`."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int) and not isinstance(part, bool):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
 def _num(x: float) -> str:
     return str(x) if isinstance(x, int) else str(int(x)) if x.is_integer() and abs(x) < 1e15 else f"{x:g}"
 
@@ -144,14 +155,3 @@ Prompt = Union[Annotated[str, Field(min_length=1, max_length=10_000)],
                dict[Frame, Annotated[str, Field(max_length=10_000)]]]
 # Free-form values (encoder options, pose keypoints): JSON data, so a resolved spec survives a JSON round trip.
 Data = Annotated[Any, AfterValidator(_check_data)]
-
-
-def loc_text(loc: tuple) -> str:
-    """A field path as people write it: `clips[2].adapters[0].weight`."""
-    out = ""
-    for part in loc:
-        if isinstance(part, int) and not isinstance(part, bool):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + str(part)
-    return out
