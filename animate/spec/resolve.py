@@ -160,8 +160,9 @@ def load_preset(name: str, base_dir: Path, where: str) -> dict:
 
 
 def _merge(layers: list[tuple[str, dict]]) -> tuple[dict, dict]:
-    """Later layers win; adapters merge by name so a clip can add a LoRA or re-weight one.
-    Returns the fields and, for each field, the layer that set it last."""
+    """Later layers win; adapters merge by name so a clip can add a LoRA or re-weight one, and a list of
+    output formats keeps the options a lower layer gave them (`--format mp4` over a preset's `mp4: {target:
+    reels}`). Returns the fields and, for each field, the layer that set it last."""
     out: dict[str, Any] = {}
     origin: dict[str, str] = {}
     for layer, values in layers:
@@ -173,6 +174,8 @@ def _merge(layers: list[tuple[str, dict]]) -> tuple[dict, dict]:
                 for a in value:
                     merged[a["name"]] = {**merged.get(a["name"], {}), **{k: v for k, v in a.items() if v is not None}}
                 out[key] = list(merged.values())
+            elif key == "outputs" and isinstance(value, list) and isinstance(out.get("outputs"), dict):
+                out[key] = {fmt: out["outputs"].get(fmt) for fmt in value}
             else:
                 out[key] = value
             origin[key] = layer
