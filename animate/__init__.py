@@ -28,7 +28,7 @@ def run_script(script=None, *, specs=None, out="outputs", on_event=None, only=No
 
     from .events import Events
     from .run import run_specs
-    from .script import load_script, resolve
+    from .spec import load_script, resolve
 
     reel, stem, base_dir = None, "api", "."
     if script is not None:

@@ -18,7 +18,7 @@ from .errors import AnimateError, ConfigError, ModelError, OutputError
 from .models import Source, check_reachable, read_safetensors_keys
 
 if TYPE_CHECKING:
-    from .script import ClipSpec
+    from .spec import ClipSpec
 
 
 def check_specs(specs: list[ClipSpec], *, reachable: bool = True, out: str | os.PathLike | None = None,

@@ -56,7 +56,7 @@ def main(argv=None) -> None:
 
     from animate.cli import quiet_libraries
     from animate.renderer import Renderer
-    from animate.script import spec_from_fields
+    from animate.spec import spec_from_fields
 
     quiet_libraries()
     torch.set_num_threads(1)

@@ -12,7 +12,7 @@ from safetensors.torch import save_file
 from animate.checks import check_output_root, check_specs, estimate_output_bytes
 from animate.cli import main
 from animate.errors import ConfigError, ModelError, OutputError
-from animate.script import spec_from_fields
+from animate.spec import spec_from_fields
 from cli_helpers import assert_one_error_line
 
 

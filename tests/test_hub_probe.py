@@ -10,7 +10,7 @@ from animate import models
 from animate.checks import check_specs
 from animate.cli import main
 from animate.errors import ModelError
-from animate.script import spec_from_fields
+from animate.spec import spec_from_fields
 from cli_helpers import assert_one_error_line
 
 

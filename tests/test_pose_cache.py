@@ -6,7 +6,7 @@ from PIL import Image
 import motion.pose
 from animate.cli import main
 from animate.renderer import load_pose_frames
-from animate.script import spec_from_fields
+from animate.spec import spec_from_fields
 
 
 def pose_spec(source, **pose):
