@@ -158,36 +158,42 @@ def test_encoders_overlap_the_next_clips_denoising(kit, tmp_path, renderer, monk
 
 
 def test_at_most_max_pending_clips_wait_for_encoders(kit, tmp_path, renderer, monkeypatch):
+    """The first clip's GIF encoder is held until a third clip starts rendering (or 5 s pass). A runner that
+    rendered ahead without bound would render it at once; with max_pending=2 a render starts only while at most
+    one earlier clip still waits for its encoders."""
     import animate.encode
     from animate.events import Events
     from animate.run import run_specs
     from animate.spec import spec_from_fields
 
     specs = [spec_from_fields({**BASE, "outputs": ["gif"], "seed": i}, name=f"m{i}")[0] for i in range(4)]
-    rendering, started = [], []
-    original_render = type(renderer).render
-    original = animate.encode.encode_with_report
-    release = threading.Event()
+    original_encode, original_render = animate.encode.encode_with_report, type(renderer).render
+    third_render = threading.Event()
+    counts = {"rendered": 0, "done": 0}
+    waiting_at_render = []
 
-    def render_spy(self, spec, *a, **kw):
-        rendering.append(spec.stem)
+    def held(fmt, frames, path, **kw):
+        if path.name.startswith("m0"):
+            third_render.wait(timeout=5)
+        return original_encode(fmt, frames, path, **kw)
+
+    def counting(self, spec, *a, **kw):
+        waiting_at_render.append(counts["rendered"] - counts["done"])
+        counts["rendered"] += 1
+        if counts["rendered"] == 3:
+            third_render.set()
         return original_render(self, spec, *a, **kw)
 
-    def slow(fmt, frames, path, **kw):
-        started.append(path.stem)
-        release.wait(timeout=2)  # hold every encoder: the runner must stop rendering ahead
-        return original(fmt, frames, path, **kw)
-
     def watch(event):
-        if event.name == "clip_start":
-            # Frames waiting for encoders never exceed max_pending=2 (plus the clip that is rendering now).
-            assert len(rendering) - len([s for s in started if s in rendering]) <= 3
+        if event.name == "clip_done":
+            counts["done"] += 1
 
-    monkeypatch.setattr(type(renderer), "render", render_spy)
-    monkeypatch.setattr(animate.encode, "encode_with_report", slow)
+    monkeypatch.setattr(animate.encode, "encode_with_report", held)
+    monkeypatch.setattr(type(renderer), "render", counting)
     summary = run_specs(specs, out=tmp_path, script_stem="bounded", renderer=renderer, events=Events(watch),
                         max_pending=2, workers=1)
     assert summary.rendered == [s.stem for s in specs]
+    assert max(waiting_at_render) == 1, waiting_at_render  # m1 renders while m0 waits; m2 only after m0 is done
 
 
 def test_check_says_what_is_up_to_date_and_what_would_be_encoded(kit, tmp_path):
