@@ -104,16 +104,21 @@ class _Runner:
                     continue
                 job = queue.popleft()
                 claim = self.claims.try_claim(job.render_key)
-                fresh = self._replan(job)  # another process may have finished it meanwhile
-                if fresh.status == "done" and not self.force:
-                    if claim is not None:
+                try:
+                    fresh = self._replan(job)  # another process may have finished it meanwhile
+                    if fresh.status == "done" and not self.force:
+                        if claim is not None:
+                            claim.release()
+                        self._skipped(fresh)
+                        continue
+                    if claim is None:
+                        waiting.append(job)
+                        continue
+                    self._start(fresh, claim)
+                except BaseException:  # Ctrl-C mid-render: a claim kept would be beaten alive by this process
+                    if claim is not None and not any(p.claim is claim for p in self.pending):
                         claim.release()
-                    self._skipped(fresh)
-                    continue
-                if claim is None:
-                    waiting.append(job)
-                    continue
-                self._start(fresh, claim)
+                    raise
                 self._collect(block=False)
                 while len(self.pending) >= self.max_pending:
                     self._collect(block=True)

@@ -156,3 +156,30 @@ def test_read_only_output_root_is_one_line_before_rendering(kit, tmp_path, monke
         assert len(lines) == 1 and "cannot write" in lines[0] and "read-only" in lines[0], result.output
     finally:
         subprocess.run(["umount", str(out)], check=False)
+
+
+def test_ctrl_c_while_rendering_gives_the_clips_claim_back(kit, tmp_path, renderer, monkeypatch):
+    """The clip being denoised when Ctrl-C (or SIGTERM) arrives holds a claim: it must be released, or the
+    process's own heartbeat keeps it alive and a second run in the same process (a notebook, the API) waits
+    for it forever."""
+    from animate.errors import Interrupted
+    from animate.events import Events
+    from animate.run import run_specs
+    from animate.spec import spec_from_fields
+
+    specs = [spec_from_fields({"preset": "tiny", "frames": 4, "width": 32, "height": 32, "steps": 1,
+                               "prompt": f"a boat {i}", "outputs": ["gif"]}, name=f"k{i}")[0] for i in range(2)]
+    original = type(renderer).render
+
+    def interrupt_second(self, spec, *a, **kw):
+        if spec.stem == "k1":
+            raise KeyboardInterrupt
+        return original(self, spec, *a, **kw)
+
+    monkeypatch.setattr(type(renderer), "render", interrupt_second)
+    with pytest.raises(Interrupted):
+        run_specs(specs, out=tmp_path, script_stem="cc", renderer=renderer, events=Events())
+    assert not (tmp_path / ".claims").exists()  # no claim left, held or stale
+    monkeypatch.setattr(type(renderer), "render", original)
+    summary = run_specs(specs, out=tmp_path, script_stem="cc", renderer=renderer, events=Events())
+    assert summary.rendered == ["k1"] and summary.skipped == ["k0"]
