@@ -285,6 +285,7 @@ def run_specs(specs: list, *, out: str | Path, script_stem: str, renderer=None, 
     from .atomic import sweep_partials
 
     sweep_partials(layout.root)  # temp files of writers that are gone; the folder appears on first write
+    sweep_partials(store.root)  # a killed frame store write leaves a whole clip's frames in a temp file
     summary = RunSummary(out=layout.root)
     # Announce the plan only once every check has passed (a bad device or option stops before it).
     events.emit(Plan(**build_plan(specs, jobs=jobs, device=dev, dtype=dt, out=layout.root, store=store)))

@@ -253,3 +253,28 @@ def test_format_flag_keeps_a_presets_options(kit, tmp_path):
 
     spec = spec_from_fields({**BASE, "preset": ["tiny", str(preset)], "outputs": ["mp4"]}, name="x")[0]
     assert spec.outputs == {"mp4": {"target": "reels"}}
+
+
+def test_a_killed_writers_temp_frames_are_swept(kit, tmp_path, renderer):
+    """`kill -9` while the frame store writes leaves `.frames/.<key>.w…part.npz`: the next run removes it
+    (a clip's frames can be large), and keeps a temp file whose writer still runs."""
+    import os
+    import subprocess
+    import sys
+
+    from animate.atomic import _host_tag
+    from animate.events import Events
+    from animate.run import run_specs
+    from animate.spec import spec_from_fields
+
+    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True).stdout)
+    store = tmp_path / ".frames"
+    store.mkdir()
+    gone = store / f".{'a' * 32}.w{_host_tag()}-{dead}-0123abcd.part.npz"
+    alive = store / f".{'b' * 32}.w{_host_tag()}-{os.getpid()}-0123abcd.part.npz"
+    for path in (gone, alive):
+        path.write_bytes(b"half a clip")
+    spec = spec_from_fields({**BASE, "outputs": ["gif"]}, name="one")[0]
+    run_specs([spec], out=tmp_path, script_stem="sw", renderer=renderer, events=Events())
+    assert not gone.exists() and alive.exists()
