@@ -164,7 +164,8 @@ class _Runner:
             except Exception as exc:  # noqa: BLE001 - one clip's failure must not lose the others' outputs
                 claim.release()
                 self._failed(job, exc if isinstance(exc, AnimateError) else
-                             RenderError(f"clip {job.stem} failed while rendering: {type(exc).__name__}: {exc}"))
+                             RenderError(f"clip {job.stem} failed while rendering: {type(exc).__name__}: "
+                                         f"{one_line(exc)}"))
                 return
             frames, timings, info = result.frames, result.timings, result.info
             self.summary.rendered.append(job.stem)
@@ -230,8 +231,8 @@ class _Runner:
         problems = [(name, exc) for name, exc in problems if name in job.paths or exc is None]
         if problems:  # a manifest line means the whole clip is done: record nothing (written files stay whole)
             real = [exc for _, exc in problems if exc is not None]  # None: interrupted before it started
-            if real and fault is None:
-                self._failed(job, real[0])
+            if real and fault is None:  # options were checked before any work: what fails now is this clip's
+                self._failed(job, real[0], stop_on_mistake=False)
             return
         try:
             files = self.records.finish(job, written, timings=p.timings, info=p.info)
@@ -245,18 +246,35 @@ class _Runner:
         self.events.emit(ClipDone(clip=job.stem, outputs=[self.layout.relative(f) for f in files[:-1]],
                                   encoded=list(written)))
 
-    def _failed(self, job: Job, exc: BaseException) -> None:
-        if isinstance(exc, AnimateError) and exc.exit_code == 2:  # a user mistake repeats for every clip: stop
-            spec = job.spec
-            if spec.name not in (exc.where or ""):
-                exc = type(exc)(exc.message, where=f"{spec.script or 'command line'}: clip {spec.name}"
-                                + (f": {exc.where}" if exc.where else ""), hint=exc.hint)
-            self.fatal = self.fatal or exc
-            return
-        line = exc.line() if isinstance(exc, AnimateError) else f"clip {job.stem}: {type(exc).__name__}: {exc}"
+    def _failed(self, job: Job, exc: BaseException, *, stop_on_mistake: bool = True) -> None:
+        if isinstance(exc, AnimateError):
+            exc = _placed(exc, job.spec)
+            if exc.exit_code == 2 and stop_on_mistake:  # a user mistake repeats for every clip: stop
+                self.fatal = self.fatal or exc
+                return
+        line = exc.line() if isinstance(exc, AnimateError) else \
+            f"clip {job.stem}: {type(exc).__name__}: {one_line(exc)}"
         self.summary.failed.append((job.stem, line))
         for event in error_events(exc if isinstance(exc, AnimateError) else AnimateError(line), clip=job.stem):
             self.events.emit(event)
+
+
+def one_line(text) -> str:
+    """A library's message (or a tool's stderr tail) as one line: its lines joined with ` | `."""
+    parts = [part.strip() for part in str(text).splitlines() if part.strip()]
+    return " | ".join(parts)[:500] or type(text).__name__
+
+
+def _placed(exc: AnimateError, spec) -> AnimateError:
+    """`exc` on one line, and a user mistake naming the script and clip it is about."""
+    if getattr(exc, "lines", None):  # a validation pass: already one line per problem, each placed
+        return exc
+    where = exc.where
+    if exc.exit_code == 2 and spec.name not in (where or ""):
+        where = f"{spec.script or 'command line'}: clip {spec.name}" + (f": {where}" if where else "")
+    if where == exc.where and "\n" not in exc.message:
+        return exc
+    return type(exc)(one_line(exc.message), where=where, hint=exc.hint)
 
 
 def run_specs(specs: list, *, out: str | Path, script_stem: str, renderer=None, force: bool = False,

@@ -183,3 +183,33 @@ def test_ctrl_c_while_rendering_gives_the_clips_claim_back(kit, tmp_path, render
     monkeypatch.setattr(type(renderer), "render", original)
     summary = run_specs(specs, out=tmp_path, script_stem="cc", renderer=renderer, events=Events())
     assert summary.rendered == ["k1"] and summary.skipped == ["k0"]
+
+
+def test_an_encoder_failing_at_run_time_fails_only_its_clip_in_one_line(kit, tmp_path, monkeypatch):
+    """A size budget one clip's content cannot reach, or an encoder raising a multi-line message, fails that
+    clip (exit 1, one line naming it); the other clips still render and are recorded."""
+    import animate.encode
+
+    script = tmp_path / "enc.yaml"
+    script.write_text(yaml.safe_dump({"version": 1, "defaults": {
+        "preset": "tiny", "frames": 4, "width": 32, "height": 32, "steps": 1, "outputs": ["gif"]},
+        "clips": [{"name": "tight", "prompt": "a boat", "outputs": {"gif": {"max_bytes": 300}}},
+                  {"name": "noisy", "prompt": "a tree"}, {"name": "fine", "prompt": "a house"}]}))
+    original = animate.encode.encode_with_report
+
+    def multi_line(fmt, frames, path, **kw):
+        if path.stem == "noisy":
+            raise ValueError("first line of a library's message\nsecond line\nthird line")
+        return original(fmt, frames, path, **kw)
+
+    monkeypatch.setattr(animate.encode, "encode_with_report", multi_line)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["render", str(script), "--out", str(out), "--quiet", "--device", "cpu"])
+    assert result.exit_code == 1, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    errors = sorted(error_lines(result.output), key=lambda line: "tight" in line)  # finished in either order
+    assert len(errors) == 2 and len(lines) == 3 and lines[-1].startswith("3 rendered"), result.output
+    assert "noisy" in errors[0] and "first line of a library" in errors[0]
+    assert "tight" in errors[1] and "cannot fit under 300 bytes" in errors[1]
+    keys = [json.loads(line)["key"] for line in (out / "enc" / "manifest.jsonl").read_text().splitlines()]
+    assert keys == ["fine"]
