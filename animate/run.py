@@ -103,7 +103,13 @@ class _Runner:
                     waiting.clear()
                     continue
                 job = queue.popleft()
-                claim = self.claims.try_claim(job.render_key)
+                try:
+                    claim = self.claims.try_claim(job.render_key)
+                except OSError as exc:  # a claim is a write too: a full disk stops here, finished clips recorded
+                    self.fatal = machine_fault(exc, self.claims.path(job.render_key))
+                    if self.fatal is None:
+                        raise
+                    break
                 try:
                     fresh = self._replan(job)  # another process may have finished it meanwhile
                     if fresh.status == "done" and not self.force:
@@ -138,6 +144,9 @@ class _Runner:
                 self.pending.clear()
         finally:
             self.pool.shutdown(wait=True)
+            for p in self.pending:  # only when something escaped: give the claims back, keep nothing half-done
+                if p.claim is not None:
+                    p.claim.release()
 
     def _replan(self, job: Job) -> Job:
         return plan_job(job.spec, self.layout, self.records.manifest, self.store, dtype=self.dtype, force=self.force)
@@ -238,9 +247,10 @@ class _Runner:
             files = self.records.finish(job, written, timings=p.timings, info=p.info)
         except OSError as exc:
             fault = machine_fault(exc, self.layout.sidecar(job.stem))
-            if fault is None:
-                raise
-            self.fatal = self.fatal or fault
+            if fault is None:  # e.g. an output deleted under us: this clip is not done, the others go on
+                self._failed(job, exc)
+            else:
+                self.fatal = self.fatal or fault
             return
         self.summary.done.append(job.stem)
         self.events.emit(ClipDone(clip=job.stem, outputs=[self.layout.relative(f) for f in files[:-1]],

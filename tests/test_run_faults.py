@@ -213,3 +213,28 @@ def test_an_encoder_failing_at_run_time_fails_only_its_clip_in_one_line(kit, tmp
     assert "tight" in errors[1] and "cannot fit under 300 bytes" in errors[1]
     keys = [json.loads(line)["key"] for line in (out / "enc" / "manifest.jsonl").read_text().splitlines()]
     assert keys == ["fine"]
+
+
+def test_a_full_disk_when_claiming_keeps_the_clips_already_rendered(kit, tmp_path, monkeypatch):
+    """The claim file of the next clip is a write too: when the disk fills there, the clip rendered just before
+    (its encoders still running) is still recorded, and the run ends with the one disk line."""
+    from animate.claims import Claims
+
+    script, out = script_of(tmp_path, n=3, outputs=("gif",)), tmp_path / "out"
+    real = Claims.try_claim
+    calls = []
+
+    def full_on_second(self, key):
+        calls.append(key)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device", str(self.path(key)))
+        return real(self, key)
+
+    monkeypatch.setattr(Claims, "try_claim", full_on_second)
+    result = CliRunner().invoke(main, ["render", str(script), "--out", str(out), "--quiet", "--device", "cpu"])
+    assert result.exit_code == 1, result.output
+    lines = error_lines(result.output)
+    assert len(lines) == 1 and "disk is full" in lines[0] and "Traceback" not in result.output, result.output
+    keys = [json.loads(line)["key"] for line in (out / "faults" / "manifest.jsonl").read_text().splitlines()]
+    assert keys == ["c1"] and (out / "faults" / "c1.gif").exists()
+    assert not (out / ".claims").exists()
