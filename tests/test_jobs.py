@@ -278,3 +278,21 @@ def test_a_killed_writers_temp_frames_are_swept(kit, tmp_path, renderer):
     spec = spec_from_fields({**BASE, "outputs": ["gif"]}, name="one")[0]
     run_specs([spec], out=tmp_path, script_stem="sw", renderer=renderer, events=Events())
     assert not gone.exists() and alive.exists()
+
+
+def test_clean_keeps_the_frames_of_a_clip_being_rendered_now(tmp_path):
+    """A clip another process is rendering has stored its frames but not yet written its manifest line; its
+    claim says so, and `clean` keeps its frames."""
+    from animate.claims import Claims
+    from animate.framestore import FrameStore
+
+    store, key = FrameStore(tmp_path), "c" * 32
+    store.save(key, np.zeros((2, 8, 8, 3), np.uint8))
+    store.save("d" * 32, np.zeros((2, 8, 8, 3), np.uint8))
+    claim = Claims(tmp_path, heartbeat=60).try_claim(key)
+    try:
+        result = CliRunner().invoke(main, ["clean", "--out", str(tmp_path)])
+    finally:
+        claim.release()
+    assert result.exit_code == 0 and "deleted 1 stored clip(s)" in result.output, result.output
+    assert store.keys() == [key]
