@@ -296,3 +296,15 @@ def test_clean_keeps_the_frames_of_a_clip_being_rendered_now(tmp_path):
         claim.release()
     assert result.exit_code == 0 and "deleted 1 stored clip(s)" in result.output, result.output
     assert store.keys() == [key]
+
+
+def test_render_key_ignores_an_adapters_name_but_not_its_weight(kit):
+    from animate.jobs import render_key
+    from animate.spec import spec_from_fields
+
+    def key(name, weight):
+        fields = {**BASE, "outputs": ["gif"], "adapters": [{"name": name, "source": "tiny-zoom-in", "weight": weight}]}
+        return render_key(spec_from_fields(fields, name="k")[0], "fp32")
+
+    assert key("zoom", 0.8) == key("zoom-in", 0.8)  # a label: renaming it changes no frame
+    assert key("zoom", 0.8) != key("zoom", 0.6)
