@@ -4,6 +4,7 @@ their encoders. A clip's failure never loses another clip's outputs; Ctrl-C and 
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import time
 from collections import deque
@@ -16,7 +17,7 @@ from .errors import AnimateError, ConfigError, Interrupted, RenderError, WriteEr
 from .events import ClipDone, ClipStart, EncodeDone, Events, Plan, Step, Summary, error_events, plural
 from .framestore import FrameStore
 from .jobs import Job, plan_job, plan_jobs
-from .outputs import OutputLayout
+from .outputs import Manifest, OutputLayout, canonical_json
 from .records import Records, preview_path, write_preview
 
 REEL_STEM = "reel"
@@ -346,7 +347,9 @@ def run_specs(specs: list, *, out: str | Path, script_stem: str, renderer=None, 
         _stop(events, summary, layout, runner.fatal)
     if reel is not None and not summary.interrupted and not summary.failed:
         t0 = time.perf_counter()
-        path = write_script_reel(layout, specs, reel, base_dir, rebuild=bool(summary.done))
+        keys = {job.stem: job.render_key for job in jobs}
+        path = write_script_reel(layout, specs, reel, base_dir, manifest=records.manifest,
+                                 render_keys=[keys[spec.stem] for spec in specs])
         events.emit(EncodeDone(clip=REEL_STEM, format="mp4", path=layout.relative(path),
                                bytes=path.stat().st_size, seconds=round(time.perf_counter() - t0, 3)))
     if summary.interrupted:
@@ -372,16 +375,25 @@ def _emit_summary(events: Events, summary: RunSummary, layout: OutputLayout) -> 
                         interrupted=summary.interrupted))
 
 
-def write_script_reel(layout: OutputLayout, specs: list, options: dict, base_dir: str | Path, rebuild: bool) -> Path:
-    """One MP4 of every clip in script order, from each clip's lossless frames in the frame store."""
+def write_script_reel(layout: OutputLayout, specs: list, options: dict, base_dir: str | Path, *,
+                      manifest: Manifest, render_keys: list[str]) -> Path:
+    """One MP4 of every clip in script order, from each clip's lossless frames in the frame store. Like a
+    clip's output it has a key (the clips' render keys in order, its options, its audio's content) in the
+    manifest, and is rebuilt only when that key changes or the file is not the one recorded."""
     from .encode.inputs import read_frames
     from .encode.reel import write_reel
+    from .jobs import content_hash
 
     path = layout.file(REEL_STEM, "mp4")
-    if path.exists() and not rebuild:
-        return path
-    clips = [read_frames(layout.sidecar(spec.stem)) for spec in specs]
     audio = options.get("audio")
     if audio:
         audio = str((Path(base_dir) / audio).resolve())
-    return write_reel(clips, path, fps=options.get("fps"), audio=audio, crossfade=options.get("crossfade") or 0.0)
+    heard = content_hash(audio) if audio and Path(audio).exists() else audio
+    key = hashlib.sha256(canonical_json({"render_keys": render_keys, "options": {**options, "audio": heard}})
+                         .encode("utf-8")).hexdigest()
+    if manifest.is_done(REEL_STEM, key, [path]):
+        return path
+    clips = [read_frames(layout.sidecar(spec.stem)) for spec in specs]
+    write_reel(clips, path, fps=options.get("fps"), audio=audio, crossfade=options.get("crossfade") or 0.0)
+    manifest.record(REEL_STEM, key, [path], output_key=key)
+    return path

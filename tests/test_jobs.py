@@ -308,3 +308,27 @@ def test_render_key_ignores_an_adapters_name_but_not_its_weight(kit):
 
     assert key("zoom", 0.8) == key("zoom-in", 0.8)  # a label: renaming it changes no frame
     assert key("zoom", 0.8) != key("zoom", 0.6)
+
+
+def test_the_reel_is_rebuilt_when_its_options_or_clips_change_and_only_then(kit, tmp_path, pipeline_calls):
+    script, out = tmp_path / "rl.yaml", tmp_path / "out"
+    clips = [{"name": "a"}, {"name": "b", "prompt": "a tree"}]
+
+    def write(reel, clips=clips):
+        script.write_text(yaml.safe_dump({"version": 1, "reel": reel, "defaults": {**BASE, "outputs": ["gif"]},
+                                          "clips": clips}))
+
+    write({"fps": 8.0})
+    render(script, out)
+    reel = out / "rl" / "reel.mp4"
+    first = stat_of(reel)
+    render(script, out)
+    assert stat_of(reel) == first  # nothing changed: not rebuilt
+    write({"fps": 8.0, "crossfade": 0.125})
+    render(script, out)
+    assert stat_of(reel) != first  # the reel's own options changed
+    second = stat_of(reel)
+    write({"fps": 8.0, "crossfade": 0.125}, clips=clips[::-1])
+    render(script, out)
+    assert stat_of(reel) != second  # the clips' order changed
+    assert len(pipeline_calls) == 2  # and never a render for it
