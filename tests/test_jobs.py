@@ -332,3 +332,16 @@ def test_the_reel_is_rebuilt_when_its_options_or_clips_change_and_only_then(kit,
     render(script, out)
     assert stat_of(reel) != second  # the clips' order changed
     assert len(pipeline_calls) == 2  # and never a render for it
+
+
+@pytest.mark.parametrize("record", [{"outputs": ["gif"]}, {"outputs": {"gif": 5}}, {"outputs": {"gif": "a.gif"},
+                                    "spec": {"outputs": {"gif": 3}}}, {"outputs": {"gif": "a.gif"}, "spec": "x"},
+                                    {"outputs": {"gif": "a.gif"}, "spec": {"fps": "fast"}}])
+def test_encode_refuses_a_hand_edited_sidecar_in_one_line(tmp_path, record):
+    sidecar = tmp_path / "a.json"
+    sidecar.write_text(json.dumps(record))
+    result = CliRunner().invoke(main, ["encode", str(sidecar), "--format", "webm", "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert [line for line in result.output.splitlines() if line.strip()] == [
+        f"error: encode INPUT: {str(sidecar)!r} is not a clip sidecar (no 'outputs' mapping); pass the clip's .json "
+        "written beside its outputs, a video or a frame folder"]
