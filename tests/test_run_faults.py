@@ -62,26 +62,41 @@ def mount_tmpfs(path, size):
         pytest.skip(f"cannot mount a tmpfs here ({proc.stderr.decode().strip()})")
 
 
+def fill(folder):
+    """Write into `folder` until its filesystem is full."""
+    with open(folder / "filler", "wb", buffering=0) as fh:
+        try:
+            while True:
+                fh.write(b"\0" * 4096)
+        except OSError as exc:
+            assert exc.errno == errno.ENOSPC
+
+
 def test_a_small_real_disk_fills_up(kit, tmp_path):
-    """A 96 KB tmpfs: the first clip fits, a later one does not (or the pre-check refuses the plan)."""
+    """A real tmpfs that fills up after the first clip is done (the pre-check passed): one line, no traceback
+    (claims' heartbeats write too), no temp file left, the finished clip whole and listed."""
     out = tmp_path / "small"
-    mount_tmpfs(out, "96k")
+    mount_tmpfs(out, "2m")
     try:
         script = script_of(tmp_path, n=6, outputs=("png", "gif"))
-        result = subprocess.run([sys.executable, "-m", "animate.cli", "render", str(script), "--out", str(out),
-                                 "--quiet", "--device", "cpu"], capture_output=True, text=True, timeout=600,
-                                env={**os.environ, "OMP_NUM_THREADS": "1"})
-        assert result.returncode in (1, 2), result.stderr[-2000:]
-        lines = error_lines(result.stderr)
-        assert len(lines) == 1 and ("full" in lines[0] or "space" in lines[0]), result.stderr[-2000:]
-        assert "Traceback" not in result.stderr
+        proc = subprocess.Popen([sys.executable, "-m", "animate.cli", "render", str(script), "--out", str(out),
+                                 "--json", "--device", "cpu"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, env={**os.environ, "OMP_NUM_THREADS": "1", "ANIMATE_CLAIM_HEARTBEAT": "0.05"})
+        for line in proc.stdout:
+            if json.loads(line)["event"] == "clip_done":
+                fill(out)
+                break
+        _, err = proc.communicate(timeout=600)
+        assert proc.returncode == 1, err[-2000:]
+        lines = error_lines(err)
+        assert len(lines) == 1 and "disk is full" in lines[0], err[-2000:]
+        assert "Traceback" not in err and "Exception in thread" not in err, err[-2000:]
         root = out / "faults"
-        if root.exists():
-            assert not [p for p in root.rglob("*") if ".part" in p.name]
-            manifest = root / "manifest.jsonl"
-            done = [json.loads(line)["key"] for line in manifest.read_text().splitlines()] if manifest.exists() else []
-            for key in done:  # a finished clip is whole
-                assert (root / f"{key}.gif").stat().st_size > 0 and len(list((root / key).glob("*.png"))) == 4
+        assert not [p for p in out.rglob("*") if ".part" in p.name or p.name.endswith(".tmp")]
+        done = [json.loads(line)["key"] for line in (root / "manifest.jsonl").read_text().splitlines()]
+        assert "c1" in done and len(done) < 6
+        for key in done:  # a finished clip is whole
+            assert (root / f"{key}.gif").stat().st_size > 0 and len(list((root / key).glob("*.png"))) == 4
     finally:
         subprocess.run(["umount", str(out)], check=False)
 
