@@ -348,8 +348,14 @@ def run_specs(specs: list, *, out: str | Path, script_stem: str, renderer=None, 
     if reel is not None and not summary.interrupted and not summary.failed:
         t0 = time.perf_counter()
         keys = {job.stem: job.render_key for job in jobs}
-        path = write_script_reel(layout, specs, reel, base_dir, manifest=records.manifest,
-                                 render_keys=[keys[spec.stem] for spec in specs])
+        try:
+            path = write_script_reel(layout, specs, reel, base_dir, manifest=records.manifest,
+                                     render_keys=[keys[spec.stem] for spec in specs])
+        except OSError as exc:
+            fault = machine_fault(exc, layout.file(REEL_STEM, "mp4"))
+            if fault is None:
+                raise
+            _stop(events, summary, layout, fault)
         events.emit(EncodeDone(clip=REEL_STEM, format="mp4", path=layout.relative(path),
                                bytes=path.stat().st_size, seconds=round(time.perf_counter() - t0, 3)))
     if summary.interrupted:

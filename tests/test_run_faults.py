@@ -253,3 +253,26 @@ def test_a_full_disk_when_claiming_keeps_the_clips_already_rendered(kit, tmp_pat
     keys = [json.loads(line)["key"] for line in (out / "faults" / "manifest.jsonl").read_text().splitlines()]
     assert keys == ["c1"] and (out / "faults" / "c1.gif").exists()
     assert not (out / ".claims").exists()
+
+
+def test_a_full_disk_while_writing_the_reel_is_one_line_an_error_event_and_a_summary(kit, tmp_path, monkeypatch):
+    """The reel is written after the clips: a full disk there is the one line on stderr and, with --json, the
+    same `error` event then the `summary` on stdout, so a pipeline reading events sees why the run stopped."""
+    import animate.encode.reel
+
+    def full(*a, **kw):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "out" / "faults" / "reel.mp4"))
+
+    monkeypatch.setattr(animate.encode.reel, "write_reel", full)
+    script = tmp_path / "faults.yaml"
+    script.write_text(yaml.safe_dump({"version": 1, "outputs": ["reel"], "defaults": {
+        "preset": "tiny", "frames": 4, "width": 32, "height": 32, "steps": 1, "outputs": ["gif"]},
+        "clips": [{"name": "c1", "prompt": "a boat"}]}))
+    result = CliRunner().invoke(main, ["render", str(script), "--out", str(tmp_path / "out"), "--json", "--quiet",
+                                       "--device", "cpu"])
+    assert result.exit_code == 1, result.output
+    assert len(error_lines(result.stderr)) == 1 and "disk is full" in result.stderr
+    events = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    errors = [e for e in events if e["event"] == "error"]
+    assert len(errors) == 1 and "disk is full" in errors[0]["message"] and errors[0]["fatal"] is True
+    assert events[-1]["event"] == "summary" and events[-1]["rendered"] == 1
