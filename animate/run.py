@@ -337,6 +337,8 @@ def run_specs(specs: list, *, out: str | Path, script_stem: str, renderer=None, 
         runner.run(work)
     finally:
         claims.tidy()
+        for folder in (layout.root, store.root):  # a process that died meanwhile (its clips taken over here)
+            sweep_partials(folder)
         if summary.done or layout.gallery.exists():
             try:
                 records.write_gallery()

@@ -255,7 +255,7 @@ def test_format_flag_keeps_a_presets_options(kit, tmp_path):
     assert spec.outputs == {"mp4": {"target": "reels"}}
 
 
-def test_a_killed_writers_temp_frames_are_swept(kit, tmp_path, renderer):
+def test_a_killed_writers_temp_frames_are_swept(kit, tmp_path, renderer, monkeypatch):
     """`kill -9` while the frame store writes leaves `.frames/.<key>.w…part.npz`: the next run removes it
     (a clip's frames can be large), and keeps a temp file whose writer still runs."""
     import os
@@ -278,6 +278,19 @@ def test_a_killed_writers_temp_frames_are_swept(kit, tmp_path, renderer):
     spec = spec_from_fields({**BASE, "outputs": ["gif"]}, name="one")[0]
     run_specs([spec], out=tmp_path, script_stem="sw", renderer=renderer, events=Events())
     assert not gone.exists() and alive.exists()
+
+    # Another process dies mid-write while this one runs (and takes its clips over): swept at the end too.
+    late = tmp_path / "sw" / f".two.w{_host_tag()}-{dead}-0123abcd.part.gif"
+    original = type(renderer).render
+
+    def dies_elsewhere(self, spec, *a, **kw):
+        late.write_bytes(b"half a gif")
+        return original(self, spec, *a, **kw)
+
+    monkeypatch.setattr(type(renderer), "render", dies_elsewhere)
+    two = spec_from_fields({**BASE, "outputs": ["gif"], "prompt": "a tree"}, name="two")[0]
+    run_specs([spec, two], out=tmp_path, script_stem="sw", renderer=renderer, events=Events())
+    assert not late.exists()
 
 
 def test_clean_keeps_the_frames_of_a_clip_being_rendered_now(tmp_path):
