@@ -60,7 +60,11 @@ class Claim:
 
     def _beat(self) -> None:
         while not self._stop.wait(self.store.heartbeat):
-            if not self.store._refresh(self.key, self.token):
+            try:
+                fresh = self.store._refresh(self.key, self.token)
+            except OSError:  # a full disk: a missed beat, not a lost claim (the run reports the disk itself)
+                continue
+            if not fresh:
                 self.lost = True
                 return
 
@@ -92,12 +96,16 @@ class Claims:
                 fd = os.open(self.root, os.O_RDONLY)
             except FileNotFoundError:
                 continue
-            if fcntl is not None:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-            try:
-                same = os.fstat(fd).st_ino == os.stat(self.root).st_ino
-            except FileNotFoundError:
-                same = False
+            try:  # a Ctrl-C here must not leak a locked descriptor: every later lock would wait on it
+                if fcntl is not None:
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+                try:
+                    same = os.fstat(fd).st_ino == os.stat(self.root).st_ino
+                except FileNotFoundError:
+                    same = False
+            except BaseException:
+                os.close(fd)
+                raise
             if same:
                 break
             os.close(fd)
@@ -140,8 +148,12 @@ class Claims:
     def _write(self, key: str, token: str) -> None:
         record = {"key": key, "host": self.host, "pid": self.pid, "token": token, "heartbeat": time.time()}
         tmp = self.root / f".{key}.{token[:8]}.tmp"
-        tmp.write_text(json.dumps(record))
-        os.replace(tmp, self.path(key))
+        try:
+            tmp.write_text(json.dumps(record))
+            os.replace(tmp, self.path(key))
+        except BaseException:  # a full disk: a temp record left here would keep `tidy` from removing the folder
+            tmp.unlink(missing_ok=True)
+            raise
 
     def _refresh(self, key: str, token: str) -> bool:
         with self._locked():

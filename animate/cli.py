@@ -21,15 +21,7 @@ class Group(click.Group):
         try:
             return super().invoke(ctx)
         except AnimateError as exc:
-            if ("--json" in sys.argv[1:] or ctx.meta.get("json_events")) and not getattr(exc, "reported", False):
-                from .events import JsonLines, error_events
-
-                sink = JsonLines()
-                for event in error_events(exc, fatal=True):
-                    sink(event)
-            for line in exc.line().splitlines():
-                click.echo(f"error: {line}", err=True)
-            ctx.exit(exc.exit_code)
+            self._report(ctx, exc)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             ctx.exit(1)
@@ -39,8 +31,19 @@ class Group(click.Group):
             fault = machine_fault(exc)
             if fault is None or os.environ.get("ANIMATE_DEBUG"):
                 raise
-            click.echo(f"error: {fault.line()}", err=True)
-            ctx.exit(fault.exit_code)
+            self._report(ctx, fault)
+
+    @staticmethod
+    def _report(ctx, exc: AnimateError):
+        if ("--json" in sys.argv[1:] or ctx.meta.get("json_events")) and not getattr(exc, "reported", False):
+            from .events import JsonLines, error_events
+
+            sink = JsonLines()
+            for event in error_events(exc, fatal=True):
+                sink(event)
+        for line in exc.line().splitlines():
+            click.echo(f"error: {line}", err=True)
+        ctx.exit(exc.exit_code)
 
 
 def terminate_like_ctrl_c() -> None:

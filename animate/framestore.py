@@ -59,8 +59,14 @@ class FrameStore:
 
     def size(self) -> tuple[int, int]:
         """(entries, bytes) held by the store."""
-        sizes = [self.path(k).stat().st_size for k in self.keys()]
+        sizes = [size for size in map(self._size, self.keys()) if size is not None]
         return len(sizes), sum(sizes)
+
+    def _size(self, key: str) -> int | None:
+        try:
+            return self.path(key).stat().st_size
+        except FileNotFoundError:  # pruned by another process since `keys()` listed it
+            return None
 
     def prune(self, keep: set[str], *, dry_run: bool = False) -> tuple[int, int]:
         """Delete every entry whose key is not in `keep`; return (entries, bytes) removed."""
@@ -68,8 +74,10 @@ class FrameStore:
         for key in self.keys():
             if key in keep:
                 continue
-            path = self.path(key)
-            freed += path.stat().st_size
+            path, size = self.path(key), self._size(key)
+            if size is None:
+                continue
+            freed += size
             count += 1
             if not dry_run:
                 path.unlink(missing_ok=True)

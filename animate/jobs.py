@@ -7,8 +7,8 @@ Identity:
   local file; the scheduler, steps, guidance, frames, width, height, seed, prompts (text or travel keyframes,
   head, tail, interpolation), negative prompts, the compute dtype, and for pose guidance the pose settings,
   the content (SHA-256) of the pose source and the clip's fps (pose videos are sampled by time). It leaves out
-  the clip's name, its outputs, the script path, the preset name (its values are in the fields above), and the
-  speed knobs `fuse` and `decode_chunk`, which change frames only by float rounding.
+  the clip's name, the adapters' names, its outputs, the script path, the preset name (its values are in the
+  fields above), and the speed knobs `fuse` and `decode_chunk`, which change frames only by float rounding.
 - an **output key** is the render key plus the format, its options and the fps.
 - the **spec hash** covers the whole resolved spec (and the model fingerprints): when it changes but the
   render key does not, only the sidecar and the manifest line are rewritten.
@@ -74,6 +74,8 @@ def spec_hash(spec, record: dict | None = None) -> str:
 
 def render_key(spec, dtype: str) -> str:
     data = {k: v for k, v in spec.to_dict().items() if k not in NOT_IN_RENDER_KEY}
+    # An adapter's name is a label (PEFT loads it under its own name); its source, weight, kind and order count.
+    data["adapters"] = [{k: v for k, v in adapter.items() if k != "name"} for adapter in data["adapters"]]
     data["dtype"] = dtype
     data["fingerprints"] = fingerprints(spec)
     if spec.pose:

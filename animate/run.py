@@ -4,6 +4,7 @@ their encoders. A clip's failure never loses another clip's outputs; Ctrl-C and 
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import time
 from collections import deque
@@ -16,7 +17,7 @@ from .errors import AnimateError, ConfigError, Interrupted, RenderError, WriteEr
 from .events import ClipDone, ClipStart, EncodeDone, Events, Plan, Step, Summary, error_events, plural
 from .framestore import FrameStore
 from .jobs import Job, plan_job, plan_jobs
-from .outputs import OutputLayout
+from .outputs import Manifest, OutputLayout, canonical_json
 from .records import Records, preview_path, write_preview
 
 REEL_STEM = "reel"
@@ -103,17 +104,28 @@ class _Runner:
                     waiting.clear()
                     continue
                 job = queue.popleft()
-                claim = self.claims.try_claim(job.render_key)
-                fresh = self._replan(job)  # another process may have finished it meanwhile
-                if fresh.status == "done" and not self.force:
-                    if claim is not None:
+                try:
+                    claim = self.claims.try_claim(job.render_key)
+                except OSError as exc:  # a claim is a write too: a full disk stops here, finished clips recorded
+                    self.fatal = machine_fault(exc, self.claims.path(job.render_key))
+                    if self.fatal is None:
+                        raise
+                    break
+                try:
+                    fresh = self._replan(job)  # another process may have finished it meanwhile
+                    if fresh.status == "done" and not self.force:
+                        if claim is not None:
+                            claim.release()
+                        self._skipped(fresh)
+                        continue
+                    if claim is None:
+                        waiting.append(job)
+                        continue
+                    self._start(fresh, claim)
+                except BaseException:  # Ctrl-C mid-render: a claim kept would be beaten alive by this process
+                    if claim is not None and not any(p.claim is claim for p in self.pending):
                         claim.release()
-                    self._skipped(fresh)
-                    continue
-                if claim is None:
-                    waiting.append(job)
-                    continue
-                self._start(fresh, claim)
+                    raise
                 self._collect(block=False)
                 while len(self.pending) >= self.max_pending:
                     self._collect(block=True)
@@ -133,6 +145,9 @@ class _Runner:
                 self.pending.clear()
         finally:
             self.pool.shutdown(wait=True)
+            for p in self.pending:  # only when something escaped: give the claims back, keep nothing half-done
+                if p.claim is not None:
+                    p.claim.release()
 
     def _replan(self, job: Job) -> Job:
         return plan_job(job.spec, self.layout, self.records.manifest, self.store, dtype=self.dtype, force=self.force)
@@ -159,7 +174,8 @@ class _Runner:
             except Exception as exc:  # noqa: BLE001 - one clip's failure must not lose the others' outputs
                 claim.release()
                 self._failed(job, exc if isinstance(exc, AnimateError) else
-                             RenderError(f"clip {job.stem} failed while rendering: {type(exc).__name__}: {exc}"))
+                             RenderError(f"clip {job.stem} failed while rendering: {type(exc).__name__}: "
+                                         f"{one_line(exc)}"))
                 return
             frames, timings, info = result.frames, result.timings, result.info
             self.summary.rendered.append(job.stem)
@@ -225,33 +241,51 @@ class _Runner:
         problems = [(name, exc) for name, exc in problems if name in job.paths or exc is None]
         if problems:  # a manifest line means the whole clip is done: record nothing (written files stay whole)
             real = [exc for _, exc in problems if exc is not None]  # None: interrupted before it started
-            if real and fault is None:
-                self._failed(job, real[0])
+            if real and fault is None:  # options were checked before any work: what fails now is this clip's
+                self._failed(job, real[0], stop_on_mistake=False)
             return
         try:
             files = self.records.finish(job, written, timings=p.timings, info=p.info)
         except OSError as exc:
             fault = machine_fault(exc, self.layout.sidecar(job.stem))
-            if fault is None:
-                raise
-            self.fatal = self.fatal or fault
+            if fault is None:  # e.g. an output deleted under us: this clip is not done, the others go on
+                self._failed(job, exc)
+            else:
+                self.fatal = self.fatal or fault
             return
         self.summary.done.append(job.stem)
         self.events.emit(ClipDone(clip=job.stem, outputs=[self.layout.relative(f) for f in files[:-1]],
                                   encoded=list(written)))
 
-    def _failed(self, job: Job, exc: BaseException) -> None:
-        if isinstance(exc, AnimateError) and exc.exit_code == 2:  # a user mistake repeats for every clip: stop
-            spec = job.spec
-            if spec.name not in (exc.where or ""):
-                exc = type(exc)(exc.message, where=f"{spec.script or 'command line'}: clip {spec.name}"
-                                + (f": {exc.where}" if exc.where else ""), hint=exc.hint)
-            self.fatal = self.fatal or exc
-            return
-        line = exc.line() if isinstance(exc, AnimateError) else f"clip {job.stem}: {type(exc).__name__}: {exc}"
+    def _failed(self, job: Job, exc: BaseException, *, stop_on_mistake: bool = True) -> None:
+        if isinstance(exc, AnimateError):
+            exc = _placed(exc, job.spec)
+            if exc.exit_code == 2 and stop_on_mistake:  # a user mistake repeats for every clip: stop
+                self.fatal = self.fatal or exc
+                return
+        line = exc.line() if isinstance(exc, AnimateError) else \
+            f"clip {job.stem}: {type(exc).__name__}: {one_line(exc)}"
         self.summary.failed.append((job.stem, line))
         for event in error_events(exc if isinstance(exc, AnimateError) else AnimateError(line), clip=job.stem):
             self.events.emit(event)
+
+
+def one_line(text) -> str:
+    """A library's message (or a tool's stderr tail) as one line: its lines joined with ` | `."""
+    parts = [part.strip() for part in str(text).splitlines() if part.strip()]
+    return " | ".join(parts)[:500] or type(text).__name__
+
+
+def _placed(exc: AnimateError, spec) -> AnimateError:
+    """`exc` on one line, and a user mistake naming the script and clip it is about."""
+    if getattr(exc, "lines", None):  # a validation pass: already one line per problem, each placed
+        return exc
+    where = exc.where
+    if exc.exit_code == 2 and spec.name not in (where or ""):
+        where = f"{spec.script or 'command line'}: clip {spec.name}" + (f": {where}" if where else "")
+    if where == exc.where and "\n" not in exc.message:
+        return exc
+    return type(exc)(one_line(exc.message), where=where, hint=exc.hint)
 
 
 def run_specs(specs: list, *, out: str | Path, script_stem: str, renderer=None, force: bool = False,
@@ -280,6 +314,7 @@ def run_specs(specs: list, *, out: str | Path, script_stem: str, renderer=None, 
     from .atomic import sweep_partials
 
     sweep_partials(layout.root)  # temp files of writers that are gone; the folder appears on first write
+    sweep_partials(store.root)  # a killed frame store write leaves a whole clip's frames in a temp file
     summary = RunSummary(out=layout.root)
     # Announce the plan only once every check has passed (a bad device or option stops before it).
     events.emit(Plan(**build_plan(specs, jobs=jobs, device=dev, dtype=dt, out=layout.root, store=store)))
@@ -302,6 +337,8 @@ def run_specs(specs: list, *, out: str | Path, script_stem: str, renderer=None, 
         runner.run(work)
     finally:
         claims.tidy()
+        for folder in (layout.root, store.root):  # a process that died meanwhile (its clips taken over here)
+            sweep_partials(folder)
         if summary.done or layout.gallery.exists():
             try:
                 records.write_gallery()
@@ -312,7 +349,15 @@ def run_specs(specs: list, *, out: str | Path, script_stem: str, renderer=None, 
         _stop(events, summary, layout, runner.fatal)
     if reel is not None and not summary.interrupted and not summary.failed:
         t0 = time.perf_counter()
-        path = write_script_reel(layout, specs, reel, base_dir, rebuild=bool(summary.done))
+        keys = {job.stem: job.render_key for job in jobs}
+        try:
+            path = write_script_reel(layout, specs, reel, base_dir, manifest=records.manifest,
+                                     render_keys=[keys[spec.stem] for spec in specs])
+        except OSError as exc:
+            fault = machine_fault(exc, layout.file(REEL_STEM, "mp4"))
+            if fault is None:
+                raise
+            _stop(events, summary, layout, fault)
         events.emit(EncodeDone(clip=REEL_STEM, format="mp4", path=layout.relative(path),
                                bytes=path.stat().st_size, seconds=round(time.perf_counter() - t0, 3)))
     if summary.interrupted:
@@ -338,16 +383,25 @@ def _emit_summary(events: Events, summary: RunSummary, layout: OutputLayout) -> 
                         interrupted=summary.interrupted))
 
 
-def write_script_reel(layout: OutputLayout, specs: list, options: dict, base_dir: str | Path, rebuild: bool) -> Path:
-    """One MP4 of every clip in script order, from each clip's lossless frames in the frame store."""
+def write_script_reel(layout: OutputLayout, specs: list, options: dict, base_dir: str | Path, *,
+                      manifest: Manifest, render_keys: list[str]) -> Path:
+    """One MP4 of every clip in script order, from each clip's lossless frames in the frame store. Like a
+    clip's output it has a key (the clips' render keys in order, its options, its audio's content) in the
+    manifest, and is rebuilt only when that key changes or the file is not the one recorded."""
     from .encode.inputs import read_frames
     from .encode.reel import write_reel
+    from .jobs import content_hash
 
     path = layout.file(REEL_STEM, "mp4")
-    if path.exists() and not rebuild:
-        return path
-    clips = [read_frames(layout.sidecar(spec.stem)) for spec in specs]
     audio = options.get("audio")
     if audio:
         audio = str((Path(base_dir) / audio).resolve())
-    return write_reel(clips, path, fps=options.get("fps"), audio=audio, crossfade=options.get("crossfade") or 0.0)
+    heard = content_hash(audio) if audio and Path(audio).exists() else audio
+    key = hashlib.sha256(canonical_json({"render_keys": render_keys, "options": {**options, "audio": heard}})
+                         .encode("utf-8")).hexdigest()
+    if manifest.is_done(REEL_STEM, key, [path]):
+        return path
+    clips = [read_frames(layout.sidecar(spec.stem)) for spec in specs]
+    write_reel(clips, path, fps=options.get("fps"), audio=audio, crossfade=options.get("crossfade") or 0.0)
+    manifest.record(REEL_STEM, key, [path], output_key=key)
+    return path

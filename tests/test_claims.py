@@ -143,3 +143,33 @@ def test_a_killed_owners_clip_is_taken_over(kit, tmp_path):
     keys = manifest_keys(out / "shared")
     assert sorted(keys) == [f"c{i}" for i in range(6)] and victim in keys
     assert not [p for p in (out / "shared").rglob("*") if ".part" in p.name]
+
+
+def test_a_heartbeat_on_a_full_disk_misses_a_beat_quietly(tmp_path, monkeypatch):
+    """A full disk must not kill the heartbeat thread with a traceback on stderr, nor leave its temp record
+    behind (which keeps `tidy` from removing the claims folder); the beat resumes once there is room."""
+    import errno
+    import threading
+
+    crashes = []
+    monkeypatch.setattr(threading, "excepthook", crashes.append)
+    claims = Claims(tmp_path, heartbeat=0.05, stale_after=10)
+    claim = claims.try_claim(KEY)
+    real = os.replace
+
+    def full(src, dst, *a, **kw):
+        raise OSError(errno.ENOSPC, "No space left on device", str(dst))
+
+    monkeypatch.setattr(os, "replace", full)
+    time.sleep(0.5)  # several beats fail
+    monkeypatch.setattr(os, "replace", real)
+    assert not crashes and not claim.lost
+    assert not list(claims.root.glob(".*.tmp"))
+    before = claims.owner(KEY)["heartbeat"]
+    deadline = time.time() + 5
+    while claims.owner(KEY)["heartbeat"] == before and time.time() < deadline:
+        time.sleep(0.02)
+    assert claims.owner(KEY)["heartbeat"] > before
+    claim.release()
+    claims.tidy()
+    assert not claims.root.exists()

@@ -259,3 +259,108 @@ def test_format_flag_keeps_a_presets_options(kit, tmp_path):
 
     spec = spec_from_fields({**BASE, "preset": ["tiny", str(preset)], "outputs": ["mp4"]}, name="x")[0]
     assert spec.outputs == {"mp4": {"target": "reels"}}
+
+
+def test_a_killed_writers_temp_frames_are_swept(kit, tmp_path, renderer, monkeypatch):
+    """`kill -9` while the frame store writes leaves `.frames/.<key>.w…part.npz`: the next run removes it
+    (a clip's frames can be large), and keeps a temp file whose writer still runs."""
+    import os
+    import subprocess
+    import sys
+
+    from animate.atomic import _host_tag
+    from animate.events import Events
+    from animate.run import run_specs
+    from animate.spec import spec_from_fields
+
+    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True).stdout)
+    store = tmp_path / ".frames"
+    store.mkdir()
+    gone = store / f".{'a' * 32}.w{_host_tag()}-{dead}-0123abcd.part.npz"
+    alive = store / f".{'b' * 32}.w{_host_tag()}-{os.getpid()}-0123abcd.part.npz"
+    for path in (gone, alive):
+        path.write_bytes(b"half a clip")
+    spec = spec_from_fields({**BASE, "outputs": ["gif"]}, name="one")[0]
+    run_specs([spec], out=tmp_path, script_stem="sw", renderer=renderer, events=Events())
+    assert not gone.exists() and alive.exists()
+
+    # Another process dies mid-write while this one runs (and takes its clips over): swept at the end too.
+    late = tmp_path / "sw" / f".two.w{_host_tag()}-{dead}-0123abcd.part.gif"
+    original = type(renderer).render
+
+    def dies_elsewhere(self, spec, *a, **kw):
+        late.write_bytes(b"half a gif")
+        return original(self, spec, *a, **kw)
+
+    monkeypatch.setattr(type(renderer), "render", dies_elsewhere)
+    two = spec_from_fields({**BASE, "outputs": ["gif"], "prompt": "a tree"}, name="two")[0]
+    run_specs([spec, two], out=tmp_path, script_stem="sw", renderer=renderer, events=Events())
+    assert not late.exists()
+
+
+def test_clean_keeps_the_frames_of_a_clip_being_rendered_now(tmp_path):
+    """A clip another process is rendering has stored its frames but not yet written its manifest line; its
+    claim says so, and `clean` keeps its frames."""
+    from animate.claims import Claims
+    from animate.framestore import FrameStore
+
+    store, key = FrameStore(tmp_path), "c" * 32
+    store.save(key, np.zeros((2, 8, 8, 3), np.uint8))
+    store.save("d" * 32, np.zeros((2, 8, 8, 3), np.uint8))
+    claim = Claims(tmp_path, heartbeat=60).try_claim(key)
+    try:
+        result = CliRunner().invoke(main, ["clean", "--out", str(tmp_path)])
+    finally:
+        claim.release()
+    assert result.exit_code == 0 and "deleted 1 stored clip(s)" in result.output, result.output
+    assert store.keys() == [key]
+
+
+def test_render_key_ignores_an_adapters_name_but_not_its_weight(kit):
+    from animate.jobs import render_key
+    from animate.spec import spec_from_fields
+
+    def key(name, weight):
+        fields = {**BASE, "outputs": ["gif"], "adapters": [{"name": name, "source": "tiny-zoom-in", "weight": weight}]}
+        return render_key(spec_from_fields(fields, name="k")[0], "fp32")
+
+    assert key("zoom", 0.8) == key("zoom-in", 0.8)  # a label: renaming it changes no frame
+    assert key("zoom", 0.8) != key("zoom", 0.6)
+
+
+def test_the_reel_is_rebuilt_when_its_options_or_clips_change_and_only_then(kit, tmp_path, pipeline_calls):
+    script, out = tmp_path / "rl.yaml", tmp_path / "out"
+    clips = [{"name": "a"}, {"name": "b", "prompt": "a tree"}]
+
+    def write(reel, clips=clips):
+        script.write_text(yaml.safe_dump({"version": 1, "reel": reel, "defaults": {**BASE, "outputs": ["gif"]},
+                                          "clips": clips}))
+
+    write({"fps": 8.0})
+    render(script, out)
+    reel = out / "rl" / "reel.mp4"
+    first = stat_of(reel)
+    render(script, out)
+    assert stat_of(reel) == first  # nothing changed: not rebuilt
+    write({"fps": 8.0, "crossfade": 0.125})
+    render(script, out)
+    assert stat_of(reel) != first  # the reel's own options changed
+    second = stat_of(reel)
+    write({"fps": 8.0, "crossfade": 0.125}, clips=clips[::-1])
+    render(script, out)
+    assert stat_of(reel) != second  # the clips' order changed
+    assert len(pipeline_calls) == 2  # and never a render for it
+
+
+@pytest.mark.parametrize("record", [{"outputs": ["gif"]}, {"outputs": {"gif": 5}}, {"outputs": {"gif": "a.gif"},
+                                    "spec": {"outputs": {"gif": 3}}}, {"outputs": {"gif": "a.gif"}, "spec": "x"},
+                                    {"outputs": {"gif": "a.gif"}, "spec": {"fps": "fast"}}])
+def test_encode_refuses_a_hand_edited_sidecar_in_one_line(tmp_path, record):
+    sidecar = tmp_path / "a.json"
+    sidecar.write_text(json.dumps(record))
+    result = CliRunner().invoke(main, ["encode", str(sidecar), "--format", "webm", "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert [line for line in result.output.splitlines() if line.strip()] == [
+        f"error: encode INPUT: {str(sidecar)!r} is not a clip sidecar (no 'outputs' mapping); pass the clip's .json "
+        "written beside its outputs, a video or a frame folder"]

@@ -7,10 +7,12 @@ import click
 
 
 def needed_render_keys(out: Path) -> set[str]:
-    """Render keys of the latest entry of every clip in every script's manifest under `out`."""
+    """Render keys of the latest entry of every clip in every script's manifest under `out`, and of every clip
+    a process is rendering now (its frames are stored before its manifest line is written)."""
+    from animate.claims import Claims
     from animate.outputs import MANIFEST_NAME, Manifest
 
-    keys = set()
+    keys = {record["key"] for record in Claims(out).live() if isinstance(record.get("key"), str)}
     for path in sorted(out.glob(f"*/{MANIFEST_NAME}")):
         for entry in Manifest(path).entries().values():
             if isinstance(entry.get("render_key"), str):

@@ -93,6 +93,12 @@ def _read_sidecar(path: Path) -> tuple[np.ndarray, float]:
         record = json.loads(path.read_text())
         outputs = record["outputs"]
         spec = record.get("spec") or {}
+        options = spec.get("outputs") or {}
+        # A hand-edited record: every path a string, every option set a mapping, or it is not ours.
+        if not all(isinstance(v, str) for v in outputs.values()) or \
+                not all(isinstance(v, dict) or v is None for v in options.values()) or \
+                isinstance(spec.get("fps"), (bool, str)):
+            raise TypeError("not a sidecar")
     except (ValueError, KeyError, TypeError, AttributeError):
         raise EncodeError(f"{str(path)!r} is not a clip sidecar (no 'outputs' mapping)", where="encode INPUT",
                           hint="pass the clip's .json written beside its outputs, a video or a frame folder")
@@ -108,7 +114,6 @@ def _read_sidecar(path: Path) -> tuple[np.ndarray, float]:
             frames = None
         if frames is not None:
             return frames, float(fps or DEFAULT_FPS)
-    options = spec.get("outputs") or {}
     for fmt in sorted(outputs, key=lambda f: SIDECAR_PREFERENCE.index(f) if f in SIDECAR_PREFERENCE else 99):
         fitted = any((options.get(fmt) or {}).get(k) not in (None, 1) for k in FITTING_OPTIONS)
         candidate = path.parent / outputs[fmt]

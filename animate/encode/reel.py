@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from animate.atomic import atomic_file
+from animate.atomic import PART, _writer, atomic_file
 from animate.encode.base import check_fps, check_frames, ffmpeg_exe
 from animate.encode.video import encode_mp4
 from animate.errors import EncodeError
@@ -62,7 +62,8 @@ def write_reel(clips: list[tuple[np.ndarray, float]], path, *, fps: float | None
         if audio is None:
             encode_mp4(frames, tmp, fps=fps, crf=crf, metadata=metadata)
         else:
-            with tempfile.TemporaryDirectory(dir=path.parent) as work:
+            # Hidden and named for its writer, like every temp file: the sweep removes it if we are killed.
+            with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.stem}.{_writer()}{PART}") as work:
                 video, sound = Path(work) / "video.mp4", Path(work) / "audio.m4a"
                 encode_mp4(frames, video, fps=fps, crf=crf, metadata=metadata)
                 track = AudioFileClip(str(audio))
