@@ -11,10 +11,11 @@ import numpy as np
 
 from .errors import ConfigError, ModelError, NumericFaultError, OutOfMemory, PoseError, RenderError
 from .memory import MemoryLadder, free_memory, is_out_of_memory, split_paused
-from .models import Source, check_reachable, read_safetensors_keys
+from .models import Source, check_reachable, hub_commit, read_safetensors_keys
 from .numeric import frames_fault, latents_fault
 from .schedulers import build_scheduler
 from .spec import ClipSpec
+from .weights import check_pickle, check_weights, pickle_file
 
 
 def pick_device(requested: str | None = None) -> str:
@@ -119,6 +120,7 @@ class Renderer:
         self.quiet_loading = quiet_loading  # hide the libraries' own load bars (script runs draw their own)
         self.load_counts: dict[str, int] = {}
         self._schedule = None  # (mixer, names, weights) while a clip with weight ramps renders
+        self._commits: dict[tuple, str | None] = {}  # hub Source.key() → the cached commit it loaded from
         self.ladder = MemoryLadder(self.device)  # memory savers taken after out-of-memory errors, kept for the run
 
     # ------------------------------------------------------------------ loading
@@ -153,12 +155,15 @@ class Renderer:
                 lib.utils.logging.set_verbosity_error()
         check_reachable(spec.model, "model")
         check_reachable(spec.motion_adapter, "motion_adapter")
+        check_before_load(spec.model, "model")
+        check_before_load(spec.motion_adapter, "motion_adapter")
         ma = spec.motion_adapter
         local = ma.local_file()
         keys = read_safetensors_keys(local) if local and local.suffix == ".safetensors" else None
         try:
             adapter = load_motion_adapter(ma.ref, kind=ma.kind, keys=keys, config=ma.config,
-                                          weight_name=ma.weight_name, revision=ma.revision, dtype=self.dtype)
+                                          weight_name=ma.weight_name, revision=ma.revision, dtype=self.dtype,
+                                          use_safetensors=safetensors_only(ma))
         except MotionError as exc:
             raise ModelError(str(exc), where="motion_adapter") from None
         except (OSError, ValueError) as exc:
@@ -176,7 +181,7 @@ class Renderer:
                                                             **kwargs)
             else:
                 pipe = AnimateDiffPipeline.from_pretrained(src.ref, motion_adapter=adapter, torch_dtype=self.dtype,
-                                                           revision=src.revision)
+                                                           revision=src.revision, use_safetensors=safetensors_only(src))
         except (OSError, ValueError, RuntimeError) as exc:
             if "motion adapter" in str(exc).lower() or "size mismatch" in str(exc):
                 raise ModelError(f"motion adapter {ma.describe()} does not fit base model {src.describe()}: "
@@ -211,6 +216,7 @@ class Renderer:
             internal = stack.adapters.get(src.key())
             if internal is None:
                 check_reachable(src, field_name)
+                check_before_load(src, field_name)
                 stack.mixer.unfuse()  # PEFT would unmerge on its own and leave our fused record stale
                 internal = _unique_name(name, set(stack.adapters.values()))
                 try:
@@ -233,12 +239,14 @@ class Renderer:
         cn = stack.controlnets.get(src.key())
         if cn is None:
             check_reachable(src, "pose.controlnet")
+            check_before_load(src, "pose.controlnet")
             try:
                 if src.kind == "file":
                     kwargs = {"config": src.config} if src.config else {}
                     cn = ControlNetModel.from_single_file(src.ref, torch_dtype=self.dtype, **kwargs)
                 else:
-                    cn = ControlNetModel.from_pretrained(src.ref, torch_dtype=self.dtype, revision=src.revision)
+                    cn = ControlNetModel.from_pretrained(src.ref, torch_dtype=self.dtype, revision=src.revision,
+                                                         use_safetensors=safetensors_only(src))
             except (OSError, ValueError, RuntimeError) as exc:
                 # A single file holds no config; without `config:` diffusers guesses one from the hub (the SD1.5
                 # canny ControlNet's), which is unreachable offline and wrong for any other shape.
@@ -366,8 +374,26 @@ class Renderer:
         info = {"device": self.device, "dtype": dtype_name(self.dtype), **decode_info, **self.ladder.record()}
         if retry:
             info["numeric_retry"] = retry
+        commits = self._hub_commits(spec)
+        if commits:
+            info["hub_commits"] = commits
         return ClipResult(frames=to_uint8(floats), spec=spec, timings=timings, info=info,
                           float_frames=floats if keep_float else None)
+
+    def _hub_commits(self, spec: ClipSpec) -> dict[str, str]:
+        """field → the commit each hub source was loaded from (`revision:` pins it)."""
+        sources = [("model", spec.model), ("motion_adapter", spec.motion_adapter)]
+        sources += [(f"adapter:{name}", src) for name, src, _, _ in spec.adapters]
+        if spec.pose:
+            sources.append(("controlnet", spec.pose["controlnet"]))
+        out = {}
+        for field_name, src in sources:
+            if src.kind == "hub":
+                if src.key() not in self._commits:
+                    self._commits[src.key()] = hub_commit(src)
+                if self._commits[src.key()]:
+                    out[field_name] = self._commits[src.key()]
+        return out
 
     def _fault_line(self, spec: ClipSpec, fault: str, retry: dict | None) -> str:
         head = f"clip {spec.name} seed {spec.seed}: {fault}"
@@ -462,6 +488,22 @@ class Renderer:
         video = video[None, :].reshape((batch, frames, -1) + video.shape[2:]).permute(0, 2, 1, 3, 4)
         frames_np = pipe.video_processor.postprocess_video(video=video, output_type="np")[0]
         return frames_np, {"decode_chunk": chunk}, None
+
+
+def check_before_load(src: Source, field: str) -> None:
+    """The checks that run again right before a load (the runner ran them once for the plan): the pin, the
+    .safetensors headers, and a pickle file (allowed by the user) unpickled with weights_only=True."""
+    check_weights(src, field)
+    pickle = pickle_file(src)
+    if pickle is not None and src.allow_pickle:
+        check_pickle(pickle, field)
+
+
+def safetensors_only(src: Source) -> bool | None:
+    """`use_safetensors` for diffusers: True, so a folder or hub repo never falls back to a pickle .bin
+    quietly; None (prefer safetensors, allow .bin, which diffusers loads with weights_only=True) only where the
+    user set allow_pickle."""
+    return None if src.allow_pickle else True
 
 
 POSE_OPTIONS = ("source_fps", "overrun", "canvas", "threshold", "smooth", "complexity")
