@@ -111,7 +111,7 @@ def check_safetensors_header(path: str | os.PathLike, field: str | None = None) 
             raise bad(f"tensor {shown!r} is not described by dtype, shape and data_offsets")
         dtype, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
         if dtype not in DTYPE_BYTES:
-            raise bad(f"tensor {shown!r} has dtype {str(dtype)[:20]!r}; known: {', '.join(DTYPE_BYTES)}")
+            raise bad(f"tensor {shown!r} has dtype {str(dtype)[:20]!r}, which safetensors does not define")
         if (not isinstance(shape, list) or len(shape) > MAX_DIMS
                 or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)):
             raise bad(f"tensor {shown!r} has shape {str(shape)[:60]} (at most {MAX_DIMS} non-negative sizes)")
