@@ -158,3 +158,20 @@ def test_decode_oom_at_one_frame_goes_down_the_ladder(kit, monkeypatch):
     monkeypatch.setattr(vae_cls, "decode", tight)
     result = renderer.render(spec)
     assert result.info["memory_fallbacks"] == ["free_caches", "forward_chunking"]
+
+
+def test_a_new_lora_loads_after_the_split_rung(kit, monkeypatch):
+    """FreeNoise split wraps UNet blocks; a LoRA loaded later must still find its layers (and re-enabling
+    FreeNoise its blocks), so the wrappers come off while a clip is prepared and go back on after."""
+    renderer = Renderer(device="cpu")
+    spec = tiny_spec()
+    oom_first(monkeypatch, type(renderer.stack_for(spec).pipe), 3)
+    renderer.render(spec)
+    monkeypatch.undo()
+    zoom = tiny_spec(adapters=[{"name": "zoom", "source": "tiny-zoom-in", "kind": "motion", "weight": 0.8}])
+    result = renderer.render(zoom)
+    assert result.info["memory_fallbacks"] == CPU_RUNGS[:3]
+    assert split_active(renderer.stack_for(zoom).pipe.unet)
+    assert any("motion-lora-zoom-in" in key for key in renderer.load_counts)
+    plain = Renderer(device="cpu").render(zoom).frames
+    assert np.abs(result.frames.astype(int) - plain).max() <= 1  # the LoRA acts the same through the split
