@@ -106,17 +106,33 @@ def live_tensors() -> int:
     return sum(1 for obj in gc.get_objects() if issubclass(type(obj), torch.Tensor))
 
 
+def oom_mid_denoise(monkeypatch, pipe_cls):
+    """Out-of-memory from inside every denoising loop, after its first step: the failed call's frames hold
+    latents, prompt embeddings and the UNet's activations."""
+    original = pipe_cls.__call__
+
+    def fails_after_a_step(self, *a, callback_on_step_end=None, **kw):
+        def then_fail(pipe, i, t, step_kw):
+            callback_on_step_end(pipe, i, t, step_kw)
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+
+        return original(self, *a, callback_on_step_end=then_fail, **kw)
+
+    monkeypatch.setattr(pipe_cls, "__call__", fails_after_a_step)
+
+
 def test_memory_is_released_after_a_failed_clip(kit, monkeypatch):
     renderer = Renderer(device="cpu")
-    spec = tiny_spec()
+    spec = tiny_spec(steps=2)
+    pipe_cls = type(renderer.stack_for(spec).pipe)
     # Take every rung first, so the failed clip and the clean one run with the same settings.
-    oom_first(monkeypatch, type(renderer.stack_for(spec).pipe), len(CPU_RUNGS))
+    oom_first(monkeypatch, pipe_cls, len(CPU_RUNGS))
     renderer.render(spec)
     monkeypatch.undo()
     clean = renderer.render(spec)
     del clean
     after_clean = live_tensors()
-    oom_first(monkeypatch, type(renderer.stack_for(spec).pipe), 99)
+    oom_mid_denoise(monkeypatch, pipe_cls)
     try:
         renderer.render(spec)
     except OutOfMemory:
@@ -175,3 +191,12 @@ def test_a_new_lora_loads_after_the_split_rung(kit, monkeypatch):
     assert any("motion-lora-zoom-in" in key for key in renderer.load_counts)
     plain = Renderer(device="cpu").render(zoom).frames
     assert np.abs(result.frames.astype(int) - plain).max() <= 1  # the LoRA acts the same through the split
+
+
+def test_what_counts_as_out_of_memory():
+    from animate.memory import is_out_of_memory
+
+    assert is_out_of_memory(torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"))
+    assert is_out_of_memory(RuntimeError("MPS backend out of memory (MPS allocated: 17.00 GB)"))
+    assert not is_out_of_memory(RuntimeError("mat1 and mat2 shapes cannot be multiplied"))
+    assert not is_out_of_memory(ValueError("out of memory"))  # only the runtime's own errors
