@@ -276,8 +276,9 @@ def check_reachable(src: Source, field: str) -> None:
                      hint="download it once with network, or point to a local folder or .safetensors file")
 
 
-def hub_commit(src: Source) -> str | None:
-    """The commit a hub source resolves to in the local hub cache (what `revision:` pins), or None."""
+def hub_snapshot(src: Source) -> Path | None:
+    """The local hub cache folder of a hub source's revision (<cache>/models--o--n/snapshots/<commit>), or None
+    when it is not cached. Never touches the network."""
     if src.kind != "hub":
         return None
     from huggingface_hub import snapshot_download, try_to_load_from_cache
@@ -290,9 +291,15 @@ def hub_commit(src: Source) -> str | None:
             path = Path(snapshot_download(src.ref, revision=src.revision, local_files_only=True))
     except Exception:  # noqa: BLE001  not cached (the hub client's own error types), or no cache at all
         return None
-    while path is not None and path.parent.name != "snapshots":  # <cache>/models--o--n/snapshots/<commit>/...
+    while path is not None and path.parent.name != "snapshots":
         path = path.parent if path != path.parent else None
-    return path.name if path is not None else None
+    return path
+
+
+def hub_commit(src: Source) -> str | None:
+    """The commit a hub source resolves to in the local hub cache (what `revision:` pins), or None."""
+    snapshot = hub_snapshot(src)
+    return snapshot.name if snapshot is not None else None
 
 
 def read_safetensors_keys(path: str | os.PathLike) -> list[str]:

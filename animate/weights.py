@@ -136,9 +136,17 @@ def check_safetensors_header(path: str | os.PathLike, field: str | None = None) 
 
 
 def safetensors_files(src) -> list[Path]:
-    """The local .safetensors files a source loads: its file, its `weight_name`, or every one in its folder."""
+    """The local .safetensors files a source loads: its file, its `weight_name`, or every one in its folder; for
+    a hub source, those already in the local hub cache (one not downloaded yet is checked by the hub client's
+    safetensors loader only)."""
     if src.kind == "hub":
-        return []
+        from .models import hub_snapshot
+
+        snapshot = hub_snapshot(src)
+        if snapshot is None:
+            return []
+        files = [snapshot / src.weight_name] if src.weight_name else list(_files(snapshot))
+        return sorted(p for p in files if p.suffix == ".safetensors" and p.is_file())
     local = src.local_file()
     if local is not None:
         return [local] if local.suffix == ".safetensors" else []

@@ -231,3 +231,13 @@ def test_a_revision_that_is_not_there_is_refused(fake_hub, tmp_path):
     model = {"source": "someone/tiny", "revision": "f" * 40}
     result = run("render", script(tmp_path, model=model), "--out", tmp_path / "out", "--device", "cpu", "--quiet")
     assert result.exit_code == 2 and f"someone/tiny@{'f' * 40} is not in the local cache" in result.output
+
+
+def test_a_cached_hub_file_gets_the_header_check(fake_hub, tmp_path):
+    unet = fake_hub / "snapshots" / COMMIT / "unet" / "diffusion_pytorch_model.safetensors"
+    unet.unlink()  # the cache links or copies blobs: replace the file, never write through it
+    write_raw(unet, {"a": {**F32, "dtype": "Q7"}}, b"\0" * 8)
+    result = run("check", script(tmp_path, model="someone/tiny"))
+    assert result.exit_code == 2
+    [line] = error_lines(result)
+    assert "clip c: model" in line and "unet/diffusion_pytorch_model.safetensors is not a safe .safetensors" in line
