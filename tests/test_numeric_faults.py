@@ -116,3 +116,39 @@ def test_fault_checks():
     assert frames_fault(nan, 8) == "the VAE produced NaN/inf values (frames from 8)"
     dim = frames * 0.05 - 0.9  # dark but with detail: not a fault
     assert frames_fault(dim) is None
+
+
+def test_a_pose_clip_retries_with_its_controlnet_in_fp32_too(kit, tmp_path, monkeypatch):
+    from diffusers import AnimateDiffControlNetPipeline
+    from PIL import Image
+
+    renderer = Renderer(device="cpu", dtype="fp16")
+    spec = tiny_spec(pose={"source": str(tmp_path), "controlnet": "tiny"})
+    cond = [Image.new("RGB", (32, 32), (255, 0, 85)) for _ in range(spec.frames)]
+    original, seen = AnimateDiffControlNetPipeline.__call__, []
+
+    def poisoned(self, *a, **kw):
+        out = original(self, *a, **kw)
+        seen.append((self.unet.dtype, self.controlnet.dtype))
+        if len(seen) == 1:
+            out.frames = out.frames * float("nan")
+        return out
+
+    monkeypatch.setattr(AnimateDiffControlNetPipeline, "__call__", poisoned)
+    result = renderer.render(spec, pose_frames=cond)
+    assert seen == [(torch.float16, torch.float16), (torch.float32, torch.float32)]
+    assert result.info["numeric_retry"]["retried_in"] == "fp32"
+    assert renderer.stack_for(spec).controlnets and all(
+        cn.dtype == torch.float16 for cn in renderer.stack_for(spec).controlnets.values())
+
+
+def test_a_pose_clip_keeps_the_run_dtype_and_the_fp32_vae(kit, tmp_path):
+    """diffusers' from_pipe casts shared components to fp32 unless told: a pose clip must not turn the stack's
+    fp16 UNet into fp32 for itself and every later clip."""
+    from PIL import Image
+
+    renderer = Renderer(device="cpu", dtype="fp16")
+    spec = tiny_spec(pose={"source": str(tmp_path), "controlnet": "tiny"})
+    pipe, _, stack = renderer.pipeline_call(spec, [Image.new("RGB", (32, 32))] * spec.frames)
+    assert (pipe.unet.dtype, pipe.text_encoder.dtype, pipe.controlnet.dtype) == (torch.float16,) * 3
+    assert pipe.vae.dtype == torch.float32 and stack.pipe.unet.dtype == torch.float16
