@@ -119,17 +119,21 @@ def check_steps(spec: ClipSpec, label: str) -> None:
 # ------------------------------------------------------------------ model sources
 
 def check_sources(spec: ClipSpec, label: str, *, reachable: bool = True, seen: set | None = None) -> None:
-    """Model, motion adapter, adapters, ControlNet, in that order: the first that can't be had is named.
+    """Model, motion adapter, adapters, ControlNet, in that order: the first that can't be had is named, or
+    whose local files fail their `sha256:` pin or their .safetensors header check (animate.weights).
     `seen` holds sources already checked for earlier clips."""
+    from .weights import check_weights
+
     seen = set() if seen is None else seen
     checks = [(spec.model, "model", None), (spec.motion_adapter, "motion_adapter", None)]
     checks += [(src, f"adapters[{i}] ({name})", kind) for i, (name, src, _, kind) in enumerate(spec.adapters)]
     if spec.pose:
         checks.append((spec.pose["controlnet"], "pose.controlnet", None))
     for src, field_name, kind in checks:
-        if (src.key(), kind) in seen:
+        if (src.key(), src.sha256, kind) in seen:
             continue
         try:
+            check_weights(src, field_name)
             if kind is None:
                 if reachable:
                     check_reachable(src, field_name)
@@ -137,7 +141,7 @@ def check_sources(spec: ClipSpec, label: str, *, reachable: bool = True, seen: s
                 check_adapter(src, kind, field_name, reachable)
         except ModelError as exc:
             raise ModelError(exc.message, where=f"{label}: {exc.where or field_name}", hint=exc.hint) from None
-        seen.add((src.key(), kind))
+        seen.add((src.key(), src.sha256, kind))
 
 
 def check_adapter(src: Source, kind: str, field_name: str, reachable: bool = True) -> None:

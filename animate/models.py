@@ -30,6 +30,7 @@ class Source:
     config: str | None = None  # config folder or hub id for single files without one
     role: str = "model"  # kit/registry hint: base | motion | lcm | motion-lora | lora | controlnet
     allow_pickle: bool = False
+    sha256: str | None = None  # a local file's (or folder's) digest, checked before loading (animate.weights)
 
     def key(self) -> tuple:
         """Identity used to share loaded models between clips."""
@@ -146,7 +147,7 @@ def resolve_source(value: Any, *, base_dir: str | os.PathLike = ".", field: str 
         raise ModelError(f"{text!r} is neither an existing path nor a hub id like owner/name", where=field,
                          hint=f"known names: {', '.join(known_names())}")
 
-    allowed = {"revision", "weight_name", "config"}
+    allowed = {"revision", "weight_name", "config", "sha256"}
     unknown = set(opts) - allowed - {"allow_pickle"}
     if unknown:
         raise ModelError(f"unknown source option {sorted(unknown)[0]!r}", where=field,
@@ -155,12 +156,26 @@ def resolve_source(value: Any, *, base_dir: str | os.PathLike = ".", field: str 
         local = (base_dir / Path(str(opts["config"])).expanduser())
         if local.exists() or not HUB_ID.match(str(opts["config"])):  # a folder beside the script wins
             opts["config"] = str(local.resolve())
+    if opts.get("sha256") is not None:
+        opts["sha256"] = _pin(opts["sha256"], src, field)
     src = replace(src, allow_pickle=allow_pickle or bool(opts.pop("allow_pickle", False)),
                   **{k: v for k, v in opts.items() if v is not None})
     check_safe(src, field)
     if src.kind == "folder" and src.weight_name and not (Path(src.ref) / src.weight_name).exists():
         raise ModelError(f"{src.weight_name} not found in {src.ref}", where=field)
     return src
+
+
+def _pin(value: Any, src: Source, field: str) -> str:
+    """A `sha256:` pin as 64 lowercase hex digits; hub sources are pinned by `revision:` instead."""
+    text = str(value).strip().lower().removeprefix("sha256:")
+    if not re.fullmatch(r"[0-9a-f]{64}", text):
+        raise ModelError(f"sha256 must be 64 hex digits (got {str(value)[:80]!r})", where=f"{field}.sha256",
+                         hint="use the output of `sha256sum FILE`")
+    if src.kind == "hub":
+        raise ModelError(f"sha256 pins a local file or folder, but {src.ref} is a hub id", where=f"{field}.sha256",
+                         hint="pin a hub source with revision: COMMIT (the sidecar records the commit it used)")
+    return text
 
 
 def check_safe(src: Source, field: str) -> None:
@@ -261,9 +276,39 @@ def check_reachable(src: Source, field: str) -> None:
                      hint="download it once with network, or point to a local folder or .safetensors file")
 
 
+def hub_snapshot(src: Source) -> Path | None:
+    """The local hub cache folder of a hub source's revision (<cache>/models--o--n/snapshots/<commit>), or None
+    when it is not cached. Never touches the network."""
+    if src.kind != "hub":
+        return None
+    from huggingface_hub import snapshot_download, try_to_load_from_cache
+
+    try:
+        if src.weight_name:
+            found = try_to_load_from_cache(src.ref, src.weight_name, revision=src.revision)
+            path = Path(found) if isinstance(found, str) else None
+        else:
+            path = Path(snapshot_download(src.ref, revision=src.revision, local_files_only=True))
+    except Exception:  # noqa: BLE001  not cached (the hub client's own error types), or no cache at all
+        return None
+    while path is not None and path.parent.name != "snapshots":
+        path = path.parent if path != path.parent else None
+    return path
+
+
+def hub_commit(src: Source) -> str | None:
+    """The commit a hub source resolves to in the local hub cache (what `revision:` pins), or None."""
+    snapshot = hub_snapshot(src)
+    return snapshot.name if snapshot is not None else None
+
+
 def read_safetensors_keys(path: str | os.PathLike) -> list[str]:
-    """Tensor names of a .safetensors file, reading only its header."""
+    """Tensor names of a .safetensors file, reading only its header (judged first: animate.weights)."""
     from safetensors import safe_open
+
+    from .weights import check_safetensors_header
+
+    check_safetensors_header(path)
 
     try:
         with safe_open(str(path), framework="pt") as fh:

@@ -10,9 +10,12 @@ from typing import Any, Callable
 import numpy as np
 
 from .errors import ConfigError, ModelError, NumericFaultError, OutOfMemory, PoseError, RenderError
-from .models import Source, check_reachable, read_safetensors_keys
+from .memory import MemoryLadder, free_memory, is_out_of_memory, split_paused
+from .models import Source, check_reachable, hub_commit, read_safetensors_keys
+from .numeric import frames_fault, latents_fault
 from .schedulers import build_scheduler
 from .spec import ClipSpec
+from .weights import check_pickle, check_weights, pickle_file
 
 
 def pick_device(requested: str | None = None) -> str:
@@ -62,6 +65,25 @@ def pick_dtype(device: str, requested: str | None = None):
     return torch.float16 if device.startswith(("cuda", "mps")) else torch.float32
 
 
+def dtype_name(dtype) -> str:
+    """torch.float16 → fp16 (the names --dtype takes)."""
+    return {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}.get(str(dtype).replace("torch.", ""),
+                                                                            str(dtype))
+
+
+def safer_dtype(dtype):
+    """The precision a numeric fault is retried in: fp32 after fp16 or bf16; None when already fp32."""
+    import torch
+
+    return None if dtype == torch.float32 else torch.float32
+
+
+def _float32():
+    import torch
+
+    return torch.float32
+
+
 @dataclass
 class Stack:
     """A loaded pipeline and what has been loaded into it."""
@@ -98,6 +120,8 @@ class Renderer:
         self.quiet_loading = quiet_loading  # hide the libraries' own load bars (script runs draw their own)
         self.load_counts: dict[str, int] = {}
         self._schedule = None  # (mixer, names, weights) while a clip with weight ramps renders
+        self._commits: dict[tuple, str | None] = {}  # hub Source.key() → the cached commit it loaded from
+        self.ladder = MemoryLadder(self.device)  # memory savers taken after out-of-memory errors, kept for the run
 
     # ------------------------------------------------------------------ loading
     def _count(self, what: str) -> None:
@@ -109,7 +133,7 @@ class Renderer:
         if stack is None:
             while self.stacks and len(self.stacks) >= self.max_stacks:
                 del self.stacks[next(iter(self.stacks))]
-                _free(self.device)
+                free_memory(self.device)
             stack = self._build_stack(spec)
             self.stacks[key] = stack
         return stack
@@ -131,12 +155,15 @@ class Renderer:
                 lib.utils.logging.set_verbosity_error()
         check_reachable(spec.model, "model")
         check_reachable(spec.motion_adapter, "motion_adapter")
+        check_before_load(spec.model, "model")
+        check_before_load(spec.motion_adapter, "motion_adapter")
         ma = spec.motion_adapter
         local = ma.local_file()
         keys = read_safetensors_keys(local) if local and local.suffix == ".safetensors" else None
         try:
             adapter = load_motion_adapter(ma.ref, kind=ma.kind, keys=keys, config=ma.config,
-                                          weight_name=ma.weight_name, revision=ma.revision, dtype=self.dtype)
+                                          weight_name=ma.weight_name, revision=ma.revision, dtype=self.dtype,
+                                          use_safetensors=safetensors_only(ma))
         except MotionError as exc:
             raise ModelError(str(exc), where="motion_adapter") from None
         except (OSError, ValueError) as exc:
@@ -154,7 +181,7 @@ class Renderer:
                                                             **kwargs)
             else:
                 pipe = AnimateDiffPipeline.from_pretrained(src.ref, motion_adapter=adapter, torch_dtype=self.dtype,
-                                                           revision=src.revision)
+                                                           revision=src.revision, use_safetensors=safetensors_only(src))
         except (OSError, ValueError, RuntimeError) as exc:
             if "motion adapter" in str(exc).lower() or "size mismatch" in str(exc):
                 raise ModelError(f"motion adapter {ma.describe()} does not fit base model {src.describe()}: "
@@ -189,6 +216,7 @@ class Renderer:
             internal = stack.adapters.get(src.key())
             if internal is None:
                 check_reachable(src, field_name)
+                check_before_load(src, field_name)
                 stack.mixer.unfuse()  # PEFT would unmerge on its own and leave our fused record stale
                 internal = _unique_name(name, set(stack.adapters.values()))
                 try:
@@ -211,12 +239,14 @@ class Renderer:
         cn = stack.controlnets.get(src.key())
         if cn is None:
             check_reachable(src, "pose.controlnet")
+            check_before_load(src, "pose.controlnet")
             try:
                 if src.kind == "file":
                     kwargs = {"config": src.config} if src.config else {}
                     cn = ControlNetModel.from_single_file(src.ref, torch_dtype=self.dtype, **kwargs)
                 else:
-                    cn = ControlNetModel.from_pretrained(src.ref, torch_dtype=self.dtype, revision=src.revision)
+                    cn = ControlNetModel.from_pretrained(src.ref, torch_dtype=self.dtype, revision=src.revision,
+                                                         use_safetensors=safetensors_only(src))
             except (OSError, ValueError, RuntimeError) as exc:
                 # A single file holds no config; without `config:` diffusers guesses one from the hub (the SD1.5
                 # canny ControlNet's), which is unreachable offline and wrong for any other shape.
@@ -239,11 +269,17 @@ class Renderer:
     # ------------------------------------------------------------------ rendering
     def pipeline_call(self, spec: ClipSpec, pose_frames: list | None = None) -> tuple[Any, dict, Stack]:
         """Prepare the stack for `spec` and return (pipeline, call kwargs, stack), without running it."""
+        stack = self.stack_for(spec)
+        with split_paused(stack.pipe):  # LoRA loading and FreeNoise want the plain UNet blocks
+            pipe, kwargs = self._prepare(stack, spec, pose_frames)
+        self.ladder.before_clip(pipe)
+        return pipe, kwargs, stack
+
+    def _prepare(self, stack: Stack, spec: ClipSpec, pose_frames: list | None) -> tuple[Any, dict]:
         import torch
 
         from motion.loras import weight_at
 
-        stack = self.stack_for(spec)
         names, weights = self._load_adapters(stack, spec)
         scheduled = any(isinstance(w, tuple) for w in weights)
         # A weight that changes between steps can't live fused into the UNet.
@@ -253,7 +289,11 @@ class Renderer:
         if spec.pose is not None:
             from diffusers import AnimateDiffControlNetPipeline
 
-            pipe = AnimateDiffControlNetPipeline.from_pipe(stack.pipe, controlnet=self._controlnet(stack, spec))
+            # from_pipe casts every component it shares with the stack to its dtype (fp32 unless told): keep the
+            # run's dtype, and the VAE in fp32 as everywhere.
+            pipe = AnimateDiffControlNetPipeline.from_pipe(stack.pipe, controlnet=self._controlnet(stack, spec),
+                                                           torch_dtype=self.dtype)
+            pipe.vae.to(dtype=torch.float32)
             pipe.set_progress_bar_config(disable=True)
         pipe.scheduler = build_scheduler(spec.scheduler, stack.base_scheduler_config)
         kwargs: dict[str, Any] = dict(
@@ -266,7 +306,7 @@ class Renderer:
             kwargs.update(conditioning_frames=pose_frames, controlnet_conditioning_scale=float(spec.pose["scale"]),
                           control_guidance_start=float(spec.pose["start"]),
                           control_guidance_end=float(spec.pose["end"]))
-        return pipe, kwargs, stack
+        return pipe, kwargs
 
     def _prompt_kwargs(self, pipe, spec: ClipSpec) -> dict:
         from motion.travel import interpolation_callback, normalize_keyframes
@@ -285,6 +325,9 @@ class Renderer:
         return {"prompt": prompt, "negative_prompt": negative}
 
     def render(self, spec: ClipSpec, pose_frames: list | None = None, keep_float: bool = False) -> ClipResult:
+        """One clip → frames. A numeric fault (NaN/inf, flat frames) is retried once with the denoiser in fp32;
+        an out-of-memory error takes the next rung of the memory ladder. Either failing for good raises one line
+        (NumericFaultError, OutOfMemory), and memory is handed back first so the next clip starts clean."""
         import torch
 
         t0 = time.perf_counter()
@@ -303,34 +346,95 @@ class Renderer:
                 self.on_step(spec, min(i + 1, spec.steps), spec.steps)
             return kw
 
-        fallbacks: list[str] = []
+        retry: dict | None = None
+        t_denoise = 0.0
+        try:
+            while True:
+                t1 = time.perf_counter()
+                latents = self._denoise(spec, pipe, kwargs, on_step)
+                t_denoise += time.perf_counter() - t1
+                fault = latents_fault(latents)
+                floats = None
+                if fault is None:
+                    floats, decode_info, fault = self._decode(stack.pipe, latents, spec)
+                latents = None
+                if fault is None:
+                    break
+                floats = None
+                free_memory(self.device)
+                safer = None if retry else safer_dtype(self.dtype)
+                if safer is None:
+                    raise NumericFaultError(self._fault_line(spec, fault, retry), hint="try another seed or "
+                                            "scheduler, or fewer steps")
+                retry = {"fault": fault, "dtype": dtype_name(self.dtype), "retried_in": dtype_name(safer)}
+                self._set_denoiser_dtype(pipe, safer)
+                kwargs["generator"] = torch.Generator("cpu").manual_seed(spec.seed)  # same noise on retry
+                self._restart_schedule(spec)
+        finally:
+            if retry:
+                self._set_denoiser_dtype(pipe, self.dtype)  # later clips run as their render keys say
+        t_decode = time.perf_counter() - t0 - t_load - t_denoise
+        timings = {"load_s": round(t_load, 3), "denoise_s": round(t_denoise, 3), "decode_s": round(t_decode, 3)}
+        info = {"device": self.device, "dtype": dtype_name(self.dtype), **decode_info, **self.ladder.record()}
+        if retry:
+            info["numeric_retry"] = retry
+        commits = self._hub_commits(spec)
+        if commits:
+            info["hub_commits"] = commits
+        return ClipResult(frames=to_uint8(floats), spec=spec, timings=timings, info=info,
+                          float_frames=floats if keep_float else None)
+
+    def _hub_commits(self, spec: ClipSpec) -> dict[str, str]:
+        """field → the commit each hub source was loaded from (`revision:` pins it)."""
+        sources = [("model", spec.model), ("motion_adapter", spec.motion_adapter)]
+        sources += [(f"adapter:{name}", src) for name, src, _, _ in spec.adapters]
+        if spec.pose:
+            sources.append(("controlnet", spec.pose["controlnet"]))
+        out = {}
+        for field_name, src in sources:
+            if src.kind == "hub":
+                if src.key() not in self._commits:
+                    self._commits[src.key()] = hub_commit(src)
+                if self._commits[src.key()]:
+                    out[field_name] = self._commits[src.key()]
+        return out
+
+    def _fault_line(self, spec: ClipSpec, fault: str, retry: dict | None) -> str:
+        head = f"clip {spec.name} seed {spec.seed}: {fault}"
+        if retry:
+            return (f"{head} after retrying the denoiser in {retry['retried_in']} (first try in {retry['dtype']}: "
+                    f"{retry['fault']})")
+        return f"{head} in {dtype_name(self.dtype)}; no precision retry: the denoiser already runs in fp32"
+
+    def _set_denoiser_dtype(self, pipe, dtype) -> None:
+        """The denoising models (UNet with its motion modules, text encoder, ControlNet) to `dtype`; the VAE
+        stays fp32. Going fp16 → fp32 → fp16 gives back the same weights bit for bit."""
+        for name in ("unet", "text_encoder", "controlnet"):
+            model = getattr(pipe, name, None)
+            if model is not None:
+                model.to(dtype=dtype)
+
+    def _denoise(self, spec: ClipSpec, pipe, kwargs: dict, on_step):
+        """Latents of one clip, going down the memory ladder on out-of-memory errors."""
+        import torch
+
         while True:
             try:
                 with torch.inference_mode():
-                    latents = pipe(**kwargs, callback_on_step_end=on_step).frames
-                break
-            except torch.cuda.OutOfMemoryError as exc:
-                _free(self.device)
-                step = self._memory_fallback(stack, pipe, fallbacks)
-                if step is None:
-                    raise OutOfMemory(f"out of GPU memory while denoising {spec.stem} at {spec.width}x{spec.height}, "
-                                      f"{spec.frames} frames, after trying {', '.join(fallbacks) or 'nothing'}",
-                                      hint="lower frames or size, or use --dtype fp16") from exc
-                fallbacks.append(step)
-                kwargs["generator"] = torch.Generator("cpu").manual_seed(spec.seed)  # same noise on retry
-                self._restart_schedule(spec)
-            except (RuntimeError, ValueError, TypeError) as exc:  # MPS OOM, a scheduler refusing its steps...
-                _free(self.device)
-                raise RenderError(f"clip {spec.stem} failed while denoising: {_short(exc)}") from exc
-        t_denoise = time.perf_counter() - t0 - t_load
-        floats, decode_info = self.decode(stack.pipe, latents, spec)
-        timings = {"load_s": round(t_load, 3), "denoise_s": round(t_denoise, 3),
-                   "decode_s": round(time.perf_counter() - t0 - t_load - t_denoise, 3)}
-        info = {"device": self.device, "dtype": str(self.dtype).replace("torch.", ""), **decode_info}
-        if fallbacks:
-            info["memory_fallbacks"] = fallbacks
-        return ClipResult(frames=to_uint8(floats), spec=spec, timings=timings, info=info,
-                          float_frames=floats if keep_float else None)
+                    return pipe(**kwargs, callback_on_step_end=on_step).frames
+            except (RuntimeError, ValueError, TypeError) as exc:  # a scheduler refusing its steps, MPS OOM...
+                out_of_memory, why = is_out_of_memory(exc), _short(exc)
+            # Outside the `except`: the live exception held the failed call's frames and their tensors.
+            free_memory(self.device)
+            if not out_of_memory:
+                raise RenderError(f"clip {spec.stem} failed while denoising: {why}")
+            if self.ladder.step(pipe) is None:
+                raise OutOfMemory(f"out of memory while denoising {spec.stem} at {spec.width}x{spec.height}, "
+                                  f"{spec.frames} frames, after trying {self.ladder.tried()}",
+                                  hint="lower frames or size" + ("" if self.dtype != _float32() else
+                                                                 ", or use --dtype fp16"))
+            kwargs["generator"] = torch.Generator("cpu").manual_seed(spec.seed)  # same noise on retry
+            self._restart_schedule(spec)
 
     def _restart_schedule(self, spec: ClipSpec) -> None:
         """Weight ramps back to step 0: the failed attempt's callback had moved them to the step it reached."""
@@ -340,51 +444,70 @@ class Renderer:
             mixer, names, weights = self._schedule
             mixer.set_weights(names, [weight_at(w, 0, spec.steps) for w in weights])
 
-    def _memory_fallback(self, stack: Stack, pipe, tried: list[str]) -> str | None:
-        """Apply the next memory saver after an OOM (kept for the rest of the run); None when none is left.
-        Chunked feed-forward first (no quality change), then model CPU offload (slower, CUDA only)."""
-        if "forward_chunking" not in tried:
-            stack.pipe.unet.enable_forward_chunking(chunk_size=1, dim=1)
-            return "forward_chunking"
-        if "model_cpu_offload" not in tried and self.device.startswith("cuda"):
-            pipe.enable_model_cpu_offload(device=self.device)
-            return "model_cpu_offload"
-        return None
-
     def decode(self, pipe, latents, spec: ClipSpec) -> tuple[np.ndarray, dict]:
-        """Latents → [0,1] float frames (F×H×W×3) with the fp32 VAE, a chunk at a time; each decoded chunk
-        moves to the CPU at once, so GPU memory holds one chunk, not the clip. Halves chunks on OOM."""
+        """Latents → [0,1] float frames (F×H×W×3) with the fp32 VAE; NumericFaultError on NaN/inf or flat frames."""
+        fault = latents_fault(latents)
+        frames, info, fault = (None, {}, fault) if fault else self._decode(pipe, latents, spec)
+        if fault:
+            raise NumericFaultError(f"clip {spec.name} seed {spec.seed}: {fault}")
+        return frames, info
+
+    def _decode(self, pipe, latents, spec: ClipSpec) -> tuple[np.ndarray | None, dict, str | None]:
+        """(frames, info, None), or (None, {}, what is wrong) when a decoded chunk is NaN/inf or flat. A chunk at
+        a time, each moved to the CPU at once, so the device holds one chunk, not the clip; on out-of-memory
+        chunks halve, and at one frame the memory ladder goes down a rung."""
         import torch
 
-        if not torch.isfinite(latents).all():
-            raise NumericFaultError(f"clip {spec.name} seed {spec.seed}: the denoiser produced NaN/inf latents",
-                                    hint="try --dtype fp32 or another scheduler")
         vae = pipe.vae
+        device = getattr(pipe, "_execution_device", None) or vae.device  # the VAE's own says cpu when offloaded
         # The same arithmetic as diffusers' AnimateDiffPipeline.decode_latents, chunk by chunk.
         scaled = 1 / vae.config.scaling_factor * latents.to(torch.float32)
         batch, channels, frames, height, width = scaled.shape
         flat = scaled.permute(0, 2, 1, 3, 4).reshape(batch * frames, channels, height, width)
-        chunk, done = spec.decode_chunk, []
-        with torch.inference_mode():
-            start = 0
-            while start < len(flat):
-                try:
-                    piece = vae.decode(flat[start:start + chunk].to(vae.device)).sample.float().cpu()
-                except torch.cuda.OutOfMemoryError:
-                    _free(self.device)
-                    if chunk == 1:
-                        raise OutOfMemory(f"out of GPU memory decoding {spec.stem} even one frame at a time") \
-                            from None
+        chunk, done, start = spec.decode_chunk, [], 0
+        while start < len(flat):
+            out_of_memory = False
+            try:
+                with torch.inference_mode():
+                    piece = vae.decode(flat[start:start + chunk].to(device)).sample.float().cpu()
+            except RuntimeError as exc:
+                if not is_out_of_memory(exc):
+                    raise
+                out_of_memory = True
+            if out_of_memory:
+                free_memory(self.device)
+                if chunk > 1:
                     chunk = max(1, chunk // 2)
-                    continue
-                if not torch.isfinite(piece).all():
-                    raise NumericFaultError(f"clip {spec.name} seed {spec.seed}: the VAE produced NaN/inf frames")
-                done.append(piece)
-                start += len(piece)
+                elif self.ladder.step(pipe) is None:
+                    done = flat = scaled = None  # the error's traceback would keep them alive
+                    raise OutOfMemory(f"out of memory decoding {spec.stem} even one frame at a time, after trying "
+                                      f"{self.ladder.tried()}", hint="lower the size")
+                continue
+            fault = frames_fault(piece, start)
+            if fault:
+                return None, {}, fault
+            done.append(piece)
+            start += len(piece)
         video = torch.cat(done)
         video = video[None, :].reshape((batch, frames, -1) + video.shape[2:]).permute(0, 2, 1, 3, 4)
         frames_np = pipe.video_processor.postprocess_video(video=video, output_type="np")[0]
-        return frames_np, {"decode_chunk": chunk}
+        return frames_np, {"decode_chunk": chunk}, None
+
+
+def check_before_load(src: Source, field: str) -> None:
+    """The checks that run again right before a load (the runner ran them once for the plan): the pin, the
+    .safetensors headers, and a pickle file (allowed by the user) unpickled with weights_only=True."""
+    check_weights(src, field)
+    pickle = pickle_file(src)
+    if pickle is not None and src.allow_pickle:
+        check_pickle(pickle, field)
+
+
+def safetensors_only(src: Source) -> bool | None:
+    """`use_safetensors` for diffusers: True, so a folder or hub repo never falls back to a pickle .bin
+    quietly; None (prefer safetensors, allow .bin, which diffusers loads with weights_only=True) only where the
+    user set allow_pickle."""
+    return None if src.allow_pickle else True
 
 
 POSE_OPTIONS = ("source_fps", "overrun", "canvas", "threshold", "smooth", "complexity")
@@ -440,15 +563,3 @@ def _unique_name(name: str, taken: set[str]) -> str:
 def _short(exc: BaseException) -> str:
     lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
     return (lines[0] if lines else type(exc).__name__)[:300]
-
-
-def _free(device: str) -> None:
-    import gc
-
-    import torch
-
-    gc.collect()
-    if device.startswith("cuda"):
-        torch.cuda.empty_cache()
-    elif device == "mps" and hasattr(torch, "mps"):
-        torch.mps.empty_cache()

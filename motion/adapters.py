@@ -19,12 +19,14 @@ def motion_file_format(keys: list[str]) -> str:
 
 
 def load_motion_adapter(ref: str, *, kind: str, keys: list[str] | None = None, config: str | None = None,
-                        weight_name: str | None = None, revision: str | None = None, dtype=None):
-    """Load a MotionAdapter. `kind` is folder | hub | file; `keys` are the file's tensor names (files only)."""
+                        weight_name: str | None = None, revision: str | None = None, dtype=None,
+                        use_safetensors: bool | None = True):
+    """Load a MotionAdapter. `kind` is folder | hub | file; `keys` are the file's tensor names (files only).
+    A folder or hub repo loads its .safetensors weights only, unless `use_safetensors` says otherwise."""
     from diffusers import MotionAdapter
 
     if kind in ("folder", "hub") and not weight_name:
-        return MotionAdapter.from_pretrained(ref, revision=revision, torch_dtype=dtype)
+        return MotionAdapter.from_pretrained(ref, revision=revision, torch_dtype=dtype, use_safetensors=use_safetensors)
 
     if kind == "hub":
         from huggingface_hub import hf_hub_download

@@ -23,12 +23,15 @@ json_data = st.recursive(
 names = st.from_regex(r"[a-z][a-z0-9]{0,8}", fullmatch=True)  # no "-s<n>": that is a multi-seed stem
 
 # Sources the resolver classifies without touching the hub: the tiny kit, known names, hub ids with options.
+PIN = "ab" * 32  # resolution checks a pin's form; its content is checked before loading (test_model_safety)
 models = st.sampled_from(["tiny", "tiny-file", {"source": "tiny"}, "someone/base",
-                          {"source": "someone/base", "revision": "v2"}])
+                          {"source": "someone/base", "revision": "v2"}, {"source": "tiny-file", "sha256": PIN}])
 motion_adapters = st.sampled_from(["tiny", "tiny-motion-file", "tiny-lightning", "animatediff-v1-5-2",
-                                   "someone/motion", {"source": "someone/motion", "weight_name": "m.safetensors"}])
+                                   "someone/motion", {"source": "someone/motion", "weight_name": "m.safetensors"},
+                                   {"source": "tiny", "sha256": PIN}])
 adapter_sources = st.sampled_from(["tiny-zoom-in", "tiny-pan-left", "tiny-lcm", "zoom-in", "someone/lora",
-                                   {"source": "someone/lora", "weight_name": "old.ckpt", "allow_pickle": True}])
+                                   {"source": "someone/lora", "weight_name": "old.ckpt", "allow_pickle": True},
+                                   {"source": "tiny-zoom-in", "sha256": PIN}])
 weights = finite(-2, 3) | st.builds(dict, start=finite(-2, 3), end=finite(-2, 3))
 adapters = st.lists(st.fixed_dictionaries({"name": names, "source": adapter_sources},
                                           optional={"weight": weights,
@@ -205,6 +208,7 @@ BAD = [
     (("model", "ref"), DELETE, "clip spec: model.ref: required field is missing"),
     (("model", "weights"), "x", "clip spec: model.weights: unknown field (got 'x')"),
     (("model", "allow_pickle"), 1, "clip spec: model.allow_pickle: must be true or false (got 1)"),
+    (("model", "sha256"), 5, "clip spec: model.sha256: must be a string (got 5)"),
     (("adapters",), {}, "clip spec: adapters: must be a list (got {})"),
     (("adapters", 1, "weight"), "high", "clip spec: adapters[1].weight: must be a number (got 'high')"),
     (("adapters", 1, "weight", "end"), 9, "clip spec: adapters[1].weight.end: must be between -2 and 3 (got 9)"),

@@ -41,6 +41,7 @@ class SourceSpec(Frozen):
     weight_name: Text | None = None
     config: Text | None = None
     allow_pickle: StrictBool = False
+    sha256: Text | None = None  # local files and folders: checked before loading
 
 
 SourceValue = Union[Text, SourceSpec]

@@ -1,0 +1,166 @@
+"""The out-of-memory ladder: after a CUDA/MPS out-of-memory error the renderer takes the next rung (a memory
+saver) and tries again. Each rung taken is kept for the rest of the run and recorded in every later sidecar;
+a rung that cannot work on this device is skipped with the reason recorded."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+# Cheapest first: the first four change nothing about the pictures (FreeNoise split and VAE slicing compute
+# the same values in pieces); the offloads trade speed for memory.
+RUNGS = ("free_caches", "forward_chunking", "free_noise_split", "vae_slicing_tiling", "model_cpu_offload",
+         "sequential_cpu_offload")
+OFFLOADS = ("model_cpu_offload", "sequential_cpu_offload")
+SPLIT_SIZES = dict(spatial_split_size=256, temporal_split_size=8)
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """CUDA raises its own type; MPS raises a RuntimeError that says so."""
+    import torch
+
+    if isinstance(exc, torch.cuda.OutOfMemoryError):
+        return True
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+
+
+def free_memory(device: str) -> None:
+    """Collect garbage and hand cached device memory back (call outside an `except` block: a live exception
+    holds the failed call's frames and their tensors)."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if device.startswith("cuda"):
+        torch.cuda.empty_cache()
+    elif device == "mps" and hasattr(torch, "mps"):
+        torch.mps.empty_cache()
+
+
+class MemoryLadder:
+    """The rungs taken so far on one renderer (its whole run), and those this device cannot use."""
+
+    def __init__(self, device: str):
+        self.device = device
+        self.taken: list[str] = []
+        self.skipped: dict[str, str] = {}  # rung → why it cannot work here
+
+    def offload_unavailable(self) -> str | None:
+        """Why CPU offload cannot help on this device, or None where it can."""
+        if self.device.startswith("cuda"):
+            return None
+        if self.device.startswith("mps"):
+            return "MPS memory is shared with the CPU, so offloading to it frees nothing"
+        return f"needs a CUDA device (running on {self.device})"
+
+    def step(self, pipe) -> str | None:
+        """Apply the next rung to `pipe` (and the models it shares); None when every rung is taken or skipped."""
+        for rung in RUNGS:
+            if rung in self.taken or rung in self.skipped:
+                continue
+            if rung in OFFLOADS:
+                why = self.offload_unavailable()
+                if why:
+                    self.skipped[rung] = why
+                    continue
+            self.taken.append(rung)
+            self._apply(pipe, rung)
+            return rung
+        return None
+
+    def before_clip(self, pipe) -> None:
+        """Keep the rungs taken for this clip's pipeline too (a pose clip builds a new one around the stack)."""
+        if "free_caches" in self.taken:
+            free_memory(self.device)
+        for rung in self.taken:
+            if rung in OFFLOADS or rung == "free_noise_split":
+                self._apply(pipe, rung)
+
+    def record(self) -> dict:
+        """What the sidecar's `info` says about memory (nothing when no OOM happened)."""
+        out: dict = {}
+        if self.taken:
+            out["memory_fallbacks"] = list(self.taken)
+        if self.skipped:
+            out["memory_skipped"] = dict(self.skipped)
+        return out
+
+    def tried(self) -> str:
+        """The one-line list of what was tried, for the error when every rung failed."""
+        parts = list(self.taken) + [f"{rung} (skipped: {why})" for rung, why in self.skipped.items()]
+        return ", ".join(parts) or "nothing"
+
+    def _apply(self, pipe, rung: str) -> None:
+        if rung == "free_caches":
+            free_memory(self.device)
+        elif rung == "forward_chunking":
+            pipe.unet.enable_forward_chunking(chunk_size=1, dim=1)
+        elif rung == "free_noise_split":
+            if not split_active(pipe.unet):
+                pipe.enable_free_noise_split_inference(**SPLIT_SIZES)
+        elif rung == "vae_slicing_tiling":
+            pipe.vae.enable_slicing()
+            pipe.vae.enable_tiling()
+        elif rung == "model_cpu_offload":
+            if getattr(pipe, "_animate_offload", None) != rung:
+                pipe.enable_model_cpu_offload(device=self.device)
+                pipe._animate_offload = rung
+        elif rung == "sequential_cpu_offload":
+            if getattr(pipe, "_animate_offload", None) != rung:
+                pipe.enable_sequential_cpu_offload(device=self.device)  # removes the model offload hooks first
+                pipe._animate_offload = rung
+
+
+# ---------------------------------------------------------------- FreeNoise split inference
+# diffusers wraps UNet blocks in SplitInferenceModule. The wrappers change module names and types, which
+# breaks what has to find the plain blocks: LoRA loading (names) and re-enabling FreeNoise per clip (types).
+# `split_paused` takes them off around those steps and puts them back after.
+
+def _split_holders(unet):
+    blocks = [*unet.down_blocks, unet.mid_block, *unet.up_blocks]
+    for block in blocks:
+        for motion_module in getattr(block, "motion_modules", None) or []:
+            yield motion_module, "proj_in"
+            yield motion_module.transformer_blocks, None
+        for name in ("attentions", "resnets", "downsamplers", "upsamplers"):
+            modules = getattr(block, name, None)
+            if modules is not None:
+                yield modules, None
+
+
+def _wrapped(unet):
+    from diffusers.pipelines.free_noise_utils import SplitInferenceModule
+
+    for holder, attr in _split_holders(unet):
+        if attr is not None:
+            if isinstance(getattr(holder, attr), SplitInferenceModule):
+                yield holder, attr
+        else:
+            for i, module in enumerate(holder):
+                if isinstance(module, SplitInferenceModule):
+                    yield holder, i
+
+
+def split_active(unet) -> bool:
+    return next(_wrapped(unet), None) is not None
+
+
+def unsplit(unet) -> bool:
+    """Take the split wrappers off; True when there were some."""
+    found = list(_wrapped(unet))
+    for holder, key in found:
+        if isinstance(key, str):
+            setattr(holder, key, getattr(holder, key).module)
+        else:
+            holder[key] = holder[key].module
+    return bool(found)
+
+
+@contextmanager
+def split_paused(pipe):
+    """Run a block with the plain UNet blocks; the split wrappers come back afterwards if they were on."""
+    was_split = unsplit(pipe.unet)
+    try:
+        yield
+    finally:
+        if was_split:
+            pipe.enable_free_noise_split_inference(**SPLIT_SIZES)

@@ -1,0 +1,154 @@
+"""Numeric faults: NaN/inf latents and flat (black) decoded frames are retried once with the denoiser in fp32,
+and the sidecar says so; a fault that comes back fails that clip in one line naming clip, seed and what was
+tried, and the other clips finish. Faults are injected by patching the pipeline call and the VAE decode."""
+import json
+
+import pytest
+import torch
+
+from animate.errors import NumericFaultError
+from animate.numeric import frames_fault, latents_fault
+from animate.renderer import Renderer
+from animate.run import run_specs
+from animate.spec import spec_from_fields
+
+
+def tiny_spec(name="clip", **kw):
+    fields = dict(preset="tiny", prompt="x", frames=4, width=32, height=32, steps=1, seed=4)
+    return spec_from_fields({**fields, **kw}, name=name)[0]
+
+
+def nan_latents(monkeypatch, pipe_cls, times, when=lambda kw: True):
+    """The pipeline call returns NaN latents the first `times` calls where `when(kwargs)`; records the UNet dtype
+    of every call."""
+    original, dtypes, poisoned_calls = pipe_cls.__call__, [], []
+
+    def poisoned(self, *a, **kw):
+        out = original(self, *a, **kw)
+        dtypes.append(self.unet.dtype)
+        if when(kw) and len(poisoned_calls) < times:
+            poisoned_calls.append(1)
+            out.frames = out.frames * float("nan")
+        return out
+
+    monkeypatch.setattr(pipe_cls, "__call__", poisoned)
+    return dtypes
+
+
+def test_nan_latents_are_retried_in_fp32_and_the_sidecar_says_so(kit, tmp_path, monkeypatch):
+    renderer = Renderer(device="cpu", dtype="fp16")
+    spec = tiny_spec()
+    dtypes = nan_latents(monkeypatch, type(renderer.stack_for(spec).pipe), 1)
+    summary = run_specs([spec], out=tmp_path, script_stem="nan", renderer=renderer)
+    assert summary.exit_code == 0 and summary.done == ["clip"]
+    assert dtypes == [torch.float16, torch.float32]
+    info = json.loads((tmp_path / "nan" / "clip.json").read_text())["info"]
+    assert info["numeric_retry"] == {"fault": "the denoiser produced NaN/inf latents", "dtype": "fp16",
+                                     "retried_in": "fp32"}
+    assert info["dtype"] == "fp16"
+    assert renderer.stack_for(spec).pipe.unet.dtype == torch.float16  # the next clip runs as its render key says
+
+
+def test_nan_again_fails_that_clip_in_one_line_and_the_others_finish(kit, tmp_path, monkeypatch):
+    renderer = Renderer(device="cpu", dtype="fp16")
+    specs = [tiny_spec("bad", prompt="poison"), tiny_spec("good", prompt="fine")]
+    nan_latents(monkeypatch, type(renderer.stack_for(specs[0]).pipe), 99, when=lambda kw: kw["prompt"] == "poison")
+    summary = run_specs(specs, out=tmp_path, script_stem="nan", renderer=renderer)
+    assert summary.exit_code == 1 and summary.done == ["good"]
+    [(stem, line)] = summary.failed
+    assert stem == "bad" and "\n" not in line
+    assert line.startswith("clip bad seed 4: the denoiser produced NaN/inf latents after retrying the denoiser in "
+                           "fp32 (first try in fp16")
+    assert not (tmp_path / "nan" / "bad.json").exists() and (tmp_path / "nan" / "good.json").exists()
+    assert "numeric_retry" not in json.loads((tmp_path / "nan" / "good.json").read_text())["info"]
+
+
+def test_fp32_on_cpu_cannot_retry_and_says_so(kit, monkeypatch):
+    renderer = Renderer(device="cpu")
+    spec = tiny_spec()
+    dtypes = nan_latents(monkeypatch, type(renderer.stack_for(spec).pipe), 1)
+    with pytest.raises(NumericFaultError) as caught:
+        renderer.render(spec)
+    assert str(caught.value).startswith("clip clip seed 4: the denoiser produced NaN/inf latents in fp32; no "
+                                        "precision retry: the denoiser already runs in fp32")
+    assert caught.value.exit_code == 1 and dtypes == [torch.float32]
+
+
+def test_a_black_decoded_chunk_is_retried(kit, monkeypatch):
+    renderer = Renderer(device="cpu", dtype="bf16")
+    spec = tiny_spec(decode_chunk=2)
+    vae_cls = type(renderer.stack_for(spec).pipe.vae)
+    original, calls = vae_cls.decode, []
+
+    def blackout(self, z, *a, **kw):
+        out = original(self, z, *a, **kw)
+        calls.append(len(z))
+        if len(calls) == 2:  # the second chunk of the first try
+            out.sample = torch.full_like(out.sample, -1.0)
+        return out
+
+    monkeypatch.setattr(vae_cls, "decode", blackout)
+    result = renderer.render(spec)
+    assert result.info["numeric_retry"] == {"fault": "the VAE produced frame 2 black", "dtype": "bf16",
+                                            "retried_in": "fp32"}
+    assert calls == [2, 2, 2, 2] and result.frames.shape == (4, 32, 32, 3)
+
+
+def test_fault_checks():
+    good = torch.randn(1, 4, 3, 4, 4)
+    assert latents_fault(good) is None
+    inf = good.clone()
+    inf[0, 0, 1, 0, 0] = float("inf")
+    assert latents_fault(inf) == "the denoiser produced NaN/inf latents"
+    flat = good.clone()
+    flat[:, :, 2] = 0.5
+    assert latents_fault(flat) == "the denoiser produced constant latents (frame 2)"
+    frames = torch.rand(3, 3, 8, 8) * 2 - 1
+    assert frames_fault(frames) is None
+    grey = frames.clone()
+    grey[1] = 0.2
+    assert frames_fault(grey, 4) == "the VAE produced frame 5 a single flat colour"
+    dark = frames.clone()
+    dark[2] = -1.0 + torch.rand(3, 8, 8) * 0.005  # within one 8-bit level of black
+    assert frames_fault(dark) == "the VAE produced frame 2 black"
+    nan = frames.clone()
+    nan[0, 0, 0, 0] = float("nan")
+    assert frames_fault(nan, 8) == "the VAE produced NaN/inf values (frames from 8)"
+    dim = frames * 0.05 - 0.9  # dark but with detail: not a fault
+    assert frames_fault(dim) is None
+
+
+def test_a_pose_clip_retries_with_its_controlnet_in_fp32_too(kit, tmp_path, monkeypatch):
+    from diffusers import AnimateDiffControlNetPipeline
+    from PIL import Image
+
+    renderer = Renderer(device="cpu", dtype="fp16")
+    spec = tiny_spec(pose={"source": str(tmp_path), "controlnet": "tiny"})
+    cond = [Image.new("RGB", (32, 32), (255, 0, 85)) for _ in range(spec.frames)]
+    original, seen = AnimateDiffControlNetPipeline.__call__, []
+
+    def poisoned(self, *a, **kw):
+        out = original(self, *a, **kw)
+        seen.append((self.unet.dtype, self.controlnet.dtype))
+        if len(seen) == 1:
+            out.frames = out.frames * float("nan")
+        return out
+
+    monkeypatch.setattr(AnimateDiffControlNetPipeline, "__call__", poisoned)
+    result = renderer.render(spec, pose_frames=cond)
+    assert seen == [(torch.float16, torch.float16), (torch.float32, torch.float32)]
+    assert result.info["numeric_retry"]["retried_in"] == "fp32"
+    assert renderer.stack_for(spec).controlnets and all(
+        cn.dtype == torch.float16 for cn in renderer.stack_for(spec).controlnets.values())
+
+
+def test_a_pose_clip_keeps_the_run_dtype_and_the_fp32_vae(kit, tmp_path):
+    """diffusers' from_pipe casts shared components to fp32 unless told: a pose clip must not turn the stack's
+    fp16 UNet into fp32 for itself and every later clip."""
+    from PIL import Image
+
+    renderer = Renderer(device="cpu", dtype="fp16")
+    spec = tiny_spec(pose={"source": str(tmp_path), "controlnet": "tiny"})
+    pipe, _, stack = renderer.pipeline_call(spec, [Image.new("RGB", (32, 32))] * spec.frames)
+    assert (pipe.unet.dtype, pipe.text_encoder.dtype, pipe.controlnet.dtype) == (torch.float16,) * 3
+    assert pipe.vae.dtype == torch.float32 and stack.pipe.unet.dtype == torch.float16
