@@ -40,17 +40,12 @@ class RunSummary:
         return 1 if self.failed or self.interrupted else 0
 
 
-def dtype_label(dtype) -> str:
-    return {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}.get(str(dtype).replace("torch.", ""),
-                                                                            str(dtype))
-
-
 def compute_target(device: str | None, dtype: str | None) -> tuple[str, str]:
     """(device, dtype label) a Renderer with these arguments would use: render keys need the dtype up front."""
-    from .renderer import pick_device, pick_dtype
+    from .renderer import dtype_name, pick_device, pick_dtype
 
     dev = pick_device(device)
-    return dev, dtype_label(pick_dtype(dev, dtype))
+    return dev, dtype_name(pick_dtype(dev, dtype))
 
 
 def machine_fault(exc: BaseException, path: Path | None = None) -> WriteError | None:
@@ -303,7 +298,9 @@ def run_specs(specs: list, *, out: str | Path, script_stem: str, renderer=None, 
                           hint="rename the clip")
     check_specs(specs, out=out)
     if renderer is not None:
-        dev, dt = renderer.device, dtype_label(renderer.dtype)
+        from .renderer import dtype_name
+
+        dev, dt = renderer.device, dtype_name(renderer.dtype)
     else:
         dev, dt = compute_target(device, dtype)
     store = FrameStore(layout.out)
