@@ -8,7 +8,8 @@ Identity:
   head, tail, interpolation), negative prompts, the compute dtype, and for pose guidance the pose settings,
   the content (SHA-256) of the pose source and the clip's fps (pose videos are sampled by time). It leaves out
   the clip's name, the adapters' names, its outputs, the script path, the preset name (its values are in the
-  fields above), and the speed knobs `fuse` and `decode_chunk`, which change frames only by float rounding.
+  fields above), the sources' `sha256` pins and registry roles, and the speed knobs `fuse` and `decode_chunk`,
+  which change frames only by float rounding.
 - an **output key** is the render key plus the format, its options and the fps.
 - the **spec hash** covers the whole resolved spec (and the model fingerprints): when it changes but the
   render key does not, only the sidecar and the manifest line are rewritten.
@@ -75,7 +76,11 @@ def spec_hash(spec, record: dict | None = None) -> str:
 def render_key(spec, dtype: str) -> str:
     data = {k: v for k, v in spec.to_dict().items() if k not in NOT_IN_RENDER_KEY}
     # An adapter's name is a label (PEFT loads it under its own name); its source, weight, kind and order count.
-    data["adapters"] = [{k: v for k, v in adapter.items() if k != "name"} for adapter in data["adapters"]]
+    data["adapters"] = [{k: _where(v) if k == "source" else v for k, v in adapter.items() if k != "name"}
+                        for adapter in data["adapters"]]
+    data["model"], data["motion_adapter"] = _where(data["model"]), _where(data["motion_adapter"])
+    if data.get("pose"):
+        data["pose"] = {**data["pose"], "controlnet": _where(data["pose"]["controlnet"])}
     data["dtype"] = dtype
     data["fingerprints"] = fingerprints(spec)
     if spec.pose:
@@ -84,6 +89,12 @@ def render_key(spec, dtype: str) -> str:
         if isinstance(source, str) and Path(source).exists():
             data["pose_content"] = content_hash(source)
     return _digest(data)
+
+
+def _where(source: dict | None) -> dict | None:
+    """A source as far as frames care: where the weights come from. A `sha256` pin only guards the same bytes
+    (their fingerprint is in the key), and `role` is a registry hint, so adding either re-renders nothing."""
+    return None if source is None else {k: v for k, v in source.items() if k not in ("sha256", "role")}
 
 
 def output_key(render: str, fmt: str, options: dict, fps: float) -> str:

@@ -364,3 +364,25 @@ def test_encode_refuses_a_hand_edited_sidecar_in_one_line(tmp_path, record):
     assert [line for line in result.output.splitlines() if line.strip()] == [
         f"error: encode INPUT: {str(sidecar)!r} is not a clip sidecar (no 'outputs' mapping); pass the clip's .json "
         "written beside its outputs, a video or a frame folder"]
+
+
+def test_render_key_ignores_labels_and_pins_but_not_weights(kit):
+    from dataclasses import replace
+
+    from animate.jobs import render_key
+    from animate.spec import spec_from_fields
+    from animate.weights import source_digest
+
+    spec = spec_from_fields({**BASE, "adapters": [{"name": "zoom", "source": "tiny-zoom-in", "weight": 0.5}]},
+                            name="k")[0]
+    key = render_key(spec, "fp32")
+    name, src, weight, kind = spec.adapters[-1]
+    pinned = replace(spec, adapters=spec.adapters[:-1] + ((name, replace(src, sha256=source_digest(src)), weight,
+                                                           kind),))
+    renamed = replace(spec, name="other", adapters=spec.adapters[:-1] + (("zoomy", src, weight, kind),),
+                      outputs={"webm": {}}, fuse=not spec.fuse, decode_chunk=3)
+    assert render_key(pinned, "fp32") == key and render_key(renamed, "fp32") == key
+    reweighted = replace(spec, adapters=spec.adapters[:-1] + ((name, src, 0.6, kind),))
+    assert render_key(reweighted, "fp32") != key
+    assert render_key(spec, "fp16") != key
+    assert render_key(replace(spec, seed=spec.seed + 1), "fp32") != key
