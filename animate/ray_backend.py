@@ -45,7 +45,7 @@ def import_ray():
     try:
         import ray
     except ImportError:
-        raise ConfigError("--backend ray needs Ray, which is not installed", where="--backend",
+        raise ConfigError("needs Ray, which is not installed here", where="--backend ray",
                           hint='pip install "animate[ray]"') from None
     return ray
 
