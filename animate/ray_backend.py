@@ -228,11 +228,10 @@ class RayRunner(_Runner):
         self.slots: list[_Slot] = []
         self.flights: dict = {}  # ObjectRefGenerator → _Flight
         self.attempts: dict[str, int] = {}  # render key → times its worker died under it
+        self.started_ray = False  # this run started a local Ray (and shuts it down)
 
     def run(self, jobs: list[Job]) -> None:
-        started = False
         try:
-            started = self.backend.connect()
             self._loop(jobs)
         except KeyboardInterrupt:
             self._release_flights()
@@ -242,14 +241,15 @@ class RayRunner(_Runner):
             self._release_flights()
             self.backend.stop_workers(self.slots)
             self.pool.shutdown(wait=True)
-            if started:
+            if self.started_ray:
                 import_ray().shutdown()
 
     def _loop(self, jobs: list[Job]) -> None:
         ray = import_ray()
         queue_, waiting = deque(jobs), []
         renders = [job for job in jobs if job.status == "render"]
-        if renders:
+        if renders:  # only re-encoding or re-recording: no Ray at all
+            self.started_ray = self.backend.connect()
             self.slots = self.backend.start_workers(self.backend.pool_size(len(renders)))
         while (queue_ or waiting or self.flights or self.pending) and self.fatal is None:
             if not queue_ and waiting and not self.flights:  # the rest is held by other processes

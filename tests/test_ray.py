@@ -71,7 +71,9 @@ def test_ray_gives_the_local_frames_and_manifest_and_builds_each_stack_once_per_
     from animate.run import run_specs
 
     script = six_clips(tmp_path)
+    t0 = time.perf_counter()
     local = run_specs(load_specs(script), out=tmp_path / "local", script_stem="fleet", renderer=renderer)
+    local_s = time.perf_counter() - t0
     assert local.exit_code == 0 and len(local.rendered) == 6
 
     def no_driver_render(self, *a, **kw):
@@ -101,7 +103,7 @@ def test_ray_gives_the_local_frames_and_manifest_and_builds_each_stack_once_per_
     used = {(worker, stack_label(specs[clip])) for clip, worker in done.items()}
     assert set(pool.builds) == used and set(pool.builds.values()) == {1}, pool.builds
     assert len({stack for _, stack in used}) == 2 and len({worker for worker, _ in used}) == 2
-    print(f"\nray: 6 clips, 2 stacks, 2 CPU workers in {seconds:.1f} s; builds {pool.builds}")
+    print(f"\n6 clips, 2 stacks: local {local_s:.1f} s, ray with 2 CPU workers {seconds:.1f} s; {pool.builds}")
 
     again, _ = run_ray(script, tmp_path / "ray")  # a re-run resumes the same way: nothing to do
     assert again.rendered == [] and len(again.skipped) == 6
