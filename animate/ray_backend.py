@@ -142,6 +142,8 @@ class RayBackend:
     workers: int | None = None
     builds: dict = field(default_factory=dict)
     pids: dict = field(default_factory=dict)
+    device: str = field(default="cpu", init=False)  # set by `target`, before any worker starts
+    dtype: str | None = field(default=None, init=False)
 
     def __post_init__(self):
         import_ray()
