@@ -230,7 +230,7 @@ class RayRunner(_Runner):
         self.slots: list[_Slot] = []
         self.flights: dict = {}  # ObjectRefGenerator → _Flight
         self.attempts: dict[str, int] = {}  # render key → times its worker died under it
-        self.started_ray = False  # this run started a local Ray (and shuts it down)
+        self.started_ray = False  # this run connected to Ray: it disconnects (a local Ray it started stops)
 
     def run(self, jobs: list[Job]) -> None:
         try:
@@ -301,9 +301,9 @@ class RayRunner(_Runner):
                                            render_key=fresh.render_key, source="store"))
                 self._deliver(fresh, claim, frames)
                 continue
-            if not idle:  # planned from the store, but its frames are gone since
+            if not idle:  # planned from the store, but its frames are gone since: it waits for a worker now
                 claim.release()
-                queue_.appendleft(job)
+                queue_.appendleft(fresh)
                 return
             self._send(fresh, claim, self._pick_slot(fresh, idle))
 
@@ -359,7 +359,7 @@ class RayRunner(_Runner):
                       worker=slot.label)
 
     def _worker_died(self, gen, queue_: deque) -> None:
-        """Ray restarts the worker; its job goes back to the front of the queue with its claim still held."""
+        """Ray restarts the worker; its job goes back to the front of the queue (claimed again when sent)."""
         flight = self.flights.pop(gen)
         job, slot = flight.job, flight.slot
         slot.busy, slot.stack = False, None
@@ -373,7 +373,7 @@ class RayRunner(_Runner):
                 hint="see the Ray logs (/tmp/ray/session_latest/logs); lower frames or size if memory ran out"),
                 slot.label)
             return
-        flight.claim.release()  # claimed again when it is sent again (another process may take it meanwhile)
+        flight.claim.release()  # another process may take it meanwhile: both paths end in one manifest line
         queue_.appendleft(job)
 
     def _release_flights(self) -> None:
