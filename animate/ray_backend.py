@@ -118,7 +118,8 @@ class _Slot:
     actor: object
     stack: tuple | None = None  # the stack it holds (or was last sent)
     deaths: int = 0
-    busy: bool = False
+    busy: bool = False  # rendering, or restarting after a death until a ping comes back
+    ping_at: float | None = None  # when to ping it next while it restarts
 
 
 @dataclass
@@ -128,6 +129,7 @@ class _Flight:
     job: Job
     claim: object
     slot: _Slot
+    started: bool = False  # the worker began it (a job sent to a restarting worker never did)
 
 
 @dataclass
@@ -229,6 +231,7 @@ class RayRunner(_Runner):
         self.backend = backend
         self.slots: list[_Slot] = []
         self.flights: dict = {}  # ObjectRefGenerator → _Flight
+        self.pings: dict = {}  # ObjectRef of a restarting worker's pid() → its _Slot
         self.attempts: dict[str, int] = {}  # render key → times its worker died under it
         self.started_ray = False  # this run connected to Ray: it disconnects (a local Ray it started stops)
 
@@ -259,13 +262,19 @@ class RayRunner(_Runner):
                 queue_.extend(waiting)
                 waiting.clear()
             self._dispatch(queue_, waiting)
-            if self.flights:
-                ready, _ = ray.wait(list(self.flights), num_returns=1, timeout=WAIT_S)
-                for gen in ready:
-                    self._receive(gen, queue_)
+            self._ping_restarting()
+            if self.flights or self.pings:
+                ready, _ = ray.wait(list(self.flights) + list(self.pings), num_returns=1, timeout=WAIT_S)
+                for ref in ready:
+                    if ref in self.pings:
+                        self._pinged(ref)
+                    else:
+                        self._receive(ref, queue_)
             elif self.pending:
                 self._collect(block=True)
                 continue
+            else:  # every worker is restarting: ping them again soon
+                time.sleep(WAIT_S)
             self._collect(block=False)
             if not self.slots and (queue_ or waiting) and self.fatal is None:
                 self.fatal = RenderError("every Ray worker died and Ray could not restart them",
@@ -339,6 +348,7 @@ class RayRunner(_Runner):
             self._worker_died(gen, queue_)
             return
         if "started" in message:
+            flight.started = True
             self.backend.pids[slot.label] = message["pid"]
             spec = job.spec
             self.events.emit(ClipStart(clip=job.stem, seed=spec.seed, frames=spec.frames, steps=spec.steps,
@@ -359,15 +369,19 @@ class RayRunner(_Runner):
                       worker=slot.label)
 
     def _worker_died(self, gen, queue_: deque) -> None:
-        """Ray restarts the worker; its job goes back to the front of the queue (claimed again when sent)."""
+        """Ray restarts the worker (it gets work again once it answers a ping); its job goes back to the front of
+        the queue, claimed again when it is sent."""
         flight = self.flights.pop(gen)
         job, slot = flight.job, flight.slot
-        slot.busy, slot.stack = False, None
+        slot.stack = None
         slot.deaths += 1
         if slot.deaths > WORKER_RESTARTS:
             self.slots.remove(slot)
-        self.attempts[job.render_key] = self.attempts.get(job.render_key, 0) + 1
-        if self.attempts[job.render_key] >= JOB_ATTEMPTS:
+        else:
+            slot.ping_at = time.time()
+        if flight.started:
+            self.attempts[job.render_key] = self.attempts.get(job.render_key, 0) + 1
+        if self.attempts.get(job.render_key, 0) >= JOB_ATTEMPTS:
             self._render_failed(job, flight.claim, RenderError(
                 f"clip {job.stem}: its Ray worker died {JOB_ATTEMPTS} times while rendering it",
                 hint="see the Ray logs (/tmp/ray/session_latest/logs); lower frames or size if memory ran out"),
@@ -375,6 +389,25 @@ class RayRunner(_Runner):
             return
         flight.claim.release()  # another process may take it meanwhile: both paths end in one manifest line
         queue_.appendleft(job)
+
+    def _ping_restarting(self) -> None:
+        now = time.time()
+        for slot in self.slots:
+            if slot.ping_at is not None and slot.ping_at <= now:
+                slot.ping_at = None
+                self.pings[slot.actor.pid.remote()] = slot
+
+    def _pinged(self, ref) -> None:
+        ray = import_ray()
+        slot = self.pings.pop(ref)
+        try:
+            self.backend.pids[slot.label] = ray.get(ref)
+        except ray.exceptions.ActorDiedError:  # out of restarts: the pool goes on without it
+            self.slots.remove(slot)
+        except ray.exceptions.RayActorError:  # still restarting
+            slot.ping_at = time.time() + POLL_S
+        else:
+            slot.busy = False
 
     def _release_flights(self) -> None:
         for flight in self.flights.values():
