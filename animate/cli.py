@@ -130,6 +130,12 @@ FLAG_FIELDS = ("preset", "model", "motion_adapter", "scheduler", "steps", "guida
 @click.option("--dtype", default="auto", show_default=True, help="auto | fp32 | fp16 | bf16")
 @click.option("--keep-frames/--no-keep-frames", default=True, show_default=True,
               help="Keep rendered frames in OUT/.frames so changed outputs re-encode without rendering.")
+@click.option("--backend", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="Render here, or on a pool of Ray workers (pip install \"animate[ray]\").")
+@click.option("--address", help="With --backend ray: the Ray head to join (host:6379); default: a local Ray.")
+@click.option("--gpus-per-worker", "gpus_per_worker", type=float, default=1.0, show_default=True,
+              help="With --backend ray: GPUs each worker holds (0: CPU workers; 0.5: two per GPU).")
+@click.option("--workers", type=int, help="With --backend ray: how many workers (default: as many as fit).")
 @click.option("--prompt", help="Render one clip from this prompt instead of a script.")
 @click.option("--name", help="File name of the --prompt clip (default: from the prompt).")
 @click.option("--preset", help="Preset name or YAML path; a comma list merges in order (e.g. lcm,reels).")
@@ -148,8 +154,8 @@ FLAG_FIELDS = ("preset", "model", "motion_adapter", "scheduler", "steps", "guida
 @click.option("--negative", help="Negative prompt.")
 @click.option("--format", "formats", help="Comma list of outputs, e.g. gif,mp4,png.")
 @click.pass_context
-def render(ctx, script, out, only, force, dry_run, json_events, quiet, device, dtype, keep_frames, prompt, name, lora,
-           lcm_lora, formats, **flags):
+def render(ctx, script, out, only, force, dry_run, json_events, quiet, device, dtype, keep_frames, backend,
+           address, gpus_per_worker, workers, prompt, name, lora, lcm_lora, formats, **flags):
     """Render SCRIPT (YAML/JSON/TOML), or one clip from --prompt and flags."""
     from .events import Events, JsonLines, Terminal
     from .run import run_specs
@@ -157,14 +163,15 @@ def render(ctx, script, out, only, force, dry_run, json_events, quiet, device, d
     ctx.meta["json_events"] = json_events
     specs, stem, reel = _specs_from_command_line(script, prompt, name, only, lora, lcm_lora, formats, flags)
     events = Events(JsonLines() if json_events else None, Terminal(quiet=quiet or dry_run))
+    pool = _backend(ctx, backend, address, gpus_per_worker, workers)
     if dry_run:
-        _print_check(specs, stem, out, device, dtype, events if json_events else None)
+        _print_check(specs, stem, out, device, dtype, events if json_events else None, backend=pool)
         return
     terminate_like_ctrl_c()
     try:
         summary = run_specs(specs, out=out, script_stem=stem, force=force, events=events, device=device,
                             dtype=dtype, reel=reel, base_dir=script.parent if script else ".",
-                            keep_frames=keep_frames)
+                            keep_frames=keep_frames, backend=pool)
     finally:
         events.close()
     sys.exit(summary.exit_code)
@@ -206,7 +213,22 @@ def _specs_from_command_line(script, prompt, name, only, lora, lcm_lora, formats
     raise click.UsageError("give a SCRIPT to render, or --prompt TEXT")
 
 
-def _print_check(specs, stem: str, out: Path, device: str, dtype: str, events) -> dict:
+def _backend(ctx, name: str, address, gpus_per_worker: float, workers):
+    """The render backend the flags ask for (None: this process)."""
+    if name == "ray":
+        from .ray_backend import RayBackend
+
+        return RayBackend(address=address, gpus_per_worker=gpus_per_worker, workers=workers)
+    source = ctx.get_parameter_source
+    given = [flag for flag, param in (("--address", "address"), ("--gpus-per-worker", "gpus_per_worker"),
+                                      ("--workers", "workers"))
+             if source(param) is not None and source(param).name == "COMMANDLINE"]
+    if given:
+        raise click.UsageError(f"{given[0]} needs --backend ray")
+    return None
+
+
+def _print_check(specs, stem: str, out: Path, device: str, dtype: str, events, backend=None) -> dict:
     """Every check, then the plan: which clips are up to date and which outputs would be encoded."""
     from .checks import check_output_root, check_specs, estimate_jobs_bytes
     from .framestore import FrameStore
@@ -218,7 +240,7 @@ def _print_check(specs, stem: str, out: Path, device: str, dtype: str, events) -
     # LoRAs fit their slots and the output root takes files; unreachable hub ids are warnings in the plan.
     check_specs(specs, reachable=False, out=out)
     try:
-        dev, dt = compute_target(device, dtype)
+        dev, dt = backend.target(device, dtype) if backend is not None else compute_target(device, dtype)
     except AnimateError:
         dev, dt = device, dtype
     layout = OutputLayout(out, stem)

@@ -46,6 +46,7 @@ class ClipStart(Event):
     steps: int
     render_key: str
     source: str  # "render" (denoising now) or "store" (frames read back from the frame store)
+    worker: str | None = None  # the backend worker (e.g. a Ray actor) doing it; None: this process
 
 
 @dataclass
@@ -54,6 +55,7 @@ class Step(Event):
     clip: str
     step: int
     total: int
+    worker: str | None = None
 
 
 @dataclass
@@ -75,6 +77,7 @@ class ClipDone(Event):
     outputs: list[str]
     encoded: list[str]
     skipped: bool = False
+    worker: str | None = None
 
 
 @dataclass
@@ -90,6 +93,7 @@ class Error(Event):
     value: Any = None
     hint: str | None = None
     fatal: bool = False
+    worker: str | None = None
 
 
 @dataclass
@@ -112,10 +116,13 @@ _FIELD = re.compile(r"^(?P<field>[A-Za-z_][\w.\[\]()-]*(?: \([^)]*\))?): (?P<res
 _VALUE = re.compile(r"\(got (?P<v>[^)]*)\)|got (?P<w>\S+?)[;,)]?$|: (?P<q>'[^']*'|\"[^\"]*\") ")
 
 
-def error_events(exc, *, clip: str | None = None, fatal: bool = False) -> list[Error]:
+def error_events(exc, *, clip: str | None = None, fatal: bool = False, worker: str | None = None) -> list[Error]:
     """One Error event per line of an AnimateError, with file, line, field, value and hint split out."""
     lines = getattr(exc, "lines", None) or [exc.line() if hasattr(exc, "line") else str(exc)]
-    return [parse_error_line(text, clip=clip, fatal=fatal) for text in lines]
+    events = [parse_error_line(text, clip=clip, fatal=fatal) for text in lines]
+    for event in events:
+        event.worker = worker
+    return events
 
 
 def parse_error_line(text: str, *, clip: str | None = None, fatal: bool = False) -> Error:
@@ -192,13 +199,13 @@ class Recorder:
 
 
 class Terminal:
-    """Human output on stderr: a clip bar and a step bar (tqdm), error lines and the closing summary."""
+    """Human output on stderr: a clip bar and a step bar per worker (tqdm), error lines and the closing summary."""
 
     def __init__(self, *, quiet: bool = False, stream=None):
         self.quiet = quiet
         self.stream = stream
         self._clips = None
-        self._steps = None
+        self._steps: dict = {}  # worker (None: this process) → its step bar
         self._stopped = False  # a fatal error was seen: the command prints it, and no summary follows
 
     def _out(self):
@@ -220,19 +227,22 @@ class Terminal:
 
     def _on_clip_start(self, e: ClipStart) -> None:
         if not self.quiet and e.source == "render":
-            self._close_steps()
-            self._steps = self._tqdm(total=e.steps, desc=e.clip, unit="step", leave=False, position=1)
+            self._close_steps(e.worker)
+            slot = 1 + sorted(set(self._steps) | {e.worker}, key=str).index(e.worker)  # one line per worker
+            label = f"{e.worker} {e.clip}" if e.worker else e.clip
+            self._steps[e.worker] = self._tqdm(total=e.steps, desc=label, unit="step", leave=False, position=slot)
 
     def _on_step(self, e: Step) -> None:
-        if self._steps is not None:
-            self._steps.update(e.step - self._steps.n)
+        bar = self._steps.get(e.worker)
+        if bar is not None:
+            bar.update(e.step - bar.n)
 
     def _on_clip_done(self, e: ClipDone) -> None:
         if self._clips is not None:
             self._clips.update(1)
 
     def _on_error(self, e: Error) -> None:
-        self._close_steps()
+        self._close_steps(... if e.fatal else e.worker)  # other workers' clips go on
         if e.fatal:  # a fatal error is printed once, by the command that stops
             self._stopped = True
         else:
@@ -245,10 +255,12 @@ class Terminal:
         parts = [f"{e.rendered} rendered", f"{e.encoded} encoded", f"{e.up_to_date} up to date", f"{e.failed} failed"]
         print(f"{', '.join(parts)} → {e.out}", file=self._out())
 
-    def _close_steps(self) -> None:
-        if self._steps is not None:
-            self._steps.close()
-            self._steps = None
+    def _close_steps(self, worker=...) -> None:
+        """Close the step bar of `worker`, or every step bar."""
+        for key in list(self._steps) if worker is ... else [worker]:
+            bar = self._steps.pop(key, None)
+            if bar is not None:
+                bar.close()
 
     def close(self) -> None:
         self._close_steps()

@@ -70,6 +70,7 @@ class _Pending:
     futures: dict[str, Future]
     timings: dict
     info: dict
+    worker: str | None = None  # the backend worker that rendered it (None: this process)
 
 
 class _Runner:
@@ -127,22 +128,27 @@ class _Runner:
             while self.pending:
                 self._collect(block=True)
         except KeyboardInterrupt:
-            self.summary.interrupted = True
-            try:  # clips already rendered still get their outputs (seconds, against minutes of denoising)
-                while self.pending:
-                    self._collect(block=True)
-            except KeyboardInterrupt:  # a second Ctrl-C: stop now; queued encoders never start
-                self.pool.shutdown(wait=True, cancel_futures=True)
-                self._collect(block=False)
-                for p in self.pending:
-                    if p.claim is not None:
-                        p.claim.release()
-                self.pending.clear()
+            self._interrupted()
         finally:
             self.pool.shutdown(wait=True)
             for p in self.pending:  # only when something escaped: give the claims back, keep nothing half-done
                 if p.claim is not None:
                     p.claim.release()
+
+    def _interrupted(self) -> None:
+        """After Ctrl-C: clips already rendered still get their outputs (seconds, against minutes of denoising);
+        a second Ctrl-C stops now, and queued encoders never start."""
+        self.summary.interrupted = True
+        try:
+            while self.pending:
+                self._collect(block=True)
+        except KeyboardInterrupt:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self._collect(block=False)
+            for p in self.pending:
+                if p.claim is not None:
+                    p.claim.release()
+            self.pending.clear()
 
     def _replan(self, job: Job) -> Job:
         return plan_job(job.spec, self.layout, self.records.manifest, self.store, dtype=self.dtype, force=self.force)
@@ -154,25 +160,41 @@ class _Runner:
 
     # ------------------------------------------------------------------ one job
     def _start(self, job: Job, claim: Claim) -> None:
+        frames, render_now = self._stored_frames(job)
         spec = job.spec
-        preview = preview_path(self.layout, job.stem)
-        needs_frames = bool(job.encode) or not preview.is_file()
-        frames = self.store.load(job.render_key) if needs_frames and not self.force else None
-        render_now = bool(job.encode) and frames is None
         self.events.emit(ClipStart(clip=job.stem, seed=spec.seed, frames=spec.frames, steps=spec.steps,
                                    render_key=job.render_key, source="render" if render_now else "store"))
+        if not render_now:
+            self._deliver(job, claim, frames)
+            return
+        try:
+            result = self._renderer().render(spec)
+        except Exception as exc:  # noqa: BLE001 - one clip's failure must not lose the others' outputs
+            self._render_failed(job, claim, exc)
+            return
+        self._deliver(job, claim, result.frames, result.timings, result.info, rendered=True)
+
+    def _stored_frames(self, job: Job):
+        """(the job's frames read back from the frame store or None, whether it must render)."""
+        needs_frames = bool(job.encode) or not preview_path(self.layout, job.stem).is_file()
+        frames = self.store.load(job.render_key) if needs_frames and not self.force else None
+        return frames, bool(job.encode) and frames is None
+
+    def _render_failed(self, job: Job, claim: Claim | None, exc: BaseException, worker: str | None = None) -> None:
+        if claim is not None:
+            claim.release()
+        self._failed(job, exc if isinstance(exc, AnimateError) else
+                     RenderError(f"clip {job.stem} failed while rendering: {type(exc).__name__}: {one_line(exc)}"),
+                     worker)
+
+    def _deliver(self, job: Job, claim: Claim | None, frames, timings: dict | None = None, info: dict | None = None,
+                 *, rendered: bool = False, worker: str | None = None) -> None:
+        """Hand a clip's frames (rendered here, by a backend's worker, or read back from the store) to the encoder
+        pool: the frame store, every output to write and the gallery preview; `_collect` records it when done."""
+        spec = job.spec
+        preview = preview_path(self.layout, job.stem)
         futures: dict[str, Future] = {}
-        timings, info = {}, {}
-        if render_now:
-            try:
-                result = self._renderer().render(spec)
-            except Exception as exc:  # noqa: BLE001 - one clip's failure must not lose the others' outputs
-                claim.release()
-                self._failed(job, exc if isinstance(exc, AnimateError) else
-                             RenderError(f"clip {job.stem} failed while rendering: {type(exc).__name__}: "
-                                         f"{one_line(exc)}"))
-                return
-            frames, timings, info = result.frames, result.timings, result.info
+        if rendered:
             self.summary.rendered.append(job.stem)
             if self.keep_frames:
                 meta = {"render_key": job.render_key, "clip": job.stem, "fps": spec.fps}
@@ -182,7 +204,7 @@ class _Runner:
             futures[fmt] = self.pool.submit(self._encode, job, fmt, frames, metadata)
         if frames is not None and (job.encode or not preview.is_file()):
             futures["preview"] = self.pool.submit(write_preview, frames, preview, spec.fps)
-        self.pending.append(_Pending(job, claim, futures, timings, info))
+        self.pending.append(_Pending(job, claim, futures, timings or {}, info or {}, worker))
 
     def _renderer(self):
         if self.renderer is None:
@@ -250,9 +272,10 @@ class _Runner:
             return
         self.summary.done.append(job.stem)
         self.events.emit(ClipDone(clip=job.stem, outputs=[self.layout.relative(f) for f in files[:-1]],
-                                  encoded=list(written)))
+                                  encoded=list(written), worker=p.worker))
 
-    def _failed(self, job: Job, exc: BaseException, *, stop_on_mistake: bool = True) -> None:
+    def _failed(self, job: Job, exc: BaseException, worker: str | None = None, *,
+                stop_on_mistake: bool = True) -> None:
         if isinstance(exc, AnimateError):
             exc = _placed(exc, job.spec)
             if exc.exit_code == 2 and stop_on_mistake:  # a user mistake repeats for every clip: stop
@@ -261,7 +284,8 @@ class _Runner:
         line = exc.line() if isinstance(exc, AnimateError) else \
             f"clip {job.stem}: {type(exc).__name__}: {one_line(exc)}"
         self.summary.failed.append((job.stem, line))
-        for event in error_events(exc if isinstance(exc, AnimateError) else AnimateError(line), clip=job.stem):
+        for event in error_events(exc if isinstance(exc, AnimateError) else AnimateError(line), clip=job.stem,
+                                  worker=worker):
             self.events.emit(event)
 
 
@@ -286,8 +310,12 @@ def _placed(exc: AnimateError, spec) -> AnimateError:
 def run_specs(specs: list, *, out: str | Path, script_stem: str, renderer=None, force: bool = False,
               events: Events | None = None, device: str | None = None, dtype: str | None = None,
               reel: dict | None = None, base_dir: str | Path = ".", keep_frames: bool = True, max_pending: int = 2,
-              workers: int = 2, claims: Claims | None = None) -> RunSummary:
-    """Render, encode and record every spec that is not up to date; return what happened."""
+              workers: int = 2, claims: Claims | None = None, backend=None) -> RunSummary:
+    """Render, encode and record every spec that is not up to date; return what happened.
+
+    `backend` renders somewhere else (animate.ray_backend.RayBackend): its `target(device, dtype)` gives the
+    (device, dtype label) its workers render with, and `runner(**kwargs)` a _Runner subclass that sends renders
+    to them; planning, claims, encoding and records stay here."""
     from .checks import check_output_root, check_specs, estimate_jobs_bytes
     from .plan import build_plan
 
@@ -301,6 +329,8 @@ def run_specs(specs: list, *, out: str | Path, script_stem: str, renderer=None, 
         from .renderer import dtype_name
 
         dev, dt = renderer.device, dtype_name(renderer.dtype)
+    elif backend is not None:
+        dev, dt = backend.target(device, dtype)
     else:
         dev, dt = compute_target(device, dtype)
     store = FrameStore(layout.out)
@@ -327,9 +357,10 @@ def run_specs(specs: list, *, out: str | Path, script_stem: str, renderer=None, 
         return renderer or Renderer(device=dev, dtype=dtype, quiet_loading=True)
 
     claims = claims or Claims(layout.out)
-    runner = _Runner(layout=layout, records=records, store=store, claims=claims, events=events,
-                     summary=summary, make_renderer=make_renderer, dtype=dt, force=force, keep_frames=keep_frames,
-                     max_pending=max_pending, workers=workers)
+    make_runner = backend.runner if backend is not None else _Runner
+    runner = make_runner(layout=layout, records=records, store=store, claims=claims, events=events,
+                         summary=summary, make_renderer=make_renderer, dtype=dt, force=force, keep_frames=keep_frames,
+                         max_pending=max_pending, workers=workers)
     try:
         runner.run(work)
     finally:
