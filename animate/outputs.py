@@ -82,6 +82,21 @@ class OutputLayout:
         self.out = Path(root)
         self.root = self.out / stem
         self.script_stem = stem
+        self._check_links()
+
+    def _check_links(self) -> None:
+        """Refuse, before anything is written, a symlink planted in the output folder that leads out of it:
+        the script folder, the frame store and claims under --out, the manifest, gallery and previews."""
+        from .claims import CLAIMS_DIR
+        from .framestore import STORE_DIR
+        from .records import PREVIEW_DIR
+
+        out = self.out.resolve()
+        for path in (self.root, self.out / STORE_DIR, self.out / CLAIMS_DIR):
+            _inside(path, out)
+        root = self.root.resolve()
+        for name in (MANIFEST_NAME, GALLERY_NAME, PREVIEW_DIR):
+            _inside(self.root / name, root)
 
     @property
     def resolved_root(self) -> Path:
