@@ -257,8 +257,9 @@ class _Runner:
 def run_specs(specs: list, *, out: str | Path, script_stem: str, renderer=None, force: bool = False,
               events: Events | None = None, device: str | None = None, dtype: str | None = None,
               reel: dict | None = None, base_dir: str | Path = ".", keep_frames: bool = True, max_pending: int = 2,
-              workers: int = 2, claims: Claims | None = None) -> RunSummary:
-    """Render, encode and record every spec that is not up to date; return what happened."""
+              workers: int = 2, claims: Claims | None = None, limits=None) -> RunSummary:
+    """Render, encode and record every spec that is not up to date; return what happened. `limits`
+    (animate.limits.Limits, default: the defaults) bounds what the specs may ask of the machine."""
     from .checks import check_output_root, check_specs, estimate_jobs_bytes
     from .plan import build_plan
 
@@ -267,7 +268,7 @@ def run_specs(specs: list, *, out: str | Path, script_stem: str, renderer=None, 
     if reel is not None and any(spec.stem == REEL_STEM for spec in specs):
         raise ConfigError("a clip named `reel` would collide with the script's reel output", where="reel",
                           hint="rename the clip")
-    check_specs(specs, out=out)
+    check_specs(specs, out=out, limits=limits)
     if renderer is not None:
         dev, dt = renderer.device, dtype_label(renderer.dtype)
     else:
