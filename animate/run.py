@@ -281,6 +281,7 @@ def run_specs(specs: list, *, out: str | Path, script_stem: str, renderer=None, 
     from .atomic import sweep_partials
 
     sweep_partials(layout.root)  # temp files of writers that are gone; the folder appears on first write
+    sweep_partials(store.root)  # a writer killed while storing frames leaves its temp file there
     summary = RunSummary(out=layout.root)
     # Announce the plan only once every check has passed (a bad device or option stops before it).
     events.emit(Plan(**build_plan(specs, jobs=jobs, device=dev, dtype=dt, out=layout.root, store=store)))
@@ -303,7 +304,7 @@ def run_specs(specs: list, *, out: str | Path, script_stem: str, renderer=None, 
         runner.run(work)
     finally:
         claims.tidy()
-        if summary.done or layout.gallery.exists():
+        if summary.done or layout.gallery.exists() or records.manifest.entries():  # (a kill may have lost it)
             try:
                 records.write_gallery()
             except OSError as exc:
