@@ -22,7 +22,8 @@ from .records import Records, preview_path, write_preview
 REEL_STEM = "reel"
 POLL_S = 0.5  # how often a process waiting on another's claim looks again
 MACHINE_ERRNOS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
-                  errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied"}
+                  errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
+                  errno.EIO: "the disk reported an input/output error"}  # (a failing disk or share repeats)
 
 
 @dataclass
@@ -308,8 +309,10 @@ def run_specs(specs: list, *, out: str | Path, script_stem: str, renderer=None, 
             try:
                 records.write_gallery()
             except OSError as exc:
-                if machine_fault(exc, layout.gallery) is None:
+                fault = machine_fault(exc, layout.gallery)
+                if fault is None:
                     raise
+                runner.fatal = runner.fatal or fault  # one line and exit 1; the next run writes the gallery
     if runner.fatal is not None:
         _stop(events, summary, layout, runner.fatal)
     if reel is not None and not summary.interrupted and not summary.failed:
