@@ -12,7 +12,7 @@ def kill_in_claim(key):
     def install(fire, renderer):
         from animate.claims import Claims
 
-        real, taken = Claims.try_claim, []
+        real = Claims.try_claim
 
         def try_claim(self, render_key):
             claim = real(self, render_key)
