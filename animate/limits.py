@@ -116,7 +116,7 @@ def check_script_size(path: str | os.PathLike, limits: Limits) -> None:
 def check_limits(specs: list[ClipSpec], limits: Limits | None = None, script: Script | None = None) -> None:
     """Every limit for every render; all refusals at once, one line each (file:line:col with `script`)."""
     limits = limits or Limits()
-    at = _Locator(script, specs)
+    at = _Locator(script)
     problems: list[str] = []
     total = 0
     for spec in specs:
@@ -193,48 +193,44 @@ def _input_problems(spec: ClipSpec, limits: Limits) -> list[str]:
 
 
 class _Locator:
-    """`file:line:col: clips[2].frames` for a render's field (where the clip, its defaults or preset set it)."""
+    """`file:line:col: clips[2].frames` for a render's field, at the layer that set it (the clip, then `defaults`);
+    a value from a preset or the built-ins is reported at the clip. Without a script: `script: clip NAME: field`."""
 
-    def __init__(self, script: Script | None, specs: list):
-        self.script = script
-        self.index = {c.name: i for i, c in enumerate(script.model.clips)} if script is not None else {}
+    def __init__(self, script: Script | None):
+        self.script = script if script is not None and not script.command_line else None
+        self.positions = self.script.positions if self.script else {}
+        self.index = {c.name: i for i, c in enumerate(self.script.model.clips)} if self.script else {}
 
-    def _where(self) -> str:
-        if self.script is None or self.script.command_line:
-            return "command line"
-        return str(self.script.path)
-
-    def _pos(self, path: tuple):
+    def _pos(self, path: tuple) -> str:
         from .spec.positions import located, lookup
 
-        return located(self._where(), lookup(self.script.positions, path) if self.script else None)
+        return located(str(self.script.path), lookup(self.positions, path))
+
+    def _set_at(self, spec, path: tuple) -> tuple | None:
+        for full in (("clips", self.index.get(spec.name, 0)) + path, ("defaults",) + path):
+            if full[:len(full) - len(path) + 1] in self.positions:
+                return full
+        return None
 
     def first_set(self, spec, fields: tuple) -> str:
         """The first of `fields` the clip sets itself, else the first its defaults set, else the first."""
-        for layer in ("clip", "defaults"):
+        for layer in (0, 1):
             for field in fields:
-                if self._layer_path(spec, field, layer) in (self.script.positions if self.script else {}):
+                full = self._set_at(spec, (field,))
+                if full is not None and (full[0] == "clips") == (layer == 0):
                     return field
         return fields[0]
-
-    def _layer_path(self, spec, field: str, layer: str) -> tuple:
-        return ("clips", self.index.get(spec.name, 0), field) if layer == "clip" else ("defaults", field)
 
     def __call__(self, spec, field: str, path: tuple | None = None) -> str:
         from .spec.values import loc_text
 
         path = path or (field,)
         if self.script is None:
-            label = f"{spec.script or 'command line'}: clip {spec.name}"
-            return f"{label}: {loc_text(path)}"
-        positions = self.script.positions
-        clip = ("clips", self.index.get(spec.name, 0))
-        full = clip + path
-        if full[:3] not in positions and ("defaults",) + path[:1] in positions:
-            full = ("defaults",) + path
-        elif full[:3] not in positions:
-            full = clip  # set by a preset or a built-in default: the clip is where it applies
-            return f"{self._pos(full)}: {loc_text(full)} ({spec.name}): {loc_text(path)}"
+            return f"{spec.script or 'command line'}: clip {spec.name}: {loc_text(path)}"
+        full = self._set_at(spec, path)
+        if full is None:
+            clip = ("clips", self.index.get(spec.name, 0))
+            return f"{self._pos(clip)}: {loc_text(clip + path)} (from its preset or the built-in defaults)"
         return f"{self._pos(full)}: {loc_text(full)}"
 
     def top(self, field: str) -> str:
