@@ -15,19 +15,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import AnimateError, ConfigError, ModelError, OutputError
+from .limits import Limits, check_limits
 from .models import Source, check_reachable, read_safetensors_keys
 
 if TYPE_CHECKING:
-    from .spec import ClipSpec
+    from .spec import ClipSpec, Script
 
 
 def check_specs(specs: list[ClipSpec], *, reachable: bool = True, out: str | os.PathLike | None = None,
-                planned_bytes: int | None = None) -> None:
+                planned_bytes: int | None = None, limits: Limits | None = None, script: Script | None = None) -> None:
     """Check every clip, then the output root when `out` is given (room for `planned_bytes` when known:
     `estimate_jobs_bytes` of a plan, or `sum(estimate_output_bytes(spec))`).
 
+    Resource limits come first (animate.limits; `limits` None: the defaults), located in `script` when given.
     `reachable=False` skips the hub look-ups (`animate check` reports uncached hub ids as plan warnings);
     LoRA files are still read and checked."""
+    check_limits(specs, limits, script)
     seen: set = set()
     for spec in specs:
         label = clip_label(spec)

@@ -113,6 +113,9 @@ def _parse_lora(value: str, index: int, flag: str = "--lora") -> dict:
     return {"name": slug(stem, 30) or f"lora{index}", "source": source, "weight": weight}
 
 
+LIMIT_HELP = ("Raise or lift a resource limit (repeatable): pixels, total-pixels, clips, prompt, script, video, "
+              "json, image; e.g. pixels=1G, json=200MB, clips=none. See docs/limits.md.")
+
 FLAG_FIELDS = ("preset", "model", "motion_adapter", "scheduler", "steps", "guidance", "frames", "fps", "width",
                "height", "seed", "negative")
 
@@ -153,33 +156,41 @@ FLAG_FIELDS = ("preset", "model", "motion_adapter", "scheduler", "steps", "guida
 @click.option("--seed", type=int, multiple=True, help="Seed (repeat for one clip per seed).")
 @click.option("--negative", help="Negative prompt.")
 @click.option("--format", "formats", help="Comma list of outputs, e.g. gif,mp4,png.")
+@click.option("--limit", "limit_items", multiple=True, metavar="NAME=VALUE", help=LIMIT_HELP)
 @click.pass_context
 def render(ctx, script, out, only, force, dry_run, json_events, quiet, device, dtype, keep_frames, backend,
-           address, gpus_per_worker, workers, prompt, name, lora, lcm_lora, formats, **flags):
+           address, gpus_per_worker, workers, prompt, name, lora, lcm_lora, formats, limit_items, **flags):
     """Render SCRIPT (YAML/JSON/TOML), or one clip from --prompt and flags."""
     from .events import Events, JsonLines, Terminal
+    from .limits import Limits
     from .run import run_specs
 
     ctx.meta["json_events"] = json_events
-    specs, stem, reel = _specs_from_command_line(script, prompt, name, only, lora, lcm_lora, formats, flags)
+    limits = Limits.parse(limit_items)
+    specs, stem, reel, loaded = _specs_from_command_line(script, prompt, name, only, lora, lcm_lora, formats, flags,
+                                                         limits)
     events = Events(JsonLines() if json_events else None, Terminal(quiet=quiet or dry_run))
     pool = _backend(ctx, backend, address, gpus_per_worker, workers)
     if dry_run:
-        _print_check(specs, stem, out, device, dtype, events if json_events else None, backend=pool)
+        _print_check(specs, stem, out, device, dtype, events if json_events else None, limits, loaded, backend=pool)
         return
+    from .limits import check_limits
+
+    check_limits(specs, limits, loaded)  # refusals located in the script (run_specs checks again, without lines)
     terminate_like_ctrl_c()
     try:
         summary = run_specs(specs, out=out, script_stem=stem, force=force, events=events, device=device,
                             dtype=dtype, reel=reel, base_dir=script.parent if script else ".",
-                            keep_frames=keep_frames, backend=pool)
+                            keep_frames=keep_frames, backend=pool, limits=limits)
     finally:
         events.close()
     sys.exit(summary.exit_code)
 
 
-def _specs_from_command_line(script, prompt, name, only, lora, lcm_lora, formats, flags):
-    """(specs, output folder name, reel options) from a script or from --prompt and flags."""
-    from .spec import load_script, resolve, slug, spec_from_fields
+def _specs_from_command_line(script, prompt, name, only, lora, lcm_lora, formats, flags, limits):
+    """(specs, output folder name, reel options, the loaded Script or None) from a script or from --prompt and
+    flags."""
+    from .spec import resolve, slug, spec_from_fields
 
     overrides = {k: v for k, v in flags.items() if v not in (None, ())}
     if "preset" in overrides and "," in overrides["preset"]:
@@ -204,12 +215,12 @@ def _specs_from_command_line(script, prompt, name, only, lora, lcm_lora, formats
     if script and prompt:
         raise click.UsageError("give a SCRIPT or --prompt, not both")
     if script:
-        loaded = load_script(script)
+        loaded = _load(script, limits)
         return resolve(loaded, overrides, only=list(only)), loaded.stem, \
-            (loaded.model.reel_options() if not only else None)
+            (loaded.model.reel_options() if not only else None), loaded
     if prompt:
         # --prompt clips: <out>/prompts/<name>.<ext>
-        return spec_from_fields({**overrides, "prompt": prompt}, name=name or slug(prompt)), "prompts", None
+        return spec_from_fields({**overrides, "prompt": prompt}, name=name or slug(prompt)), "prompts", None, None
     raise click.UsageError("give a SCRIPT to render, or --prompt TEXT")
 
 
@@ -228,7 +239,18 @@ def _backend(ctx, name: str, address, gpus_per_worker: float, workers):
     return None
 
 
-def _print_check(specs, stem: str, out: Path, device: str, dtype: str, events, backend=None) -> dict:
+def _load(script: Path, limits):
+    """The script, read only when it is a regular file within the `script` limit."""
+    from .limits import check_script_size
+    from .spec import load_script
+
+    if script.is_file():
+        check_script_size(script, limits)
+    return load_script(script, max_bytes=limits.script)
+
+
+def _print_check(specs, stem: str, out: Path, device: str, dtype: str, events, limits=None, loaded=None,
+                 backend=None) -> dict:
     """Every check, then the plan: which clips are up to date and which outputs would be encoded."""
     from .checks import check_output_root, check_specs, estimate_jobs_bytes
     from .framestore import FrameStore
@@ -238,7 +260,7 @@ def _print_check(specs, stem: str, out: Path, device: str, dtype: str, events, b
     from .run import compute_target
 
     # LoRAs fit their slots and the output root takes files; unreachable hub ids are warnings in the plan.
-    check_specs(specs, reachable=False, out=out)
+    check_specs(specs, reachable=False, out=out, limits=limits, script=loaded)
     try:
         dev, dt = backend.target(device, dtype) if backend is not None else compute_target(device, dtype)
     except AnimateError:
@@ -257,15 +279,19 @@ def _print_check(specs, stem: str, out: Path, device: str, dtype: str, events, b
 @click.option("--device", default="auto", show_default=True)
 @click.option("--dtype", default="auto", show_default=True)
 @click.option("--json", "json_events", is_flag=True)
+@click.option("--limit", "limit_items", multiple=True, metavar="NAME=VALUE", help=LIMIT_HELP)
 @click.pass_context
-def check(ctx, script, out, device, dtype, json_events):
+def check(ctx, script, out, device, dtype, json_events, limit_items):
     """Validate SCRIPT and print the plan; renders nothing."""
     from .events import Events, JsonLines
-    from .spec import load_script, resolve
+    from .limits import Limits
+    from .spec import resolve
 
     ctx.meta["json_events"] = json_events
-    loaded = load_script(script)
-    _print_check(resolve(loaded), loaded.stem, out, device, dtype, Events(JsonLines()) if json_events else None)
+    limits = Limits.parse(limit_items)
+    loaded = _load(script, limits)
+    _print_check(resolve(loaded), loaded.stem, out, device, dtype, Events(JsonLines()) if json_events else None,
+                 limits, loaded)
 
 
 @main.group()

@@ -160,6 +160,7 @@ def plan_job(spec, layout: OutputLayout, manifest: Manifest, store, *, dtype: st
     record = spec_record(spec)
     shash = spec_hash(spec, record)
     paths = output_paths(layout, spec)
+    sidecar = layout.sidecar(spec.stem)  # checked now: a planted symlink is refused before anything renders
     okeys = {fmt: output_key(rkey, fmt, spec.outputs.get(fmt) or {}, spec.fps) for fmt in paths}
     entry = manifest.entries().get(spec.stem)
     kept = {}
@@ -170,7 +171,7 @@ def plan_job(spec, layout: OutputLayout, manifest: Manifest, store, *, dtype: st
                 kept[fmt] = rec
     encode = [fmt for fmt in paths if fmt not in kept]
     needs_record = bool(encode) or force or entry is None or entry.get("spec_hash") != shash \
-        or set((entry.get("outputs") or {})) != set(paths) or not layout.sidecar(spec.stem).is_file()
+        or set((entry.get("outputs") or {})) != set(paths) or not sidecar.is_file()
     return Job(spec=spec, render_key=rkey, spec_hash=shash, record=record, paths=paths, output_keys=okeys,
                encode=encode, kept=kept, needs_record=needs_record, stored=store.has(rkey), force=force)
 

@@ -25,6 +25,19 @@ _NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 _STEM = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}(-s-?[0-9]{1,20})?")
 _EXT = re.compile(r"[a-z0-9]{1,8}")
 NAME_RULE = "use 1-64 characters from a-z 0-9 . _ - starting with a letter or digit"
+# Names Windows keeps for devices, with any extension (`nul.gif` opens the null device there), compared
+# case-insensitively; a trailing dot is dropped by Windows, so `a.` and `a` would be one file.
+WINDOWS_RESERVED = frozenset({"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)),
+                              *(f"lpt{i}" for i in range(10))})
+
+
+def reserved_name(name: str) -> str | None:
+    """Why `name` cannot be a file name on every system (Windows device names, a trailing dot), or None."""
+    if name.split(".", 1)[0].lower() in WINDOWS_RESERVED:
+        return f"{name.split('.', 1)[0]!r} is a device name on Windows (CON, PRN, AUX, NUL, COM0-9, LPT0-9)"
+    if name.endswith("."):
+        return "a name cannot end in '.' (Windows drops it)"
+    return None
 
 MANIFEST_NAME = "manifest.jsonl"
 GALLERY_NAME = "index.html"
@@ -41,7 +54,7 @@ def slugify(text: str) -> str:
 
 def safe_name(name: str) -> str:
     """Return `name` unchanged if it is a valid clip name, else raise ConfigError saying how to fix it."""
-    if isinstance(name, str) and _NAME.fullmatch(name) and name not in (".", ".."):
+    if isinstance(name, str) and _NAME.fullmatch(name) and name not in (".", "..") and not reserved_name(name):
         return name
     shown = repr(name) if len(repr(name)) <= 80 else repr(name)[:77] + "..."
     raise ConfigError(f"clip name {shown} is not allowed",
@@ -63,12 +76,27 @@ class OutputLayout:
     def __init__(self, root: str | os.PathLike, script_stem: str):
         stem = str(script_stem)
         if (not stem or stem in (".", "..") or "/" in stem or "\\" in stem or "\0" in stem
-                or Path(stem).is_absolute()):
+                or Path(stem).is_absolute() or reserved_name(stem)):
             raise ConfigError(f"script name {stem!r} cannot be used as an output folder",
                               hint="rename the script file")
         self.out = Path(root)
         self.root = self.out / stem
         self.script_stem = stem
+        self._check_links()
+
+    def _check_links(self) -> None:
+        """Refuse, before anything is written, a symlink planted in the output folder that leads out of it:
+        the script folder, the frame store and claims under --out, the manifest, gallery and previews."""
+        from .claims import CLAIMS_DIR
+        from .framestore import STORE_DIR
+        from .records import PREVIEW_DIR
+
+        out = self.out.resolve()
+        for path in (self.root, self.out / STORE_DIR, self.out / CLAIMS_DIR):
+            _inside(path, out)
+        root = self.root.resolve()
+        for name in (MANIFEST_NAME, GALLERY_NAME, PREVIEW_DIR):
+            _inside(self.root / name, root)
 
     @property
     def resolved_root(self) -> Path:

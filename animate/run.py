@@ -23,7 +23,8 @@ from .records import Records, preview_path, write_preview
 REEL_STEM = "reel"
 POLL_S = 0.5  # how often a process waiting on another's claim looks again
 MACHINE_ERRNOS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
-                  errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied"}
+                  errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
+                  errno.EIO: "the disk reported an input/output error"}  # (a failing disk or share repeats)
 
 
 @dataclass
@@ -310,8 +311,9 @@ def _placed(exc: AnimateError, spec) -> AnimateError:
 def run_specs(specs: list, *, out: str | Path, script_stem: str, renderer=None, force: bool = False,
               events: Events | None = None, device: str | None = None, dtype: str | None = None,
               reel: dict | None = None, base_dir: str | Path = ".", keep_frames: bool = True, max_pending: int = 2,
-              workers: int = 2, claims: Claims | None = None, backend=None) -> RunSummary:
-    """Render, encode and record every spec that is not up to date; return what happened.
+              workers: int = 2, claims: Claims | None = None, backend=None, limits=None) -> RunSummary:
+    """Render, encode and record every spec that is not up to date; return what happened. `limits`
+    (animate.limits.Limits, default: the defaults) bounds what the specs may ask of the machine.
 
     `backend` renders somewhere else (animate.ray_backend.RayBackend): its `target(device, dtype)` gives the
     (device, dtype label) its workers render with, and `runner(**kwargs)` a _Runner subclass that sends renders
@@ -324,7 +326,7 @@ def run_specs(specs: list, *, out: str | Path, script_stem: str, renderer=None, 
     if reel is not None and any(spec.stem == REEL_STEM for spec in specs):
         raise ConfigError("a clip named `reel` would collide with the script's reel output", where="reel",
                           hint="rename the clip")
-    check_specs(specs, out=out)
+    check_specs(specs, out=out, limits=limits)
     if renderer is not None:
         from .renderer import dtype_name
 
@@ -367,12 +369,14 @@ def run_specs(specs: list, *, out: str | Path, script_stem: str, renderer=None, 
         claims.tidy()
         for folder in (layout.root, store.root):  # a process that died meanwhile (its clips taken over here)
             sweep_partials(folder)
-        if summary.done or layout.gallery.exists():
+        if summary.done or layout.gallery.exists() or records.manifest.entries():  # (a kill may have lost it)
             try:
                 records.write_gallery()
             except OSError as exc:
-                if machine_fault(exc, layout.gallery) is None:
+                fault = machine_fault(exc, layout.gallery)
+                if fault is None:
                     raise
+                runner.fatal = runner.fatal or fault  # one line and exit 1; the next run writes the gallery
     if runner.fatal is not None:
         _stop(events, summary, layout, runner.fatal)
     if reel is not None and not summary.interrupted and not summary.failed:

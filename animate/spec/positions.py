@@ -269,11 +269,12 @@ def raw_problems(data: Any) -> list[tuple[tuple, str]]:
     return out
 
 
-def parse(text: str, suffix: str, where: str) -> tuple[Any, dict, list]:
-    """(data, positions, duplicate keys as (path, position, message)) of script text, read by its suffix."""
-    if len(text) > MAX_SCRIPT_BYTES or len(text.encode("utf-8", "replace")) > MAX_SCRIPT_BYTES:
-        raise ConfigError(f"script is larger than {MAX_SCRIPT_BYTES // 1_000_000} MB", where=where,
-                          hint="split it into several scripts")
+def parse(text: str, suffix: str, where: str, *, max_bytes: int | None = MAX_SCRIPT_BYTES) -> tuple[Any, dict, list]:
+    """(data, positions, duplicate keys as (path, position, message)) of script text of at most `max_bytes`
+    (None: any size), read by its suffix."""
+    if max_bytes is not None and (len(text) > max_bytes or len(text.encode("utf-8", "replace")) > max_bytes):
+        raise ConfigError(f"script is larger than {max_bytes / 1_000_000:g} MB", where=where,
+                          hint="split it into several scripts, or raise the limit with --limit script=SIZE")
     if "\x00" in text:
         raise ConfigError("script is binary, not text", where=where, hint="give a YAML, JSON or TOML file")
     if not text.strip():

@@ -46,17 +46,20 @@ class Script:
         return self.path.parent
 
 
-def load_script(path: str | Path) -> Script:
-    """Read and validate a script file; every problem is reported in one ConfigError."""
+def load_script(path: str | Path, *, max_bytes: int | None = MAX_SCRIPT_BYTES) -> Script:
+    """Read and validate a script file of at most `max_bytes` (None: any size); every problem is reported in
+    one ConfigError."""
     path = Path(path)
     where = str(path)
     if not path.exists():
         raise ConfigError("no such file", where=where, hint="check the script path")
     if path.is_dir():
         raise ConfigError("is a folder, not a script file", where=where)
-    if path.stat().st_size > MAX_SCRIPT_BYTES:
-        raise ConfigError(f"script is larger than {MAX_SCRIPT_BYTES // 1_000_000} MB", where=where,
-                          hint="split it into several scripts")
+    if not path.is_file():  # a FIFO or a device: reading it may never end
+        raise ConfigError("is not a regular file", where=where, hint="give a YAML, JSON or TOML file")
+    if max_bytes is not None and path.stat().st_size > max_bytes:
+        raise ConfigError(f"script is larger than {max_bytes / 1_000_000:g} MB", where=where,
+                          hint="split it into several scripts, or raise the limit with --limit script=SIZE")
     raw = path.read_bytes()
     if b"\x00" in raw:
         raise ConfigError("script is binary, not text", where=where, hint="give a YAML, JSON or TOML file")
@@ -66,12 +69,13 @@ def load_script(path: str | Path) -> Script:
         line = raw.count(b"\n", 0, exc.start) + 1
         raise ConfigError(f"script is not UTF-8 text (byte {exc.start + 1} on line {line})", where=where,
                           hint="save it as UTF-8 YAML, JSON or TOML") from None
-    return parse_script(text, where=where, suffix=path.suffix or ".yaml", path=path)
+    return parse_script(text, where=where, suffix=path.suffix or ".yaml", path=path, max_bytes=max_bytes)
 
 
-def parse_script(text: str, *, where: str = "<script>", suffix: str = ".yaml", path: Path | None = None) -> Script:
+def parse_script(text: str, *, where: str = "<script>", suffix: str = ".yaml", path: Path | None = None,
+                 max_bytes: int | None = MAX_SCRIPT_BYTES) -> Script:
     """Validate script text in one pass; raise one ConfigError holding every problem."""
-    data, positions, duplicates = parse(text, suffix, where)
+    data, positions, duplicates = parse(text, suffix, where, max_bytes=max_bytes)
     if data is None:
         raise ConfigError("script is empty", where=where, hint="start from an example in presets/examples/")
     if not isinstance(data, dict):
@@ -139,6 +143,8 @@ def load_preset(name: str, base_dir: Path, where: str) -> dict:
         close = difflib.get_close_matches(name, list(list_presets()), n=1)
         hint = f"did you mean `{close[0]}`?" if close else f"built-in presets: {', '.join(list_presets())}"
         raise ConfigError(f"unknown preset {show(name)}", where=where, hint=hint)
+    if path.stat().st_size > MAX_SCRIPT_BYTES:  # a preset is a few lines; a huge one is not a preset
+        raise ConfigError(f"preset {str(path)!r} is larger than {MAX_SCRIPT_BYTES / 1_000_000:g} MB", where=where)
     try:
         text = path.read_bytes().decode("utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:

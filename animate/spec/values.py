@@ -66,10 +66,16 @@ def slug(text: str, limit: int = 40) -> str:
 
 def name_problem(name: str, what: str = "clip") -> str | None:
     """Why `name` cannot be a file name, or None. Names become output files, so they are kept plain."""
-    if re.fullmatch(NAME_RE, name) and not name.endswith(".part"):
+    from ..outputs import reserved_name
+
+    reserved = reserved_name(name) if what == "clip" else None  # clip names become files; adapter names don't
+    if re.fullmatch(NAME_RE, name) and not name.endswith(".part") and not reserved:
         return None
     fix = slug(name.rsplit("/", 1)[-1].rsplit("\\", 1)[-1] or name)
-    if "/" in name or "\\" in name or ".." in name or name.startswith("~"):
+    if reserved:
+        why = f"a {what} name becomes a file name: {reserved}"
+        fix = f"{fix.rstrip('.')}-clip" if reserved_name(fix) or fix.endswith(".") else fix
+    elif "/" in name or "\\" in name or ".." in name or name.startswith("~"):
         why = f"a {what} name becomes a file name, so it cannot hold '/', '\\' or '..'"
     elif name.endswith(".part"):
         why = f"a {what} name cannot end in '.part' (that marks unfinished files)"
@@ -77,6 +83,13 @@ def name_problem(name: str, what: str = "clip") -> str | None:
         why = f"a {what} name cannot be empty"
     elif len(name) > 64:
         why = f"a {what} name is at most 64 characters"
+    elif not name.isascii():  # look-alike letters, right-to-left marks, zero-width spaces disguise file names
+        import unicodedata
+
+        char = next(c for c in name if not c.isascii())
+        fix = slug(unicodedata.normalize("NFKC", name))  # fullwidth letters fold to ASCII; look-alikes do not
+        why = (f"a {what} name is plain ASCII; it holds U+{ord(char):04X} "
+               f"({unicodedata.name(char, 'an unnamed character').lower()})")
     else:
         why = "use lower-case letters, digits, '.', '_' and '-', starting with a letter or digit"
     return f"{why} (got {show(name)}); try `{fix}`"
