@@ -98,6 +98,7 @@ class Renderer:
         self.quiet_loading = quiet_loading  # hide the libraries' own load bars (script runs draw their own)
         self.load_counts: dict[str, int] = {}
         self._schedule = None  # (mixer, names, weights) while a clip with weight ramps renders
+        self._context = None  # the ContextPlan of the clip being prepared
 
     # ------------------------------------------------------------------ loading
     def _count(self, what: str) -> None:
@@ -239,13 +240,11 @@ class Renderer:
     # ------------------------------------------------------------------ rendering
     def pipeline_call(self, spec: ClipSpec, pose_frames: list | None = None) -> tuple[Any, dict, Stack]:
         """Prepare the stack for `spec` and return (pipeline, call kwargs, stack), without running it."""
-        import torch
-
-        from motion.loras import weight_at
+        from motion.loras import is_scheduled, weight_at
 
         stack = self.stack_for(spec)
         names, weights = self._load_adapters(stack, spec)
-        scheduled = any(isinstance(w, tuple) for w in weights)
+        scheduled = any(is_scheduled(w) for w in weights)
         # A weight that changes between steps can't live fused into the UNet.
         stack.mixer.apply(names, [weight_at(w, 0, spec.steps) for w in weights], fuse=spec.fuse and not scheduled)
         self._schedule = (stack.mixer, names, weights) if scheduled else None
@@ -256,28 +255,66 @@ class Renderer:
             pipe = AnimateDiffControlNetPipeline.from_pipe(stack.pipe, controlnet=self._controlnet(stack, spec))
             pipe.set_progress_bar_config(disable=True)
         pipe.scheduler = build_scheduler(spec.scheduler, stack.base_scheduler_config)
+        self._context = self._enable_context(pipe, spec)
+        if spec.free_init:
+            fi = spec.free_init
+            pipe.enable_free_init(num_iters=fi["iters"], use_fast_sampling=fi["fast"], method=fi["method"])
+        else:
+            pipe.disable_free_init()  # the stack's pipeline is shared by every clip
         kwargs: dict[str, Any] = dict(
             num_frames=spec.frames, height=spec.height, width=spec.width, num_inference_steps=spec.steps,
-            guidance_scale=spec.guidance, generator=torch.Generator("cpu").manual_seed(spec.seed),
-            output_type="latent",
+            guidance_scale=spec.guidance, output_type="latent", **self._noise_kwargs(pipe, spec),
         )
-        kwargs.update(self._prompt_kwargs(pipe, spec))
+        kwargs.update(self._prompt_kwargs(spec))
         if spec.pose is not None:
-            kwargs.update(conditioning_frames=pose_frames, controlnet_conditioning_scale=float(spec.pose["scale"]),
+            scale = spec.pose["scale"]
+            # A scheduled scale runs at 1.0 here; the ControlNet hook multiplies in the step's value.
+            kwargs.update(conditioning_frames=pose_frames,
+                          controlnet_conditioning_scale=1.0 if isinstance(scale, dict) else float(scale),
                           control_guidance_start=float(spec.pose["start"]),
                           control_guidance_end=float(spec.pose["end"]))
+        if spec.loop:
+            kwargs["callback_on_step_end_tensor_inputs"] = ["latents", "prompt_embeds"]
         return pipe, kwargs, stack
 
-    def _prompt_kwargs(self, pipe, spec: ClipSpec) -> dict:
-        from motion.travel import interpolation_callback, normalize_keyframes
+    def _enable_context(self, pipe, spec: ClipSpec):
+        """Set the clip's FreeNoise windows (re-enabling only updates window settings: the blocks were converted
+        once). With one window over the whole clip FreeNoise equals the plain path (measured: < 1e-6) and still
+        carries per-frame prompt conditioning."""
+        from motion.context import context_plan
+        from motion.errors import MotionError
+        from motion.travel import interpolation_callback
 
-        # Every clip runs through FreeNoise: with one window over the whole clip it equals the plain path
-        # (measured: < 1e-6) and it carries per-frame conditioning; past the adapter's length it slides
-        # 16-frame windows. Re-enabling only updates window settings (the blocks were converted once).
         max_len = int(getattr(pipe.unet.config, "motion_max_seq_length", 32) or 32)
-        context = 16 if spec.frames > max_len else spec.frames
-        pipe.enable_free_noise(context_length=context, context_stride=4,
+        c = spec.context
+        try:
+            plan = context_plan(spec.frames, max_len, c["length"], c["overlap"], c["weighting"], c["noise"])
+        except MotionError as exc:
+            raise ConfigError(str(exc), where=f"{spec.script or 'clip'}: clip {spec.name}: context") from None
+        pipe.enable_free_noise(context_length=plan.length, context_stride=plan.stride,
+                               weighting_scheme=plan.weighting, noise_type=plan.noise,
                                prompt_interpolation_callback=interpolation_callback(spec.interpolation))
+        return plan
+
+    def _noise_kwargs(self, pipe, spec: ClipSpec) -> dict:
+        """The seeded generator, and for repeat_context the one window of noise diffusers fails to draw itself."""
+        import torch
+
+        generator = torch.Generator("cpu").manual_seed(spec.seed)
+        out: dict[str, Any] = {"generator": generator}
+        plan = self._context
+        if plan.noise == "repeat_context" and plan.length < spec.frames:
+            from motion.context import repeat_context_latents
+
+            scale = pipe.vae_scale_factor
+            shape = (1, pipe.unet.config.in_channels, spec.frames, spec.height // scale, spec.width // scale)
+            out["latents"] = repeat_context_latents(shape, plan.length, generator, torch.device(self.device),
+                                                    pipe.unet.dtype)
+        return out
+
+    def _prompt_kwargs(self, spec: ClipSpec) -> dict:
+        from motion.travel import normalize_keyframes
+
         prompt = (normalize_keyframes(spec.prompt, spec.frames, spec.head, spec.tail) if isinstance(spec.prompt, dict)
                   else _join(spec.head, spec.prompt, spec.tail))
         negative = (normalize_keyframes(spec.negative, spec.frames) if isinstance(spec.negative, dict)
@@ -287,46 +324,46 @@ class Renderer:
     def render(self, spec: ClipSpec, pose_frames: list | None = None, keep_float: bool = False) -> ClipResult:
         import torch
 
+        from motion.context import loop_closure
+
         t0 = time.perf_counter()
         if spec.pose is not None and pose_frames is None:
             pose_frames = load_pose_frames(spec)
         pipe, kwargs, stack = self.pipeline_call(spec, pose_frames)
         t_load = time.perf_counter() - t0
-
-        def on_step(p, i, t, kw):
-            if self._schedule is not None and i + 1 < spec.steps:  # weights for the next step
-                from motion.loras import weight_at
-
-                mixer, names, weights = self._schedule
-                mixer.set_weights(names, [weight_at(w, i + 1, spec.steps) for w in weights])
-            if self.on_step:  # some schedulers (PNDM) take one extra step: keep the bar within its total
-                self.on_step(spec, min(i + 1, spec.steps), spec.steps)
-            return kw
-
+        steps = _Steps(self, spec, pipe)
         fallbacks: list[str] = []
-        while True:
-            try:
-                with torch.inference_mode():
-                    latents = pipe(**kwargs, callback_on_step_end=on_step).frames
-                break
-            except torch.cuda.OutOfMemoryError as exc:
-                _free(self.device)
-                step = self._memory_fallback(stack, pipe, fallbacks)
-                if step is None:
-                    raise OutOfMemory(f"out of GPU memory while denoising {spec.stem} at {spec.width}x{spec.height}, "
-                                      f"{spec.frames} frames, after trying {', '.join(fallbacks) or 'nothing'}",
-                                      hint="lower frames or size, or use --dtype fp16") from exc
-                fallbacks.append(step)
-                kwargs["generator"] = torch.Generator("cpu").manual_seed(spec.seed)  # same noise on retry
-                self._restart_schedule(spec)
-            except (RuntimeError, ValueError, TypeError) as exc:  # MPS OOM, a scheduler refusing its steps...
-                _free(self.device)
-                raise RenderError(f"clip {spec.stem} failed while denoising: {_short(exc)}") from exc
+        try:
+            while True:
+                try:
+                    with torch.inference_mode():
+                        latents = pipe(**kwargs, callback_on_step_end=steps).frames
+                    break
+                except torch.cuda.OutOfMemoryError as exc:
+                    _free(self.device)
+                    step = self._memory_fallback(stack, pipe, fallbacks)
+                    if step is None:
+                        raise OutOfMemory(f"out of GPU memory while denoising {spec.stem} at {spec.width}x"
+                                          f"{spec.height}, {spec.frames} frames, after trying "
+                                          f"{', '.join(fallbacks) or 'nothing'}",
+                                          hint="lower frames or size, or use --dtype fp16") from exc
+                    fallbacks.append(step)
+                    kwargs.update(self._noise_kwargs(pipe, spec))  # same noise on retry
+                    self._restart_schedule(spec)
+                    steps = _Steps(self, spec, pipe)
+                except (RuntimeError, ValueError, TypeError) as exc:  # MPS OOM, a scheduler refusing its steps...
+                    _free(self.device)
+                    raise RenderError(f"clip {spec.stem} failed while denoising: {_short(exc)}") from exc
+        finally:
+            steps.close()
         t_denoise = time.perf_counter() - t0 - t_load
         floats, decode_info = self.decode(stack.pipe, latents, spec)
         timings = {"load_s": round(t_load, 3), "denoise_s": round(t_denoise, 3),
                    "decode_s": round(time.perf_counter() - t0 - t_load - t_denoise, 3)}
-        info = {"device": self.device, "dtype": str(self.dtype).replace("torch.", ""), **decode_info}
+        info = {"device": self.device, "dtype": str(self.dtype).replace("torch.", ""), **decode_info,
+                "context": self._context.record(), "loop_closure": loop_closure(floats)}
+        if spec.free_init:
+            info["free_init"] = {**spec.free_init, "denoising_steps": steps.done}
         if fallbacks:
             info["memory_fallbacks"] = fallbacks
         return ClipResult(frames=to_uint8(floats), spec=spec, timings=timings, info=info,
@@ -385,6 +422,71 @@ class Renderer:
         video = video[None, :].reshape((batch, frames, -1) + video.shape[2:]).permute(0, 2, 1, 3, 4)
         frames_np = pipe.video_processor.postprocess_video(video=video, output_type="np")[0]
         return frames_np, {"decode_chunk": chunk}
+
+
+def denoising_steps(spec: ClipSpec) -> int:
+    """UNet passes a clip takes: its steps, once per FreeInit iteration (fast: 1/n, 2/n … of the steps)."""
+    fi = spec.free_init
+    if not fi or fi["iters"] <= 1:
+        return spec.steps
+    if fi["fast"]:
+        return sum(max(1, int(spec.steps / fi["iters"] * (i + 1))) for i in range(fi["iters"]))
+    return spec.steps * fi["iters"]
+
+
+class _Steps:
+    """The per-step callback of one clip: weight schedules and the pose-scale schedule for the next step, the
+    loop's frame roll, progress. FreeInit runs the steps once per iteration; each starts again at progress 0."""
+
+    def __init__(self, renderer: Renderer, spec: ClipSpec, pipe):
+        from motion.context import LoopShift
+        from motion.loras import weight_at
+
+        self.renderer, self.spec, self.done = renderer, spec, 0
+        self.total = denoising_steps(spec)
+        self.loop = LoopShift(spec.frames) if spec.loop else None
+        scale = spec.pose["scale"] if spec.pose else None
+        self.scale = scale if isinstance(scale, dict) else None
+        self.control_scale = weight_at(self.scale, 0, spec.steps) if self.scale else 1.0
+        self.hook = None
+        controlnet = getattr(pipe, "controlnet", None)
+        if controlnet is not None and (self.scale is not None or self.loop is not None):
+            self.hook = controlnet.register_forward_pre_hook(self._controlnet_inputs, with_kwargs=True)
+
+    def _controlnet_inputs(self, module, args, kwargs):
+        if self.scale is not None:
+            kwargs["conditioning_scale"] = kwargs["conditioning_scale"] * self.control_scale
+        if self.loop is not None:  # pose frames follow the rolled latents
+            kwargs["controlnet_cond"] = self.loop.roll_frames(kwargs["controlnet_cond"], 0, current=True)
+        return args, kwargs
+
+    def __call__(self, pipe, i, t, kw):
+        from motion.loras import weight_at
+
+        n = pipe.num_timesteps  # this FreeInit iteration's steps
+        following = i + 1 if i + 1 < n else 0  # the next step, or the first of the next iteration
+        schedule = self.renderer._schedule
+        if schedule is not None:
+            mixer, names, weights = schedule
+            mixer.set_weights(names, [weight_at(w, following, n) for w in weights])
+        if self.scale is not None:
+            self.control_scale = weight_at(self.scale, following, n)
+        if self.loop is not None:
+            shift = self.loop.shift_for(i + 1, n)
+            if shift:
+                self.loop.roll_scheduler(pipe.scheduler, shift, tuple(kw["latents"].shape))
+                kw["latents"] = self.loop.roll_latents(kw["latents"], shift)
+                if "prompt_embeds" in kw:
+                    kw["prompt_embeds"] = self.loop.roll_frames(kw["prompt_embeds"], shift)
+        self.done += 1
+        if self.renderer.on_step:  # some schedulers (PNDM) take one extra step: keep the bar within its total
+            self.renderer.on_step(self.spec, min(self.done, self.total), self.total)
+        return kw
+
+    def close(self) -> None:
+        if self.hook is not None:
+            self.hook.remove()
+            self.hook = None
 
 
 POSE_OPTIONS = ("source_fps", "overrun", "canvas", "threshold", "smooth", "complexity")
