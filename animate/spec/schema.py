@@ -55,6 +55,8 @@ class WeightRamp(Frozen):
 
 def _weight_kind(value: Any) -> str:
     # One branch per shape, so a mistake in a schedule is reported as a schedule's, not as a missing `start`.
+    if isinstance(value, WeightRamp):  # when a validated clip is dumped again
+        return "Ramp"
     if isinstance(value, dict):
         return "Ramp" if value and {str(k) for k in value} <= {"start", "end"} else "Schedule"
     return "Number"
