@@ -111,7 +111,6 @@ def pixels(frames):
 @pytest.mark.parametrize("context", [
     {"length": 8, "overlap": 2, "weighting": "flat", "noise": "random"},
     {"length": 8, "overlap": 5, "weighting": "delayed_reverse_sawtooth", "noise": "shuffle_context"},
-    {"length": 12, "overlap": 3, "weighting": "pyramid", "noise": "shuffle_context"},
 ])
 def test_custom_context_equals_diffusers_free_noise(kit, renderer, context):
     fields = {**FIELDS, "frames": 20, "context": context}
@@ -124,8 +123,7 @@ def test_custom_context_equals_diffusers_free_noise(kit, renderer, context):
 
 
 @pytest.mark.parametrize("free_init", [{"iters": 2, "method": "gaussian", "fast": False},
-                                       {"iters": 3, "method": "butterworth", "fast": True},
-                                       {"iters": 2, "method": "ideal", "fast": False}])
+                                       {"iters": 3, "method": "butterworth", "fast": True}])
 def test_free_init_equals_diffusers_enable_free_init(kit, renderer, free_init):
     fields = {**FIELDS, "frames": 8, "free_init": free_init}
     result = renderer.render(spec_from_fields(fields)[0], keep_float=True)
