@@ -297,3 +297,12 @@ def test_free_form_values_must_survive_json(fragment, expected):
     with pytest.raises(ConfigError) as info:
         parse_script(f"version: 1\nclips:\n  - name: a\n    prompt: x\n    {fragment}\n", where="s.yaml")
     assert info.value.lines == [expected]
+
+
+@pytest.mark.parametrize("frames, context", [(4, {"length": None, "overlap": None}), (48, {"length": 16,
+                                                                                           "overlap": 12})])
+def test_record_from_before_motion_options_replays_as_it_rendered(record, frames, context):
+    old = {k: v for k, v in record.items() if k not in ("context", "loop", "free_init")}
+    spec = ClipSpec.from_dict({**old, "frames": frames})
+    assert spec.loop is False and spec.free_init is None
+    assert spec.context == {**context, "weighting": "pyramid", "noise": "shuffle_context"}

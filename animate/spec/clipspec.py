@@ -85,7 +85,8 @@ class ClipSpec:
         """The ClipSpec `to_dict` made `data` from, also after a JSON round trip (frame keys back to numbers,
         weight ramps back to pairs). An unknown, missing or wrong value raises a ConfigError naming it."""
         names = [f.name for f in fields(cls)]
-        _check_keys(data, (), required=names)
+        _check_keys(data, (), required=[n for n in names if n not in _ADDED_LATER], optional=list(_ADDED_LATER))
+        data = {**{k: make(data) for k, make in _ADDED_LATER.items() if k not in data}, **data}
         return cls(**{name: _READERS.get(name, _read_checked)(data[name], (name,)) for name in names})
 
 
@@ -120,6 +121,17 @@ _TYPES: dict[str, Any] = {
     "adapter.name": AdapterName, "adapter.kind": Literal["lcm", "motion", "style"], "adapter.weight": Weight,
     "adapter.schedule": Schedule(Weight),
 }
+
+
+def _legacy_context(data: dict) -> dict:
+    # Before `context:` a clip longer than the SD1.5 adapters' 32 frames slid 16-frame windows at stride 4.
+    long = isinstance(data.get("frames"), int) and data["frames"] > 32
+    return {"length": 16 if long else None, "overlap": 12 if long else None, "weighting": "pyramid",
+            "noise": "shuffle_context"}
+
+
+# Fields sidecars written before them lack: what those renders used.
+_ADDED_LATER = {"context": _legacy_context, "loop": lambda data: False, "free_init": lambda data: None}
 
 
 def _weight_dict(weight):
