@@ -444,6 +444,7 @@ class _Steps:
 
         self.renderer, self.spec, self.done = renderer, spec, 0
         self.total = denoising_steps(spec)
+        self.iteration, self.iterations = 0, spec.free_init["iters"] if spec.free_init else 1
         self.loop = LoopShift(spec.frames) if spec.loop else None
         scale = spec.pose["scale"] if spec.pose else None
         self.scale = scale if isinstance(scale, dict) else None
@@ -465,7 +466,10 @@ class _Steps:
 
         n = pipe.num_timesteps  # this FreeInit iteration's steps
         following = i + 1 if i + 1 < n else 0  # the next step, or the first of the next iteration
-        schedule = self.renderer._schedule
+        ends_iteration = i + 1 >= n
+        if ends_iteration:
+            self.iteration += 1
+        schedule = self.renderer._schedule if not ends_iteration or self.iteration < self.iterations else None
         if schedule is not None:
             mixer, names, weights = schedule
             mixer.set_weights(names, [weight_at(w, following, n) for w in weights])
