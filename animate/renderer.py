@@ -357,17 +357,16 @@ class Renderer:
         finally:
             steps.close()
         t_denoise = time.perf_counter() - t0 - t_load
-        floats, decode_info = self.decode(stack.pipe, latents, spec)
+        frames, floats, decode_info = self.decode(stack.pipe, latents, spec, keep_float)
         timings = {"load_s": round(t_load, 3), "denoise_s": round(t_denoise, 3),
                    "decode_s": round(time.perf_counter() - t0 - t_load - t_denoise, 3)}
         info = {"device": self.device, "dtype": str(self.dtype).replace("torch.", ""), **decode_info,
-                "context": self._context.record(), "loop_closure": loop_closure(floats)}
+                "context": self._context.record(), "loop_closure": loop_closure(frames)}
         if spec.free_init:
             info["free_init"] = {**spec.free_init, "denoising_steps": steps.done}
         if fallbacks:
             info["memory_fallbacks"] = fallbacks
-        return ClipResult(frames=to_uint8(floats), spec=spec, timings=timings, info=info,
-                          float_frames=floats if keep_float else None)
+        return ClipResult(frames=frames, spec=spec, timings=timings, info=info, float_frames=floats)
 
     def _restart_schedule(self, spec: ClipSpec) -> None:
         """Weight ramps back to step 0: the failed attempt's callback had moved them to the step it reached."""
@@ -388,9 +387,11 @@ class Renderer:
             return "model_cpu_offload"
         return None
 
-    def decode(self, pipe, latents, spec: ClipSpec) -> tuple[np.ndarray, dict]:
-        """Latents → [0,1] float frames (F×H×W×3) with the fp32 VAE, a chunk at a time; each decoded chunk
-        moves to the CPU at once, so GPU memory holds one chunk, not the clip. Halves chunks on OOM."""
+    def decode(self, pipe, latents, spec: ClipSpec, keep_float: bool = False) -> tuple[np.ndarray, np.ndarray | None,
+                                                                                      dict]:
+        """Latents → uint8 frames (F×H×W×3) with the fp32 VAE, a chunk at a time, and the [0,1] floats only when
+        asked. Each decoded chunk moves to the CPU and becomes uint8 at once, so GPU memory holds one chunk and CPU
+        memory no float copy of the clip (4× the frames' bytes). Halves chunks on OOM."""
         import torch
 
         if not torch.isfinite(latents).all():
@@ -399,9 +400,8 @@ class Renderer:
         vae = pipe.vae
         # The same arithmetic as diffusers' AnimateDiffPipeline.decode_latents, chunk by chunk.
         scaled = 1 / vae.config.scaling_factor * latents.to(torch.float32)
-        batch, channels, frames, height, width = scaled.shape
-        flat = scaled.permute(0, 2, 1, 3, 4).reshape(batch * frames, channels, height, width)
-        chunk, done = spec.decode_chunk, []
+        flat = scaled[0].permute(1, 0, 2, 3)  # (frames, C, h, w): one video per call
+        chunk, done, floats = spec.decode_chunk, [], []
         with torch.inference_mode():
             start = 0
             while start < len(flat):
@@ -416,12 +416,14 @@ class Renderer:
                     continue
                 if not torch.isfinite(piece).all():
                     raise NumericFaultError(f"clip {spec.name} seed {spec.seed}: the VAE produced NaN/inf frames")
-                done.append(piece)
+                # (frames, C, H, W) → the pipeline's (1, C, frames, H, W) video layout for its postprocessing.
+                part = pipe.video_processor.postprocess_video(video=piece.permute(1, 0, 2, 3)[None],
+                                                             output_type="np")[0]
+                done.append(to_uint8(part))
+                if keep_float:
+                    floats.append(part)
                 start += len(piece)
-        video = torch.cat(done)
-        video = video[None, :].reshape((batch, frames, -1) + video.shape[2:]).permute(0, 2, 1, 3, 4)
-        frames_np = pipe.video_processor.postprocess_video(video=video, output_type="np")[0]
-        return frames_np, {"decode_chunk": chunk}
+        return np.concatenate(done), (np.concatenate(floats) if keep_float else None), {"decode_chunk": chunk}
 
 
 def denoising_steps(spec: ClipSpec) -> int:

@@ -148,15 +148,17 @@ def _is_latent(value, shape: tuple) -> bool:
 def loop_closure(frames) -> float | None:
     """How far the last frame is from the first, relative to the clip's own motion: the mean absolute
     last→first difference divided by the mean frame-to-frame difference (1 ≈ the seam looks like any other
-    cut between neighbours; lower is smoother). None for a still clip."""
+    cut between neighbours; lower is smoother). None for a still clip. Reads one pair of frames at a time, so a
+    long uint8 clip is never copied whole."""
     import numpy as np
 
-    f = np.asarray(frames, dtype=np.float32)
-    if len(f) < 2:
+    if len(frames) < 2:
         return None
-    steps = np.abs(np.diff(f, axis=0)).reshape(len(f) - 1, -1).mean(axis=1)
-    mean_step = float(steps.mean())
-    seam = float(np.abs(f[-1] - f[0]).mean())
+
+    def apart(a, b) -> float:
+        return float(np.abs(np.asarray(a, dtype=np.float32) - np.asarray(b, dtype=np.float32)).mean())
+
+    mean_step = sum(apart(frames[i + 1], frames[i]) for i in range(len(frames) - 1)) / (len(frames) - 1)
     if mean_step == 0:  # every frame equals the next, so the seam is 0 as well
         return None
-    return round(seam / mean_step, 4)
+    return round(apart(frames[-1], frames[0]) / mean_step, 4)
