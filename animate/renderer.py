@@ -350,7 +350,8 @@ class Renderer:
                     fallbacks.append(step)
                     kwargs.update(self._noise_kwargs(pipe, spec))  # same noise on retry
                     self._restart_schedule(spec)
-                    steps = _Steps(self, spec, pipe)
+                    steps.close()
+                    steps = _Steps(self, spec, pipe)  # loop offset and pose scale back to step 0
                 except (RuntimeError, ValueError, TypeError) as exc:  # MPS OOM, a scheduler refusing its steps...
                     _free(self.device)
                     raise RenderError(f"clip {spec.stem} failed while denoising: {_short(exc)}") from exc
