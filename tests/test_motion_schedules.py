@@ -47,6 +47,8 @@ def test_numeric_schedule_keys_in_yaml_json_and_toml(tmp_path, kit, suffix, text
     ("{0: 9}", "clips[0].adapters[0].weight[0]: must be between -2 and 3 (got 9)"),
     ("{}", "clips[0].adapters[0].weight: must list at least 1 item (got 0)"),
     ("{start: 1}", "clips[0].adapters[0].weight.end: required field is missing"),
+    ("{soon: 1}", "clips[0].adapters[0].weight.soon: schedule keys must be denoising progress from 0.0 to 1.0 "
+                  "(got 'soon')"),
 ])
 def test_bad_schedule_is_one_line_naming_the_point(weight, expected):
     text = f"version: 1\nclips:\n  - {{name: a, model: tiny, prompt: x, adapters: [{{name: z, source: tiny-zoom-in, " \
