@@ -41,9 +41,12 @@ def warnings_for(spec: ClipSpec) -> list[str]:
     animatelcm = "animatelcm" in motion_name or any("animatelcm" in s.ref.lower() for _, s, _, _ in spec.adapters)
     lightning = "lightning" in motion_name
     max_frames = motion_max_frames(spec.motion_adapter)
-    if spec.frames > max_frames:
+    if spec.frames > max_frames and spec.context["length"] is None:
         out.append(f"{spec.frames} frames is more than the motion adapter's {max_frames}: "
                    "rendering uses sliding context windows (FreeNoise)")
+    if spec.context["length"] is not None and spec.context["length"] > max_frames:
+        out.append(f"context length {spec.context['length']} is more than the motion adapter's {max_frames} "
+                   "frames: motion past its positional encoding degrades")
     if spec.scheduler in ("lcm", "animatelcm") and "lcm" not in kinds and not animatelcm:
         out.append(f"scheduler {spec.scheduler} without an LCM-LoRA or AnimateLCM gives blurry, washed-out frames; "
                    "add an adapter with kind: lcm (e.g. lcm-lora-sd15) or use ddim/euler")
@@ -126,9 +129,35 @@ def pose_warnings(spec: ClipSpec) -> list[str]:
     return [f"pose source has {count} frames for {spec.frames} clip frames: sampled by time at {spec.fps:g} fps"]
 
 
+def context_report(spec: ClipSpec) -> dict:
+    """The clip's context windows as the renderer will set them (the adapter's length read from its config)."""
+    from motion.context import context_plan
+    from motion.errors import MotionError
+
+    c = spec.context
+    try:
+        plan = context_plan(spec.frames, motion_max_frames(spec.motion_adapter), c["length"], c["overlap"],
+                            c["weighting"], c["noise"])
+    except MotionError as exc:
+        return {"error": str(exc)}
+    return {**plan.record(), "text": plan.describe()}
+
+
+def free_init_report(spec: ClipSpec) -> dict | None:
+    """FreeInit's cost: the denoising passes it adds (its iterations × the steps)."""
+    from .renderer import denoising_steps
+
+    if not spec.free_init:
+        return None
+    total = denoising_steps(spec)
+    return {**spec.free_init, "denoising_steps": total, "cost": round(total / spec.steps, 2)}
+
+
 def estimate(spec: ClipSpec, device: str, dtype: str) -> tuple[float, float]:
-    """(seconds, GiB) for one clip: a rough guide, not a promise."""
-    calls = spec.steps * (2 if spec.guidance > 1 else 1)
+    """(seconds, GiB) for one clip: a rough guide, not a promise. FreeInit multiplies the denoising passes."""
+    from .renderer import denoising_steps
+
+    calls = denoising_steps(spec) * (2 if spec.guidance > 1 else 1)
     control = 1.4 if spec.pose else 1.0  # the ControlNet adds ~40% per call
     kind = device.split(":")[0]
     if is_tiny(spec.model):
@@ -174,7 +203,8 @@ def build_plan(specs: list[ClipSpec], *, jobs: list | None = None, device: str =
                       "adapters": {n: weight_label(w) for n, _, w, _ in spec.adapters}, "outputs": list(spec.outputs),
                       "render_key": job.render_key if job else None, "status": status,
                       "encode": list(job.encode) if job else list(spec.outputs),
-                      "pose": pose_report(spec) if spec.pose else None,
+                      "pose": pose_report(spec) if spec.pose else None, "context": context_report(spec),
+                      "loop": spec.loop, "free_init": free_init_report(spec),
                       "estimate_s": round(seconds, 2) if status == "render" else 0.0,
                       "estimate_gib": round(gib, 2), "warnings": warnings_for(spec)})
     entries, size = store.size() if store is not None else (0, 0)
@@ -230,6 +260,13 @@ def print_plan(specs: list[ClipSpec], *, jobs: list | None = None, device: str =
         cost = f"; ~{c['estimate_s']:g} s, ~{c['estimate_gib']:g} GiB" if c["status"] == "render" else ""
         echo(f"  {c['clip']}: {todo} (seed {c['seed']}, {c['frames']} frames, {c['steps']} steps {c['scheduler']}, "
              f"{c['size']}, {adapters}{_pose_text(c['pose'])}){cost}")
+        context = c["context"]
+        echo(f"    context: {context.get('text') or context.get('error')}" + ("; loops (last frame → first)"
+                                                                           if c["loop"] else ""))
+        if c["free_init"]:
+            fi = c["free_init"]
+            echo(f"    free_init: {fi['iters']} iterations ({fi['method']}{', fast' if fi['fast'] else ''}) → "
+                 f"{fi['denoising_steps']} denoising steps, ×{fi['cost']:g} the cost")
         for w in c["warnings"]:
             echo(f"    warning: {w}")
     if plan["out"] is not None:

@@ -122,6 +122,7 @@ class Renderer:
         self._schedule = None  # (mixer, names, weights) while a clip with weight ramps renders
         self._commits: dict[tuple, str | None] = {}  # hub Source.key() → the cached commit it loaded from
         self.ladder = MemoryLadder(self.device)  # memory savers taken after out-of-memory errors, kept for the run
+        self._context = None  # the ContextPlan of the clip being prepared
 
     # ------------------------------------------------------------------ loading
     def _count(self, what: str) -> None:
@@ -278,10 +279,10 @@ class Renderer:
     def _prepare(self, stack: Stack, spec: ClipSpec, pose_frames: list | None) -> tuple[Any, dict]:
         import torch
 
-        from motion.loras import weight_at
+        from motion.loras import is_scheduled, weight_at
 
         names, weights = self._load_adapters(stack, spec)
-        scheduled = any(isinstance(w, tuple) for w in weights)
+        scheduled = any(is_scheduled(w) for w in weights)
         # A weight that changes between steps can't live fused into the UNet.
         stack.mixer.apply(names, [weight_at(w, 0, spec.steps) for w in weights], fuse=spec.fuse and not scheduled)
         self._schedule = (stack.mixer, names, weights) if scheduled else None
@@ -296,28 +297,66 @@ class Renderer:
             pipe.vae.to(dtype=torch.float32)
             pipe.set_progress_bar_config(disable=True)
         pipe.scheduler = build_scheduler(spec.scheduler, stack.base_scheduler_config)
+        self._context = self._enable_context(pipe, spec)
+        if spec.free_init:
+            fi = spec.free_init
+            pipe.enable_free_init(num_iters=fi["iters"], use_fast_sampling=fi["fast"], method=fi["method"])
+        else:
+            pipe.disable_free_init()  # the stack's pipeline is shared by every clip
         kwargs: dict[str, Any] = dict(
             num_frames=spec.frames, height=spec.height, width=spec.width, num_inference_steps=spec.steps,
-            guidance_scale=spec.guidance, generator=torch.Generator("cpu").manual_seed(spec.seed),
-            output_type="latent",
+            guidance_scale=spec.guidance, output_type="latent", **self._noise_kwargs(pipe, spec),
         )
-        kwargs.update(self._prompt_kwargs(pipe, spec))
+        kwargs.update(self._prompt_kwargs(spec))
         if spec.pose is not None:
-            kwargs.update(conditioning_frames=pose_frames, controlnet_conditioning_scale=float(spec.pose["scale"]),
+            scale = spec.pose["scale"]
+            # A scheduled scale runs at 1.0 here; the ControlNet hook multiplies in the step's value.
+            kwargs.update(conditioning_frames=pose_frames,
+                          controlnet_conditioning_scale=1.0 if isinstance(scale, dict) else float(scale),
                           control_guidance_start=float(spec.pose["start"]),
                           control_guidance_end=float(spec.pose["end"]))
+        if spec.loop:
+            kwargs["callback_on_step_end_tensor_inputs"] = ["latents", "prompt_embeds"]
         return pipe, kwargs
 
-    def _prompt_kwargs(self, pipe, spec: ClipSpec) -> dict:
-        from motion.travel import interpolation_callback, normalize_keyframes
+    def _enable_context(self, pipe, spec: ClipSpec):
+        """Set the clip's FreeNoise windows (re-enabling only updates window settings: the blocks were converted
+        once). With one window over the whole clip FreeNoise equals the plain path (measured: < 1e-6) and still
+        carries per-frame prompt conditioning."""
+        from motion.context import context_plan
+        from motion.errors import MotionError
+        from motion.travel import interpolation_callback
 
-        # Every clip runs through FreeNoise: with one window over the whole clip it equals the plain path
-        # (measured: < 1e-6) and it carries per-frame conditioning; past the adapter's length it slides
-        # 16-frame windows. Re-enabling only updates window settings (the blocks were converted once).
         max_len = int(getattr(pipe.unet.config, "motion_max_seq_length", 32) or 32)
-        context = 16 if spec.frames > max_len else spec.frames
-        pipe.enable_free_noise(context_length=context, context_stride=4,
+        c = spec.context
+        try:
+            plan = context_plan(spec.frames, max_len, c["length"], c["overlap"], c["weighting"], c["noise"])
+        except MotionError as exc:
+            raise ConfigError(str(exc), where=f"{spec.script or 'clip'}: clip {spec.name}: context") from None
+        pipe.enable_free_noise(context_length=plan.length, context_stride=plan.stride,
+                               weighting_scheme=plan.weighting, noise_type=plan.noise,
                                prompt_interpolation_callback=interpolation_callback(spec.interpolation))
+        return plan
+
+    def _noise_kwargs(self, pipe, spec: ClipSpec) -> dict:
+        """The seeded generator, and for repeat_context the one window of noise diffusers fails to draw itself."""
+        import torch
+
+        generator = torch.Generator("cpu").manual_seed(spec.seed)
+        out: dict[str, Any] = {"generator": generator}
+        plan = self._context
+        if plan.noise == "repeat_context" and plan.length < spec.frames:
+            from motion.context import repeat_context_latents
+
+            scale = pipe.vae_scale_factor
+            shape = (1, pipe.unet.config.in_channels, spec.frames, spec.height // scale, spec.width // scale)
+            out["latents"] = repeat_context_latents(shape, plan.length, generator, torch.device(self.device),
+                                                    pipe.unet.dtype)
+        return out
+
+    def _prompt_kwargs(self, spec: ClipSpec) -> dict:
+        from motion.travel import normalize_keyframes
+
         prompt = (normalize_keyframes(spec.prompt, spec.frames, spec.head, spec.tail) if isinstance(spec.prompt, dict)
                   else _join(spec.head, spec.prompt, spec.tail))
         negative = (normalize_keyframes(spec.negative, spec.frames) if isinstance(spec.negative, dict)
@@ -328,7 +367,7 @@ class Renderer:
         """One clip → frames. A numeric fault (NaN/inf, flat frames) is retried once with the denoiser in fp32;
         an out-of-memory error takes the next rung of the memory ladder. Either failing for good raises one line
         (NumericFaultError, OutOfMemory), and memory is handed back first so the next clip starts clean."""
-        import torch
+        from motion.context import loop_closure
 
         t0 = time.perf_counter()
         if spec.pose is not None and pose_frames is None:
@@ -336,31 +375,21 @@ class Renderer:
         pipe, kwargs, stack = self.pipeline_call(spec, pose_frames)
         t_load = time.perf_counter() - t0
 
-        def on_step(p, i, t, kw):
-            if self._schedule is not None and i + 1 < spec.steps:  # weights for the next step
-                from motion.loras import weight_at
-
-                mixer, names, weights = self._schedule
-                mixer.set_weights(names, [weight_at(w, i + 1, spec.steps) for w in weights])
-            if self.on_step:  # some schedulers (PNDM) take one extra step: keep the bar within its total
-                self.on_step(spec, min(i + 1, spec.steps), spec.steps)
-            return kw
-
         retry: dict | None = None
         t_denoise = 0.0
         try:
             while True:
                 t1 = time.perf_counter()
-                latents = self._denoise(spec, pipe, kwargs, on_step)
+                latents, steps = self._denoise(spec, pipe, kwargs)
                 t_denoise += time.perf_counter() - t1
                 fault = latents_fault(latents)
-                floats = None
+                decoded = None
                 if fault is None:
-                    floats, decode_info, fault = self._decode(stack.pipe, latents, spec)
+                    decoded, fault = self._decode(stack.pipe, latents, spec, keep_float)
                 latents = None
                 if fault is None:
                     break
-                floats = None
+                decoded = None
                 free_memory(self.device)
                 safer = None if retry else safer_dtype(self.dtype)
                 if safer is None:
@@ -368,21 +397,24 @@ class Renderer:
                                             "scheduler, or fewer steps")
                 retry = {"fault": fault, "dtype": dtype_name(self.dtype), "retried_in": dtype_name(safer)}
                 self._set_denoiser_dtype(pipe, safer)
-                kwargs["generator"] = torch.Generator("cpu").manual_seed(spec.seed)  # same noise on retry
+                kwargs.update(self._noise_kwargs(pipe, spec))  # same noise on retry
                 self._restart_schedule(spec)
         finally:
             if retry:
                 self._set_denoiser_dtype(pipe, self.dtype)  # later clips run as their render keys say
+        frames, floats, decode_info = decoded
         t_decode = time.perf_counter() - t0 - t_load - t_denoise
         timings = {"load_s": round(t_load, 3), "denoise_s": round(t_denoise, 3), "decode_s": round(t_decode, 3)}
-        info = {"device": self.device, "dtype": dtype_name(self.dtype), **decode_info, **self.ladder.record()}
+        info = {"device": self.device, "dtype": dtype_name(self.dtype), **decode_info, **self.ladder.record(),
+                "context": self._context.record(), "loop_closure": loop_closure(frames)}
+        if spec.free_init:
+            info["free_init"] = {**spec.free_init, "denoising_steps": steps.done}
         if retry:
             info["numeric_retry"] = retry
         commits = self._hub_commits(spec)
         if commits:
             info["hub_commits"] = commits
-        return ClipResult(frames=to_uint8(floats), spec=spec, timings=timings, info=info,
-                          float_frames=floats if keep_float else None)
+        return ClipResult(frames=frames, spec=spec, timings=timings, info=info, float_frames=floats)
 
     def _hub_commits(self, spec: ClipSpec) -> dict[str, str]:
         """field → the commit each hub source was loaded from (`revision:` pins it)."""
@@ -414,16 +446,20 @@ class Renderer:
             if model is not None:
                 model.to(dtype=dtype)
 
-    def _denoise(self, spec: ClipSpec, pipe, kwargs: dict, on_step):
-        """Latents of one clip, going down the memory ladder on out-of-memory errors."""
+    def _denoise(self, spec: ClipSpec, pipe, kwargs: dict):
+        """(latents, the step callback that ran them) of one clip, going down the memory ladder on out-of-memory
+        errors; each attempt gets a fresh callback (loop offset and pose scale back at step 0)."""
         import torch
 
         while True:
+            steps = _Steps(self, spec, pipe)
             try:
                 with torch.inference_mode():
-                    return pipe(**kwargs, callback_on_step_end=on_step).frames
+                    return pipe(**kwargs, callback_on_step_end=steps).frames, steps
             except (RuntimeError, ValueError, TypeError) as exc:  # a scheduler refusing its steps, MPS OOM...
                 out_of_memory, why = is_out_of_memory(exc), _short(exc)
+            finally:
+                steps.close()
             # Outside the `except`: the live exception held the failed call's frames and their tensors.
             free_memory(self.device)
             if not out_of_memory:
@@ -433,7 +469,7 @@ class Renderer:
                                   f"{spec.frames} frames, after trying {self.ladder.tried()}",
                                   hint="lower frames or size" + ("" if self.dtype != _float32() else
                                                                  ", or use --dtype fp16"))
-            kwargs["generator"] = torch.Generator("cpu").manual_seed(spec.seed)  # same noise on retry
+            kwargs.update(self._noise_kwargs(pipe, spec))  # same noise on retry
             self._restart_schedule(spec)
 
     def _restart_schedule(self, spec: ClipSpec) -> None:
@@ -444,27 +480,29 @@ class Renderer:
             mixer, names, weights = self._schedule
             mixer.set_weights(names, [weight_at(w, 0, spec.steps) for w in weights])
 
-    def decode(self, pipe, latents, spec: ClipSpec) -> tuple[np.ndarray, dict]:
-        """Latents → [0,1] float frames (F×H×W×3) with the fp32 VAE; NumericFaultError on NaN/inf or flat frames."""
+    def decode(self, pipe, latents, spec: ClipSpec, keep_float: bool = False) -> tuple[np.ndarray, np.ndarray | None,
+                                                                                      dict]:
+        """Latents → (uint8 frames F×H×W×3, the [0,1] floats only when asked, info) with the fp32 VAE;
+        NumericFaultError on NaN/inf or flat frames."""
         fault = latents_fault(latents)
-        frames, info, fault = (None, {}, fault) if fault else self._decode(pipe, latents, spec)
+        decoded, fault = (None, fault) if fault else self._decode(pipe, latents, spec, keep_float)
         if fault:
             raise NumericFaultError(f"clip {spec.name} seed {spec.seed}: {fault}")
-        return frames, info
+        return decoded
 
-    def _decode(self, pipe, latents, spec: ClipSpec) -> tuple[np.ndarray | None, dict, str | None]:
-        """(frames, info, None), or (None, {}, what is wrong) when a decoded chunk is NaN/inf or flat. A chunk at
-        a time, each moved to the CPU at once, so the device holds one chunk, not the clip; on out-of-memory
-        chunks halve, and at one frame the memory ladder goes down a rung."""
+    def _decode(self, pipe, latents, spec: ClipSpec, keep_float: bool = False) -> tuple[tuple | None, str | None]:
+        """((uint8 frames, floats or None, info), None), or (None, what is wrong) when a decoded chunk is NaN/inf
+        or flat. A chunk at a time: each moves to the CPU and becomes uint8 at once, so the device holds one
+        chunk and CPU memory no float copy of the clip (4× the frames' bytes); on out-of-memory chunks halve,
+        and at one frame the memory ladder goes down a rung."""
         import torch
 
         vae = pipe.vae
         device = getattr(pipe, "_execution_device", None) or vae.device  # the VAE's own says cpu when offloaded
         # The same arithmetic as diffusers' AnimateDiffPipeline.decode_latents, chunk by chunk.
         scaled = 1 / vae.config.scaling_factor * latents.to(torch.float32)
-        batch, channels, frames, height, width = scaled.shape
-        flat = scaled.permute(0, 2, 1, 3, 4).reshape(batch * frames, channels, height, width)
-        chunk, done, start = spec.decode_chunk, [], 0
+        flat = scaled[0].permute(1, 0, 2, 3)  # (frames, C, h, w): one video per call
+        chunk, done, floats, start = spec.decode_chunk, [], [], 0
         while start < len(flat):
             out_of_memory = False
             try:
@@ -479,19 +517,20 @@ class Renderer:
                 if chunk > 1:
                     chunk = max(1, chunk // 2)
                 elif self.ladder.step(pipe) is None:
-                    done = flat = scaled = None  # the error's traceback would keep them alive
+                    done = floats = flat = scaled = None  # the error's traceback would keep them alive
                     raise OutOfMemory(f"out of memory decoding {spec.stem} even one frame at a time, after trying "
                                       f"{self.ladder.tried()}", hint="lower the size")
                 continue
             fault = frames_fault(piece, start)
             if fault:
-                return None, {}, fault
-            done.append(piece)
+                return None, fault
+            # (frames, C, H, W) → the pipeline's (1, C, frames, H, W) video layout for its postprocessing.
+            part = pipe.video_processor.postprocess_video(video=piece.permute(1, 0, 2, 3)[None], output_type="np")[0]
+            done.append(to_uint8(part))
+            if keep_float:
+                floats.append(part)
             start += len(piece)
-        video = torch.cat(done)
-        video = video[None, :].reshape((batch, frames, -1) + video.shape[2:]).permute(0, 2, 1, 3, 4)
-        frames_np = pipe.video_processor.postprocess_video(video=video, output_type="np")[0]
-        return frames_np, {"decode_chunk": chunk}, None
+        return (np.concatenate(done), np.concatenate(floats) if keep_float else None, {"decode_chunk": chunk}), None
 
 
 def check_before_load(src: Source, field: str) -> None:
@@ -508,6 +547,75 @@ def safetensors_only(src: Source) -> bool | None:
     quietly; None (prefer safetensors, allow .bin, which diffusers loads with weights_only=True) only where the
     user set allow_pickle."""
     return None if src.allow_pickle else True
+
+
+def denoising_steps(spec: ClipSpec) -> int:
+    """UNet passes a clip takes: its steps, once per FreeInit iteration (fast: 1/n, 2/n … of the steps)."""
+    fi = spec.free_init
+    if not fi or fi["iters"] <= 1:
+        return spec.steps
+    if fi["fast"]:
+        return sum(max(1, int(spec.steps / fi["iters"] * (i + 1))) for i in range(fi["iters"]))
+    return spec.steps * fi["iters"]
+
+
+class _Steps:
+    """The per-step callback of one clip: weight schedules and the pose-scale schedule for the next step, the
+    loop's frame roll, progress. FreeInit runs the steps once per iteration; each starts again at progress 0."""
+
+    def __init__(self, renderer: Renderer, spec: ClipSpec, pipe):
+        from motion.context import LoopShift
+        from motion.loras import weight_at
+
+        self.renderer, self.spec, self.done = renderer, spec, 0
+        self.total = denoising_steps(spec)
+        self.iteration, self.iterations = 0, spec.free_init["iters"] if spec.free_init else 1
+        self.loop = LoopShift(spec.frames) if spec.loop else None
+        scale = spec.pose["scale"] if spec.pose else None
+        self.scale = scale if isinstance(scale, dict) else None
+        self.control_scale = weight_at(self.scale, 0, spec.steps) if self.scale else 1.0
+        self.hook = None
+        controlnet = getattr(pipe, "controlnet", None)
+        if controlnet is not None and (self.scale is not None or self.loop is not None):
+            self.hook = controlnet.register_forward_pre_hook(self._controlnet_inputs, with_kwargs=True)
+
+    def _controlnet_inputs(self, module, args, kwargs):
+        if self.scale is not None:
+            kwargs["conditioning_scale"] = kwargs["conditioning_scale"] * self.control_scale
+        if self.loop is not None:  # pose frames follow the rolled latents
+            kwargs["controlnet_cond"] = self.loop.roll_frames(kwargs["controlnet_cond"], 0, current=True)
+        return args, kwargs
+
+    def __call__(self, pipe, i, t, kw):
+        from motion.loras import weight_at
+
+        n = pipe.num_timesteps  # this FreeInit iteration's steps
+        following = i + 1 if i + 1 < n else 0  # the next step, or the first of the next iteration
+        ends_iteration = i + 1 >= n
+        if ends_iteration:
+            self.iteration += 1
+        schedule = self.renderer._schedule if not ends_iteration or self.iteration < self.iterations else None
+        if schedule is not None:
+            mixer, names, weights = schedule
+            mixer.set_weights(names, [weight_at(w, following, n) for w in weights])
+        if self.scale is not None:
+            self.control_scale = weight_at(self.scale, following, n)
+        if self.loop is not None:
+            shift = self.loop.shift_for(i + 1, n)
+            if shift:
+                self.loop.roll_scheduler(pipe.scheduler, shift, tuple(kw["latents"].shape))
+                kw["latents"] = self.loop.roll_latents(kw["latents"], shift)
+                if "prompt_embeds" in kw:
+                    kw["prompt_embeds"] = self.loop.roll_frames(kw["prompt_embeds"], shift)
+        self.done += 1
+        if self.renderer.on_step:  # some schedulers (PNDM) take one extra step: keep the bar within its total
+            self.renderer.on_step(self.spec, min(self.done, self.total), self.total)
+        return kw
+
+    def close(self) -> None:
+        if self.hook is not None:
+            self.hook.remove()
+            self.hook = None
 
 
 POSE_OPTIONS = ("source_fps", "overrun", "canvas", "threshold", "smooth", "complexity")

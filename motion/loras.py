@@ -145,8 +145,36 @@ def _adapter_names(pipe) -> set[str]:
         return set()
 
 
+def progress_at(step: int, steps: int) -> float:
+    """Denoising progress of `step` (0-based): 0.0 at the first step, 1.0 at the last."""
+    return 0.0 if steps <= 1 else step / (steps - 1)
+
+
+def schedule_value(points: dict, progress: float) -> float:
+    """A piecewise-linear schedule {progress: value} at `progress`; before the first point and after the last
+    the nearest point's value holds."""
+    keys = sorted(points)
+    if not keys:
+        raise AdapterError("a weight schedule needs at least one point, e.g. {0.0: 1.0}")
+    if progress <= keys[0]:
+        return float(points[keys[0]])
+    for a, b in zip(keys, keys[1:]):
+        if progress <= b:
+            t = (progress - a) / (b - a)
+            return float(points[a] + (points[b] - points[a]) * t)
+    return float(points[keys[-1]])
+
+
+def is_scheduled(weight) -> bool:
+    """True for a weight that changes between steps: a (start, end) ramp or a {progress: weight} schedule."""
+    return isinstance(weight, (tuple, dict))
+
+
 def weight_at(weight, step: int, steps: int) -> float:
-    """A LoRA weight at denoising `step` (0-based): a number, or (start, end) moving linearly."""
+    """A weight at denoising `step` (0-based): a number, a (start, end) ramp moving linearly, or a
+    piecewise-linear {progress: weight} schedule over progress 0.0 (first step) … 1.0 (last step)."""
+    if isinstance(weight, dict):
+        return schedule_value(weight, progress_at(step, steps))
     if not isinstance(weight, tuple):
         return float(weight)
     start, end = weight
@@ -154,6 +182,10 @@ def weight_at(weight, step: int, steps: int) -> float:
 
 
 def weight_label(weight) -> str:
+    if isinstance(weight, dict) and set(weight) != {"start", "end"}:
+        return "→".join(f"{float(v):g}@{float(k):g}" for k, v in sorted(weight.items(), key=lambda kv: float(kv[0])))
+    if isinstance(weight, dict):
+        weight = (weight["start"], weight["end"])
     return f"{weight[0]:g}→{weight[1]:g}" if isinstance(weight, tuple) else f"{weight:g}"
 
 

@@ -64,6 +64,7 @@ BAD = [
     ("webp", {"quality": 101}, {}, "outputs.webp.quality", ["got 101", "[0, 100]"]),
     ("webp", {"lossless": "yes"}, {}, "outputs.webp.lossless", ["got 'yes'", "true or false"]),
     ("webp", {"loop": -1}, {}, "outputs.webp.loop", ["got -1", "[0, 65535]"]),
+    ("webp", {"pingpong": "yes"}, {}, "outputs.webp.pingpong", ["got 'yes'", "true or false"]),
     ("webp", {"metadata": "prompt: ünïcode"}, {}, "outputs.webp.metadata", ["'prompt: ünïcode'", "ASCII text or JSON"]),
     ("webp", {}, {"height": 16384}, "outputs.webp.height", ["8×16384", "16383×16383"]),
     # png, prores, sheet
@@ -85,7 +86,7 @@ GOOD = {
             "fps_mode": ["duplicate"], "max_bytes": [10 ** 6], "metadata": ["{}"], "interpolate": [8]},
     "webm": {"crf": [0, 63], "metadata": ["x"], "interpolate": [8]},
     "webp": {"quality": [0, 100], "lossless": [True], "loop": [5], "metadata": ['{"p":"ünï"}', "ascii"],
-             "interpolate": [3]},
+             "interpolate": [3], "pingpong": [True]},
     "png": {"bits": [16], "compress_level": [0, 9], "metadata": ["{}"], "interpolate": [2]},
     "prores": {"profile": ["4444", 4444], "metadata": ["{}"], "interpolate": [2]},
     "ffv1": {"metadata": ["{}"], "interpolate": [2]},

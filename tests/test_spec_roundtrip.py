@@ -32,7 +32,15 @@ motion_adapters = st.sampled_from(["tiny", "tiny-motion-file", "tiny-lightning",
 adapter_sources = st.sampled_from(["tiny-zoom-in", "tiny-pan-left", "tiny-lcm", "zoom-in", "someone/lora",
                                    {"source": "someone/lora", "weight_name": "old.ckpt", "allow_pickle": True},
                                    {"source": "tiny-zoom-in", "sha256": PIN}])
-weights = finite(-2, 3) | st.builds(dict, start=finite(-2, 3), end=finite(-2, 3))
+schedule = lambda lo, hi: st.dictionaries(finite(0, 1), finite(lo, hi), min_size=1, max_size=4)  # noqa: E731
+weights = finite(-2, 3) | st.builds(dict, start=finite(-2, 3), end=finite(-2, 3)) | schedule(-2, 3)
+contexts = st.fixed_dictionaries({}, optional={
+    "length": st.integers(2, 128), "overlap": st.integers(0, 127),
+    "weighting": st.sampled_from(["flat", "pyramid", "delayed_reverse_sawtooth"]),
+    "noise": st.sampled_from(["shuffle_context", "repeat_context", "random"])}).filter(
+    lambda c: c.get("overlap", 0) < c.get("length", 128))
+free_inits = st.fixed_dictionaries({}, optional={"iters": st.integers(1, 10), "fast": st.booleans(),
+                                                 "method": st.sampled_from(["butterworth", "ideal", "gaussian"])})
 adapters = st.lists(st.fixed_dictionaries({"name": names, "source": adapter_sources},
                                           optional={"weight": weights,
                                                     "kind": st.sampled_from(["lcm", "motion", "style"])}),
@@ -54,7 +62,7 @@ def pose(frames: int):
         {"source": st.just("pose.mp4") | keyframes(frames, body | st.dictionaries(st.text(CHARS, max_size=6),
                                                                                   json_data, max_size=2)),
          "controlnet": st.sampled_from(["tiny", "tiny-openpose-file", {"source": "tiny"}])},
-        optional={"scale": finite(0, 2), "start": finite(0, 0.5), "end": finite(0.51, 1),
+        optional={"scale": finite(0, 2) | schedule(0, 2), "start": finite(0, 0.5), "end": finite(0.51, 1),
                   "fit": st.sampled_from(["contain", "cover", "stretch"]),
                   "kind": st.sampled_from(["skeleton", "openpose-json", "keyframes", "person-video"]),
                   "source_fps": finite(0.01, 240), "overrun": st.sampled_from(["error", "hold", "loop"]),
@@ -74,6 +82,7 @@ def clip_options(frames: int) -> dict:
         "head": st.text(CHARS, max_size=8), "tail": st.text(CHARS, max_size=8),
         "interpolation": st.sampled_from(["linear", "slerp"]), "outputs": outputs, "pose": pose(frames),
         "fuse": st.booleans(), "decode_chunk": st.integers(1, 1024),
+        "context": contexts, "loop": st.booleans(), "free_init": free_inits,
     }
 
 
@@ -140,14 +149,19 @@ def test_command_line_specs_round_trip(folder, data):
 def test_round_trip_keeps_what_json_would_lose(folder):
     text = yaml.safe_dump({"version": 1, "defaults": {"preset": "tiny", "frames": 8}, "clips": [{
         "name": "walk", "seed": [3, 4], "prompt": {0: "a", 5: "b"}, "negative": {2: "dark"},
-        "adapters": [{"name": "zoom", "source": "tiny-zoom-in", "weight": {"start": 0.2, "end": 1}}],
-        "outputs": {"gif": {"target": "x"}, "png": None},
-        "pose": {"source": {0: {"nose": [0.5, 0.2]}, 7: {"nose": [0.4, 0.3]}}, "canvas": [64, 64]}}]})
+        "adapters": [{"name": "zoom", "source": "tiny-zoom-in", "weight": {"start": 0.2, "end": 1}},
+                     {"name": "pan", "source": "tiny-pan-left", "weight": {1: 0.3, 0: 1, 0.5: 0.6}}],
+        "outputs": {"gif": {"target": "x"}, "png": None}, "context": {"overlap": 2}, "free_init": {"fast": True},
+        "pose": {"source": {0: {"nose": [0.5, 0.2]}, 7: {"nose": [0.4, 0.3]}}, "canvas": [64, 64],
+                 "scale": {0: 1, 1: 0.5}}}]})
     first, second = resolve(parse_script(text, where=str(folder / "w.yaml"), path=folder / "w.yaml"))
     back = ClipSpec.from_dict(json.loads(json.dumps(first.to_dict())))
     assert back == first and second.stem == "walk-s4"
     assert list(back.prompt) == [0, 5] and list(back.negative) == [2] and list(back.pose["source"]) == [0, 7]
     assert back.adapters[1][2] == (0.2, 1.0) and isinstance(back.adapters[1][1], Source)
+    assert back.adapters[2][2] == {0.0: 1.0, 0.5: 0.6, 1.0: 0.3} and list(back.adapters[2][2]) == [0.0, 0.5, 1.0]
+    assert back.pose["scale"] == {0.0: 1.0, 1.0: 0.5} and back.context["overlap"] == 2
+    assert back.free_init == {"iters": 3, "method": "butterworth", "fast": True} and back.loop is False
     assert back.adapters[1][1].role == "motion-lora" and back.pose["controlnet"].role == "controlnet"
     assert back.outputs == {"gif": {"target": "x"}, "png": {}} and back.fps == 8.0 and back.preset == "tiny"
 
@@ -159,7 +173,8 @@ def record(folder):
     (spec,) = resolve(parse_script(yaml.safe_dump({"version": 1, "clips": [{
         "name": "fox", "preset": "tiny", "frames": 4, "prompt": "a fox",
         "adapters": [{"name": "zoom", "source": "tiny-zoom-in", "weight": {"start": 0, "end": 1}}],
-        "pose": {"source": {0: {"nose": [0.5, 0.5]}}}}]}), where=str(folder / "f.yaml"), path=folder / "f.yaml"))
+        "pose": {"source": {0: {"nose": [0.5, 0.5]}}}, "context": {"length": 16}}]}), where=str(folder / "f.yaml"),
+        path=folder / "f.yaml"))
     return json.loads(json.dumps(spec.to_dict()))
 
 
@@ -214,6 +229,16 @@ BAD = [
     (("adapters", 1, "weight", "end"), 9, "clip spec: adapters[1].weight.end: must be between -2 and 3 (got 9)"),
     (("adapters", 1, "kind"), "lora", "clip spec: adapters[1].kind: must be 'lcm', 'motion' or 'style' (got 'lora')"),
     (("pose", "scale"), 5, "clip spec: pose.scale: must be between 0 and 2 (got 5)"),
+    (("pose", "scale"), {"2": 1.0}, "clip spec: pose.scale.2: must be between 0 and 1 (got '2')"),
+    (("adapters", 1, "weight"), {"0.5": 7}, "clip spec: adapters[1].weight.0.5: must be between -2 and 3 (got 7)"),
+    (("context",), None, "clip spec: context: must be a mapping (got None)"),
+    (("context", "overlap"), 20, "clip spec: context: overlap (20) must be less than length (16)"),
+    (("context", "noise"), "shuffle", "clip spec: context.noise: must be 'shuffle_context', 'repeat_context' or"),
+    (("context", "weighting"), DELETE, "clip spec: context.weighting: required field is missing"),
+    (("free_init",), {"iters": 0, "method": "ideal", "fast": False},
+     "clip spec: free_init.iters: must be between 1 and 10 (got 0)"),
+    (("free_init",), {"iters": 2}, "clip spec: free_init.method: required field is missing"),
+    (("loop",), "yes", "clip spec: loop: must be true or false (got 'yes')"),
     (("pose", "fit"), DELETE, "clip spec: pose.fit: required field is missing"),
     (("pose", "source"), {"x": {}}, "clip spec: pose.source.x: keyframe keys must be frame numbers (got 'x')"),
     (("pose", "controlnet", "kind"), 3, "clip spec: pose.controlnet.kind: must be a string (got 3)"),
@@ -276,3 +301,12 @@ def test_free_form_values_must_survive_json(fragment, expected):
     with pytest.raises(ConfigError) as info:
         parse_script(f"version: 1\nclips:\n  - name: a\n    prompt: x\n    {fragment}\n", where="s.yaml")
     assert info.value.lines == [expected]
+
+
+@pytest.mark.parametrize("frames, context", [(4, {"length": None, "overlap": None}), (48, {"length": 16,
+                                                                                           "overlap": 12})])
+def test_record_from_before_motion_options_replays_as_it_rendered(record, frames, context):
+    old = {k: v for k, v in record.items() if k not in ("context", "loop", "free_init")}
+    spec = ClipSpec.from_dict({**old, "frames": frames})
+    assert spec.loop is False and spec.free_init is None
+    assert spec.context == {**context, "weighting": "pyramid", "noise": "shuffle_context"}

@@ -37,12 +37,15 @@ def check_webp_clip(opts: dict, clip: Clip) -> None:
 
 
 @encoder("webp", ".webp", options={"quality": Option(90, integer(0, 100)), "lossless": Option(False, boolean),
-                                   "loop": Option(0, integer(0, 65535)), "metadata": Option(None, ascii_metadata)},
+                                   "loop": Option(0, integer(0, 65535)), "pingpong": Option(False, boolean),
+                                   "metadata": Option(None, ascii_metadata)},
          clip_rule=check_webp_clip)
-def write(frames, path, *, fps, quality, lossless, loop, metadata):
-    """Animated WebP that loops `loop` times (0 = forever)."""
+def write(frames, path, *, fps, quality, lossless, loop, pingpong, metadata):
+    """Animated WebP that loops `loop` times (0 = forever); `pingpong` plays forward then back."""
     from PIL import Image
 
+    if pingpong and len(frames) > 2:
+        frames = list(frames) + list(frames[-2:0:-1])  # there and back, without doubled ends (as the GIF does)
     images = [Image.fromarray(f) for f in frames]
     extra = {}
     if metadata:

@@ -22,8 +22,8 @@ from pydantic import Field, StrictBool, StrictFloat, StrictInt, StrictStr, TypeA
 
 from ..errors import ConfigError
 from ..models import Source
-from .values import (AdapterName, ClipName, Data, OutputName, Prompt, Range, SchedulerName, Seed, Size, Text,
-                     Weight, loc_text, show)
+from .values import (AdapterName, ClipName, Data, OutputName, Prompt, Range, Schedule, SchedulerName, Seed, Size,
+                     Text, Weight, loc_text, show)
 
 
 def plain(schema: Any, builtin: Any):
@@ -41,7 +41,7 @@ class ClipSpec:
     multi_seed: bool
     model: Source
     motion_adapter: Source
-    adapters: tuple  # of (name, Source, weight or (start, end), kind)
+    adapters: tuple  # of (name, Source, weight, (start, end) or {progress: weight}, kind)
     scheduler: str = plain(SchedulerName, "ddim")
     steps: int = plain(Range(StrictInt, 1, 200), 25)
     guidance: float = plain(Range(StrictFloat, 0, 30), 7.5)
@@ -54,10 +54,13 @@ class ClipSpec:
     head: str = plain(str, "")
     tail: str = plain(str, "")
     interpolation: str = plain(Literal["linear", "slerp"], "linear")
+    context: dict  # every ContextSpec field (length/overlap None: chosen from the motion adapter at render time)
+    loop: bool = plain(StrictBool, False)  # the last frame flows into the first
     outputs: dict  # format → its options
     fuse: bool = plain(StrictBool, True)
     decode_chunk: int = plain(Range(StrictInt, 1, 1024), 16)
     pose: dict | None = None  # every PoseSpec field, `controlnet` as a Source
+    free_init: dict | None = None  # every FreeInitSpec field, or None (off)
     script: str = ""
     preset: str | None = None
     extra: dict = field(default_factory=dict)
@@ -71,8 +74,7 @@ class ClipSpec:
         d = asdict(self)
         d["model"] = _source_dict(self.model)
         d["motion_adapter"] = _source_dict(self.motion_adapter)
-        d["adapters"] = [{"name": n, "source": _source_dict(s), "kind": k,
-                          "weight": {"start": w[0], "end": w[1]} if isinstance(w, tuple) else w}
+        d["adapters"] = [{"name": n, "source": _source_dict(s), "kind": k, "weight": _weight_dict(w)}
                          for n, s, w, k in self.adapters]
         if self.pose:
             d["pose"] = {**self.pose, "controlnet": _source_dict(self.pose["controlnet"])}
@@ -83,7 +85,8 @@ class ClipSpec:
         """The ClipSpec `to_dict` made `data` from, also after a JSON round trip (frame keys back to numbers,
         weight ramps back to pairs). An unknown, missing or wrong value raises a ConfigError naming it."""
         names = [f.name for f in fields(cls)]
-        _check_keys(data, (), required=names)
+        _check_keys(data, (), required=[n for n in names if n not in _ADDED_LATER], optional=list(_ADDED_LATER))
+        data = {**{k: make(data) for k, make in _ADDED_LATER.items() if k not in data}, **data}
         return cls(**{name: _READERS.get(name, _read_checked)(data[name], (name,)) for name in names})
 
 
@@ -116,7 +119,28 @@ _TYPES: dict[str, Any] = {
     **PLAIN_TYPES,
     **{f"source.{name}": _SOURCE_TYPES[f.type] for name, f in _SOURCE_FIELDS.items()},
     "adapter.name": AdapterName, "adapter.kind": Literal["lcm", "motion", "style"], "adapter.weight": Weight,
+    "adapter.schedule": Schedule(Weight),
 }
+
+
+def _legacy_context(data: dict) -> dict:
+    # Before `context:` a clip longer than the SD1.5 adapters' 32 frames slid 16-frame windows at stride 4.
+    long = isinstance(data.get("frames"), int) and data["frames"] > 32
+    return {"length": 16 if long else None, "overlap": 12 if long else None, "weighting": "pyramid",
+            "noise": "shuffle_context"}
+
+
+# Fields sidecars written before them lack: what those renders used.
+_ADDED_LATER = {"context": _legacy_context, "loop": lambda data: False, "free_init": lambda data: None}
+
+
+def _weight_dict(weight):
+    """A ramp as {start, end}; a schedule with text keys ("0.5"), as JSON holds them."""
+    if isinstance(weight, tuple):
+        return {"start": weight[0], "end": weight[1]}
+    if isinstance(weight, dict):
+        return {repr(float(k)): v for k, v in weight.items()}
+    return weight
 
 
 def _source_dict(src: Source | None) -> dict | None:
@@ -177,7 +201,10 @@ def _read_source(value: Any, path: tuple) -> Source:
     return Source(**out)
 
 
-def _read_weight(value: Any, path: tuple) -> float | tuple[float, float]:
+def _read_weight(value: Any, path: tuple) -> float | tuple[float, float] | dict:
+    if isinstance(value, dict) and value and not {"start", "end"} & set(value):  # {progress: weight}
+        points = _validated("adapter.schedule", value, path)
+        return {float(k): float(v) for k, v in points.items()}
     if isinstance(value, dict):  # a ramp over the denoising steps
         _check_keys(value, path, required=["start", "end"])
         return (float(_validated("adapter.weight", value["start"], path + ("start",))),
@@ -213,4 +240,23 @@ def _read_pose(value: Any, path: tuple) -> dict | None:
     return {k: controlnet if k == "controlnet" else getattr(pose, k) for k in value}  # in the record's order
 
 
-_READERS = {"model": _read_source, "motion_adapter": _read_source, "adapters": _read_adapters, "pose": _read_pose}
+def _read_options(model: str, optional: bool):
+    """A reader for a field holding every field of a schema model (context, free_init), or None when optional."""
+    def read(value: Any, path: tuple):
+        if value is None and optional:
+            return None
+        from . import schema  # the schema is built from this module
+
+        cls = getattr(schema, model)
+        _check_keys(value, path, required=list(cls.model_fields))
+        try:
+            return cls.model_validate(value).model_dump()
+        except ValidationError as exc:
+            raise _invalid(exc, value, path, cls) from None
+
+    return read
+
+
+_READERS = {"model": _read_source, "motion_adapter": _read_source, "adapters": _read_adapters, "pose": _read_pose,
+            "context": _read_options("ContextSpec", optional=False),
+            "free_init": _read_options("FreeInitSpec", optional=True)}

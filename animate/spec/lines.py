@@ -174,7 +174,10 @@ def validation_problems(exc: ValidationError, data: Any, root=ScriptModel) -> li
     out: list[tuple[tuple, str]] = []
     for loc, union_at, key_error, err in items:
         if key_error and err["type"] in _TYPE_NAMES:
-            out.append((loc, f"keyframe keys must be frame numbers (got {show(loc[-1])})"))
+            if len(loc) > 1 and loc[-2] in ("weight", "scale"):  # a {progress: value} schedule
+                out.append((loc, f"schedule keys must be denoising progress from 0.0 to 1.0 (got {show(loc[-1])})"))
+            else:
+                out.append((loc, f"keyframe keys must be frame numbers (got {show(loc[-1])})"))
             continue
         if key_error:
             out.append((loc, message(err, loc, root)))

@@ -15,7 +15,7 @@ from ..errors import AnimateError, ConfigError
 from .clipspec import PLAIN, ClipSpec, plain_value
 from .lines import error_lines, format_errors, short_error, validation_problems
 from .positions import MAX_SCRIPT_BYTES, located, lookup, parse, raw_problems
-from .schema import ClipFields, PoseSpec, ScriptModel, cross_checks
+from .schema import ClipFields, ContextSpec, FreeInitSpec, PoseSpec, ScriptModel, cross_checks
 from .values import loc_text, show
 
 # Built-in defaults: the bottom layer of every clip (the plain fields' own come from ClipSpec).
@@ -180,6 +180,8 @@ def _merge(layers: list[tuple[str, dict]]) -> tuple[dict, dict]:
                 for a in value:
                     merged[a["name"]] = {**merged.get(a["name"], {}), **{k: v for k, v in a.items() if v is not None}}
                 out[key] = list(merged.values())
+            elif key in ("context", "free_init") and isinstance(out.get(key), dict):  # field by field
+                out[key] = {**out[key], **value}
             elif key == "outputs" and isinstance(value, list) and isinstance(out.get("outputs"), dict):
                 out[key] = {fmt: out["outputs"].get(fmt) for fmt in value}
             else:
@@ -320,7 +322,12 @@ def _resolve_clip(name: str, f: dict, origin: dict, sites: _Sites, script: Scrip
         kind = a.get("kind") or ("lcm" if s.role == "lcm" or a["name"] == "lcm" else
                                  "motion" if s.role == "motion-lora" else "style")
         weight = a.get("weight", 1.0)
-        weight = (float(weight["start"]), float(weight["end"])) if isinstance(weight, dict) else float(weight)
+        if isinstance(weight, dict) and set(weight) == {"start", "end"}:
+            weight = (float(weight["start"]), float(weight["end"]))
+        elif isinstance(weight, dict):  # {progress: weight}, sorted by the schema
+            weight = {float(k): float(v) for k, v in weight.items()}
+        else:
+            weight = float(weight)
         adapters.append((a["name"], s, weight, kind))
     pose = None
     if f.get("pose"):
@@ -352,10 +359,13 @@ def _resolve_clip(name: str, f: dict, origin: dict, sites: _Sites, script: Scrip
         {k: {} for k in outputs}
     seeds = f["seed"] if isinstance(f["seed"], list) else [f["seed"]]
     plain = {key: plain_value(key, f[key]) for key in PLAIN}  # BUILTIN gives each one a value
+    context = ContextSpec.model_validate(f.get("context") or {}).model_dump()  # every window setting, None: auto
+    free_init = FreeInitSpec.model_validate(f["free_init"]).model_dump() if f.get("free_init") is not None else None
     return [ClipSpec(
         name=name, seed=int(seed), multi_seed=len(seeds) > 1, model=model, motion_adapter=motion,
         adapters=tuple(adapters), prompt=f["prompt"], negative=f.get("negative") or "", outputs=outputs,
-        pose=pose, script="" if script.command_line else str(script.path), preset=preset_name, **plain,
+        pose=pose, context=context, free_init=free_init, script="" if script.command_line else str(script.path),
+        preset=preset_name, **plain,
     ) for seed in seeds], []
 
 

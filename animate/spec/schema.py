@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, create_model, field_validator, \
-    model_validator
+from pydantic import (BaseModel, ConfigDict, Discriminator, Field, StrictBool, StrictFloat, StrictInt, Tag,
+                      create_model, field_validator, model_validator)
 from pydantic_core import PydanticCustomError
 
 from .clipspec import PLAIN_TYPES
-from .values import AdapterName, ClipName, Data, Frame, OutputName, Prompt, Range, Seed, Text, Weight, show
+from .values import AdapterName, ClipName, Data, Frame, OutputName, Prompt, Range, Schedule, Seed, Text, Weight, show
 
 def _has_nul(value: Any) -> bool:
     if isinstance(value, str):
@@ -54,13 +54,31 @@ class WeightRamp(Frozen):
     end: Weight
 
 
+def _weight_kind(value: Any) -> str:
+    # One branch per shape, so a mistake in a schedule is reported as a schedule's, not as a missing `start`.
+    if isinstance(value, WeightRamp):  # when a validated clip is dumped again
+        return "Ramp"
+    if isinstance(value, dict):
+        return "Ramp" if value and {str(k) for k in value} <= {"start", "end"} else "Schedule"
+    return "Number"
+
+
+def Scheduled(value: Any, ramp: Any = None) -> Any:
+    """A number, or a piecewise-linear {progress: number} schedule (and a {start, end} ramp where given)."""
+    branches = [Annotated[value, Tag("Number")], Annotated[Schedule(value), Tag("Schedule")]]
+    if ramp is not None:
+        branches.insert(1, Annotated[ramp, Tag("Ramp")])
+    return Annotated[Union[tuple(branches)], Discriminator(_weight_kind)]
+
+
 class AdapterSpec(Frozen):
-    """One LoRA mixed at `weight` (a number, or {start, end} over the denoising steps); `kind` says which
+    """One LoRA mixed at `weight` (a number, {start, end} over the denoising steps, or a piecewise-linear
+    schedule {progress: weight} with progress 0.0 at the first step and 1.0 at the last); `kind` says which
     slot it fills (lcm, motion or style)."""
 
     name: AdapterName
     source: SourceValue | None = None
-    weight: Weight | WeightRamp = 1.0
+    weight: Scheduled(Weight, WeightRamp) = 1.0
     kind: Literal["lcm", "motion", "style"] | None = None
 
 
@@ -78,7 +96,7 @@ class PoseSpec(Frozen):
 
     source: Text | dict[Frame, dict[str, Data]]
     controlnet: SourceValue = "openpose"
-    scale: Range(StrictFloat, 0, 2) = 1.0
+    scale: Scheduled(Range(StrictFloat, 0, 2)) = 1.0  # or {progress: scale}
     start: Range(StrictFloat, 0, 1) = 0.0
     end: Range(StrictFloat, 0, 1) = 1.0
     fit: Literal["contain", "cover", "stretch"] = "contain"
@@ -108,6 +126,33 @@ class PoseSpec(Frozen):
         return self
 
 
+class ContextSpec(Frozen):
+    """FreeNoise context windows: `length` frames at a time, neighbours sharing `overlap` frames, blended by
+    `weighting`; `noise` says how the initial noise of later windows relates to the first's. Unset length:
+    one window when the clip fits the motion adapter, else 16; unset overlap: a quarter of the length."""
+
+    length: Range(StrictInt, 2, 128) | None = None
+    overlap: Range(StrictInt, 0, 127) | None = None
+    weighting: Literal["flat", "pyramid", "delayed_reverse_sawtooth"] = "pyramid"
+    noise: Literal["shuffle_context", "repeat_context", "random"] = "shuffle_context"
+
+    @model_validator(mode="after")
+    def _overlap_below_length(self):
+        if self.length is not None and self.overlap is not None and self.overlap >= self.length:
+            raise PydanticCustomError("context_overlap", "overlap ({overlap}) must be less than length ({length}); "
+                                      "windows must advance", {"overlap": self.overlap, "length": self.length})
+        return self
+
+
+class FreeInitSpec(Frozen):
+    """FreeInit: denoise `iters` times, each time re-noising the result's low frequencies (`method` filter);
+    `fast` runs the early iterations with fewer steps (coarse to fine). Costs about `iters` × the steps."""
+
+    iters: Range(StrictInt, 1, 10) = 3
+    method: Literal["butterworth", "ideal", "gaussian"] = "butterworth"
+    fast: StrictBool = False
+
+
 class _ClipLayer(Frozen):
     """The clip fields that are more than one value; ClipFields adds the plain ones."""
 
@@ -122,6 +167,8 @@ class _ClipLayer(Frozen):
     outputs: Annotated[list[OutputName], Field(min_length=1)] | \
         Annotated[dict[OutputName, dict[str, Data] | None], Field(min_length=1)] | None = None
     pose: PoseSpec | None = None
+    context: ContextSpec | None = None
+    free_init: FreeInitSpec | None = None
 
     @field_validator("outputs")
     @classmethod

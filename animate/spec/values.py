@@ -164,6 +164,19 @@ Text = Annotated[str, Field(min_length=1)]
 Seed = Range(StrictInt, 0, MAX_SEED)
 Weight = Range(StrictFloat, -2, 3)
 Frame = Range(int, 0, 100_000)  # lax: JSON and TOML keys are strings ("12")
+Progress = Range(float, 0, 1)  # denoising progress; lax for the same reason ("0.5")
+
+
+def _sorted_points(points: dict) -> dict:
+    return dict(sorted(points.items()))
+
+
+def Schedule(value: Any) -> Any:
+    """A piecewise-linear schedule over denoising progress: `{0.0: 1.0, 0.5: 0.6, 1.0: 0.3}`, kept sorted."""
+    return Annotated[dict[Progress, value], Field(min_length=1, max_length=64), AfterValidator(_sorted_points)]
+
+
+
 Prompt = Union[Annotated[str, Field(min_length=1, max_length=10_000)],
                dict[Frame, Annotated[str, Field(max_length=10_000)]]]
 # Free-form values (encoder options, pose keypoints): JSON data, so a resolved spec survives a JSON round trip.

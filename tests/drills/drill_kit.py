@@ -194,11 +194,11 @@ def loaded_pipe(renderer):
 def target_key(renderer, script: Path) -> str:
     """The render key of the target clip (the frame store's file name)."""
     from animate.jobs import render_key
-    from animate.run import dtype_label
+    from animate.renderer import dtype_name
     from animate.spec import load_script, resolve
 
     spec = next(s for s in resolve(load_script(script)) if s.name == TARGET)
-    return render_key(spec, dtype_label(renderer.dtype))
+    return render_key(spec, dtype_name(renderer.dtype))
 
 
 def render_argv(script: Path, out: Path) -> list[str]:
