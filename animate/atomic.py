@@ -9,7 +9,6 @@ import hashlib
 import os
 import re
 import shutil
-import socket
 import time
 import uuid
 from pathlib import Path
@@ -22,7 +21,9 @@ _WRITER = re.compile(r"\.w([0-9a-f]{6})-(\d+)-[0-9a-f]{8}\.")
 
 
 def _host_tag() -> str:
-    return hashlib.sha1(socket.gethostname().encode()).hexdigest()[:6]
+    from .claims import this_host  # the host and its pid namespace: the pid in a temp name means something there
+
+    return hashlib.sha1(this_host().encode()).hexdigest()[:6]
 
 
 def _writer() -> str:

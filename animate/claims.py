@@ -1,11 +1,11 @@
-"""Claims: before rendering a render key, a process claims it in the output folder, so several processes (or
-Ray workers, or the server) on one output root split the work instead of doing it twice.
+"""Claims: before rendering a render key, a process claims it in the output folder, so several processes on one
+output root split the work instead of doing it twice.
 
 A claim is `<out>/.claims/<render key>.claim`, a small JSON file with its owner (host, pid, token) and a
 heartbeat time that a background thread refreshes. A claim is taken over when its owner is a process on this
-host that no longer runs, or when its heartbeat is older than `stale_after` seconds (an owner on another host,
-or one that hangs). Taking and taking over happen under an exclusive lock on `<out>/.claims/.lock`, so two
-processes never both win the same key."""
+host (and pid namespace) that no longer runs, or when its heartbeat is older than `stale_after` seconds (an
+owner on another host, or one that hangs). Taking and taking over happen under an exclusive lock (an flock on
+the `.claims` folder itself), so two processes never both win the same key."""
 from __future__ import annotations
 
 import contextlib
@@ -23,12 +23,17 @@ STALE_S = float(os.environ.get("ANIMATE_CLAIM_STALE", "60"))
 
 try:
     import fcntl
-except ImportError:  # Windows: claims still exclude each other by O_EXCL creation; takeovers are unlocked
+except ImportError:  # Windows: no flock, so claims there do not exclude each other
     fcntl = None
 
 
 def this_host() -> str:
-    return socket.gethostname()
+    """This machine and pid namespace: a pid means something only inside its namespace, and containers (host
+    networking, Kubernetes hostNetwork) can share one hostname."""
+    try:
+        return f"{socket.gethostname()}/pidns:{os.stat('/proc/self/ns/pid').st_ino}"
+    except OSError:  # no /proc (macOS, Windows): one namespace per host
+        return socket.gethostname()
 
 
 def pid_alive(pid: int) -> bool:

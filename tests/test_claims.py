@@ -173,3 +173,15 @@ def test_a_heartbeat_on_a_full_disk_misses_a_beat_quietly(tmp_path, monkeypatch)
     claim.release()
     claims.tidy()
     assert not claims.root.exists()
+
+
+def test_a_pid_from_another_pid_namespace_is_never_taken_for_dead(tmp_path):
+    """Containers with host networking share the hostname but not pids: an owner there whose pid means nothing
+    here is judged by its heartbeat, not by `kill(pid, 0)` in this namespace."""
+    import socket
+
+    claims = Claims(tmp_path, heartbeat=60)
+    if os.path.exists("/proc/self/ns/pid"):
+        assert claims.host != socket.gethostname() and claims.host.startswith(socket.gethostname())
+    write_record(claims, host=f"{socket.gethostname()}/pidns:1", pid=dead_pid(), heartbeat=time.time())
+    assert claims.try_claim(KEY) is None  # beating: alive in its own namespace

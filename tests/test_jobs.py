@@ -386,3 +386,13 @@ def test_render_key_ignores_labels_and_pins_but_not_weights(kit):
     assert render_key(reweighted, "fp32") != key
     assert render_key(spec, "fp16") != key
     assert render_key(replace(spec, seed=spec.seed + 1), "fp32") != key
+
+
+def test_clean_refuses_an_output_root_that_is_a_file_in_one_line(tmp_path):
+    from cli_helpers import assert_one_error_line
+
+    out = tmp_path / "taken"
+    out.write_text("not a folder")
+    result = CliRunner().invoke(main, ["clean", "--out", str(out)])
+    assert_one_error_line(result, tmp_path / "nothing", "--out", "is a file")
+    assert out.read_text() == "not a folder"

@@ -276,3 +276,36 @@ def test_a_full_disk_while_writing_the_reel_is_one_line_an_error_event_and_a_sum
     errors = [e for e in events if e["event"] == "error"]
     assert len(errors) == 1 and "disk is full" in errors[0]["message"] and errors[0]["fatal"] is True
     assert events[-1]["event"] == "summary" and events[-1]["rendered"] == 1
+
+
+CTRL_C_DURING_ENCODE = """
+import os, signal, sys, threading, time
+import numpy as np
+from animate.encode import encode_with_report
+signal.signal(signal.SIGINT, lambda *a: None)  # the runner's main thread takes Ctrl-C; the encoder must not
+frames = np.random.default_rng(0).integers(0, 256, (240, 256, 256, 3), dtype=np.uint8)
+done = {}
+def encode():
+    try:
+        done["path"] = encode_with_report(sys.argv[2], frames, sys.argv[1], fps=24)[0]
+    except Exception as exc:
+        done["error"] = exc
+worker = threading.Thread(target=encode)
+worker.start()
+time.sleep(0.3)
+os.killpg(0, signal.SIGINT)  # a terminal's Ctrl-C reaches every process of the foreground group
+worker.join()
+print(done)
+"""
+
+
+@pytest.mark.parametrize("fmt", ["mp4", "gif"])
+def test_ctrl_c_in_a_terminal_does_not_kill_the_encoders_of_rendered_clips(tmp_path, fmt):
+    """After Ctrl-C the runner still writes the outputs of clips already rendered; ffmpeg, in the terminal's
+    process group, used to die of the same SIGINT and fail those clips ("ffmpeg failed writing mp4: 255")."""
+    dest = tmp_path / f"clip.{fmt}"
+    proc = subprocess.run([sys.executable, "-c", CTRL_C_DURING_ENCODE, str(dest), fmt], capture_output=True,
+                          text=True, timeout=300, start_new_session=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "'path'" in proc.stdout and "error" not in proc.stdout, proc.stdout
+    assert dest.stat().st_size > 0

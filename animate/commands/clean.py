@@ -21,7 +21,7 @@ def needed_render_keys(out: Path) -> set[str]:
 
 
 @click.command("clean")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("outputs"), show_default=True,
+@click.option("--out", type=click.Path(path_type=Path), default=Path("outputs"), show_default=True,
               help="Output root whose frame store to prune.")
 @click.option("--all", "everything", is_flag=True,
               help="Delete every stored frame. Outputs stay, but adding or changing an output then re-renders its "
@@ -29,8 +29,12 @@ def needed_render_keys(out: Path) -> set[str]:
 @click.option("--dry-run", is_flag=True, help="Say what would be deleted; delete nothing.")
 def clean(out: Path, everything: bool, dry_run: bool):
     """Delete stored frames that no manifest entry needs (or all of them with --all)."""
+    from animate.errors import OutputError
     from animate.framestore import FrameStore, human_bytes
 
+    if out.exists() and not out.is_dir():  # one line, as render says it (click's own error is three)
+        raise OutputError("the output root is a file, not a folder", where=f"--out {out}",
+                          hint="give the folder you render into")
     store = FrameStore(out)
     keep = set() if everything else needed_render_keys(out)
     count, freed = store.prune(keep, dry_run=dry_run)

@@ -256,7 +256,8 @@ def run_ffmpeg(frames: np.ndarray, fps: float, out_args: list[str], dest: Path, 
     cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
            "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-r", f"{rate.numerator}/{rate.denominator}",
            "-i", "-", *out_args, str(dest)]
-    proc = subprocess.run(cmd, input=frames.tobytes(), capture_output=True)
+    # Its own session: a terminal's Ctrl-C goes to the runner, which still finishes the clips already rendered.
+    proc = subprocess.run(cmd, input=frames.tobytes(), capture_output=True, start_new_session=True)
     if proc.returncode != 0:
         tail = proc.stderr.decode(errors="replace").strip().splitlines()[-3:]
         raise EncodeError(f"ffmpeg failed writing {fmt}: {' | '.join(tail) or proc.returncode}",

@@ -107,7 +107,7 @@ def build_palette(frames: np.ndarray, colors: int, iters: int = 6) -> np.ndarray
            "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-i", "-",
            "-vf", f"palettegen=max_colors={max(colors, 4)}:reserve_transparent=0:stats_mode=full",
            "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
-    out = subprocess.run(cmd, input=frames.tobytes(), capture_output=True)
+    out = subprocess.run(cmd, input=frames.tobytes(), capture_output=True, start_new_session=True)
     if out.returncode != 0:
         raise EncodeError(f"ffmpeg palettegen failed: {out.stderr.decode(errors='replace')[-200:]}",
                           where="encode gif")
@@ -240,7 +240,7 @@ def _gifski(frames, fps, dest: Path, quality: int, loop) -> None:
         cmd = [exe, "--quiet", "--fps", f"{fps:g}", "--quality", str(quality), "-o", str(dest), *names]
         if loop is None:
             cmd[1:1] = ["--once"]
-        proc = subprocess.run(cmd, capture_output=True)
+        proc = subprocess.run(cmd, capture_output=True, start_new_session=True)
         if proc.returncode != 0:
             raise EncodeError(f"gifski failed: {proc.stderr.decode(errors='replace')[-200:]}", where="encode gif")
 

@@ -73,7 +73,7 @@ def write_reel(clips: list[tuple[np.ndarray, float]], path, *, fps: float | None
                 cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-i", str(video),
                        "-i", str(sound), "-map", "0:v", "-map", "1:a", "-c", "copy", "-map_metadata", "0",
                        "-movflags", "+faststart", "-f", "mp4", str(tmp)]
-                proc = subprocess.run(cmd, capture_output=True)
+                proc = subprocess.run(cmd, capture_output=True, start_new_session=True)
                 if proc.returncode != 0:
                     raise EncodeError(f"muxing audio failed: {proc.stderr.decode(errors='replace')[-200:]}",
                                       where="reel.audio")
