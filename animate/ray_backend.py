@@ -31,7 +31,7 @@ from .errors import AnimateError, ConfigError, RenderError
 from .events import ClipStart, Step
 from .jobs import Job, stack_key
 from .renderer import dtype_name
-from .run import POLL_S, _Runner
+from .run import POLL_S, _Runner, machine_fault
 
 WORKER_RESTARTS = 4  # times Ray restarts one dead worker before the driver gives up on it
 JOB_ATTEMPTS = 3  # a job whose worker died this many times fails (it may be what kills them)
@@ -247,6 +247,9 @@ class RayRunner(_Runner):
             self._release_flights()
             self.backend.stop_workers(self.slots)
             self.pool.shutdown(wait=True)
+            for p in self.pending:  # only when something escaped: give the claims back, keep nothing half-done
+                if p.claim is not None:
+                    p.claim.release()
             if self.started_ray:
                 import_ray().shutdown()
 
@@ -294,7 +297,13 @@ class RayRunner(_Runner):
             if job is None:
                 return
             queue_.remove(job)
-            claim = self.claims.try_claim(job.render_key)
+            try:
+                claim = self.claims.try_claim(job.render_key)
+            except OSError as exc:  # a claim is a write too: a full disk stops here, finished clips recorded
+                self.fatal = machine_fault(exc, self.claims.path(job.render_key))
+                if self.fatal is None:
+                    raise
+                return
             fresh = self._replan(job)  # another process may have finished it meanwhile
             if fresh.status == "done" and not self.force:
                 if claim is not None:
