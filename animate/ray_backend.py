@@ -31,7 +31,7 @@ from .errors import AnimateError, ConfigError, RenderError
 from .events import ClipStart, Step
 from .jobs import Job, stack_key
 from .renderer import dtype_name
-from .run import POLL_S, _Runner, machine_fault
+from .run import POLL_S, _Runner
 
 WORKER_RESTARTS = 4  # times Ray restarts one dead worker before the driver gives up on it
 JOB_ATTEMPTS = 3  # a job whose worker died this many times fails (it may be what kills them)
@@ -297,22 +297,10 @@ class RayRunner(_Runner):
             if job is None:
                 return
             queue_.remove(job)
-            try:
-                claim = self.claims.try_claim(job.render_key)
-            except OSError as exc:  # a claim is a write too: a full disk stops here, finished clips recorded
-                self.fatal = machine_fault(exc, self.claims.path(job.render_key))
-                if self.fatal is None:
-                    raise
-                return
-            fresh = self._replan(job)  # another process may have finished it meanwhile
-            if fresh.status == "done" and not self.force:
-                if claim is not None:
-                    claim.release()
-                self._skipped(fresh)
+            taken = self._take(job, waiting)
+            if taken is None:
                 continue
-            if claim is None:
-                waiting.append(job)
-                continue
+            claim, fresh = taken
             frames, render_now = self._stored_frames(fresh)
             if not render_now:  # frames from the store, or only the records: no worker needed
                 spec = fresh.spec

@@ -100,27 +100,14 @@ class _Runner:
                     queue.extend(waiting)
                     waiting.clear()
                     continue
-                job = queue.popleft()
+                taken = self._take(queue.popleft(), waiting)
+                if taken is None:
+                    continue
+                claim, fresh = taken
                 try:
-                    claim = self.claims.try_claim(job.render_key)
-                except OSError as exc:  # a claim is a write too: a full disk stops here, finished clips recorded
-                    self.fatal = machine_fault(exc, self.claims.path(job.render_key))
-                    if self.fatal is None:
-                        raise
-                    break
-                try:
-                    fresh = self._replan(job)  # another process may have finished it meanwhile
-                    if fresh.status == "done" and not self.force:
-                        if claim is not None:
-                            claim.release()
-                        self._skipped(fresh)
-                        continue
-                    if claim is None:
-                        waiting.append(job)
-                        continue
                     self._start(fresh, claim)
                 except BaseException:  # Ctrl-C mid-render: a claim kept would be beaten alive by this process
-                    if claim is not None and not any(p.claim is claim for p in self.pending):
+                    if not any(p.claim is claim for p in self.pending):
                         claim.release()
                     raise
                 self._collect(block=False)
@@ -150,6 +137,33 @@ class _Runner:
                 if p.claim is not None:
                     p.claim.release()
             self.pending.clear()
+
+    def _take(self, job: Job, waiting: list) -> tuple[Claim, Job] | None:
+        """Claim `job` and plan it again (another process may have finished it meanwhile): (claim, fresh job),
+        or None when it is done now (reported as up to date), held by a live owner (put in `waiting`), or the
+        claim could not be written (a full disk: the run's fatal error, finished clips still recorded)."""
+        try:
+            claim = self.claims.try_claim(job.render_key)
+        except OSError as exc:
+            self.fatal = machine_fault(exc, self.claims.path(job.render_key))
+            if self.fatal is None:
+                raise
+            return None
+        try:
+            fresh = self._replan(job)
+        except BaseException:
+            if claim is not None:
+                claim.release()
+            raise
+        if fresh.status == "done" and not self.force:
+            if claim is not None:
+                claim.release()
+            self._skipped(fresh)
+            return None
+        if claim is None:
+            waiting.append(job)
+            return None
+        return claim, fresh
 
     def _replan(self, job: Job) -> Job:
         return plan_job(job.spec, self.layout, self.records.manifest, self.store, dtype=self.dtype, force=self.force)
