@@ -1,5 +1,6 @@
 """The gallery opens in headless Chromium from the file system and every preview loads and plays."""
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -12,7 +13,22 @@ from PIL import Image
 from animate.gallery import write_gallery
 from animate.outputs import OutputLayout
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def find_chromium() -> str | None:
+    """Headless Chromium: found on PATH, or installed from Debian's packages when this runs as root with apt (as
+    on CI and a fresh dev machine), so the README's test command checks the gallery in a real browser there."""
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found or not hasattr(os, "geteuid") or os.geteuid() != 0 or not shutil.which("apt-get"):
+        return found
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
+        if subprocess.run(cmd, capture_output=True, env=env, timeout=900).returncode != 0:
+            return None
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+CHROMIUM = find_chromium()
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None, reason="chromium not installed (apt-get update && apt-get install -y chromium)")
 

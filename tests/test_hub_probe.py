@@ -101,7 +101,7 @@ class _Hub(BaseHTTPRequestHandler):
         self.end_headers()
 
     def log_message(self, *args):
-        pass
+        pass  # keep the test output quiet
 
 
 def test_a_hub_that_answers_keeps_uncached_ids_working(kit, hub_at, tiny_fields):

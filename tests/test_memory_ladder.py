@@ -136,7 +136,7 @@ def test_memory_is_released_after_a_failed_clip(kit, monkeypatch):
     try:
         renderer.render(spec)
     except OutOfMemory:
-        pass
+        pass  # the failure is the point: what counts is the memory left behind
     after_failed = live_tensors()
     assert after_failed == after_clean
     monkeypatch.undo()

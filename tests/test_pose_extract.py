@@ -211,8 +211,10 @@ def test_worker_drops_points_the_looks_disagree_on():
 
 def test_lite_and_heavy_models_run_offline(tmp_path, cache_dir):
     """complexity 0 and 2 use the models the env install took from npm: nothing is downloaded here."""
-    from motion.pose.extract_env import has_model
+    from motion.pose.extract_env import ensure_npm_models, has_model
 
+    ensure_pose_env()
+    ensure_npm_models()  # an env made before they were added (they come from npm with the env's install)
     assert has_model(0) and has_model(2), "run `python -m motion.pose.extract_env install` with npm reachable"
     video = make_video(tmp_path, PANS["in-view"])
     full, _, _ = extract_keypoints(video, cache_dir=cache_dir)
