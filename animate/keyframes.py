@@ -232,6 +232,33 @@ def load_sparsectrl(renderer, stack, spec):
     return net
 
 
+def keyframe_rng(spec, device: str):
+    """The global random state the keyframe encode draws from, seeded with the clip's seed for the call and
+    given back afterwards. diffusers' SparseCtrl pipeline samples the keyframes' VAE latents without a
+    generator (from the global RNG), so without this the same clip would come out differently each time."""
+    import contextlib
+
+    import torch
+
+    if not spec.keyframes:
+        return contextlib.nullcontext()
+    where = torch.device(device)
+
+    @contextlib.contextmanager
+    def seeded():
+        if where.type == "cpu":
+            fork = torch.random.fork_rng(devices=[])
+        elif where.type == "cuda":
+            fork = torch.random.fork_rng(devices=[where.index or 0])
+        else:
+            fork = torch.random.fork_rng(device_type=where.type)
+        with fork:
+            torch.manual_seed(spec.seed)
+            yield
+
+    return seeded()
+
+
 def content_hashes(spec) -> dict[str, str]:
     """frame → SHA-256 of its keyframe image (the render key holds them: same name, new picture, new frames)."""
     from .jobs import content_hash

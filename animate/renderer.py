@@ -462,10 +462,12 @@ class Renderer:
         errors; each attempt gets a fresh callback (loop offset and pose scale back at step 0)."""
         import torch
 
+        from .keyframes import keyframe_rng
+
         while True:
             steps = _Steps(self, spec, pipe)
             try:
-                with torch.inference_mode():
+                with torch.inference_mode(), keyframe_rng(spec, self.device):
                     return pipe(**kwargs, callback_on_step_end=steps).frames, steps
             except (RuntimeError, ValueError, TypeError) as exc:  # a scheduler refusing its steps, MPS OOM...
                 out_of_memory, why = is_out_of_memory(exc), _short(exc)
