@@ -89,6 +89,7 @@ TINY_MODELS: dict[str, tuple[str, str, str | None]] = {
     "tiny-openpose": ("controlnet-openpose", "controlnet", None),
     "tiny-openpose-file": ("controlnet-openpose.safetensors", "controlnet", "controlnet-openpose"),
     "tiny-sparsectrl": ("sparsectrl-rgb", "sparsectrl", None),
+    "tiny-sparsectrl-file": ("sparsectrl-rgb.safetensors", "sparsectrl", "sparsectrl-rgb"),
 }
 # In a script `motion_adapter: tiny` means the kit's adapter, `controlnet: tiny` its ControlNet,
 # `sparsectrl: tiny` its SparseCtrl model.

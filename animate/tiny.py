@@ -12,7 +12,7 @@ import os
 import shutil
 from pathlib import Path
 
-from .atomic import atomic_dir
+from .atomic import atomic_dir, atomic_file
 
 KIT_VERSION = 4
 SEED = 1234
@@ -30,6 +30,7 @@ PARTS = {
     "openpose": "controlnet-openpose",
     "openpose_file": "controlnet-openpose.safetensors",  # same weights, lllyasviel's `control_model.*` layout
     "sparsectrl": "sparsectrl-rgb",  # SparseControlNetModel folder shaped like guoyww/animatediff-sparsectrl-rgb
+    "sparsectrl_file": "sparsectrl-rgb.safetensors",  # the same weights in the original SparseCtrl key layout
 }
 
 
@@ -286,9 +287,21 @@ def _sparsectrl():
 
 
 def write_sparsectrl(kit: Path) -> Path:
-    """The kit's SparseCtrl folder, written (atomically) when a kit built before it lacks one."""
+    """The kit's SparseCtrl folder and single file, written (atomically) when a kit built before them lacks
+    them. The single file has the original checkpoint's motion-module names (`temporal_transformer`,
+    `attention_blocks`, `pos_encoder.pe`), which diffusers' from_single_file converts back."""
+    from safetensors.torch import save_file
+
     dest = Path(kit) / PARTS["sparsectrl"]
+    single = Path(kit) / PARTS["sparsectrl_file"]
+    if (dest / "config.json").exists() and single.exists():
+        return dest
+    net = _sparsectrl()
     if not (dest / "config.json").exists():
         with atomic_dir(dest) as tmp:
-            _sparsectrl().save_pretrained(tmp, safe_serialization=True)
+            net.save_pretrained(tmp, safe_serialization=True)
+    if not single.exists():
+        state = to_original_motion_keys(net.state_dict(), net.config.motion_max_seq_length)
+        with atomic_file(single) as tmp:
+            save_file(state, str(tmp))
     return dest

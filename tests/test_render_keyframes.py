@@ -130,3 +130,16 @@ def test_check_refuses_what_sparsectrl_cannot_do(kit, tmp_path, extra, fragment)
         Image.fromarray(gradient(32, 32, (90, 90, 90))).save(tmp_path / name)
     result, script = _check(tmp_path, SCRIPT.replace("20: last.png", "15: last.png") + extra)
     assert_one_error_line(result, tmp_path / "out", f"{script}:9:", "clips[0].keyframes", fragment)
+
+
+def test_single_file_sparsectrl_renders_like_the_folder(renderer, tiny_fields, tmp_path):
+    """`tiny-sparsectrl-file` (the original checkpoint's key layout + a config folder) through from_single_file
+    gives the same clip as the diffusers folder."""
+    Image.fromarray(gradient(32, 32, (200, 120, 0))).save(tmp_path / "a.png")
+    frames = []
+    for sparsectrl in ("tiny-sparsectrl", "tiny-sparsectrl-file"):
+        spec = spec_from_fields({**tiny_fields, "frames": 4, "init_image": "a.png", "sparsectrl": sparsectrl},
+                                base_dir=tmp_path)[0]
+        assert spec.keyframes["sparsectrl"].kind == ("file" if sparsectrl.endswith("file") else "folder")
+        frames.append(renderer.render(spec, keep_float=True).float_frames)
+    assert np.abs(frames[0] - frames[1]).max() == 0
