@@ -178,16 +178,23 @@ def sparse_pipeline(renderer, stack, spec):
 
 
 def _encode_in_vae_dtype(vae) -> None:
-    """The pipeline hands the VAE keyframe images in the SparseCtrl model's dtype (fp16 on GPUs) while our VAE
-    runs in fp32: cast them to the encoder's own dtype (a no-op in fp32)."""
+    """The pipeline hands the VAE keyframe images in the SparseCtrl model's dtype (fp16 on GPUs) and wants the
+    latents back in it, while our VAE runs in fp32: the encoder takes them in its own dtype and its moments go
+    back out in theirs, as an all-fp16 pipeline would hand them on (both no-ops in fp32)."""
     if getattr(vae, "_animate_encode_cast", False):
         return
+    last = vae.quant_conv if getattr(vae, "quant_conv", None) is not None else vae.encoder
+    seen: dict = {}
 
-    def cast(module, args):
-        weight = module.conv_in.weight
-        return (args[0].to(weight.dtype),) + tuple(args[1:])
+    def cast_in(module, args):
+        seen["dtype"] = args[0].dtype
+        return (args[0].to(module.conv_in.weight.dtype),) + tuple(args[1:])
 
-    vae.encoder.register_forward_pre_hook(cast)
+    def cast_out(module, args, output):
+        return output.to(seen.get("dtype", output.dtype))
+
+    vae.encoder.register_forward_pre_hook(cast_in)
+    last.register_forward_hook(cast_out)
     vae._animate_encode_cast = True
 
 

@@ -143,3 +143,18 @@ def test_single_file_sparsectrl_renders_like_the_folder(renderer, tiny_fields, t
         assert spec.keyframes["sparsectrl"].kind == ("file" if sparsectrl.endswith("file") else "folder")
         frames.append(renderer.render(spec, keep_float=True).float_frames)
     assert np.abs(frames[0] - frames[1]).max() == 0
+
+
+def test_fp16_keyframe_clip_matches_fp32(kit, renderer, tiny_fields, tmp_path):
+    """In fp16 (the GPU default) the pipeline hands the fp32 VAE fp16 keyframe images and wants fp16 latents
+    back; the clip renders and stays within rounding of the fp32 one."""
+    from animate.renderer import Renderer
+
+    Image.fromarray(gradient(32, 32, (200, 120, 0))).save(tmp_path / "a.png")
+    Image.fromarray(gradient(32, 32, (0, 120, 200), flip=True)).save(tmp_path / "b.png")
+    spec = spec_from_fields({**tiny_fields, "frames": 4, "keyframes": {0: "a.png", 3: "b.png"}, "sparsectrl": "tiny"},
+                            base_dir=tmp_path)[0]
+    half = Renderer(device="cpu", dtype="fp16").render(spec, keep_float=True)
+    full = renderer.render(spec, keep_float=True)
+    assert "numeric_retry" not in half.info
+    assert np.abs(half.float_frames - full.float_frames).max() <= 1 / 255
