@@ -88,3 +88,24 @@ def test_speck_skeleton_images_are_refused_and_black_ones_left_alone(tmp_path):
         draw(tmp_path / "dot.png")
     Image.fromarray(np.zeros((48, 64, 3), np.uint8)).save(tmp_path / "black.png")
     assert not draw(tmp_path / "black.png")[0].any()  # an empty pose frame is drawn as before
+
+
+def test_render_stops_on_a_speck_with_one_line(kit, tmp_path):
+    import yaml
+    from click.testing import CliRunner
+
+    from animate.cli import main
+    from cli_helpers import assert_one_error_line
+
+    # The case: a [0, 1] export whose file also names the pixel canvas used to be drawn as a speck; now
+    # fractions are scaled, so the speck here is pixels of a 1920x1080 video read against a 4x larger canvas.
+    tiny = person(**{name: (x / 8, y / 8, 0.9) for name, (x, y) in BODY.items()})
+    write_openpose(tmp_path / "speck.json", [[tiny]], canvas=(7680, 4320))
+    script = tmp_path / "dance.yaml"
+    script.write_text(yaml.safe_dump({"version": 1, "defaults": {
+        "preset": "tiny", "frames": 4, "width": 32, "height": 32, "steps": 1, "outputs": ["png"]},
+        "clips": [{"name": "dance", "prompt": "a dancer", "pose": {"source": "speck.json", "controlnet": "tiny"}}]}))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["render", str(script), "--out", str(out), "--quiet", "--device", "cpu"])
+    assert_one_error_line(result, out, "clip dance", "pose.source", "speck.json", "cover almost nothing",
+                          "set the pose `canvas: [width, height]`")

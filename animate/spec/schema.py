@@ -169,8 +169,8 @@ def _keyframes_kind(value: Any) -> str:
     return "Images"
 
 
-Keyframes = Annotated[Union[Annotated[Annotated[dict[Frame, Text], Field(min_length=1, max_length=1024)],
-                                      Tag("Images")],
+Keyframes = Annotated[Union[Annotated[Annotated[dict[Frame, Text], Field(
+    min_length=1, max_length=1024, json_schema_extra={"propertyNames": {"pattern": "^[0-9]+$"}})], Tag("Images")],
                             Annotated[KeyframesSpec, Tag("Options")]], Discriminator(_keyframes_kind)]
 
 
