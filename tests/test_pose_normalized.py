@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from motion.errors import PoseSourceError
-from motion.pose import openpose_json, pose_frames
+from motion.pose import openpose_json, pose_frames, pose_keypoints
 from pose_helpers import person, write_openpose
 
 CANVAS = (256, 128)  # powers of two: fractions of it are exact in float32, so the drawings match bit for bit
@@ -74,6 +74,9 @@ def test_a_speck_sized_pose_is_refused(tmp_path):
     assert "\n" not in message and str(src) in message
     assert "cover almost nothing of the 64x48 frame" in message and "at least 5% is needed" in message
     assert "set the pose `canvas: [width, height]`" in message
+    # `animate poses` exports the same keypoints: refused the same way.
+    with pytest.raises(PoseSourceError, match="cover almost nothing"):
+        pose_keypoints(str(src), frames=2, fps=8, width=64, height=48)
     # The same figure with its real canvas draws.
     assert draw(src, canvas=[32, 32])[0].any()
 

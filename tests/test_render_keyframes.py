@@ -158,3 +158,18 @@ def test_fp16_keyframe_clip_matches_fp32(kit, renderer, tiny_fields, tmp_path):
     full = renderer.render(spec, keep_float=True)
     assert "numeric_retry" not in half.info
     assert np.abs(half.float_frames - full.float_frames).max() <= 1 / 255
+
+
+def test_frame_keys_from_json_and_toml_scripts(kit, tmp_path):
+    import animate
+
+    for name in ("a.png", "b.png"):
+        Image.fromarray(gradient(32, 32, (90, 90, 90))).save(tmp_path / name)
+    (tmp_path / "s.json").write_text(json.dumps({"version": 1, "clips": [{
+        "name": "c", "preset": "tiny", "prompt": "x", "sparsectrl": "tiny",
+        "keyframes": {"images": {"0": "a.png", "15": "b.png"}, "scale": 0.5}}]}))
+    (tmp_path / "s.toml").write_text('version = 1\n[[clips]]\nname = "c"\npreset = "tiny"\nprompt = "x"\n'
+                                     'sparsectrl = "tiny"\nkeyframes = {"0" = "a.png", "15" = "b.png"}\n')
+    for script in ("s.json", "s.toml"):
+        spec = animate.load_specs(tmp_path / script)[0]
+        assert spec.keyframes["images"] == {0: str(tmp_path / "a.png"), 15: str(tmp_path / "b.png")}, script
