@@ -106,10 +106,6 @@ def _tiny(name: str) -> Source:
     rel, role, config = TINY_MODELS[name]
     kit = ensure_kit()
     path = kit / rel
-    if role == "sparsectrl":  # kits built before SparseCtrl lack it: add it in place
-        from .tiny import write_sparsectrl
-
-        write_sparsectrl(kit)
     return Source(ref=str(path), kind="folder" if path.is_dir() else "file", role=role,
                   config=str(kit / config) if config else None)
 

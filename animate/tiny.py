@@ -48,6 +48,7 @@ def ensure_kit(out: str | os.PathLike | None = None) -> Path:
     """Return the kit folder, building it on first use (atomically, so a crash leaves nothing half-built)."""
     dest = Path(out) if out else kit_dir()
     if (dest / "kit.json").exists():
+        write_sparsectrl(dest)  # kits built before SparseCtrl gain it in place
         return dest
     with atomic_dir(dest) as tmp:
         build_kit(tmp)
