@@ -37,6 +37,11 @@ def check_specs(specs: list[ClipSpec], *, reachable: bool = True, out: str | os.
         check_outputs(spec, label)
         check_steps(spec, label)
         check_sources(spec, label, reachable=reachable, seen=seen)
+        if spec.keyframes:
+            from .keyframes import check_keyframes
+            from .plan import motion_max_frames
+
+            check_keyframes(spec, label, motion_max=motion_max_frames(spec.motion_adapter))
     if out is not None:
         check_output_root(Path(out), planned_bytes)
 
@@ -132,6 +137,8 @@ def check_sources(spec: ClipSpec, label: str, *, reachable: bool = True, seen: s
     checks += [(src, f"adapters[{i}] ({name})", kind) for i, (name, src, _, kind) in enumerate(spec.adapters)]
     if spec.pose:
         checks.append((spec.pose["controlnet"], "pose.controlnet", None))
+    if spec.keyframes:
+        checks.append((spec.keyframes["sparsectrl"], "sparsectrl", None))
     for src, field_name, kind in checks:
         if (src.key(), src.sha256, kind) in seen:
             continue

@@ -6,7 +6,8 @@ Identity:
   their weights or weight ramps and kinds) and ControlNet, each with the size and modification time of every
   local file; the scheduler, steps, guidance, frames, width, height, seed, prompts (text or travel keyframes,
   head, tail, interpolation), negative prompts, the compute dtype, and for pose guidance the pose settings,
-  the content (SHA-256) of the pose source and the clip's fps (pose videos are sampled by time). It leaves out
+  the content (SHA-256) of the pose source and the clip's fps (pose videos are sampled by time), and for image
+  keyframes their settings, the SparseCtrl model and the content (SHA-256) of every keyframe image. It leaves out
   the clip's name, the adapters' names, its outputs, the script path, the preset name (its values are in the
   fields above), the sources' `sha256` pins and registry roles, and the speed knobs `fuse` and `decode_chunk`,
   which change frames only by float rounding.
@@ -35,6 +36,8 @@ def model_sources(spec) -> list:
     sources = [spec.model, spec.motion_adapter] + [src for _, src, _, _ in spec.adapters]
     if spec.pose:
         sources.append(spec.pose["controlnet"])
+    if spec.keyframes:
+        sources.append(spec.keyframes["sparsectrl"])
     return sources
 
 
@@ -81,6 +84,13 @@ def render_key(spec, dtype: str) -> str:
     data["model"], data["motion_adapter"] = _where(data["model"]), _where(data["motion_adapter"])
     if data.get("pose"):
         data["pose"] = {**data["pose"], "controlnet": _where(data["pose"]["controlnet"])}
+    if data.get("keyframes") is None:
+        data.pop("keyframes", None)  # clips without image keyframes keep the keys they had before them
+    else:
+        from .keyframes import content_hashes
+
+        data["keyframes"] = {**data["keyframes"], "sparsectrl": _where(data["keyframes"]["sparsectrl"])}
+        data["keyframe_content"] = content_hashes(spec)
     data["dtype"] = dtype
     data["fingerprints"] = fingerprints(spec)
     if spec.pose:

@@ -95,7 +95,8 @@ class MemoryLadder:
         elif rung == "forward_chunking":
             pipe.unet.enable_forward_chunking(chunk_size=1, dim=1)
         elif rung == "free_noise_split":
-            if not split_active(pipe.unet):
+            # SparseCtrl's pipeline has no FreeNoise methods; its UNet is the stack's, split through that.
+            if not split_active(pipe.unet) and hasattr(pipe, "enable_free_noise_split_inference"):
                 pipe.enable_free_noise_split_inference(**SPLIT_SIZES)
         elif rung == "vae_slicing_tiling":
             pipe.vae.enable_slicing()

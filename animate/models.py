@@ -64,6 +64,7 @@ KNOWN_MODELS: dict[str, dict[str, Any]] = {
     "lcm-lora-sd15": {"ref": "latent-consistency/lcm-lora-sdv1-5", "weight_name": "pytorch_lora_weights.safetensors",
                       "role": "lcm"},
     "openpose": {"ref": "lllyasviel/control_v11p_sd15_openpose", "role": "controlnet"},
+    "sparsectrl-rgb": {"ref": "guoyww/animatediff-sparsectrl-rgb", "role": "sparsectrl"},
 }
 for _steps in (1, 2, 4, 8):
     KNOWN_MODELS[f"lightning-{_steps}step"] = {
@@ -87,9 +88,12 @@ TINY_MODELS: dict[str, tuple[str, str, str | None]] = {
     "tiny-pan-left": ("motion-lora-pan-left/diffusion_pytorch_model.safetensors", "motion-lora", None),
     "tiny-openpose": ("controlnet-openpose", "controlnet", None),
     "tiny-openpose-file": ("controlnet-openpose.safetensors", "controlnet", "controlnet-openpose"),
+    "tiny-sparsectrl": ("sparsectrl-rgb", "sparsectrl", None),
+    "tiny-sparsectrl-file": ("sparsectrl-rgb.safetensors", "sparsectrl", "sparsectrl-rgb"),
 }
-# In a script `motion_adapter: tiny` means the kit's adapter, `controlnet: tiny` its ControlNet.
-TINY_ALIASES = {"motion": "tiny-motion", "controlnet": "tiny-openpose"}
+# In a script `motion_adapter: tiny` means the kit's adapter, `controlnet: tiny` its ControlNet,
+# `sparsectrl: tiny` its SparseCtrl model.
+TINY_ALIASES = {"motion": "tiny-motion", "controlnet": "tiny-openpose", "sparsectrl": "tiny-sparsectrl"}
 
 
 def known_names() -> list[str]:

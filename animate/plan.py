@@ -78,6 +78,8 @@ def download_notes(spec: ClipSpec) -> list[str]:
     sources += [(f"adapter {n}", s) for n, s, _, _ in spec.adapters]
     if spec.pose:
         sources.append(("controlnet", spec.pose["controlnet"]))
+    if spec.keyframes:
+        sources.append(("sparsectrl", spec.keyframes["sparsectrl"]))
     offline = hub_offline()
     return [f"{label} {src.describe()} is not cached yet: "
             + ("the hub is offline (HF_HUB_OFFLINE=1), so rendering here will fail" if offline
@@ -153,12 +155,21 @@ def free_init_report(spec: ClipSpec) -> dict | None:
     return {**spec.free_init, "denoising_steps": total, "cost": round(total / spec.steps, 2)}
 
 
+def keyframes_report(spec: ClipSpec) -> dict | None:
+    """Image keyframes: the frames they pin, the SparseCtrl model, scale and fit."""
+    kf = spec.keyframes
+    if not kf:
+        return None
+    return {"frames": sorted(kf["images"]), "sparsectrl": kf["sparsectrl"].describe(), "scale": kf["scale"],
+            "fit": kf["fit"]}
+
+
 def estimate(spec: ClipSpec, device: str, dtype: str) -> tuple[float, float]:
     """(seconds, GiB) for one clip: a rough guide, not a promise. FreeInit multiplies the denoising passes."""
     from .renderer import denoising_steps
 
     calls = denoising_steps(spec) * (2 if spec.guidance > 1 else 1)
-    control = 1.4 if spec.pose else 1.0  # the ControlNet adds ~40% per call
+    control = 1.4 if spec.pose or spec.keyframes else 1.0  # the ControlNet (or SparseCtrl) adds ~40% per call
     kind = device.split(":")[0]
     if is_tiny(spec.model):
         # The tiny kit is overhead-bound: ~0.3 s per call for 16 frames at 64x64 on one CPU thread.
@@ -205,6 +216,7 @@ def build_plan(specs: list[ClipSpec], *, jobs: list | None = None, device: str =
                       "encode": list(job.encode) if job else list(spec.outputs),
                       "pose": pose_report(spec) if spec.pose else None, "context": context_report(spec),
                       "loop": spec.loop, "free_init": free_init_report(spec),
+                      "keyframes": keyframes_report(spec),
                       "estimate_s": round(seconds, 2) if status == "render" else 0.0,
                       "estimate_gib": round(gib, 2), "warnings": warnings_for(spec)})
     entries, size = store.size() if store is not None else (0, 0)
@@ -267,6 +279,10 @@ def print_plan(specs: list[ClipSpec], *, jobs: list | None = None, device: str =
             fi = c["free_init"]
             echo(f"    free_init: {fi['iters']} iterations ({fi['method']}{', fast' if fi['fast'] else ''}) → "
                  f"{fi['denoising_steps']} denoising steps, ×{fi['cost']:g} the cost")
+        if c.get("keyframes"):
+            kf = c["keyframes"]
+            echo(f"    keyframes: frames {', '.join(map(str, kf['frames']))} through SparseCtrl {kf['sparsectrl']} "
+                 f"(scale {kf['scale']:g}, fit {kf['fit']})")
         for w in c["warnings"]:
             echo(f"    warning: {w}")
     if plan["out"] is not None:

@@ -296,8 +296,13 @@ class Renderer:
                                                            torch_dtype=self.dtype)
             pipe.vae.to(dtype=torch.float32)
             pipe.set_progress_bar_config(disable=True)
+        if spec.keyframes is not None:
+            from .keyframes import sparse_pipeline
+
+            pipe = sparse_pipeline(self, stack, spec)
         pipe.scheduler = build_scheduler(spec.scheduler, stack.base_scheduler_config)
-        self._context = self._enable_context(pipe, spec)
+        # SparseCtrl's pipeline has no FreeNoise: its clip is one window, set on the UNet it shares with the stack.
+        self._context = self._enable_context(stack.pipe if spec.keyframes else pipe, spec)
         if spec.free_init:
             fi = spec.free_init
             pipe.enable_free_init(num_iters=fi["iters"], use_fast_sampling=fi["fast"], method=fi["method"])
@@ -315,6 +320,10 @@ class Renderer:
                           controlnet_conditioning_scale=1.0 if isinstance(scale, dict) else float(scale),
                           control_guidance_start=float(spec.pose["start"]),
                           control_guidance_end=float(spec.pose["end"]))
+        if spec.keyframes is not None:
+            from .keyframes import keyframe_kwargs
+
+            kwargs.update(keyframe_kwargs(spec))
         if spec.loop:
             kwargs["callback_on_step_end_tensor_inputs"] = ["latents", "prompt_embeds"]
         return pipe, kwargs
@@ -422,6 +431,8 @@ class Renderer:
         sources += [(f"adapter:{name}", src) for name, src, _, _ in spec.adapters]
         if spec.pose:
             sources.append(("controlnet", spec.pose["controlnet"]))
+        if spec.keyframes:
+            sources.append(("sparsectrl", spec.keyframes["sparsectrl"]))
         out = {}
         for field_name, src in sources:
             if src.kind == "hub":
@@ -451,10 +462,12 @@ class Renderer:
         errors; each attempt gets a fresh callback (loop offset and pose scale back at step 0)."""
         import torch
 
+        from .keyframes import keyframe_rng
+
         while True:
             steps = _Steps(self, spec, pipe)
             try:
-                with torch.inference_mode():
+                with torch.inference_mode(), keyframe_rng(spec, self.device):
                     return pipe(**kwargs, callback_on_step_end=steps).frames, steps
             except (RuntimeError, ValueError, TypeError) as exc:  # a scheduler refusing its steps, MPS OOM...
                 out_of_memory, why = is_out_of_memory(exc), _short(exc)

@@ -268,7 +268,7 @@ def test_record_must_be_a_mapping(value):
 
 # ClipSpec fields that are not script fields, and script fields that never reach a ClipSpec.
 SPEC_ONLY = {"name", "multi_seed", "script", "extra"}
-SCRIPT_ONLY = {"description"}
+SCRIPT_ONLY = {"description", "init_image", "sparsectrl"}  # the last two resolve into ClipSpec.keyframes
 
 
 def test_clip_fields_and_clip_spec_agree():

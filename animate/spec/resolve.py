@@ -352,6 +352,10 @@ def _resolve_clip(name: str, f: dict, origin: dict, sites: _Sites, script: Scrip
                 problems.append(f"{sites(('pose', 'source', k), key=True)}: pose keyframe {k} is past the last frame "
                                 f"({frames - 1}); use keys below {frames} or raise `frames`")
         pose = p
+    from ..keyframes import resolve_keyframes
+
+    keyframes = resolve_keyframes(f, frames=frames, base_dir=base_dir, src=src, sites=sites, origin=origin,
+                                  problems=problems)
     if problems:
         return [], problems
     outputs = f["outputs"]
@@ -364,7 +368,8 @@ def _resolve_clip(name: str, f: dict, origin: dict, sites: _Sites, script: Scrip
     return [ClipSpec(
         name=name, seed=int(seed), multi_seed=len(seeds) > 1, model=model, motion_adapter=motion,
         adapters=tuple(adapters), prompt=f["prompt"], negative=f.get("negative") or "", outputs=outputs,
-        pose=pose, context=context, free_init=free_init, script="" if script.command_line else str(script.path),
+        pose=pose, context=context, free_init=free_init, keyframes=keyframes,
+        script="" if script.command_line else str(script.path),
         preset=preset_name, **plain,
     ) for seed in seeds], []
 

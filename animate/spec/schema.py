@@ -153,6 +153,27 @@ class FreeInitSpec(Frozen):
     fast: StrictBool = False
 
 
+class KeyframesSpec(Frozen):
+    """Image keyframes through SparseCtrl: `images` {frame: image file}, the SparseCtrl `scale`, and how each
+    image is fitted to the clip's size (cover crops, contain letterboxes, stretch distorts)."""
+
+    images: Annotated[dict[Frame, Text], Field(min_length=1, max_length=1024)]
+    scale: Range(StrictFloat, 0, 2) = 1.0
+    fit: Literal["contain", "cover", "stretch"] = "cover"
+
+
+def _keyframes_kind(value: Any) -> str:
+    # `{0: a.png, 15: b.png}` is the short form; a mapping with `images` is the long one.
+    if isinstance(value, KeyframesSpec) or isinstance(value, dict) and "images" in value:
+        return "Options"
+    return "Images"
+
+
+Keyframes = Annotated[Union[Annotated[Annotated[dict[Frame, Text], Field(
+    min_length=1, max_length=1024, json_schema_extra={"propertyNames": {"pattern": "^[0-9]+$"}})], Tag("Images")],
+                            Annotated[KeyframesSpec, Tag("Options")]], Discriminator(_keyframes_kind)]
+
+
 class _ClipLayer(Frozen):
     """The clip fields that are more than one value; ClipFields adds the plain ones."""
 
@@ -169,6 +190,9 @@ class _ClipLayer(Frozen):
     pose: PoseSpec | None = None
     context: ContextSpec | None = None
     free_init: FreeInitSpec | None = None
+    keyframes: Keyframes | None = None  # image keyframes (SparseCtrl): {frame: image} or {images, scale, fit}
+    init_image: Text | None = None  # the image of frame 0 (a keyframe at 0)
+    sparsectrl: SourceValue | None = None  # the SparseCtrl RGB model keyframes go through
 
     @field_validator("outputs")
     @classmethod
