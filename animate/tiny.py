@@ -12,7 +12,7 @@ import os
 import shutil
 from pathlib import Path
 
-from .atomic import atomic_dir
+from .atomic import atomic_dir, file_lock
 
 KIT_VERSION = 4
 SEED = 1234
@@ -47,8 +47,10 @@ def ensure_kit(out: str | os.PathLike | None = None) -> Path:
     dest = Path(out) if out else kit_dir()
     if (dest / "kit.json").exists():
         return dest
-    with atomic_dir(dest) as tmp:
-        build_kit(tmp)
+    with file_lock(dest.with_name(f".{dest.name}.lock")):  # two first runs at once build it once
+        if not (dest / "kit.json").exists():
+            with atomic_dir(dest) as tmp:
+                build_kit(tmp)
     return dest
 
 
