@@ -12,7 +12,7 @@ import os
 import shutil
 from pathlib import Path
 
-from .atomic import atomic_dir, atomic_file
+from .atomic import atomic_dir, atomic_file, file_lock
 
 KIT_VERSION = 4
 SEED = 1234
@@ -50,8 +50,10 @@ def ensure_kit(out: str | os.PathLike | None = None) -> Path:
     if (dest / "kit.json").exists():
         write_sparsectrl(dest)  # kits built before SparseCtrl gain it in place
         return dest
-    with atomic_dir(dest) as tmp:
-        build_kit(tmp)
+    with file_lock(dest.with_name(f".{dest.name}.lock")):  # two first runs at once build it once
+        if not (dest / "kit.json").exists():
+            with atomic_dir(dest) as tmp:
+                build_kit(tmp)
     return dest
 
 
