@@ -6,7 +6,8 @@ Identity:
   their weights or weight ramps and kinds) and ControlNet, each with the size and modification time of every
   local file; the scheduler, steps, guidance, frames, width, height, seed, prompts (text or travel keyframes,
   head, tail, interpolation), negative prompts, the compute dtype, and for pose guidance the pose settings,
-  the content (SHA-256) of the pose source and the clip's fps (pose videos are sampled by time). It leaves out
+  the content (SHA-256) of the pose source and the clip's fps (pose videos are sampled by time), and for
+  video-to-video the init_video and refine settings, the content of the source video and the clip's fps. It leaves out
   the clip's name, the adapters' names, its outputs, the script path, the preset name (its values are in the
   fields above), the sources' `sha256` pins and registry roles, and the speed knobs `fuse` and `decode_chunk`,
   which change frames only by float rounding.
@@ -88,6 +89,10 @@ def render_key(spec, dtype: str) -> str:
         source = spec.pose["source"]
         if isinstance(source, str) and Path(source).exists():
             data["pose_content"] = content_hash(source)
+    if spec.init_video:  # sampled by time from the source's bytes, like a pose video
+        data["fps"] = spec.fps
+        if Path(spec.init_video["source"]).exists():
+            data["init_video_content"] = content_hash(spec.init_video["source"])
     return _digest(data)
 
 
