@@ -18,7 +18,9 @@ import numpy as np
 
 from .errors import ConfigError
 
-EPSILON_S = 1e-6  # a frame due exactly at t counts as on screen (float pts)
+# Timestamps within 1 ms count as equal: MKV stores milliseconds, so 12 fps frame 2 (1/6 s) reads 0.167 s and
+# must still be on screen at 1/6 s. A quarter of a frame even at 240 fps.
+EPSILON_S = 1e-3
 
 
 @dataclass
