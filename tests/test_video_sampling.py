@@ -63,3 +63,38 @@ def test_fits_reuse_the_pose_fit_and_pad_keeps_pixels():
     assert (contain[:9] == 0).all()  # letterboxed, as pose sources are
     padded = fit_frame(image, 104, 64, "pad")
     assert (padded[2:62, 2:102] == image).all() and (padded[0, 2:102] == image[0]).all()
+
+
+def test_spec_round_trip_and_render_key_follow_the_source(tmp_path, tiny_fields):
+    from animate.jobs import render_key
+    from animate.spec import ClipSpec
+
+    source = write_video(tmp_path / "a.mkv", constant_rate(10, 8))
+    spec = spec_from_fields({**tiny_fields, "init_video": {"source": str(source)},
+                             "refine": {"scale": 2.0}})[0]
+    assert ClipSpec.from_dict(spec.to_dict()) == spec
+    assert spec.init_video == {"source": str(source), "strength": 0.6, "fps": None, "start": 0.0,
+                               "fit": "contain", "enforce_inference_steps": True}
+    assert spec.refine == {"scale": 2.0, "strength": 0.4, "steps": None}
+    before = render_key(spec, "fp32")
+    write_video(source, constant_rate(10, 8), width=42)  # same path, other bytes
+    assert render_key(spec, "fp32") != before
+
+
+@pytest.mark.parametrize("fields,message", [
+    ({"loop": True}, "cannot be combined with loop"),
+    ({"free_init": {"iters": 2}}, "cannot be combined with free_init"),
+    ({"context": {"noise": "repeat_context"}}, "repeat_context"),
+    ({"steps": 2, "init_video": {"strength": 0.4, "enforce_inference_steps": False}}, "runs no denoising step"),
+])
+def test_check_refuses_what_video_to_video_cannot_do(tmp_path, tiny_fields, fields, message):
+    source = write_video(tmp_path / "a.mkv", constant_rate(10, 8))
+    init = {"source": str(source), **fields.pop("init_video", {})}
+    spec = spec_from_fields({**tiny_fields, **fields, "init_video": init})[0]
+    with pytest.raises(ConfigError, match=message):
+        check(spec, "clip")
+
+
+def test_missing_source_is_one_line(tiny_fields):
+    with pytest.raises(ConfigError, match="init_video.source: no such file or folder"):
+        spec_from_fields({**tiny_fields, "init_video": {"source": "nope.mp4"}})
