@@ -153,6 +153,28 @@ def free_init_report(spec: ClipSpec) -> dict | None:
     return {**spec.free_init, "denoising_steps": total, "cost": round(total / spec.steps, 2)}
 
 
+def video_report(spec: ClipSpec) -> dict | None:
+    """Video-to-video and refine: the source, the strength and the denoising steps each pass runs."""
+    from .video_input import denoising_steps, refine_size, refine_spec
+
+    if not spec.init_video and not spec.refine:
+        return None
+    out: dict = {}
+    parts = []
+    if spec.init_video:
+        iv = spec.init_video
+        out["init_video"] = {**iv, "denoising_steps": denoising_steps(spec)}
+        parts.append(f"from {iv['source']} (fit {iv['fit']}, start {iv['start']:g}s) at strength {iv['strength']:g}"
+                     f" → {denoising_steps(spec)} denoising steps")
+    if spec.refine:
+        second = refine_spec(spec)
+        width, height = refine_size(spec)
+        out["refine"] = {**spec.refine, "width": width, "height": height, "denoising_steps": denoising_steps(second)}
+        parts.append(f"refine at {width}x{height}, strength {spec.refine['strength']:g} → "
+                     f"{denoising_steps(second)} denoising steps")
+    return {**out, "text": "; ".join(parts)}
+
+
 def estimate(spec: ClipSpec, device: str, dtype: str) -> tuple[float, float]:
     """(seconds, GiB) for one clip: a rough guide, not a promise. FreeInit multiplies the denoising passes."""
     from .renderer import denoising_steps
@@ -205,6 +227,7 @@ def build_plan(specs: list[ClipSpec], *, jobs: list | None = None, device: str =
                       "encode": list(job.encode) if job else list(spec.outputs),
                       "pose": pose_report(spec) if spec.pose else None, "context": context_report(spec),
                       "loop": spec.loop, "free_init": free_init_report(spec),
+                      "video": video_report(spec),
                       "estimate_s": round(seconds, 2) if status == "render" else 0.0,
                       "estimate_gib": round(gib, 2), "warnings": warnings_for(spec)})
     entries, size = store.size() if store is not None else (0, 0)
@@ -267,6 +290,8 @@ def print_plan(specs: list[ClipSpec], *, jobs: list | None = None, device: str =
             fi = c["free_init"]
             echo(f"    free_init: {fi['iters']} iterations ({fi['method']}{', fast' if fi['fast'] else ''}) → "
                  f"{fi['denoising_steps']} denoising steps, ×{fi['cost']:g} the cost")
+        if c["video"]:
+            echo(f"    video: {c['video']['text']}")
         for w in c["warnings"]:
             echo(f"    warning: {w}")
     if plan["out"] is not None:
