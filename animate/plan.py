@@ -179,6 +179,15 @@ def estimate(spec: ClipSpec, device: str, dtype: str) -> tuple[float, float]:
     """(seconds, GiB) for one clip: a rough guide, not a promise. FreeInit multiplies the denoising passes."""
     from .renderer import denoising_steps
 
+    if spec.refine:  # two passes: the clip, then the refine pass at its larger size
+        import dataclasses
+
+        from .video_input import refine_spec
+
+        s1, g1 = estimate(dataclasses.replace(spec, refine=None), device, dtype)
+        s2, g2 = estimate(refine_spec(spec), device, dtype)
+        return s1 + s2, max(g1, g2)
+
     calls = denoising_steps(spec) * (2 if spec.guidance > 1 else 1)
     control = 1.4 if spec.pose else 1.0  # the ControlNet adds ~40% per call
     kind = device.split(":")[0]

@@ -98,3 +98,23 @@ def test_check_refuses_what_video_to_video_cannot_do(tmp_path, tiny_fields, fiel
 def test_missing_source_is_one_line(tiny_fields):
     with pytest.raises(ConfigError, match="init_video.source: no such file or folder"):
         spec_from_fields({**tiny_fields, "init_video": {"source": "nope.mp4"}})
+
+
+def test_check_reports_the_passes_and_refuses_a_short_source(tmp_path):
+    import yaml
+    from click.testing import CliRunner
+
+    from animate.cli import main
+
+    write_video(tmp_path / "shot.mkv", constant_rate(16, 8), rate=8)
+    clip = {"name": "a", "preset": "tiny", "prompt": "ink", "frames": 8, "steps": 4,
+            "init_video": {"source": "shot.mkv", "strength": 0.5, "enforce_inference_steps": False},
+            "refine": {"scale": 2.0, "strength": 0.5}}
+    script = tmp_path / "edit.yaml"
+    script.write_text(yaml.safe_dump({"version": 1, "clips": [clip]}))
+    result = CliRunner().invoke(main, ["check", str(script), "--out", str(tmp_path / "out"), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "strength 0.5 → 2 denoising steps; refine at 128x128, strength 0.5 → 2 denoising steps" in result.output
+    script.write_text(yaml.safe_dump({"version": 1, "clips": [{**clip, "frames": 24}]}))
+    result = CliRunner().invoke(main, ["check", str(script), "--out", str(tmp_path / "out"), "--device", "cpu"])
+    assert result.exit_code == 2 and "lasts 2.000s but the clip needs 2.875s" in result.output
