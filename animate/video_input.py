@@ -338,7 +338,8 @@ def finish(renderer, spec, result, source: SourceFrames | None, pose_frames, kee
                            for p in pose_frames]
         second = renderer.render(second_spec, pose_frames=second_pose, keep_float=keep_float,
                                  init_frames=list(result.frames))
-        info = {**second.info, "first_pass": {"width": spec.width, "height": spec.height, "steps": spec.steps,
+        second_info = {k: v for k, v in second.info.items() if k != "init_video"}  # its source: the first pass
+        info = {**second_info, "first_pass": {"width": spec.width, "height": spec.height, "steps": spec.steps,
                                               "timings": result.timings},
                 "refine": {**spec.refine, "steps": second_spec.steps, "width": second_spec.width,
                            "height": second_spec.height,
