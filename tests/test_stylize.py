@@ -16,7 +16,7 @@ def test_stylize_keeps_frames_fps_and_size(kit, tmp_path):
                          rate=25, time_base=Fraction(1, 25))
     out = tmp_path / "out"
     result = CliRunner().invoke(main, ["stylize", str(source), "--prompt", "a watercolor fox", "--preset", "tiny",
-                                       "--steps", "2", "--strength", "0.5", "--format", "mp4", "--out", str(out),
+                                       "--steps", "1", "--strength", "0.5", "--format", "mp4", "--out", str(out),
                                        "--quiet", "--device", "cpu"])
     assert result.exit_code == 0, result.output
     frames, info = decode_av(out / "stylize" / "shot.mp4")

@@ -9,6 +9,9 @@ from pathlib import Path
 import click
 
 
+MAX_FRAMES = 1024  # ClipSpec.frames' limit
+
+
 def round_up_8(n: int) -> int:
     return max(8, -(-n // 8) * 8)
 
@@ -23,6 +26,9 @@ def stylize_fields(video: Path, *, prompt: str, strength: float | None, fps: flo
     if not rate:
         raise ConfigError(f"{str(video)!r} is a folder of frames with no clock", where="--fps",
                           hint="give --fps (the rate its frames were shot at)")
+    if info.frames > MAX_FRAMES:
+        raise ConfigError(f"{str(video)!r} has {info.frames} frames; a clip holds at most {MAX_FRAMES}", where="VIDEO",
+                          hint="cut the shot into parts (or write a script with init_video.start per part)")
     init = {"source": str(video), "fit": "pad"}
     if strength is not None:
         init["strength"] = strength
