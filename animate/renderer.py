@@ -482,16 +482,15 @@ class Renderer:
             steps = _Steps(self, spec, pipe)
             try:
                 with torch.inference_mode():
-                    latents = pipe(**kwargs, callback_on_step_end=steps).frames
-                    if spec.init_video is not None:
-                        from .video_input import after_call
-
-                        after_call(pipe)
-                    return latents, steps
+                    return pipe(**kwargs, callback_on_step_end=steps).frames, steps
             except (RuntimeError, ValueError, TypeError) as exc:  # a scheduler refusing its steps, MPS OOM...
                 out_of_memory, why = is_out_of_memory(exc), _short(exc)
             finally:
                 steps.close()
+                if spec.init_video is not None:  # diffusers leaves the VAE in the UNet's dtype after encoding
+                    from .video_input import after_call
+
+                    after_call(pipe)
             # Outside the `except`: the live exception held the failed call's frames and their tensors.
             free_memory(self.device)
             if not out_of_memory:
