@@ -243,6 +243,8 @@ def check(spec, label: str) -> None:
         raise ConfigError(f"init_video: steps {spec.steps} × strength {iv['strength']:g} runs no denoising step "
                           f"(diffusers runs int(steps × strength))", where=label,
                           hint="raise steps or strength, or set enforce_inference_steps: true")
+    if iv is not None and iv["enforce_inference_steps"]:
+        _check_schedule(spec, label)
     if refine is not None and int(refine_size(spec)[0]) > 4096:
         raise ConfigError(f"refine: scale {refine['scale']:g} makes the clip wider than 4096 px", where=label,
                           hint="lower refine.scale or the size")
@@ -254,6 +256,20 @@ def check(spec, label: str) -> None:
             raise ConfigError(f"init_video.source {str(path)!r} lasts {info.duration:.3f}s but the clip needs "
                               f"{need:.3f}s ({spec.frames} frames at {spec.fps:g} fps from {iv['start']:g}s)",
                               where=label, hint="use fewer frames, an earlier start, or a longer source")
+
+
+def _check_schedule(spec, label: str) -> None:
+    """With enforce_inference_steps diffusers builds an int(steps / strength)-step schedule: the scheduler must
+    take that many (LCM stops at its original_inference_steps)."""
+    from .checks import check_steps
+
+    length = int(spec.steps / spec.init_video["strength"])
+    try:
+        check_steps(dataclasses.replace(spec, steps=length), label)
+    except ConfigError as exc:
+        raise ConfigError(f"init_video: {spec.steps} steps at strength {spec.init_video['strength']:g} need a "
+                          f"{length}-step schedule, and {exc.message}", where=label,
+                          hint="raise strength or lower steps") from None
 
 
 def denoising_steps(spec) -> int:

@@ -86,6 +86,7 @@ def test_spec_round_trip_and_render_key_follow_the_source(tmp_path, tiny_fields)
     ({"free_init": {"iters": 2}}, "cannot be combined with free_init"),
     ({"context": {"noise": "repeat_context"}}, "repeat_context"),
     ({"steps": 2, "init_video": {"strength": 0.4, "enforce_inference_steps": False}}, "runs no denoising step"),
+    ({"steps": 8, "init_video": {"strength": 0.1}}, "need a 80-step schedule"),  # LCM stops at 50
 ])
 def test_check_refuses_what_video_to_video_cannot_do(tmp_path, tiny_fields, fields, message):
     source = write_video(tmp_path / "a.mkv", constant_rate(10, 8))
