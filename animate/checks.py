@@ -30,12 +30,15 @@ def check_specs(specs: list[ClipSpec], *, reachable: bool = True, out: str | os.
     Resource limits come first (animate.limits; `limits` None: the defaults), located in `script` when given.
     `reachable=False` skips the hub look-ups (`animate check` reports uncached hub ids as plan warnings);
     LoRA files are still read and checked."""
+    from . import video_input
+
     check_limits(specs, limits, script)
     seen: set = set()
     for spec in specs:
         label = clip_label(spec)
         check_outputs(spec, label)
         check_steps(spec, label)
+        video_input.check(spec, label)
         check_sources(spec, label, reachable=reachable, seen=seen)
         if spec.keyframes:
             from .keyframes import check_keyframes

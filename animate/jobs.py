@@ -6,8 +6,9 @@ Identity:
   their weights or weight ramps and kinds) and ControlNet, each with the size and modification time of every
   local file; the scheduler, steps, guidance, frames, width, height, seed, prompts (text or travel keyframes,
   head, tail, interpolation), negative prompts, the compute dtype, and for pose guidance the pose settings,
-  the content (SHA-256) of the pose source and the clip's fps (pose videos are sampled by time), and for image
-  keyframes their settings, the SparseCtrl model and the content (SHA-256) of every keyframe image. It leaves out
+  the content (SHA-256) of the pose source and the clip's fps (pose videos are sampled by time); for image
+  keyframes their settings, the SparseCtrl model and the content (SHA-256) of every keyframe image; for
+  video-to-video the init_video and refine settings, the content of the source video and the clip's fps. It leaves out
   the clip's name, the adapters' names, its outputs, the script path, the preset name (its values are in the
   fields above), the sources' `sha256` pins and registry roles, and the speed knobs `fuse` and `decode_chunk`,
   which change frames only by float rounding.
@@ -26,6 +27,8 @@ from .outputs import Manifest, OutputLayout, canonical_json, file_sha256, hash_r
 # Fields of ClipSpec.to_dict() that do not change a single rendered frame.
 NOT_IN_RENDER_KEY = ("name", "multi_seed", "outputs", "script", "preset", "fuse", "decode_chunk", "fps")
 KEY_CHARS = 32
+# Optional fields added after render keys were first written (left out of the key while unset).
+ADDED_OPTIONAL = ("keyframes", "init_video", "refine")
 
 
 def _digest(data) -> str:
@@ -84,9 +87,10 @@ def render_key(spec, dtype: str) -> str:
     data["model"], data["motion_adapter"] = _where(data["model"]), _where(data["motion_adapter"])
     if data.get("pose"):
         data["pose"] = {**data["pose"], "controlnet": _where(data["pose"]["controlnet"])}
-    if data.get("keyframes") is None:
-        data.pop("keyframes", None)  # clips without image keyframes keep the keys they had before them
-    else:
+    for name in ADDED_OPTIONAL:  # a clip that leaves them unset keeps the key it had before they existed
+        if data.get(name) is None:
+            data.pop(name, None)
+    if data.get("keyframes") is not None:
         from .keyframes import content_hashes
 
         data["keyframes"] = {**data["keyframes"], "sparsectrl": _where(data["keyframes"]["sparsectrl"])}
@@ -98,6 +102,10 @@ def render_key(spec, dtype: str) -> str:
         source = spec.pose["source"]
         if isinstance(source, str) and Path(source).exists():
             data["pose_content"] = content_hash(source)
+    if spec.init_video:  # sampled by time from the source's bytes, like a pose video
+        data["fps"] = spec.fps
+        if Path(spec.init_video["source"]).exists():
+            data["init_video_content"] = content_hash(spec.init_video["source"])
     return _digest(data)
 
 

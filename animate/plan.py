@@ -162,11 +162,40 @@ def keyframes_report(spec: ClipSpec) -> dict | None:
         return None
     return {"frames": sorted(kf["images"]), "sparsectrl": kf["sparsectrl"].describe(), "scale": kf["scale"],
             "fit": kf["fit"]}
+def video_report(spec: ClipSpec) -> dict | None:
+    """Video-to-video and refine: the source, the strength and the denoising steps each pass runs."""
+    from .video_input import denoising_steps, refine_size, refine_spec
+
+    if not spec.init_video and not spec.refine:
+        return None
+    out: dict = {}
+    parts = []
+    if spec.init_video:
+        iv = spec.init_video
+        out["init_video"] = {**iv, "denoising_steps": denoising_steps(spec)}
+        parts.append(f"from {iv['source']} (fit {iv['fit']}, start {iv['start']:g}s) at strength {iv['strength']:g}"
+                     f" → {denoising_steps(spec)} denoising steps")
+    if spec.refine:
+        second = refine_spec(spec)
+        width, height = refine_size(spec)
+        out["refine"] = {**spec.refine, "width": width, "height": height, "denoising_steps": denoising_steps(second)}
+        parts.append(f"refine at {width}x{height}, strength {spec.refine['strength']:g} → "
+                     f"{denoising_steps(second)} denoising steps")
+    return {**out, "text": "; ".join(parts)}
 
 
 def estimate(spec: ClipSpec, device: str, dtype: str) -> tuple[float, float]:
     """(seconds, GiB) for one clip: a rough guide, not a promise. FreeInit multiplies the denoising passes."""
     from .renderer import denoising_steps
+
+    if spec.refine:  # two passes: the clip, then the refine pass at its larger size
+        import dataclasses
+
+        from .video_input import refine_spec
+
+        s1, g1 = estimate(dataclasses.replace(spec, refine=None), device, dtype)
+        s2, g2 = estimate(refine_spec(spec), device, dtype)
+        return s1 + s2, max(g1, g2)
 
     calls = denoising_steps(spec) * (2 if spec.guidance > 1 else 1)
     control = 1.4 if spec.pose or spec.keyframes else 1.0  # the ControlNet (or SparseCtrl) adds ~40% per call
@@ -217,6 +246,7 @@ def build_plan(specs: list[ClipSpec], *, jobs: list | None = None, device: str =
                       "pose": pose_report(spec) if spec.pose else None, "context": context_report(spec),
                       "loop": spec.loop, "free_init": free_init_report(spec),
                       "keyframes": keyframes_report(spec),
+                      "video": video_report(spec),
                       "estimate_s": round(seconds, 2) if status == "render" else 0.0,
                       "estimate_gib": round(gib, 2), "warnings": warnings_for(spec)})
     entries, size = store.size() if store is not None else (0, 0)
@@ -283,6 +313,8 @@ def print_plan(specs: list[ClipSpec], *, jobs: list | None = None, device: str =
             kf = c["keyframes"]
             echo(f"    keyframes: frames {', '.join(map(str, kf['frames']))} through SparseCtrl {kf['sparsectrl']} "
                  f"(scale {kf['scale']:g}, fit {kf['fit']})")
+        if c["video"]:
+            echo(f"    video: {c['video']['text']}")
         for w in c["warnings"]:
             echo(f"    warning: {w}")
     if plan["out"] is not None:

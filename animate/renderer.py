@@ -268,11 +268,19 @@ class Renderer:
         return cn
 
     # ------------------------------------------------------------------ rendering
-    def pipeline_call(self, spec: ClipSpec, pose_frames: list | None = None) -> tuple[Any, dict, Stack]:
-        """Prepare the stack for `spec` and return (pipeline, call kwargs, stack), without running it."""
+    def pipeline_call(self, spec: ClipSpec, pose_frames: list | None = None,
+                      init_frames: list | None = None) -> tuple[Any, dict, Stack]:
+        """Prepare the stack for `spec` and return (pipeline, call kwargs, stack), without running it;
+        `init_frames` (video-to-video clips): the source frames at the clip's size."""
         stack = self.stack_for(spec)
         with split_paused(stack.pipe):  # LoRA loading and FreeNoise want the plain UNet blocks
             pipe, kwargs = self._prepare(stack, spec, pose_frames)
+        if spec.init_video is not None:
+            from . import video_input
+
+            if init_frames is None:
+                init_frames = video_input.sample(spec).images
+            kwargs = video_input.video_kwargs(kwargs, spec, init_frames)
         self.ladder.before_clip(pipe)
         return pipe, kwargs, stack
 
@@ -300,6 +308,10 @@ class Renderer:
             from .keyframes import sparse_pipeline
 
             pipe = sparse_pipeline(self, stack, spec)
+        elif spec.init_video is not None:  # video-to-video: the same components, another pipeline
+            from .video_input import video_pipeline
+
+            pipe = video_pipeline(stack.pipe, pipe.controlnet if spec.pose is not None else None, self.dtype)
         pipe.scheduler = build_scheduler(spec.scheduler, stack.base_scheduler_config)
         # SparseCtrl's pipeline has no FreeNoise: its clip is one window, set on the UNet it shares with the stack.
         self._context = self._enable_context(stack.pipe if spec.keyframes else pipe, spec)
@@ -372,16 +384,31 @@ class Renderer:
                     else spec.negative or None)
         return {"prompt": prompt, "negative_prompt": negative}
 
-    def render(self, spec: ClipSpec, pose_frames: list | None = None, keep_float: bool = False) -> ClipResult:
+    def render(self, spec: ClipSpec, pose_frames: list | None = None, keep_float: bool = False,
+               init_frames: list | None = None) -> ClipResult:
         """One clip → frames. A numeric fault (NaN/inf, flat frames) is retried once with the denoiser in fp32;
         an out-of-memory error takes the next rung of the memory ladder. Either failing for good raises one line
-        (NumericFaultError, OutOfMemory), and memory is handed back first so the next clip starts clean."""
+        (NumericFaultError, OutOfMemory), and memory is handed back first so the next clip starts clean.
+        Video-to-video clips start from `init_frames` (else their init_video source); a refine pass follows."""
+        from . import video_input
+
+        source = None
+        if spec.init_video is not None and init_frames is None:
+            source = video_input.sample(spec)
+            init_frames = source.images
+        if spec.pose is not None and pose_frames is None:
+            pose_frames = load_pose_frames(spec)
+        result = self._render_pass(spec, pose_frames, keep_float, init_frames)
+        if spec.init_video is None and spec.refine is None:
+            return result
+        return video_input.finish(self, spec, result, source, pose_frames, keep_float)
+
+    def _render_pass(self, spec: ClipSpec, pose_frames: list | None, keep_float: bool,
+                     init_frames: list | None) -> ClipResult:
         from motion.context import loop_closure
 
         t0 = time.perf_counter()
-        if spec.pose is not None and pose_frames is None:
-            pose_frames = load_pose_frames(spec)
-        pipe, kwargs, stack = self.pipeline_call(spec, pose_frames)
+        pipe, kwargs, stack = self.pipeline_call(spec, pose_frames, init_frames)
         t_load = time.perf_counter() - t0
 
         retry: dict | None = None
@@ -473,6 +500,10 @@ class Renderer:
                 out_of_memory, why = is_out_of_memory(exc), _short(exc)
             finally:
                 steps.close()
+                if spec.init_video is not None:  # diffusers leaves the VAE in the UNet's dtype after encoding
+                    from .video_input import after_call
+
+                    after_call(pipe)
             # Outside the `except`: the live exception held the failed call's frames and their tensors.
             free_memory(self.device)
             if not out_of_memory:
@@ -564,6 +595,10 @@ def safetensors_only(src: Source) -> bool | None:
 
 def denoising_steps(spec: ClipSpec) -> int:
     """UNet passes a clip takes: its steps, once per FreeInit iteration (fast: 1/n, 2/n … of the steps)."""
+    if spec.init_video is not None:
+        from .video_input import denoising_steps as video_steps
+
+        return video_steps(spec)
     fi = spec.free_init
     if not fi or fi["iters"] <= 1:
         return spec.steps

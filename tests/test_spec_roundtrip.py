@@ -41,6 +41,11 @@ contexts = st.fixed_dictionaries({}, optional={
     lambda c: c.get("overlap", 0) < c.get("length", 128))
 free_inits = st.fixed_dictionaries({}, optional={"iters": st.integers(1, 10), "fast": st.booleans(),
                                                  "method": st.sampled_from(["butterworth", "ideal", "gaussian"])})
+init_videos = st.fixed_dictionaries({"source": st.just("pose.mp4")}, optional={
+    "strength": finite(0.01, 1), "fps": st.none() | finite(0.5, 240), "start": finite(0, 60),
+    "fit": st.sampled_from(["contain", "cover", "stretch", "pad"]), "enforce_inference_steps": st.booleans()})
+refines = st.fixed_dictionaries({}, optional={"scale": finite(1, 4), "strength": finite(0.01, 1),
+                                              "steps": st.none() | st.integers(1, 200)})
 adapters = st.lists(st.fixed_dictionaries({"name": names, "source": adapter_sources},
                                           optional={"weight": weights,
                                                     "kind": st.sampled_from(["lcm", "motion", "style"])}),
@@ -83,6 +88,7 @@ def clip_options(frames: int) -> dict:
         "interpolation": st.sampled_from(["linear", "slerp"]), "outputs": outputs, "pose": pose(frames),
         "fuse": st.booleans(), "decode_chunk": st.integers(1, 1024),
         "context": contexts, "loop": st.booleans(), "free_init": free_inits,
+        "init_video": init_videos, "refine": refines,
     }
 
 
@@ -140,7 +146,7 @@ def test_every_resolved_spec_round_trips_through_json(folder, data, suffix):
 def test_command_line_specs_round_trip(folder, data):
     options = clip_options(16)
     fields = {key: data.draw(options[key]) for key in data.draw(st.lists(st.sampled_from(
-        sorted(k for k in options if k != "pose")), unique=True, max_size=8))}  # pose paths need a script folder
+        sorted(k for k in options if k not in ("pose", "init_video"))), unique=True, max_size=8))}  # paths: a folder
     for spec in spec_from_fields({"model": "tiny", "prompt": "a kite", **fields}, name="cli"):
         assert spec.script == ""
         assert_round_trip(spec)

@@ -62,6 +62,8 @@ class ClipSpec:
     pose: dict | None = None  # every PoseSpec field, `controlnet` as a Source
     free_init: dict | None = None  # every FreeInitSpec field, or None (off)
     keyframes: dict | None = None  # image keyframes: {images: {frame: path}, scale, fit, sparsectrl: Source}
+    init_video: dict | None = None  # every InitVideoSpec field (video-to-video), or None (from noise)
+    refine: dict | None = None  # every RefineSpec field (a second video-to-video pass), or None
     script: str = ""
     preset: str | None = None
     extra: dict = field(default_factory=dict)
@@ -136,7 +138,7 @@ def _legacy_context(data: dict) -> dict:
 
 # Fields sidecars written before them lack: what those renders used.
 _ADDED_LATER = {"context": _legacy_context, "loop": lambda data: False, "free_init": lambda data: None,
-                "keyframes": lambda data: None}
+                "keyframes": lambda data: None, "init_video": lambda data: None, "refine": lambda data: None}
 
 
 def _weight_dict(weight):
@@ -280,4 +282,6 @@ def _read_options(model: str, optional: bool):
 _READERS = {"model": _read_source, "motion_adapter": _read_source, "adapters": _read_adapters, "pose": _read_pose,
             "keyframes": _read_keyframes,
             "context": _read_options("ContextSpec", optional=False),
-            "free_init": _read_options("FreeInitSpec", optional=True)}
+            "free_init": _read_options("FreeInitSpec", optional=True),
+            "init_video": _read_options("InitVideoSpec", optional=True),
+            "refine": _read_options("RefineSpec", optional=True)}
