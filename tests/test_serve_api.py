@@ -85,6 +85,15 @@ def test_sse_events_equal_the_cli_json_events(kit, renderer, tmp_path):
     listed = {f["path"] for f in client.get("/api/outputs").json()["files"]}
     assert {"tiny/fox.gif", "tiny/owl.mp4", "tiny/owl.json", "tiny/manifest.jsonl"} <= listed
     assert client.get("/api/outputs/tiny/owl.mp4").content[4:8] == b"ftyp"
+    # "Copy as script": the YAML from a history entry plans the same render key on the command line.
+    past = {c["stem"]: c for c in client.get("/api/history").json()["clips"]}
+    assert set(past) == {"fox", "owl"}
+    copied = tmp_path / "copied.yaml"
+    copied.write_text(client.get("/api/history/tiny/owl/script").text)
+    check = CliRunner().invoke(main, ["check", str(copied), "--json", "--out", str(tmp_path / "x"), "--device", "cpu"])
+    assert check.exit_code == 0, check.output
+    plan = next(json.loads(line) for line in check.stdout.splitlines() if '"plan"' in line)
+    assert plan["clips"][0]["render_key"] == past["owl"]["render_key"]
     queue.stop()
 
 
