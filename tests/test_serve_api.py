@@ -188,7 +188,7 @@ def test_a_job_resumes_after_the_server_is_killed(kit, tmp_path):
     out, port = tmp_path / "out", free_port()
     url = f"http://127.0.0.1:{port}"
     # The runner records a clip while the next one denoises: kill during the third, the first one recorded.
-    slow = TINY_SCRIPT.replace("outputs: [gif, mp4]}", "outputs: [gif]}\n  - {name: cat, prompt: a cat, scheduler: ddim, steps: 30}")
+    slow = TINY_SCRIPT.replace("outputs: [gif, mp4]}", "outputs: [gif]}\n  - {name: cat, prompt: a cat, scheduler: ddim, steps: 12, frames: 8}")
     proc = _serve(out, port)
     try:
         _wait_up(proc, url)

@@ -30,6 +30,9 @@ def test_the_page_renders_a_clip_with_a_lora_slider(renderer, tmp_path):
             page.goto(url)
             page.wait_for_selector("body[data-ready='1']")
             page.fill("#prompt", "a paper boat on a pond")
+            page.click("#add-keyframe")  # prompt travel: frame 2 has its own prompt
+            page.fill(".keyframe .kf-frame", "2")
+            page.fill(".keyframe .kf-text", "a paper boat at night")
             page.select_option("#preset", "tiny")
             for field, value in (("#frames", "4"), ("#steps", "2"), ("#width", "32"), ("#height", "32")):
                 page.fill(field, value)
@@ -58,6 +61,6 @@ def test_the_page_renders_a_clip_with_a_lora_slider(renderer, tmp_path):
         finally:
             browser.close()
     assert (artifacts / "serve-page.png").stat().st_size > 1000
-    assert "weight: 0.6" in script and "prompt: a paper boat on a pond" in script
+    assert "weight: 0.6" in script and "a paper boat at night" in script and "a paper boat on a pond" in script
     sidecar = (tmp_path / "out" / "serve" / "a-paper-boat-on-a-pond.json").read_text()
     assert '"tiny-zoom-in"' in sidecar or "motion-lora-zoom-in" in sidecar
