@@ -20,6 +20,7 @@ from .inputs import Submission, load_submission
 JOBS_DIR = Path(".serve") / "jobs"
 FINISHED = ("done", "failed", "cancelled")
 MAX_WAITING = 100  # queued jobs; more is refused (429) rather than piling up files
+KEEP_EVENTS = 50  # finished jobs whose events (and last preview) stay in memory; older ones keep only status
 ID_CHARS = 16
 
 
@@ -170,7 +171,13 @@ class JobQueue:
                 job.status, job.finished = status, time.time()
                 self.current = None
                 self._save(job)
+                self._forget_old_events()
                 self.cond.notify_all()
+
+    def _forget_old_events(self) -> None:
+        finished = [j for j in self.jobs.values() if j.status in FINISHED and (j.events or j.preview)]
+        for old in finished[:-KEEP_EVENTS]:
+            old.events, old.preview = [], None
 
     def _run(self, job: ServeJob) -> str:
         from ..run import run_specs
