@@ -107,7 +107,9 @@ class ClipResult:
 class Renderer:
     """Renders ClipSpecs, reusing pipelines and adapters across clips.
 
-    `on_step(spec, step, total)` is called after each denoising step (progress bars, --json events).
+    `on_step(spec, step, total)` is called after each denoising step (progress bars, --json events);
+    `watch(spec, step, total, latents)` too (the server's latent previews; raising errors.Cancelled there stops the
+    clip between steps).
     """
 
     def __init__(self, device: str | None = None, dtype: str | None = None, *, on_step: Callable | None = None,
@@ -115,6 +117,7 @@ class Renderer:
         self.device = pick_device(device)
         self.dtype = pick_dtype(self.device, dtype)
         self.on_step = on_step
+        self.watch: Callable | None = None
         self.stacks: dict[tuple, Stack] = {}
         self.max_stacks = max_stacks  # pipelines kept loaded; the oldest is freed to make room (GPU memory)
         self.quiet_loading = quiet_loading  # hide the libraries' own load bars (script runs draw their own)
@@ -658,6 +661,8 @@ class _Steps:
         self.done += 1
         if self.renderer.on_step:  # some schedulers (PNDM) take one extra step: keep the bar within its total
             self.renderer.on_step(self.spec, min(self.done, self.total), self.total)
+        if self.renderer.watch:
+            self.renderer.watch(self.spec, min(self.done, self.total), self.total, kw["latents"])
         return kw
 
     def close(self) -> None:
