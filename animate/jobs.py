@@ -33,6 +33,8 @@ def _digest(data) -> str:
 
 def model_sources(spec) -> list:
     sources = [spec.model, spec.motion_adapter] + [src for _, src, _, _ in spec.adapters]
+    if spec.unet is not None:
+        sources.append(spec.unet)
     if spec.pose:
         sources.append(spec.pose["controlnet"])
     return sources
@@ -65,6 +67,8 @@ def spec_record(spec) -> dict:
     """The resolved spec as sidecars and output metadata embed it (without the script path)."""
     data = spec.to_dict()
     data.pop("script", None)
+    if data.get("unet") is None:  # records from before `unet:` stay as they were (ClipSpec.from_dict fills it)
+        data.pop("unet", None)
     return data
 
 
@@ -79,6 +83,10 @@ def render_key(spec, dtype: str) -> str:
     data["adapters"] = [{k: _where(v) if k == "source" else v for k, v in adapter.items() if k != "name"}
                         for adapter in data["adapters"]]
     data["model"], data["motion_adapter"] = _where(data["model"]), _where(data["motion_adapter"])
+    if data.get("unet") is None:  # render keys from before `unet:` stay valid
+        data.pop("unet", None)
+    else:
+        data["unet"] = _where(data["unet"])
     if data.get("pose"):
         data["pose"] = {**data["pose"], "controlnet": _where(data["pose"]["controlnet"])}
     data["dtype"] = dtype
@@ -187,4 +195,4 @@ def plan_jobs(specs: list, layout: OutputLayout, manifest: Manifest, store, *, d
 
 
 def stack_key(spec) -> tuple:
-    return (spec.model.key(), spec.motion_adapter.key())
+    return (spec.model.key(), spec.motion_adapter.key(), spec.unet.key() if spec.unet else None)

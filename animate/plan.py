@@ -34,6 +34,8 @@ def motion_max_frames(src) -> int:
 
 def warnings_for(spec: ClipSpec) -> list[str]:
     """Plain-language warnings for one clip."""
+    from .family import family_warnings
+
     # LoRA slot and base-family mistakes are errors raised by the preflight, not warnings here.
     out = []
     kinds = {kind for _, _, w, kind in spec.adapters if w != 0}
@@ -60,10 +62,11 @@ def warnings_for(spec: ClipSpec) -> list[str]:
             out.append(f"guidance {spec.guidance:g} with Lightning (1.0 expected) gives burnt frames")
         if spec.scheduler != "lightning":
             out.append(f"Lightning checkpoints expect scheduler lightning (got {spec.scheduler})")
-    if spec.scheduler not in ("lcm", "animatelcm", "lightning") and "lcm" in kinds and spec.steps > 12:
+    if spec.scheduler not in ("lcm", "animatelcm", "lightning", "lightning-xl") and "lcm" in kinds and spec.steps > 12:
         out.append(f"an LCM-LoRA with {spec.scheduler} at {spec.steps} steps: use scheduler lcm and 4–8 steps")
     if spec.pose:
         out.extend(pose_warnings(spec))
+    out.extend(family_warnings(spec))
     out.extend(download_notes(spec))
     if isinstance(spec.prompt, dict) and 0 not in spec.prompt:
         out.append(f"prompt travel starts at frame {min(spec.prompt)}: frames before it hold the first keyframe")

@@ -61,6 +61,7 @@ class ClipSpec:
     decode_chunk: int = plain(Range(StrictInt, 1, 1024), 16)
     pose: dict | None = None  # every PoseSpec field, `controlnet` as a Source
     free_init: dict | None = None  # every FreeInitSpec field, or None (off)
+    unet: Source | None = None  # a full UNet checkpoint loaded into the base's UNet (SDXL-Lightning), or None
     script: str = ""
     preset: str | None = None
     extra: dict = field(default_factory=dict)
@@ -78,6 +79,7 @@ class ClipSpec:
                          for n, s, w, k in self.adapters]
         if self.pose:
             d["pose"] = {**self.pose, "controlnet": _source_dict(self.pose["controlnet"])}
+        d["unet"] = _source_dict(self.unet)
         return d
 
     @classmethod
@@ -131,7 +133,8 @@ def _legacy_context(data: dict) -> dict:
 
 
 # Fields sidecars written before them lack: what those renders used.
-_ADDED_LATER = {"context": _legacy_context, "loop": lambda data: False, "free_init": lambda data: None}
+_ADDED_LATER = {"context": _legacy_context, "loop": lambda data: False, "free_init": lambda data: None,
+                "unet": lambda data: None}
 
 
 def _weight_dict(weight):
@@ -257,6 +260,7 @@ def _read_options(model: str, optional: bool):
     return read
 
 
-_READERS = {"model": _read_source, "motion_adapter": _read_source, "adapters": _read_adapters, "pose": _read_pose,
+_READERS = {"model": _read_source, "motion_adapter": _read_source,
+            "unet": lambda value, path: None if value is None else _read_source(value, path), "adapters": _read_adapters, "pose": _read_pose,
             "context": _read_options("ContextSpec", optional=False),
             "free_init": _read_options("FreeInitSpec", optional=True)}

@@ -169,6 +169,7 @@ class _ClipLayer(Frozen):
     pose: PoseSpec | None = None
     context: ContextSpec | None = None
     free_init: FreeInitSpec | None = None
+    unet: SourceValue | None = None  # a full UNet checkpoint for the base (SDXL-Lightning's *_unet.safetensors)
 
     @field_validator("outputs")
     @classmethod
