@@ -320,3 +320,72 @@ def load_full_unet(unet, src: Source) -> None:
                 if result.unexpected_keys else f"no {missing[0]} (and {len(missing) - 1} more)")
         raise ModelError(f"unet {src.describe()} does not fit the base model's UNet: {what}", where="unet",
                          hint="use a full UNet checkpoint made for this base model")
+
+
+# ---------------------------------------------------------------- what SDXL costs (check's estimate)
+# Parameter counts of the SDXL release: UNet 2.57 B, CLIP-L 0.12 B + OpenCLIP-bigG 0.69 B, VAE 0.08 B; the
+# AnimateDiff SDXL beta motion modules ~0.24 B. In GiB at 2 or 4 bytes per parameter; the VAE decodes in fp32.
+SDXL_WEIGHTS_GIB = {"fp16": 6.7, "fp32": 13.4}  # UNet + motion modules + both text encoders
+SDXL_VAE_GIB = 0.32
+# Denoising activations for 16 frames at 1024x1024 without CFG (CFG doubles the batch): an SD1.5 figure per
+# latent pixel (1.6 GiB at 16x512^2) times 4 pixels; SDXL's first block has no attention, which offsets its width.
+SDXL_ACTIVATION_GIB = 6.4
+SDXL_DECODE_GIB_PER_MPIX = 3.0  # fp32 VAE decoder working memory per decoded megapixel frame
+SDXL_COST = 2.5  # UNet FLOPs per latent pixel relative to SD1.5's
+
+
+# ---------------------------------------------------------------- diffusers' gap: the added embedding
+# UNetMotionModel.from_unet2d (diffusers 0.42) copies every 2D layer except `add_embedding`, SDXL's text/time
+# embedding: AnimateDiffSDXLPipeline then runs it with fresh random weights (raised in diffusers PR #6721's review,
+# left for later). The renderer puts the base's own weights back, read from its files.
+ADDED_EMBEDDING_LDM = {"label_emb.0.0.": "linear_1.", "label_emb.0.2.": "linear_2."}
+
+
+def _unet_files(src: Source) -> list[Path]:
+    if src.kind == "file":
+        return [Path(src.ref)]
+    folder = Path(src.ref) / "unet" if src.kind == "folder" else None
+    if src.kind == "hub":
+        from .models import hub_snapshot
+
+        snapshot = hub_snapshot(src)
+        folder = snapshot / "unet" if snapshot is not None else None
+    if folder is None:
+        return []
+    index = _json(folder / "diffusion_pytorch_model.safetensors.index.json")
+    if index is not None:
+        return sorted({folder / name for key, name in index.get("weight_map", {}).items()
+                       if key.startswith("add_embedding.")})
+    single = folder / "diffusion_pytorch_model.safetensors"
+    return [single] if single.is_file() else []
+
+
+def added_embedding_state(src: Source) -> dict:
+    """The base's `add_embedding.*` tensors (diffusers names), read from its UNet file(s) or checkpoint."""
+    from safetensors import safe_open
+
+    out = {}
+    for path in _unet_files(src):
+        with safe_open(str(path), framework="pt") as fh:
+            for key in fh.keys():
+                if src.kind != "file" and key.startswith("add_embedding."):
+                    out[key.removeprefix("add_embedding.")] = fh.get_tensor(key)
+                elif src.kind == "file" and key.startswith("model.diffusion_model.label_emb."):
+                    rest = key.removeprefix("model.diffusion_model.")
+                    for old, new in ADDED_EMBEDDING_LDM.items():
+                        if rest.startswith(old):
+                            out[new + rest.removeprefix(old)] = fh.get_tensor(key)
+    return out
+
+
+def restore_added_embedding(unet, src: Source) -> None:
+    """Give an SDXL motion UNet its base's added text/time embedding (see above); a base whose files hold none
+    (a UNet without `text_time`) is left alone."""
+    embedding = getattr(unet, "add_embedding", None)
+    if embedding is None:
+        return
+    state = added_embedding_state(src)
+    if not state:
+        raise ModelError(f"cannot find the added text/time embedding (add_embedding) in {src.describe()}",
+                         where="model", hint="give the SDXL base as a diffusers folder or hub id")
+    embedding.load_state_dict({k: v.to(next(embedding.parameters()).dtype) for k, v in state.items()})

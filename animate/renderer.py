@@ -144,7 +144,7 @@ class Renderer:
 
         from motion.adapters import load_motion_adapter
 
-        from .family import has_free_noise, load_full_unet, pipeline_class, render_family
+        from .family import has_free_noise, load_full_unet, pipeline_class, render_family, restore_added_embedding
         from motion.errors import MotionError
         from motion.loras import LoraMixer
 
@@ -196,6 +196,7 @@ class Renderer:
                     from None
             raise ModelError(f"cannot load base model {src.describe()}: {_short(exc)}", where="model") from None
         self._count("model")
+        restore_added_embedding(pipe.unet, src)  # diffusers drops it converting the UNet (animate.family)
         if spec.unet is not None:
             load_full_unet(pipe.unet, spec.unet)
             self._count("unet")
