@@ -33,7 +33,19 @@ SDXL_BLOCKS = 3  # down blocks of an SDXL-shaped UNet (SDXL, SSD-1B); SD1.5 has 
 KNOWN_FAMILIES = {"stabilityai/stable-diffusion-xl-base-1.0": SDXL, "segmind/SSD-1B": SDXL,
                   "stabilityai/sdxl-turbo": SDXL, "emilianJR/epiCRealism": SD15,
                   "guoyww/animatediff-motion-adapter-sdxl-beta": SDXL,
-                  "stable-diffusion-v1-5/stable-diffusion-v1-5": SD15, "runwayml/stable-diffusion-v1-5": SD15}
+                  "stable-diffusion-v1-5/stable-diffusion-v1-5": SD15, "runwayml/stable-diffusion-v1-5": SD15,
+                  "guoyww/animatediff-motion-adapter-v1-5-2": SD15, "guoyww/animatediff-motion-adapter-v1-5-3": SD15,
+                  "wangfuyun/AnimateLCM": SD15, "ByteDance/AnimateDiff-Lightning": SD15,
+                  "latent-consistency/lcm-lora-sdv1-5": SD15, "latent-consistency/lcm-lora-sdxl": SDXL,
+                  "ByteDance/SDXL-Lightning": SDXL}
+KNOWN_PREFIXES = {"guoyww/animatediff-motion-lora-": SD15}  # the AnimateDiff motion LoRAs are SD1.5's
+
+
+def known_family(src: Source) -> str | None:
+    """The registry's family of a hub id (used where its files cannot be read: offline and not cached)."""
+    if src.kind != "hub":
+        return None
+    return KNOWN_FAMILIES.get(src.ref) or next((f for p, f in KNOWN_PREFIXES.items() if src.ref.startswith(p)), None)
 FIX = {SD15: {"motion_adapter": "animatediff-v1-5-2", "lora": "lcm-lora-sd15"},
        SDXL: {"motion_adapter": "animatediff-sdxl-beta", "lora": "lcm-lora-sdxl"}}
 LIGHTNING_STEPS = re.compile(r"sdxl_lightning_(\d+)step")
@@ -137,7 +149,7 @@ def _base_family(src: Source) -> str | None:
         found = family_of_checkpoint(keys)
         if found:
             return found
-    return KNOWN_FAMILIES.get(src.ref) if src.kind == "hub" else None
+    return known_family(src)
 
 
 def base_family(src: Source) -> str | None:
@@ -178,7 +190,7 @@ def adapter_blocks(src: Source) -> int | None:
 def adapter_family(src: Source) -> str | None:
     blocks = adapter_blocks(src)
     if blocks is None:
-        return KNOWN_FAMILIES.get(src.ref) if src.kind == "hub" else None
+        return known_family(src)
     return SDXL if blocks == SDXL_BLOCKS else SD15
 
 
@@ -234,20 +246,27 @@ def check_family(spec: ClipSpec, label_: str) -> None:
     where = f"{label_}: "
     adapter = adapter_family(spec.motion_adapter)
     if adapter is not None and adapter != family:
-        raise ModelError(f"motion_adapter {spec.motion_adapter.describe()} is an {label(adapter)} motion adapter but "
+        raise ModelError(f"{spec.motion_adapter.describe()} is an {label(adapter)} motion adapter but "
                          f"model {spec.model.describe()} is {label(family)}", where=f"{where}motion_adapter",
                          hint=f"use an {label(family)} motion adapter (e.g. {FIX[family]['motion_adapter']}), or an "
                               f"{label(adapter)} base model")
     if spec.unet is not None:
         unet = unet_file_family(spec.unet)
         if unet is None and spec.unet.local_file() is not None and spec.unet.local_file().suffix == ".safetensors":
-            raise ModelError(f"unet {spec.unet.describe()} holds no UNet weights (no conv_in / down_blocks tensors)",
+            raise ModelError(f"{spec.unet.describe()} holds no UNet weights (no conv_in / down_blocks tensors)",
                              where=f"{where}unet", hint="give a full UNet checkpoint such as "
                                                         "sdxl_lightning_4step_unet.safetensors")
         if unet is not None and unet != family:
-            raise ModelError(f"unet {spec.unet.describe()} is an {label(unet)} UNet but model {spec.model.describe()} "
+            raise ModelError(f"{spec.unet.describe()} is an {label(unet)} UNet but model {spec.model.describe()} "
                              f"is {label(family)}", where=f"{where}unet",
                              hint=f"use an {label(family)} UNet checkpoint, or remove `unet:`")
+    for i, (name, src, _, _) in enumerate(spec.adapters):  # LoRAs whose header could not be read (not cached)
+        known = known_family(src)
+        if known is not None and known != family:
+            raise ModelError(f"{src.describe()} is an {label(known)} LoRA and cannot be applied to an {label(family)} "
+                             f"model", where=f"{where}adapters[{i}] ({name})",
+                             hint=f"use an {label(family)} LoRA (e.g. {FIX[family]['lora']}), or an {label(known)} "
+                                  "base model")
     if family == SDXL:
         check_sdxl_features(spec, label_)
 

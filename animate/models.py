@@ -80,10 +80,12 @@ KNOWN_MODELS.update({
 })
 for _steps in (1, 2, 4, 8):
     KNOWN_MODELS[f"sdxl-lightning-{_steps}step-unet"] = {
-        "ref": "ByteDance/SDXL-Lightning", "role": "unet", "weight_name": f"sdxl_lightning_{_steps}step_unet.safetensors"}
+        "ref": "ByteDance/SDXL-Lightning", "role": "unet",
+        "weight_name": f"sdxl_lightning_{_steps}step_unet.safetensors"}
     if _steps > 1:  # ByteDance ships no 1-step LoRA
         KNOWN_MODELS[f"sdxl-lightning-{_steps}step-lora"] = {
-            "ref": "ByteDance/SDXL-Lightning", "role": "lcm", "weight_name": f"sdxl_lightning_{_steps}step_lora.safetensors"}
+            "ref": "ByteDance/SDXL-Lightning", "role": "lcm",
+            "weight_name": f"sdxl_lightning_{_steps}step_lora.safetensors"}
 for _motion in ("zoom-in", "zoom-out", "pan-left", "pan-right", "tilt-up", "tilt-down",
                 "rolling-clockwise", "rolling-anticlockwise"):
     KNOWN_MODELS[_motion] = {"ref": f"guoyww/animatediff-motion-lora-{_motion}", "role": "motion-lora",

@@ -212,9 +212,13 @@ def build_plan(specs: list[ClipSpec], *, jobs: list | None = None, device: str =
     for spec in specs:
         job = by_stem.get(spec.stem)
         status = job.status if job else "render"
-        key = (spec.model.key(), spec.motion_adapter.key())
+        key = (spec.model.key(), spec.motion_adapter.key(), spec.unet.key() if spec.unet else None)
         stack = stacks.setdefault(key, {"model": spec.model.describe(),
                                         "motion_adapter": spec.motion_adapter.describe(), "clips": 0})
+        if base_family(spec.model) == SDXL:
+            stack["family"] = "sdxl"
+        if spec.unet is not None:
+            stack["unet"] = spec.unet.describe()
         if status == "render":
             stack["clips"] += 1
             adapters.update(s.key() for _, s, _, _ in spec.adapters)
@@ -272,7 +276,9 @@ def print_plan(specs: list[ClipSpec], *, jobs: list | None = None, device: str =
          f"{plan['to_encode']} to encode from stored frames, {plan['up_to_date']} up to date; "
          f"{plan['loads']['base_models']} model stack(s), {plan['loads']['adapters']} adapter load(s)")
     for stack in plan["stacks"]:
-        echo(f"  stack: {stack['model']} + {stack['motion_adapter']} → {stack['clips']} clip(s)")
+        unet = f" + unet {stack['unet']}" if stack.get("unet") else ""
+        family = " (SDXL)" if stack.get("family") == "sdxl" else ""
+        echo(f"  stack: {stack['model']}{family} + {stack['motion_adapter']}{unet} → {stack['clips']} clip(s)")
     for c in plan["clips"]:
         adapters = ", ".join(f"{n}:{w}" for n, w in c["adapters"].items()) or "no adapters"
         todo = STATUS_TEXT[c["status"]]

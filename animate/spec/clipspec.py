@@ -204,6 +204,10 @@ def _read_source(value: Any, path: tuple) -> Source:
     return Source(**out)
 
 
+def _read_optional_source(value: Any, path: tuple) -> Source | None:
+    return None if value is None else _read_source(value, path)
+
+
 def _read_weight(value: Any, path: tuple) -> float | tuple[float, float] | dict:
     if isinstance(value, dict) and value and not {"start", "end"} & set(value):  # {progress: weight}
         points = _validated("adapter.schedule", value, path)
@@ -260,7 +264,6 @@ def _read_options(model: str, optional: bool):
     return read
 
 
-_READERS = {"model": _read_source, "motion_adapter": _read_source,
-            "unet": lambda value, path: None if value is None else _read_source(value, path), "adapters": _read_adapters, "pose": _read_pose,
-            "context": _read_options("ContextSpec", optional=False),
+_READERS = {"model": _read_source, "motion_adapter": _read_source, "adapters": _read_adapters, "pose": _read_pose,
+            "unet": _read_optional_source, "context": _read_options("ContextSpec", optional=False),
             "free_init": _read_options("FreeInitSpec", optional=True)}

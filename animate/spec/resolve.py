@@ -370,8 +370,8 @@ def _resolve_clip(name: str, f: dict, origin: dict, sites: _Sites, script: Scrip
     return [ClipSpec(
         name=name, seed=int(seed), multi_seed=len(seeds) > 1, model=model, motion_adapter=motion,
         adapters=tuple(adapters), prompt=f["prompt"], negative=f.get("negative") or "", outputs=outputs,
-        pose=pose, context=context, free_init=free_init, unet=unet, script="" if script.command_line else str(script.path),
-        preset=preset_name, **plain,
+        pose=pose, context=context, free_init=free_init, unet=unet,
+        script="" if script.command_line else str(script.path), preset=preset_name, **plain,
     ) for seed in seeds], []
 
 
