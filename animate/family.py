@@ -80,10 +80,10 @@ def _hub_json(src: Source, filename: str) -> dict | None:
         return _json(Path(found))
     if hub_offline() or hub_unreachable() is not None:
         return None
-    from huggingface_hub import hf_hub_download
+    from huggingface_hub import constants, hf_hub_download
 
-    try:
-        return _json(Path(hf_hub_download(src.ref, filename, revision=src.revision)))
+    try:  # the endpoint the probe answered (HF_ENDPOINT)
+        return _json(Path(hf_hub_download(src.ref, filename, revision=src.revision, endpoint=constants.ENDPOINT)))
     except Exception:  # noqa: BLE001  no such file in the repo, gated, a transport error: the family stays unknown
         return None
 

@@ -215,3 +215,62 @@ def test_family_from_folders_and_checkpoint_headers(tmp_path, kit, xl):
     # Hub ids: the registry knows the family where neither the cache nor (offline) the hub can tell.
     assert base_family(resolve_source("sdxl-base")) == "sdxl" and base_family(resolve_source("ssd-1b")) == "sdxl"
     assert base_family(resolve_source("someone/unknown-model")) is None
+
+
+def test_an_uncached_hub_id_is_judged_from_its_config_where_the_hub_answers(tmp_path, monkeypatch):
+    """The family of a hub id nobody has downloaded comes from its model_index.json, fetched from the hub."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from huggingface_hub import constants
+
+    from animate import models
+    from animate.family import base_family, native_size
+    from animate.models import Source
+
+    files = {"/someone/xl-like/resolve/main/model_index.json":
+             json.dumps({"_class_name": "StableDiffusionXLPipeline", "text_encoder_2": ["transformers", "x"]})}
+
+    class Hub(BaseHTTPRequestHandler):
+        def _answer(self, body: bool):
+            data = files.get(self.path.split("?")[0])
+            if data is None:
+                self.send_response(404 if self.path != "/" else 200)
+                self.send_header("X-Error-Code", "EntryNotFound")
+                self.end_headers()
+                return
+            raw = data.encode()
+            self.send_response(200)
+            self.send_header("X-Repo-Commit", "a" * 40)
+            self.send_header("ETag", '"e1"')
+            self.send_header("Content-Length", str(len(raw)))
+            self.end_headers()
+            if body:
+                self.wfile.write(raw)
+
+        def do_HEAD(self):  # noqa: N802 (http.server's names)
+            self._answer(False)
+
+        def do_GET(self):  # noqa: N802
+            self._answer(True)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hub)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    endpoint = f"http://127.0.0.1:{server.server_address[1]}"
+    monkeypatch.setattr(constants, "ENDPOINT", endpoint)
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", endpoint + "/{repo_id}/resolve/{revision}/{filename}")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    models._probe.cache_clear()
+    try:
+        src = Source(ref="someone/xl-like", kind="hub")
+        assert base_family(src) == "sdxl" and native_size(src) == 1024
+        assert base_family(Source(ref="someone/nothing-there", kind="hub")) is None
+    finally:
+        server.shutdown()
+        server.server_close()
+        models._probe.cache_clear()
