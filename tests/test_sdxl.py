@@ -82,6 +82,17 @@ def test_sdxl_clip_equals_diffusers(xl, xl_renderer, guidance):
     assert result.frames.std() > 5  # real content, not a flat frame
 
 
+def test_sdxl_lora_mixing_fuse_and_schedules(xl_renderer):
+    def floats(weight, fuse):
+        spec = spec_from_fields({**XL, "adapters": [{**XL_LORA, "weight": weight}], "fuse": fuse})[0]
+        return xl_renderer.render(spec, keep_float=True).float_frames
+
+    unfused = floats(0.9, False)
+    assert np.abs(floats(0.9, True) - unfused).max() <= 1e-4  # fused, then unfused again for the next clip
+    ramp = floats({"start": 0.0, "end": 0.9}, True)  # a schedule keeps the LoRA unfused and moves per step
+    assert np.abs(ramp - unfused).max() > 1e-3 and np.abs(floats(0.0, False) - unfused).max() > 1e-3
+
+
 def test_lightning_unet_clip_equals_diffusers(xl, xl_renderer):
     fields = {**XL, "scheduler": "lightning-xl", "guidance": 0.0}
     unet_file = xl / "sdxl_lightning_2step_unet.safetensors"
