@@ -296,6 +296,13 @@ def family_warnings(spec: ClipSpec) -> list[str]:
     """Plan warnings for the SDXL family: an SDXL-Lightning UNet or LoRA run off the steps, scheduler or
     guidance it was distilled for."""
     out = []
+    if base_family(spec.model) == SDXL:
+        need = sdxl_memory(spec, "fp16")
+        if need["decode"] > max(need["denoise"], 8.0):
+            chunk = max(1, int(max(need["denoise"], 8.0) // decode_gib(spec, 1)))
+            out.append(f"decoding {min(spec.decode_chunk, spec.frames)} frames at once at {spec.width}x{spec.height} "
+                       f"needs about {need['decode']:.0f} GiB in the fp32 VAE: set decode_chunk: {chunk} (about "
+                       f"{decode_gib(spec, chunk):.0f} GiB); on out-of-memory the renderer halves the chunk itself")
     steps = lightning_steps(spec)
     if steps is not None:
         if spec.steps != steps:
@@ -349,8 +356,28 @@ SDXL_VAE_GIB = 0.32
 # Denoising activations for 16 frames at 1024x1024 without CFG (CFG doubles the batch): an SD1.5 figure per
 # latent pixel (1.6 GiB at 16x512^2) times 4 pixels; SDXL's first block has no attention, which offsets its width.
 SDXL_ACTIVATION_GIB = 6.4
-SDXL_DECODE_GIB_PER_MPIX = 3.0  # fp32 VAE decoder working memory per decoded megapixel frame
+# fp32 VAE decoder working memory per decoded megapixel frame: measured on CPU (SDXL's VAE architecture, one
+# 256x256 frame: 320 MiB above the loaded model, i.e. 5.0 GiB per megapixel; includes CPU convolution buffers).
+SDXL_DECODE_GIB_PER_MPIX = 5.0
 SDXL_COST = 2.5  # UNet FLOPs per latent pixel relative to SD1.5's
+
+
+def sdxl_memory(spec: ClipSpec, precision: str) -> dict:
+    """GiB an SDXL clip needs: weights (the VAE always fp32), denoising activations, one decode chunk."""
+    scale = (spec.frames / 16) * (spec.width * spec.height) / (1024 * 1024)
+    return {"weights": SDXL_WEIGHTS_GIB[precision] + SDXL_VAE_GIB,
+            "denoise": SDXL_ACTIVATION_GIB * scale * (2 if spec.guidance > 1 else 1),
+            "decode": decode_gib(spec, min(spec.decode_chunk, spec.frames))}
+
+
+def decode_gib(spec: ClipSpec, chunk: int) -> float:
+    return SDXL_DECODE_GIB_PER_MPIX * chunk * spec.width * spec.height / 2 ** 20
+
+
+def sdxl_gib(spec: ClipSpec, precision: str) -> float:
+    """An SDXL clip's peak: its weights plus the larger of denoising's activations and one decode chunk."""
+    need = sdxl_memory(spec, precision)
+    return round(need["weights"] + max(need["denoise"], need["decode"]), 1)
 
 
 # ---------------------------------------------------------------- diffusers' gap: the added embedding

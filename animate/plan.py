@@ -170,26 +170,14 @@ def estimate(spec: ClipSpec, device: str, dtype: str) -> tuple[float, float]:
         per_call = (0.05 + 0.3 * scale) * (0.1 if kind in ("cuda", "mps") else 1.0)
         return calls * per_call * control, 0.3 + 0.01 * scale
     scale = (spec.frames / 16) * (spec.width * spec.height) / (512 * 512)
-    precision = "fp16" if dtype in ("fp16", "bf16") else "fp32"
     if base_family(spec.model) == SDXL:
-        from .family import SDXL_COST
+        from .family import SDXL_COST, sdxl_gib
 
         seconds = calls * scale * control * SDXL_COST * SECONDS_PER_CALL.get(kind, SECONDS_PER_CALL["cpu"])
-        return seconds, sdxl_gib(spec, precision)
+        return seconds, sdxl_gib(spec, "fp16" if dtype in ("fp16", "bf16") else "fp32")
     seconds = calls * scale * control * SECONDS_PER_CALL.get(kind, SECONDS_PER_CALL["cpu"])
     activations = 1.6 * scale * (2 if spec.guidance > 1 else 1)
-    return seconds, WEIGHTS_GIB[precision] + activations
-
-
-def sdxl_gib(spec: ClipSpec, precision: str) -> float:
-    """An SDXL clip's peak: the weights (the VAE always in fp32), then the larger of denoising's activations and
-    one decode chunk through the fp32 VAE."""
-    from .family import SDXL_ACTIVATION_GIB, SDXL_DECODE_GIB_PER_MPIX, SDXL_VAE_GIB, SDXL_WEIGHTS_GIB
-
-    scale = (spec.frames / 16) * (spec.width * spec.height) / (1024 * 1024)
-    activations = SDXL_ACTIVATION_GIB * scale * (2 if spec.guidance > 1 else 1)
-    decode = SDXL_DECODE_GIB_PER_MPIX * min(spec.decode_chunk, spec.frames) * spec.width * spec.height / 2 ** 20
-    return round(SDXL_WEIGHTS_GIB[precision] + SDXL_VAE_GIB + max(activations, decode), 1)
+    return seconds, WEIGHTS_GIB["fp16" if dtype == "fp16" else "fp32"] + activations
 
 
 def build_plan(specs: list[ClipSpec], *, jobs: list | None = None, device: str = "auto", dtype: str = "auto",

@@ -143,10 +143,10 @@ class Renderer:
         import torch
 
         from motion.adapters import load_motion_adapter
-
-        from .family import has_free_noise, load_full_unet, pipeline_class, render_family, restore_added_embedding
         from motion.errors import MotionError
         from motion.loras import LoraMixer
+
+        from .family import has_free_noise, load_full_unet, pipeline_class, render_family, restore_added_embedding
 
         if self.quiet_loading:
             import diffusers
