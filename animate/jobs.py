@@ -28,7 +28,7 @@ from .outputs import Manifest, OutputLayout, canonical_json, file_sha256, hash_r
 NOT_IN_RENDER_KEY = ("name", "multi_seed", "outputs", "script", "preset", "fuse", "decode_chunk", "fps")
 KEY_CHARS = 32
 # Optional fields added after render keys were first written (left out of the key while unset).
-ADDED_OPTIONAL = ("keyframes", "init_video", "refine")
+ADDED_OPTIONAL = ("keyframes", "init_video", "refine", "unet")
 
 
 def _digest(data) -> str:
@@ -37,6 +37,8 @@ def _digest(data) -> str:
 
 def model_sources(spec) -> list:
     sources = [spec.model, spec.motion_adapter] + [src for _, src, _, _ in spec.adapters]
+    if spec.unet is not None:
+        sources.append(spec.unet)
     if spec.pose:
         sources.append(spec.pose["controlnet"])
     if spec.keyframes:
@@ -71,6 +73,15 @@ def spec_record(spec) -> dict:
     """The resolved spec as sidecars and output metadata embed it (without the script path)."""
     data = spec.to_dict()
     data.pop("script", None)
+    return _without_unset_additions(data)
+
+
+def _without_unset_additions(data: dict) -> dict:
+    """Leave out the fields added later while unset: records and render keys from before them stay valid
+    (ClipSpec.from_dict fills them in)."""
+    for name in ADDED_OPTIONAL:
+        if data.get(name) is None:
+            data.pop(name, None)
     return data
 
 
@@ -85,11 +96,11 @@ def render_key(spec, dtype: str) -> str:
     data["adapters"] = [{k: _where(v) if k == "source" else v for k, v in adapter.items() if k != "name"}
                         for adapter in data["adapters"]]
     data["model"], data["motion_adapter"] = _where(data["model"]), _where(data["motion_adapter"])
+    _without_unset_additions(data)
+    if data.get("unet") is not None:
+        data["unet"] = _where(data["unet"])
     if data.get("pose"):
         data["pose"] = {**data["pose"], "controlnet": _where(data["pose"]["controlnet"])}
-    for name in ADDED_OPTIONAL:  # a clip that leaves them unset keeps the key it had before they existed
-        if data.get(name) is None:
-            data.pop(name, None)
     if data.get("keyframes") is not None:
         from .keyframes import content_hashes
 
@@ -205,4 +216,4 @@ def plan_jobs(specs: list, layout: OutputLayout, manifest: Manifest, store, *, d
 
 
 def stack_key(spec) -> tuple:
-    return (spec.model.key(), spec.motion_adapter.key())
+    return (spec.model.key(), spec.motion_adapter.key(), spec.unet.key() if spec.unet else None)

@@ -57,6 +57,9 @@ class MemoryLadder:
         for rung in RUNGS:
             if rung in self.taken or rung in self.skipped:
                 continue
+            if rung == "free_noise_split" and not hasattr(pipe, "enable_free_noise_split_inference"):
+                self.skipped[rung] = "this pipeline (SDXL) has no FreeNoise"
+                continue
             if rung in OFFLOADS:
                 why = self.offload_unavailable()
                 if why:

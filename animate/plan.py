@@ -6,6 +6,7 @@ import json
 import re
 from pathlib import Path
 
+from .family import SDXL, base_family
 from .spec import ClipSpec
 
 # Rough per-UNet-call cost of SD1.5 + motion module at 16 frames, 512×512 (seconds), and weights in GiB.
@@ -34,6 +35,8 @@ def motion_max_frames(src) -> int:
 
 def warnings_for(spec: ClipSpec) -> list[str]:
     """Plain-language warnings for one clip."""
+    from .family import family_warnings
+
     # LoRA slot and base-family mistakes are errors raised by the preflight, not warnings here.
     out = []
     kinds = {kind for _, _, w, kind in spec.adapters if w != 0}
@@ -60,10 +63,11 @@ def warnings_for(spec: ClipSpec) -> list[str]:
             out.append(f"guidance {spec.guidance:g} with Lightning (1.0 expected) gives burnt frames")
         if spec.scheduler != "lightning":
             out.append(f"Lightning checkpoints expect scheduler lightning (got {spec.scheduler})")
-    if spec.scheduler not in ("lcm", "animatelcm", "lightning") and "lcm" in kinds and spec.steps > 12:
+    if spec.scheduler not in ("lcm", "animatelcm", "lightning", "lightning-xl") and "lcm" in kinds and spec.steps > 12:
         out.append(f"an LCM-LoRA with {spec.scheduler} at {spec.steps} steps: use scheduler lcm and 4–8 steps")
     if spec.pose:
         out.extend(pose_warnings(spec))
+    out.extend(family_warnings(spec))
     out.extend(download_notes(spec))
     if isinstance(spec.prompt, dict) and 0 not in spec.prompt:
         out.append(f"prompt travel starts at frame {min(spec.prompt)}: frames before it hold the first keyframe")
@@ -206,6 +210,11 @@ def estimate(spec: ClipSpec, device: str, dtype: str) -> tuple[float, float]:
         per_call = (0.05 + 0.3 * scale) * (0.1 if kind in ("cuda", "mps") else 1.0)
         return calls * per_call * control, 0.3 + 0.01 * scale
     scale = (spec.frames / 16) * (spec.width * spec.height) / (512 * 512)
+    if base_family(spec.model) == SDXL:
+        from .family import SDXL_COST, sdxl_gib
+
+        seconds = calls * scale * control * SDXL_COST * SECONDS_PER_CALL.get(kind, SECONDS_PER_CALL["cpu"])
+        return seconds, sdxl_gib(spec, "fp16" if dtype in ("fp16", "bf16") else "fp32")
     seconds = calls * scale * control * SECONDS_PER_CALL.get(kind, SECONDS_PER_CALL["cpu"])
     activations = 1.6 * scale * (2 if spec.guidance > 1 else 1)
     return seconds, WEIGHTS_GIB["fp16" if dtype == "fp16" else "fp32"] + activations
@@ -231,9 +240,13 @@ def build_plan(specs: list[ClipSpec], *, jobs: list | None = None, device: str =
     for spec in specs:
         job = by_stem.get(spec.stem)
         status = job.status if job else "render"
-        key = (spec.model.key(), spec.motion_adapter.key())
+        key = (spec.model.key(), spec.motion_adapter.key(), spec.unet.key() if spec.unet else None)
         stack = stacks.setdefault(key, {"model": spec.model.describe(),
                                         "motion_adapter": spec.motion_adapter.describe(), "clips": 0})
+        if base_family(spec.model) == SDXL:
+            stack["family"] = "sdxl"
+        if spec.unet is not None:
+            stack["unet"] = spec.unet.describe()
         if status == "render":
             stack["clips"] += 1
             adapters.update(s.key() for _, s, _, _ in spec.adapters)
@@ -293,7 +306,9 @@ def print_plan(specs: list[ClipSpec], *, jobs: list | None = None, device: str =
          f"{plan['to_encode']} to encode from stored frames, {plan['up_to_date']} up to date; "
          f"{plan['loads']['base_models']} model stack(s), {plan['loads']['adapters']} adapter load(s)")
     for stack in plan["stacks"]:
-        echo(f"  stack: {stack['model']} + {stack['motion_adapter']} → {stack['clips']} clip(s)")
+        unet = f" + unet {stack['unet']}" if stack.get("unet") else ""
+        family = " (SDXL)" if stack.get("family") == "sdxl" else ""
+        echo(f"  stack: {stack['model']}{family} + {stack['motion_adapter']}{unet} → {stack['clips']} clip(s)")
     for c in plan["clips"]:
         adapters = ", ".join(f"{n}:{w}" for n, w in c["adapters"].items()) or "no adapters"
         todo = STATUS_TEXT[c["status"]]

@@ -132,7 +132,7 @@ class Renderer:
         self.load_counts[what] = self.load_counts.get(what, 0) + 1
 
     def stack_for(self, spec: ClipSpec) -> Stack:
-        key = (spec.model.key(), spec.motion_adapter.key())
+        key = (spec.model.key(), spec.motion_adapter.key(), spec.unet.key() if spec.unet else None)
         stack = self.stacks.get(key)
         if stack is None:
             while self.stacks and len(self.stacks) >= self.max_stacks:
@@ -144,11 +144,12 @@ class Renderer:
 
     def _build_stack(self, spec: ClipSpec) -> Stack:
         import torch
-        from diffusers import AnimateDiffPipeline
 
         from motion.adapters import load_motion_adapter
         from motion.errors import MotionError
         from motion.loras import LoraMixer
+
+        from .family import has_free_noise, load_full_unet, pipeline_class, render_family, restore_added_embedding
 
         if self.quiet_loading:
             import diffusers
@@ -161,6 +162,9 @@ class Renderer:
         check_reachable(spec.motion_adapter, "motion_adapter")
         check_before_load(spec.model, "model")
         check_before_load(spec.motion_adapter, "motion_adapter")
+        if spec.unet is not None:
+            check_reachable(spec.unet, "unet")
+            check_before_load(spec.unet, "unet")
         ma = spec.motion_adapter
         local = ma.local_file()
         keys = read_safetensors_keys(local) if local and local.suffix == ".safetensors" else None
@@ -178,6 +182,7 @@ class Renderer:
                              hint=hint) from None
         self._count("motion_adapter")
         src = spec.model
+        AnimateDiffPipeline = pipeline_class(render_family(src))  # noqa: N806  the family's pipeline class
         try:
             if src.kind == "file":
                 kwargs = {"config": src.config} if src.config else {}
@@ -190,10 +195,14 @@ class Renderer:
             if "motion adapter" in str(exc).lower() or "size mismatch" in str(exc):
                 raise ModelError(f"motion adapter {ma.describe()} does not fit base model {src.describe()}: "
                                  f"{_short(exc)}", where="motion_adapter",
-                                 hint="use a motion adapter made for this base model (SD1.5 adapters for SD1.5)") \
+                                 hint="use a motion adapter made for this base model's family (SD1.5 or SDXL)") \
                     from None
             raise ModelError(f"cannot load base model {src.describe()}: {_short(exc)}", where="model") from None
         self._count("model")
+        restore_added_embedding(pipe.unet, src)  # diffusers drops it converting the UNet (animate.family)
+        if spec.unet is not None:
+            load_full_unet(pipe.unet, spec.unet)
+            self._count("unet")
         unet_cross = pipe.unet.config.cross_attention_dim
         ma_channels = tuple(adapter.config.block_out_channels)
         if tuple(pipe.unet.config.block_out_channels) != ma_channels:
@@ -204,7 +213,8 @@ class Renderer:
         pipe.to(self.device)
         # Convert the motion blocks to FreeNoise blocks now, before any LoRA wraps their layers: diffusers
         # converts by copying state dicts, which fails (and would drop the LoRA) once PEFT layers exist.
-        pipe.enable_free_noise(context_length=16, context_stride=4)
+        if has_free_noise(pipe):
+            pipe.enable_free_noise(context_length=16, context_stride=4)
         # The VAE decodes in fp32 on every device: fp16 VAEs overflow to NaN → black frames.
         pipe.vae.to(dtype=torch.float32)
         base_config = dict(pipe.scheduler.config)
@@ -351,12 +361,16 @@ class Renderer:
         from motion.errors import MotionError
         from motion.travel import interpolation_callback
 
+        from .family import has_free_noise
+
         max_len = int(getattr(pipe.unet.config, "motion_max_seq_length", 32) or 32)
         c = spec.context
         try:
             plan = context_plan(spec.frames, max_len, c["length"], c["overlap"], c["weighting"], c["noise"])
         except MotionError as exc:
             raise ConfigError(str(exc), where=f"{spec.script or 'clip'}: clip {spec.name}: context") from None
+        if not has_free_noise(pipe):  # the SDXL pipeline: one window over the clip (check refuses more)
+            return plan
         pipe.enable_free_noise(context_length=plan.length, context_stride=plan.stride,
                                weighting_scheme=plan.weighting, noise_type=plan.noise,
                                prompt_interpolation_callback=interpolation_callback(spec.interpolation))
@@ -463,6 +477,8 @@ class Renderer:
             sources.append(("controlnet", spec.pose["controlnet"]))
         if spec.keyframes:
             sources.append(("sparsectrl", spec.keyframes["sparsectrl"]))
+        if spec.unet is not None:
+            sources.append(("unet", spec.unet))
         out = {}
         for field_name, src in sources:
             if src.kind == "hub":
@@ -482,7 +498,7 @@ class Renderer:
     def _set_denoiser_dtype(self, pipe, dtype) -> None:
         """The denoising models (UNet with its motion modules, text encoder, ControlNet) to `dtype`; the VAE
         stays fp32. Going fp16 → fp32 → fp16 gives back the same weights bit for bit."""
-        for name in ("unet", "text_encoder", "controlnet"):
+        for name in ("unet", "text_encoder", "text_encoder_2", "controlnet"):
             model = getattr(pipe, name, None)
             if model is not None:
                 model.to(dtype=dtype)

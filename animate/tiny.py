@@ -250,6 +250,9 @@ def build_kit(dest: Path) -> Path:
 def export_kit(out: str | os.PathLike) -> Path:
     """Copy (building if needed) the kit into `out`."""
     src = ensure_kit()
+    from .tiny_xl import ensure_xl
+
+    ensure_xl(src)  # the SDXL-shaped parts are built on first use; an export carries them too
     out = Path(out)
     if out.resolve() == src.resolve():
         return out

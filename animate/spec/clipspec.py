@@ -64,6 +64,7 @@ class ClipSpec:
     keyframes: dict | None = None  # image keyframes: {images: {frame: path}, scale, fit, sparsectrl: Source}
     init_video: dict | None = None  # every InitVideoSpec field (video-to-video), or None (from noise)
     refine: dict | None = None  # every RefineSpec field (a second video-to-video pass), or None
+    unet: Source | None = None  # a full UNet checkpoint loaded into the base's UNet (SDXL-Lightning), or None
     script: str = ""
     preset: str | None = None
     extra: dict = field(default_factory=dict)
@@ -84,6 +85,7 @@ class ClipSpec:
         if self.keyframes:
             d["keyframes"] = {**self.keyframes, "images": dict(self.keyframes["images"]),
                               "sparsectrl": _source_dict(self.keyframes["sparsectrl"])}
+        d["unet"] = _source_dict(self.unet)
         return d
 
     @classmethod
@@ -138,7 +140,8 @@ def _legacy_context(data: dict) -> dict:
 
 # Fields sidecars written before them lack: what those renders used.
 _ADDED_LATER = {"context": _legacy_context, "loop": lambda data: False, "free_init": lambda data: None,
-                "keyframes": lambda data: None, "init_video": lambda data: None, "refine": lambda data: None}
+                "keyframes": lambda data: None, "init_video": lambda data: None, "refine": lambda data: None,
+                "unet": lambda data: None}
 
 
 def _weight_dict(weight):
@@ -206,6 +209,10 @@ def _read_source(value: Any, path: tuple) -> Source:
     if out["kind"] not in _SOURCE_KINDS:
         raise _fail(path + ("kind",), f"must be hub, folder or file (got {show(out['kind'])})")
     return Source(**out)
+
+
+def _read_optional_source(value: Any, path: tuple) -> Source | None:
+    return None if value is None else _read_source(value, path)
 
 
 def _read_weight(value: Any, path: tuple) -> float | tuple[float, float] | dict:
@@ -284,4 +291,5 @@ _READERS = {"model": _read_source, "motion_adapter": _read_source, "adapters": _
             "context": _read_options("ContextSpec", optional=False),
             "free_init": _read_options("FreeInitSpec", optional=True),
             "init_video": _read_options("InitVideoSpec", optional=True),
-            "refine": _read_options("RefineSpec", optional=True)}
+            "refine": _read_options("RefineSpec", optional=True),
+            "unet": _read_optional_source}

@@ -314,6 +314,7 @@ def _resolve_clip(name: str, f: dict, origin: dict, sites: _Sites, script: Scrip
 
     model = src(f["model"], ("model",), layer=origin.get("model")) if f.get("model") else None
     motion = src(f["motion_adapter"], ("motion_adapter",), slot="motion", layer=origin.get("motion_adapter"))
+    unet = src(f["unet"], ("unet",), layer=origin.get("unet")) if f.get("unet") else None
     adapters = []
     for a in f.get("adapters") or []:
         if a.get("source") is None:
@@ -380,14 +381,18 @@ def _resolve_clip(name: str, f: dict, origin: dict, sites: _Sites, script: Scrip
         {k: {} for k in outputs}
     seeds = f["seed"] if isinstance(f["seed"], list) else [f["seed"]]
     plain = {key: plain_value(key, f[key]) for key in PLAIN}  # BUILTIN gives each one a value
+    if origin.get("width") == origin.get("height") == "built-in":  # no layer gave a size: the base's native one
+        from ..family import SDXL, base_family, native_size
+
+        if base_family(model) == SDXL:
+            plain["width"] = plain["height"] = native_size(model) or 1024
     context = ContextSpec.model_validate(f.get("context") or {}).model_dump()  # every window setting, None: auto
     free_init = FreeInitSpec.model_validate(f["free_init"]).model_dump() if f.get("free_init") is not None else None
     return [ClipSpec(
         name=name, seed=int(seed), multi_seed=len(seeds) > 1, model=model, motion_adapter=motion,
         adapters=tuple(adapters), prompt=f["prompt"], negative=f.get("negative") or "", outputs=outputs,
         pose=pose, context=context, free_init=free_init, keyframes=keyframes, init_video=init_video, refine=refine,
-        script="" if script.command_line else str(script.path),
-        preset=preset_name, **plain,
+        unet=unet, script="" if script.command_line else str(script.path), preset=preset_name, **plain,
     ) for seed in seeds], []
 
 

@@ -218,6 +218,7 @@ class _ClipLayer(Frozen):
     sparsectrl: SourceValue | None = None  # the SparseCtrl RGB model keyframes go through
     init_video: InitVideoSpec | None = None
     refine: RefineSpec | None = None
+    unet: SourceValue | None = None  # a full UNet checkpoint for the base (SDXL-Lightning's *_unet.safetensors)
 
     @field_validator("outputs")
     @classmethod
