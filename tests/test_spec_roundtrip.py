@@ -5,7 +5,7 @@ from dataclasses import fields
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from animate.errors import ConfigError
@@ -135,7 +135,11 @@ def folder(tmp_path_factory, kit):
 def test_every_resolved_spec_round_trips_through_json(folder, data, suffix):
     text = yaml.dump(data, Dumper=PlainDumper, sort_keys=False) if suffix == ".yaml" else json.dumps(data)
     path = folder / f"script{suffix}"
-    specs = resolve(parse_script(text, where=str(path), suffix=suffix, path=path))
+    try:
+        specs = resolve(parse_script(text, where=str(path), suffix=suffix, path=path))
+    except ConfigError as exc:  # context settings valid per layer can clash once merged (tested on its own)
+        assume("context settings of every layer merged" not in str(exc))
+        raise
     assert specs
     for spec in specs:
         assert_round_trip(spec)

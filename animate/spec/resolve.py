@@ -374,6 +374,12 @@ def _resolve_clip(name: str, f: dict, origin: dict, sites: _Sites, script: Scrip
                             f"{init_video['source']!r} (relative paths resolve against the script's folder)")
         init_video["source"] = str(path.resolve()) if exists else str(path)
     refine = RefineSpec.model_validate(f["refine"]).model_dump() if f.get("refine") is not None else None
+    context = None
+    try:  # each layer's settings were valid alone; merged field by field, they must still fit together
+        context = ContextSpec.model_validate(f.get("context") or {}).model_dump()  # every window setting, None: auto
+    except ValidationError as exc:
+        problems.append(f"{sites(('context',), origin.get('context'))}: {exc.errors()[0]['msg']} (with the "
+                        "context settings of every layer merged: preset, defaults and clip)")
     if problems:
         return [], problems
     outputs = f["outputs"]
@@ -386,7 +392,6 @@ def _resolve_clip(name: str, f: dict, origin: dict, sites: _Sites, script: Scrip
 
         if base_family(model) == SDXL:
             plain["width"] = plain["height"] = native_size(model) or 1024
-    context = ContextSpec.model_validate(f.get("context") or {}).model_dump()  # every window setting, None: auto
     free_init = FreeInitSpec.model_validate(f["free_init"]).model_dump() if f.get("free_init") is not None else None
     return [ClipSpec(
         name=name, seed=int(seed), multi_seed=len(seeds) > 1, model=model, motion_adapter=motion,
