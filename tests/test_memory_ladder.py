@@ -156,7 +156,9 @@ def test_decode_oom_halves_chunks(kit, renderer, monkeypatch):
 
     monkeypatch.setattr(vae_cls, "decode", picky)
     result = renderer.render(spec)
-    assert result.info["decode_chunk"] == 1 and np.array_equal(result.frames, expected)
+    assert result.info["decode_chunk"] == 1
+    # One frame per VAE call instead of four: the same math, batched differently (float rounding at most).
+    assert np.abs(result.frames.astype(int) - expected.astype(int)).max() <= 1
 
 
 def test_decode_oom_at_one_frame_goes_down_the_ladder(kit, monkeypatch):

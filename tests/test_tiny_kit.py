@@ -12,7 +12,8 @@ def tensors(folder):
 
 def test_build_twice_is_identical(tmp_path, kit):
     build_kit(tmp_path / "a")
-    first, second = tensors(tmp_path / "a"), tensors(kit)
+    # The SDXL parts (xl/) are built on first use, so the session's kit may hold them already: compared apart.
+    first, second = tensors(tmp_path / "a"), {k: v for k, v in tensors(kit).items() if not k.startswith("xl/")}
     assert first.keys() == second.keys() and len(first) >= 8
     for name in first:
         assert first[name].keys() == second[name].keys()
