@@ -180,7 +180,7 @@ def build_models(dest: Path, cfg: dict, device: str) -> dict:
     params = {name: sum(p.numel() for p in m.parameters()) for name, m in
               (("unet", unet), ("vae", vae), ("text_encoder", text), ("motion_adapter", adapter))}
     for m in (unet, vae, text, adapter):
-        m.to(dtype=torch.float16)
+        m.to("cpu", dtype=torch.float16)  # written from the CPU, as fp16 checkpoints are
     StableDiffusionPipeline(unet=unet, vae=vae, text_encoder=text, tokenizer=tokenizer,
                             scheduler=PNDMScheduler.from_config(cfg["scheduler"]), safety_checker=None,
                             feature_extractor=None, requires_safety_checker=False,
