@@ -515,7 +515,12 @@ class Renderer:
         import torch
 
         vae = pipe.vae
-        device = getattr(pipe, "_execution_device", None) or vae.device  # the VAE's own says cpu when offloaded
+        from .memory import OFFLOADS
+
+        # The VAE's own device says cpu when offloaded; only then ask the pipeline (its _execution_device walks
+        # every module: ~70 ms a clip on a small model).
+        offloaded = any(rung in OFFLOADS for rung in self.ladder.taken)
+        device = (getattr(pipe, "_execution_device", None) if offloaded else None) or vae.device
         # The same arithmetic as diffusers' AnimateDiffPipeline.decode_latents, chunk by chunk.
         scaled = 1 / vae.config.scaling_factor * latents.to(torch.float32)
         flat = scaled[0].permute(1, 0, 2, 3)  # (frames, C, h, w): one video per call

@@ -18,8 +18,8 @@ def plain(kit):
 
 
 @pytest.fixture(scope="module")
-def cached(kit):
-    return Renderer(device="cpu")
+def cached(renderer):
+    return renderer  # the session's renderer: the cache is on by default
 
 
 def _cache(renderer, spec):
