@@ -226,19 +226,21 @@ def section_memory(kit, rows: Rows, steps: int) -> None:
         r.render(spec_from_fields({**_fields(base), "frames": frames}, name="m")[0])
         parts.append(f"{frames} f: +{peak_rss_mb() - before:.0f}")
     rows.value(kit.size, f"peak RSS above the loaded stack vs frames ({kit.width}², MB)", ", ".join(parts))
+    # Decode memory needs a size where the VAE's activations show above the process: 16 random latents at 256².
+    import torch
+
+    pipe = r.stack_for(base).pipe
+    side = 256 // pipe.vae_scale_factor
+    latents = torch.randn(1, 4, 16, side, side, generator=torch.Generator().manual_seed(0))
     parts = []
     for chunk in (1, 4, 16):
-        spec = spec_from_fields({**_fields(base), "frames": 16, "decode_chunk": chunk}, name="m")[0]
-        pipe, kwargs, _ = r.pipeline_call(spec)
-        import torch
-
-        with torch.inference_mode():
-            latents = pipe(**kwargs).frames
+        spec = spec_from_fields({**_fields(base), "frames": 16, "width": 256, "height": 256, "decode_chunk": chunk},
+                                name="m")[0]
         reset_peak_rss()
         before = peak_rss_mb()
         r.decode(pipe, latents, spec)
         parts.append(f"chunk {chunk}: +{peak_rss_mb() - before:.0f}")
-    rows.value(kit.size, "peak RSS of decoding 16 frames vs decode chunk (MB above the latents)", ", ".join(parts))
+    rows.value(kit.size, "peak RSS of decoding 16 frames at 256² vs decode chunk (MB above before)", ", ".join(parts))
 
 
 def section_gif(rows: Rows, reps: int) -> None:
@@ -247,9 +249,9 @@ def section_gif(rows: Rows, reps: int) -> None:
     from animate.encode import gif
 
     rng = np.random.default_rng(0)
-    base = rng.integers(0, 256, (256, 512, 3)).astype(np.float32)
+    base = rng.integers(0, 256, (512, 1024, 3)).astype(np.float32)
     base = (base + np.roll(base, 1, 0) + np.roll(base, 1, 1) + np.roll(base, 2, 1)) / 4
-    frames = np.stack([np.roll(base, 6 * i, axis=1)[:, :256] for i in range(16)]).astype(np.uint8)
+    frames = np.stack([np.roll(base, 6 * i, axis=1)[:, :512] for i in range(16)]).astype(np.uint8)
     out = {}
     tmp = tempfile.TemporaryDirectory(prefix="perf-gif-")
     old = os.environ.pop("ANIMATE_ENCODE_THREADS", None)
@@ -271,7 +273,7 @@ def section_gif(rows: Rows, reps: int) -> None:
         os.environ["ANIMATE_ENCODE_THREADS"] = old
     else:
         os.environ.pop("ANIMATE_ENCODE_THREADS", None)
-    rows.ratio("-", f"GIF 16 frames 256², {threads} thread(s) vs 1 (same bytes: {out['pool'] == out['one']})",
+    rows.ratio("-", f"GIF 16 frames 512², {threads} thread(s) vs 1 (same bytes: {out['pool'] == out['one']})",
                f"{threads} threads", med(res["pool"]), "1 thread", med(res["one"]))
     tmp.cleanup()
 
@@ -317,6 +319,13 @@ def section_startup(rows: Rows, reps: int) -> None:
     heavy = probe.stdout.strip().splitlines()[-1] if probe.stdout.strip() else probe.stderr[-200:]
     rows.ratio("-", f"`animate --help` vs `python -c 'import torch'` (heavy modules imported by --help: {heavy})",
                "animate --help", med(res["help"]), "import torch", med(res["torch"]), goal="< 0.1")
+    from animate.fastpaths import usable_cpus
+
+    env = {k: v for k, v in os.environ.items() if k not in ("ANIMATE_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    default = subprocess.run([py, "-c", "import torch; print(torch.get_num_threads())"], capture_output=True,
+                             text=True, env=env).stdout.strip()
+    rows.value("-", "CPU threads: torch's default here → what the Renderer sets (usable CPUs)",
+               f"{default} → {min(int(default or 0), usable_cpus()) if default.isdigit() else usable_cpus()}")
     res = interleaved(reps, first=lambda: child([py, "-c", FIRST_STEP]), bare=lambda: child([py, "-c", "pass"]))
     rows.ratio("-", "cold process → first denoising step (tiny kit, loads the stack)", "first step",
                med(res["first"]), "bare python", med(res["bare"]))
