@@ -152,3 +152,25 @@ def test_compile_same_frames_and_no_recompile_for_new_fused_weights(plain, tiny_
     got = r.render(second)
     assert counters["stats"]["unique_graphs"] == graphs
     assert np.abs(got.frames.astype(int) - plain.render(second).frames.astype(int)).max() <= 1
+
+
+def test_help_imports_no_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom animate.cli import main\ntry:\n    main(['render', '--help'])\nexcept SystemExit:\n"
+            "    pass\nprint('HEAVY', [m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert "--compile" in out.stdout
+    assert "HEAVY []" in out.stdout, out.stdout[-300:] + out.stderr[-300:]
+
+
+def test_compile_refuses_ray_backend(tmp_path):
+    from click.testing import CliRunner
+
+    from animate.cli import main
+
+    result = CliRunner().invoke(main, ["render", "--prompt", "x", "--preset", "tiny", "--compile", "--backend", "ray",
+                                       "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2 and "--compile needs --backend local" in result.output
+    assert not (tmp_path / "out").exists()
