@@ -575,7 +575,7 @@ def run(args) -> dict:
         check.row("decode_chunk_memory", 10 if full else 1, row_decode_chunk_memory, ctx)
         check.row("channels_last", 10 if full else 1, row_channels_last, ctx)
         check.row("frames_24_windows", 15 if full else 1, row_frames, ctx, s["windows"][0])
-        check.row("frames_64_windows", 30 if full else 1, row_frames, ctx, s["windows"][1])
+        check.row("frames_64_windows", 30 if full else 1, row_frames, ctx, s["windows"][1], False)
         check.row("frames_256_memory", 60 if full else 1, row_frames, ctx, s["long"], False)
         check.row("gif_threads", 15 if full else 1, row_gif_threads, ctx)
         check.row("compile", 150 if full else 1, row_compile, ctx)
