@@ -131,6 +131,8 @@ FLAG_FIELDS = ("preset", "model", "motion_adapter", "scheduler", "steps", "guida
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @click.option("--device", default="auto", show_default=True, help="auto | cuda | cuda:N | mps | cpu")
 @click.option("--dtype", default="auto", show_default=True, help="auto | fp32 | fp16 | bf16")
+@click.option("--compile", "compile_unet", is_flag=True,
+              help="torch.compile the UNet once per model stack (faster GPU steps after a slow first clip).")
 @click.option("--keep-frames/--no-keep-frames", default=True, show_default=True,
               help="Keep rendered frames in OUT/.frames so changed outputs re-encode without rendering.")
 @click.option("--backend", type=click.Choice(["local", "ray"]), default="local", show_default=True,
@@ -158,14 +160,16 @@ FLAG_FIELDS = ("preset", "model", "motion_adapter", "scheduler", "steps", "guida
 @click.option("--format", "formats", help="Comma list of outputs, e.g. gif,mp4,png.")
 @click.option("--limit", "limit_items", multiple=True, metavar="NAME=VALUE", help=LIMIT_HELP)
 @click.pass_context
-def render(ctx, script, out, only, force, dry_run, json_events, quiet, device, dtype, keep_frames, backend,
-           address, gpus_per_worker, workers, prompt, name, lora, lcm_lora, formats, limit_items, **flags):
+def render(ctx, script, out, only, force, dry_run, json_events, quiet, device, dtype, compile_unet, keep_frames,
+           backend, address, gpus_per_worker, workers, prompt, name, lora, lcm_lora, formats, limit_items, **flags):
     """Render SCRIPT (YAML/JSON/TOML), or one clip from --prompt and flags."""
     from .events import Events, JsonLines, Terminal
     from .limits import Limits
     from .run import run_specs
 
     ctx.meta["json_events"] = json_events
+    if compile_unet and backend == "ray":
+        raise click.UsageError("--compile needs --backend local (Ray workers build their own pipelines)")
     limits = Limits.parse(limit_items)
     specs, stem, reel, loaded = _specs_from_command_line(script, prompt, name, only, lora, lcm_lora, formats, flags,
                                                          limits)
@@ -181,7 +185,7 @@ def render(ctx, script, out, only, force, dry_run, json_events, quiet, device, d
     try:
         summary = run_specs(specs, out=out, script_stem=stem, force=force, events=events, device=device,
                             dtype=dtype, reel=reel, base_dir=script.parent if script else ".",
-                            keep_frames=keep_frames, backend=pool, limits=limits)
+                            keep_frames=keep_frames, backend=pool, limits=limits, compile_unet=compile_unet)
     finally:
         events.close()
     sys.exit(summary.exit_code)

@@ -113,7 +113,11 @@ class Renderer:
     """
 
     def __init__(self, device: str | None = None, dtype: str | None = None, *, on_step: Callable | None = None,
-                 max_stacks: int = 1, quiet_loading: bool = False):
+                 max_stacks: int = 1, quiet_loading: bool = False, compile: bool | str = False,
+                 embed_cache: bool = True):
+        from .fastpaths import set_cpu_threads
+
+        set_cpu_threads()
         self.device = pick_device(device)
         self.dtype = pick_dtype(self.device, dtype)
         self.on_step = on_step
@@ -126,6 +130,9 @@ class Renderer:
         self._commits: dict[tuple, str | None] = {}  # hub Source.key() → the cached commit it loaded from
         self.ladder = MemoryLadder(self.device)  # memory savers taken after out-of-memory errors, kept for the run
         self._context = None  # the ContextPlan of the clip being prepared
+        self.compile = compile  # torch.compile each stack's UNet (True: inductor, or a backend name)
+        self.embed_cache = embed_cache  # same prompts + text encoder state → encoded once (animate/fastpaths.py)
+        self.compiled: dict = {}  # what compile_unet did, for the sidecar
 
     # ------------------------------------------------------------------ loading
     def _count(self, what: str) -> None:
@@ -218,6 +225,10 @@ class Renderer:
         # The VAE decodes in fp32 on every device: fp16 VAEs overflow to NaN → black frames.
         pipe.vae.to(dtype=torch.float32)
         base_config = dict(pipe.scheduler.config)
+        if self.compile:
+            from .fastpaths import compile_unet
+
+            self.compiled = compile_unet(pipe, self.device, self.compile)
         return Stack(pipe=pipe, base_scheduler_config=base_config, mixer=LoraMixer(pipe))
 
     def _load_adapters(self, stack: Stack, spec: ClipSpec) -> tuple[list[str], list[float]]:
@@ -338,6 +349,10 @@ class Renderer:
             guidance_scale=spec.guidance, output_type="latent", **self._noise_kwargs(pipe, spec),
         )
         kwargs.update(self._prompt_kwargs(spec))
+        if self.embed_cache:
+            from .fastpaths import cache_text_embeddings
+
+            cache_text_embeddings(pipe)
         if spec.pose is not None:
             scale = spec.pose["scale"]
             # A scheduled scale runs at 1.0 here; the ControlNet hook multiplies in the step's value.
@@ -460,6 +475,8 @@ class Renderer:
         timings = {"load_s": round(t_load, 3), "denoise_s": round(t_denoise, 3), "decode_s": round(t_decode, 3)}
         info = {"device": self.device, "dtype": dtype_name(self.dtype), **decode_info, **self.ladder.record(),
                 "context": self._context.record(), "loop_closure": loop_closure(frames)}
+        if self.compiled:
+            info["compiled"] = self.compiled
         if spec.free_init:
             info["free_init"] = {**spec.free_init, "denoising_steps": steps.done}
         if retry:
@@ -561,11 +578,19 @@ class Renderer:
         import torch
 
         vae = pipe.vae
-        device = getattr(pipe, "_execution_device", None) or vae.device  # the VAE's own says cpu when offloaded
+        from .memory import OFFLOADS
+
+        # The VAE's own device says cpu when offloaded; only then ask the pipeline (its _execution_device walks
+        # every module: ~70 ms a clip on a small model).
+        offloaded = any(rung in OFFLOADS for rung in self.ladder.taken)
+        device = (getattr(pipe, "_execution_device", None) if offloaded else None) or vae.device
         # The same arithmetic as diffusers' AnimateDiffPipeline.decode_latents, chunk by chunk.
         scaled = 1 / vae.config.scaling_factor * latents.to(torch.float32)
         flat = scaled[0].permute(1, 0, 2, 3)  # (frames, C, h, w): one video per call
-        chunk, done, floats, start = spec.decode_chunk, [], [], 0
+        from .fastpaths import fit_decode_chunk
+
+        chunk = fit_decode_chunk(spec.decode_chunk, vae, str(device), spec.height, spec.width)
+        done, floats, start = [], [], 0
         while start < len(flat):
             out_of_memory = False
             try:

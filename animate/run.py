@@ -332,7 +332,8 @@ def _placed(exc: AnimateError, spec) -> AnimateError:
 def run_specs(specs: list, *, out: str | Path, script_stem: str, renderer=None, force: bool = False,
               events: Events | None = None, device: str | None = None, dtype: str | None = None,
               reel: dict | None = None, base_dir: str | Path = ".", keep_frames: bool = True, max_pending: int = 2,
-              workers: int = 2, claims: Claims | None = None, backend=None, limits=None) -> RunSummary:
+              workers: int = 2, claims: Claims | None = None, backend=None, limits=None,
+              compile_unet: bool = False) -> RunSummary:
     """Render, encode and record every spec that is not up to date; return what happened. `limits`
     (animate.limits.Limits, default: the defaults) bounds what the specs may ask of the machine.
 
@@ -377,7 +378,7 @@ def run_specs(specs: list, *, out: str | Path, script_stem: str, renderer=None, 
     def make_renderer():
         from .renderer import Renderer
 
-        return renderer or Renderer(device=dev, dtype=dtype, quiet_loading=True)
+        return renderer or Renderer(device=dev, dtype=dtype, quiet_loading=True, compile=compile_unet)
 
     claims = claims or Claims(layout.out)
     make_runner = backend.runner if backend is not None else _Runner

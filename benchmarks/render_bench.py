@@ -20,15 +20,14 @@ import argparse
 import gc
 import json
 import os
-import platform
-import resource
-import statistics
 import sys
 import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from benchmarks.timing import add, clock, interleaved, machine_note, med, now, peak_rss_mb, since
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
@@ -48,11 +47,6 @@ def quiet() -> None:
     dlog.disable_progress_bar()
     tlog.set_verbosity_error()
     tlog.disable_progress_bar()
-
-
-def peak_rss_mb() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return r / 1024 / (1024 if sys.platform == "darwin" else 1)  # bytes on macOS, KiB on Linux
 
 
 @dataclass
@@ -143,45 +137,6 @@ def make_spec(kit: Kit, *, weights=None, steps: int, guidance: float = 1.0, fuse
 
 
 # ---------------------------------------------------------------------------------------------- timing
-def now() -> tuple[float, float]:
-    return time.perf_counter(), time.process_time()
-
-
-def since(t0: tuple[float, float]) -> tuple[float, float]:
-    """(wall, cpu) seconds since `t0`. CPU time (user+sys, all threads) is the primary measure: on shared cores
-    wall time also counts other processes' turns; with one torch thread CPU time tracks the work done."""
-    t1 = now()
-    return t1[0] - t0[0], t1[1] - t0[1]
-
-
-def clock(fn) -> tuple[float, float]:
-    t = now()
-    fn()
-    return since(t)
-
-
-def add(*xs) -> tuple[float, float]:
-    return sum(x[0] for x in xs), sum(x[1] for x in xs)
-
-
-def interleaved(reps: int, **runs):
-    """Run each named callable once per repeat, rotating the order each repeat; name → list of results."""
-    names = list(runs)
-    out = {n: [] for n in names}
-    for r in range(reps):
-        k = r % len(names)
-        for n in names[k:] + names[:k]:
-            gc.collect()
-            out[n].append(runs[n]())
-    return out
-
-
-def med(xs) -> tuple[float, float]:
-    """Medians of (wall, cpu) samples, per component."""
-    xs = list(xs)
-    return statistics.median(x[0] for x in xs), statistics.median(x[1] for x in xs)
-
-
 @dataclass
 class Table:
     rows: list = field(default_factory=list)
@@ -360,17 +315,6 @@ def section_guidance(r, kit: Kit, table: Table, reps: int, steps: int) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- main
-def machine_note() -> str:
-    import torch
-
-    try:
-        load = "load avg %.2f/%.2f/%.2f" % os.getloadavg()
-    except OSError:
-        load = ""
-    return (f"{platform.machine()} {platform.system()}, {os.cpu_count()} cores visible, torch {torch.__version__} "
-            f"CPU, {torch.get_num_threads()} thread(s), python {platform.python_version()}; {load}")
-
-
 def run(args) -> tuple[Table, dict]:
     import torch
 

@@ -1,0 +1,176 @@
+"""Fast paths (animate/fastpaths.py) give the same frames as the plain path."""
+import numpy as np
+import pytest
+import torch
+
+from animate import fastpaths
+from animate.renderer import Renderer
+from animate.spec import spec_from_fields
+
+
+def _spec(fields, **over):
+    return spec_from_fields({**fields, **over}, name="fast")[0]
+
+
+@pytest.fixture(scope="module")
+def plain(kit):
+    return Renderer(device="cpu", embed_cache=False)
+
+
+@pytest.fixture(scope="module")
+def cached(renderer):
+    return renderer  # the session's renderer: the cache is on by default
+
+
+def _cache(renderer, spec):
+    return renderer.stack_for(spec).pipe.text_encoder.__dict__["_animate_embeddings"]
+
+
+def test_embedding_cache_same_frames_across_seeds_and_travel(plain, cached, tiny_fields):
+    specs = [_spec(tiny_fields, seed=1), _spec(tiny_fields, seed=2, guidance=2.0),
+             _spec(tiny_fields, prompt={0: "a fox", 4: "a wolf"}, seed=3),
+             _spec(tiny_fields, prompt={0: "a fox", 4: "a wolf"}, seed=4)]
+    for spec in specs:
+        assert np.array_equal(plain.render(spec).frames, cached.render(spec).frames)
+    cache = _cache(cached, specs[0])
+    # seed 2 at guidance 2 encodes the negative too (a new key); the second travel clip is all hits
+    assert cache.hits >= 2 and cache.misses >= 3
+    assert "_animate_embeddings" not in plain.stack_for(specs[0]).pipe.text_encoder.__dict__
+
+
+def test_embedding_cache_follows_text_encoder_lora(kit, tiny_fields):
+    """A LoRA on the text encoder: adding it, changing its scale and fusing it each change the key, so the
+    cached embeddings always equal a fresh encode."""
+    from peft import LoraConfig, inject_adapter_in_model
+
+    r = Renderer(device="cpu")
+    spec = _spec(tiny_fields)
+    pipe, _, _ = r.pipeline_call(spec)
+    original = type(pipe).encode_prompt.__get__(pipe)
+    te = pipe.text_encoder
+
+    def both():
+        with torch.inference_mode():
+            got = pipe.encode_prompt(["a fox"], "cpu", 1, True, ["blurry"])
+            want = original(["a fox"], "cpu", 1, True, ["blurry"])
+        return [torch.equal(a, b) for a, b in zip(got, want)], want[0]
+
+    same, before = both()
+    assert all(same)
+    torch.manual_seed(0)
+    # the way diffusers' load_lora_into_text_encoder adds a LoRA to a text encoder
+    inject_adapter_in_model(LoraConfig(r=4, lora_alpha=4, target_modules=["q_proj", "v_proj"],
+                                       init_lora_weights=False), te, adapter_name="te")
+    same, with_lora = both()
+    assert all(same) and not torch.equal(before, with_lora)
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    layers = [m for m in te.modules() if isinstance(m, BaseTunerLayer)]
+    for m in layers:
+        m.set_scale("te", 0.3)
+    same, scaled = both()
+    assert all(same) and not torch.equal(scaled, with_lora)
+    for m in layers:
+        m.merge()
+    same, _ = both()
+    assert all(same)
+    cache = te.__dict__["_animate_embeddings"]
+    assert cache.misses >= 4 and cache.hits == 0
+
+
+def test_decode_chunk_from_free_memory(monkeypatch, cached, tiny_fields):
+    spec = _spec(tiny_fields, frames=6)
+    full = cached.render(spec)
+    vae = cached.stack_for(spec).pipe.vae
+    per_frame = fastpaths.decode_bytes_per_frame(vae, spec.height, spec.width)
+    monkeypatch.setattr(fastpaths, "free_bytes", lambda device: int(per_frame * 2 / 0.7) + 1)
+    assert fastpaths.fit_decode_chunk(16, vae, "cpu", spec.height, spec.width) == 2
+    small = cached.render(spec)
+    assert small.info["decode_chunk"] == 2 and full.info["decode_chunk"] == 16
+    assert np.abs(small.frames.astype(int) - full.frames.astype(int)).max() <= 1
+
+
+def test_decode_estimate_for_sd15_vae():
+    class Config:
+        block_out_channels = (128, 256, 512, 512)
+
+    class Vae:
+        config = Config()
+
+        def parameters(self):
+            yield torch.zeros(1)
+
+    # 256 channels × 512² (the third up block after its upsampler) × 4 B × 4 live tensors
+    assert fastpaths.decode_bytes_per_frame(Vae(), 512, 512) == 256 * 512 * 512 * 4 * 4
+    assert fastpaths.free_bytes("cpu") > 0
+
+
+def test_threads_capped_to_usable_cpus(monkeypatch):
+    before = torch.get_num_threads()
+    try:
+        for name in fastpaths.THREAD_ENV:
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setattr(fastpaths, "usable_cpus", lambda: 1)
+        torch.set_num_threads(2)
+        assert fastpaths.set_cpu_threads() == 1
+        monkeypatch.setenv("OMP_NUM_THREADS", "2")
+        torch.set_num_threads(2)
+        assert fastpaths.set_cpu_threads() == 2  # the user's choice stands
+        monkeypatch.setenv("ANIMATE_THREADS", "1")
+        assert fastpaths.set_cpu_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    assert 1 <= fastpaths.usable_cpus() <= (__import__("os").cpu_count() or 1)
+
+
+def test_unet_attention_is_sdpa(cached, tiny_fields):
+    from diffusers.models.attention_processor import AttnProcessor2_0
+
+    pipe = cached.stack_for(_spec(tiny_fields)).pipe
+    kinds = {type(p).__name__ for p in pipe.unet.attn_processors.values()}
+    assert kinds == {AttnProcessor2_0.__name__}, kinds
+    assert kinds == {type(p).__name__ for p in pipe.vae.attn_processors.values()}
+
+
+def test_compile_same_frames_and_no_recompile_for_new_fused_weights(plain, tiny_fields):
+    """The dynamo path on CPU: the `eager` backend runs the captured graphs with the same kernels as without
+    compile (inductor's own kernels are measured in benchmarks/gpu_check.py, its CPU compile takes minutes on
+    two cores). New weights of fused LoRAs reuse the graphs."""
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    r = Renderer(device="cpu", compile="eager")
+    lora = [{"name": "lcm", "source": "tiny-lcm", "weight": 0.8, "kind": "lcm"},
+            {"name": "zoom", "source": "tiny-zoom-in", "weight": 0.5, "kind": "motion"}]
+    first = _spec(tiny_fields, adapters=lora)
+    got = r.render(first)
+    assert got.info["compiled"] == {"backend": "eager"}
+    assert np.abs(got.frames.astype(int) - plain.render(first).frames.astype(int)).max() <= 1
+    graphs = counters["stats"]["unique_graphs"]
+    assert graphs > 0
+    second = _spec(tiny_fields, seed=9, adapters=[{**lora[0], "weight": 0.4}, {**lora[1], "weight": 1.0}])
+    got = r.render(second)
+    assert counters["stats"]["unique_graphs"] == graphs
+    assert np.abs(got.frames.astype(int) - plain.render(second).frames.astype(int)).max() <= 1
+
+
+def test_help_imports_no_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom animate.cli import main\ntry:\n    main(['render', '--help'])\nexcept SystemExit:\n"
+            "    pass\nprint('HEAVY', [m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert "--compile" in out.stdout
+    assert "HEAVY []" in out.stdout, out.stdout[-300:] + out.stderr[-300:]
+
+
+def test_compile_refuses_ray_backend(tmp_path):
+    from click.testing import CliRunner
+
+    from animate.cli import main
+
+    result = CliRunner().invoke(main, ["render", "--prompt", "x", "--preset", "tiny", "--compile", "--backend", "ray",
+                                       "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2 and "--compile needs --backend local" in result.output
+    assert not (tmp_path / "out").exists()
