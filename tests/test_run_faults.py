@@ -283,7 +283,8 @@ import os, signal, sys, threading, time
 import numpy as np
 from animate.encode import encode_with_report
 signal.signal(signal.SIGINT, lambda *a: None)  # the runner's main thread takes Ctrl-C; the encoder must not
-frames = np.random.default_rng(0).integers(0, 256, (240, 256, 256, 3), dtype=np.uint8)
+# Noise encodes slowly: a few seconds of work (12 GIF or 48 MP4 frames), well past the Ctrl-C at 0.3 s.
+frames = np.random.default_rng(0).integers(0, 256, (int(sys.argv[3]), 256, 256, 3), dtype=np.uint8)
 done = {}
 def encode():
     try:
@@ -304,7 +305,8 @@ def test_ctrl_c_in_a_terminal_does_not_kill_the_encoders_of_rendered_clips(tmp_p
     """After Ctrl-C the runner still writes the outputs of clips already rendered; ffmpeg, in the terminal's
     process group, used to die of the same SIGINT and fail those clips ("ffmpeg failed writing mp4: 255")."""
     dest = tmp_path / f"clip.{fmt}"
-    proc = subprocess.run([sys.executable, "-c", CTRL_C_DURING_ENCODE, str(dest), fmt], capture_output=True,
+    count = {"gif": 12, "mp4": 48}[fmt]
+    proc = subprocess.run([sys.executable, "-c", CTRL_C_DURING_ENCODE, str(dest), fmt, str(count)], capture_output=True,
                           text=True, timeout=300, start_new_session=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "'path'" in proc.stdout and "error" not in proc.stdout, proc.stdout
