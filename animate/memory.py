@@ -120,6 +120,7 @@ def _split_holders(unet):
     for block in blocks:
         for motion_module in getattr(block, "motion_modules", None) or []:
             yield motion_module, "proj_in"
+            yield motion_module, "proj_out"
             yield motion_module.transformer_blocks, None
         for name in ("attentions", "resnets", "downsamplers", "upsamplers"):
             modules = getattr(block, name, None)
@@ -153,6 +154,16 @@ def unsplit(unet) -> bool:
         else:
             holder[key] = holder[key].module
     return bool(found)
+
+
+def set_split(pipe, on: bool) -> bool:
+    """Put the split wrappers on (SPLIT_SIZES) or take them off. The stack's pipeline is shared by every clip,
+    so each clip sets it for itself; returns whether they are on."""
+    if not on:
+        unsplit(pipe.unet)
+    elif not split_active(pipe.unet):
+        pipe.enable_free_noise_split_inference(**SPLIT_SIZES)
+    return on
 
 
 @contextmanager

@@ -10,7 +10,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .errors import ConfigError, ModelError, NumericFaultError, OutOfMemory, PoseError, RenderError
-from .memory import MemoryLadder, free_memory, is_out_of_memory, split_paused
+from .memory import SPLIT_SIZES, MemoryLadder, free_memory, is_out_of_memory, set_split, split_active, split_paused
 from .models import Source, check_reachable, hub_commit, read_safetensors_keys
 from .numeric import frames_fault, latents_fault
 from .schedulers import build_scheduler
@@ -270,9 +270,12 @@ class Renderer:
     # ------------------------------------------------------------------ rendering
     def pipeline_call(self, spec: ClipSpec, pose_frames: list | None = None) -> tuple[Any, dict, Stack]:
         """Prepare the stack for `spec` and return (pipeline, call kwargs, stack), without running it."""
+        from motion.context import splits_long_clip
+
         stack = self.stack_for(spec)
         with split_paused(stack.pipe):  # LoRA loading and FreeNoise want the plain UNet blocks
             pipe, kwargs = self._prepare(stack, spec, pose_frames)
+        set_split(pipe, splits_long_clip(spec.frames))  # the ladder's split rung, if taken, stays on below
         self.ladder.before_clip(pipe)
         return pipe, kwargs, stack
 
@@ -407,6 +410,8 @@ class Renderer:
         timings = {"load_s": round(t_load, 3), "denoise_s": round(t_denoise, 3), "decode_s": round(t_decode, 3)}
         info = {"device": self.device, "dtype": dtype_name(self.dtype), **decode_info, **self.ladder.record(),
                 "context": self._context.record(), "loop_closure": loop_closure(frames)}
+        if split_active(pipe.unet):
+            info["split_inference"] = dict(SPLIT_SIZES)
         if spec.free_init:
             info["free_init"] = {**spec.free_init, "denoising_steps": steps.done}
         if retry:
@@ -502,7 +507,8 @@ class Renderer:
         # The same arithmetic as diffusers' AnimateDiffPipeline.decode_latents, chunk by chunk.
         scaled = 1 / vae.config.scaling_factor * latents.to(torch.float32)
         flat = scaled[0].permute(1, 0, 2, 3)  # (frames, C, h, w): one video per call
-        chunk, done, floats, start = spec.decode_chunk, [], [], 0
+        chunk, floats, start = spec.decode_chunk, [], 0
+        done = None  # the clip's uint8 frames, filled chunk by chunk (no list of chunks to join: 2× the bytes)
         while start < len(flat):
             out_of_memory = False
             try:
@@ -526,11 +532,13 @@ class Renderer:
                 return None, fault
             # (frames, C, H, W) → the pipeline's (1, C, frames, H, W) video layout for its postprocessing.
             part = pipe.video_processor.postprocess_video(video=piece.permute(1, 0, 2, 3)[None], output_type="np")[0]
-            done.append(to_uint8(part))
+            if done is None:
+                done = np.empty((len(flat), *part.shape[1:]), np.uint8)
+            done[start:start + len(part)] = to_uint8(part)
             if keep_float:
                 floats.append(part)
             start += len(piece)
-        return (np.concatenate(done), np.concatenate(floats) if keep_float else None, {"decode_chunk": chunk}), None
+        return (done, np.concatenate(floats) if keep_float else None, {"decode_chunk": chunk}), None
 
 
 def check_before_load(src: Source, field: str) -> None:

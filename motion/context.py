@@ -18,6 +18,9 @@ NOISE_TYPES = ("shuffle_context", "repeat_context", "random")
 # overlap: AnimateDiff's motion modules were trained on 16-frame clips, and a quarter overlap blends neighbours
 # with a third of the windows a stride of 4 needs.
 PEER_LENGTH = 16
+# From this many frames diffusers' FreeNoise split inference runs the UNet's spatial blocks a few frames at a
+# time and its motion modules a few hundred pixels at a time (see docs/motion.md, "Long clips and memory").
+SPLIT_FROM_FRAMES = 64
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,11 @@ def windows(frames: int, length: int, stride: int) -> list[tuple[int, int]]:
     if not out or out[-1][1] != frames:
         out.append((frames - length, frames))
     return out
+
+
+def splits_long_clip(frames: int) -> bool:
+    """Whether a clip is long enough for split inference (same frames, memory bounded by the chunk)."""
+    return frames >= SPLIT_FROM_FRAMES
 
 
 def repeat_context_latents(shape: tuple, length: int, generator, device, dtype):
