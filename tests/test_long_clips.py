@@ -71,3 +71,20 @@ def test_encoders_pipe_the_frames_without_a_copy():
     assert view.obj is frames and bytes(view) == frames.tobytes()  # a view of the clip's own buffer
     odd = frames[:, :, :5]  # not contiguous: one copy, still the same bytes
     assert bytes(raw_bytes(odd)) == odd.tobytes()
+
+
+def test_check_says_when_a_clip_splits(kit, tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from animate.cli import main
+
+    script = tmp_path / "long.json"
+    script.write_text(json.dumps({"version": 1, "defaults": {"preset": "tiny"}, "clips": [
+        {"name": "long", "prompt": "a fox", "frames": 1024}, {"name": "short", "prompt": "a fox", "frames": 16}]}))
+    result = CliRunner().invoke(main, ["check", str(script), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    lines = [ln for ln in result.output.splitlines() if "context:" in ln]
+    assert "85 windows of 16" in lines[0] and "split inference (from 64 frames)" in lines[0]
+    assert "split inference" not in lines[1]
