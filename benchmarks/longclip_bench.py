@@ -135,7 +135,10 @@ def main(argv=None) -> int:
         work = Path(tmp)
         for name, (model, size, about) in models(names, work).items():
             size = 32 if args.quick else size
-            rows = [measure(model, n, size, args.steps, args.split_from, work) for n in counts]
+            rows = []
+            for n in counts:
+                rows.append(measure(model, n, size, args.steps, args.split_from, work))
+                print(f"  measured {name} {n} frames: {json.dumps(rows[-1])}", flush=True)
             compare = ([measure(model, n, size, args.steps, 10**9, work) for n in counts]
                        if args.compare_split else [])
             verdicts.append(report(name, about, size, rows, compare))
