@@ -156,22 +156,39 @@ def unsplit(unet) -> bool:
     return bool(found)
 
 
-def set_split(pipe, on: bool) -> bool:
-    """Put the split wrappers on (SPLIT_SIZES) or take them off. The stack's pipeline is shared by every clip,
-    so each clip sets it for itself; returns whether they are on."""
-    if not on:
+def set_split(pipe, sizes: dict | None) -> dict | None:
+    """Put the split wrappers on with `sizes` (re-wrapping when they were on with other sizes) or, for None, take
+    them off. The stack's pipeline is shared by every clip, so each clip sets it for itself."""
+    current = split_sizes(pipe.unet)
+    if current != sizes:
         unsplit(pipe.unet)
-    elif not split_active(pipe.unet):
-        pipe.enable_free_noise_split_inference(**SPLIT_SIZES)
-    return on
+        if sizes:
+            pipe.enable_free_noise_split_inference(**sizes)
+    return sizes
+
+
+def split_sizes(unet) -> dict | None:
+    """The sizes of the split wrappers on `unet` (None when it has none): the motion modules' spatial split and
+    the resnets' temporal split."""
+    spatial = temporal = None
+    for holder, key in _wrapped(unet):
+        module = getattr(holder, key) if isinstance(key, str) else holder[key]
+        if key == "proj_in" and spatial is None:
+            spatial = module.split_size
+        elif "input_tensor" in module.input_kwargs_to_split and temporal is None:
+            temporal = module.split_size
+    if spatial is None and temporal is None:
+        return None
+    return dict(spatial_split_size=spatial, temporal_split_size=temporal)
 
 
 @contextmanager
 def split_paused(pipe):
     """Run a block with the plain UNet blocks; the split wrappers come back afterwards if they were on."""
-    was_split = unsplit(pipe.unet)
+    sizes = split_sizes(pipe.unet)
+    unsplit(pipe.unet)
     try:
         yield
     finally:
-        if was_split:
-            pipe.enable_free_noise_split_inference(**SPLIT_SIZES)
+        if sizes:
+            pipe.enable_free_noise_split_inference(**sizes)

@@ -10,7 +10,8 @@ from typing import Any, Callable
 import numpy as np
 
 from .errors import ConfigError, ModelError, NumericFaultError, OutOfMemory, PoseError, RenderError
-from .memory import SPLIT_SIZES, MemoryLadder, free_memory, is_out_of_memory, set_split, split_active, split_paused
+from .memory import MemoryLadder, free_memory, is_out_of_memory, set_split, split_paused
+from .memory import split_sizes as unet_split_sizes
 from .models import Source, check_reachable, hub_commit, read_safetensors_keys
 from .numeric import frames_fault, latents_fault
 from .schedulers import build_scheduler
@@ -270,12 +271,12 @@ class Renderer:
     # ------------------------------------------------------------------ rendering
     def pipeline_call(self, spec: ClipSpec, pose_frames: list | None = None) -> tuple[Any, dict, Stack]:
         """Prepare the stack for `spec` and return (pipeline, call kwargs, stack), without running it."""
-        from motion.context import splits_long_clip
+        from motion.context import split_sizes
 
         stack = self.stack_for(spec)
         with split_paused(stack.pipe):  # LoRA loading and FreeNoise want the plain UNet blocks
             pipe, kwargs = self._prepare(stack, spec, pose_frames)
-        set_split(pipe, splits_long_clip(spec.frames))  # the ladder's split rung, if taken, stays on below
+        set_split(pipe, split_sizes(spec.frames))  # the ladder's split rung, if taken, stays on below
         self.ladder.before_clip(pipe)
         return pipe, kwargs, stack
 
@@ -410,8 +411,9 @@ class Renderer:
         timings = {"load_s": round(t_load, 3), "denoise_s": round(t_denoise, 3), "decode_s": round(t_decode, 3)}
         info = {"device": self.device, "dtype": dtype_name(self.dtype), **decode_info, **self.ladder.record(),
                 "context": self._context.record(), "loop_closure": loop_closure(frames)}
-        if split_active(pipe.unet):
-            info["split_inference"] = dict(SPLIT_SIZES)
+        split = unet_split_sizes(pipe.unet)
+        if split:
+            info["split_inference"] = split
         if spec.free_init:
             info["free_init"] = {**spec.free_init, "denoising_steps": steps.done}
         if retry:

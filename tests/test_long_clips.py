@@ -43,24 +43,30 @@ def test_split_inference_gives_the_same_frames(renderer, monkeypatch, frames):
 
 
 def test_set_split_puts_every_wrapper_on_and_off(renderer):
-    """All wrappers diffusers adds come off again (proj_out too), so putting them back never nests them."""
+    """All wrappers diffusers adds come off again (proj_out too), so putting them back never nests them, and
+    other sizes re-wrap."""
     from diffusers.pipelines.free_noise_utils import SplitInferenceModule
 
-    from animate.memory import set_split
+    from animate.memory import set_split, split_sizes
 
     pipe = renderer.stack_for(spec_from_fields({**FIELDS, "frames": 8})[0]).pipe
     wrappers = lambda: sum(isinstance(m, SplitInferenceModule) for m in pipe.unet.modules())  # noqa: E731
-    set_split(pipe, True)
+    big, small = context.split_sizes(256), context.split_sizes(1024)
+    assert big == {"spatial_split_size": 256, "temporal_split_size": 8} and small["spatial_split_size"] == 64
+    assert context.split_sizes(63) is None and context.split_sizes(512)["spatial_split_size"] == 128
+    set_split(pipe, big)
     on = wrappers()
-    set_split(pipe, True)
-    assert on > 0 and wrappers() == on
-    set_split(pipe, False)
-    assert wrappers() == 0
-    set_split(pipe, True)
+    set_split(pipe, big)
+    assert on > 0 and wrappers() == on and split_sizes(pipe.unet) == big
+    set_split(pipe, small)
+    assert wrappers() == on and split_sizes(pipe.unet) == small
+    set_split(pipe, None)
+    assert wrappers() == 0 and split_sizes(pipe.unet) is None
+    set_split(pipe, big)
     assert wrappers() == on
     assert not any(isinstance(m.module, SplitInferenceModule) for m in pipe.unet.modules()
                    if isinstance(m, SplitInferenceModule))
-    set_split(pipe, False)
+    set_split(pipe, None)
 
 
 def test_encoders_pipe_the_frames_without_a_copy():
