@@ -55,6 +55,25 @@ def atomic_file(dest: str | os.PathLike) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
+def file_lock(path: str | os.PathLike) -> Iterator[None]:
+    """Hold an exclusive lock on `path` (created if missing) while the block runs, so two processes that both
+    find something missing build it once. Without fcntl (Windows) it does not exclude: the build is atomic anyway."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
 def atomic_dir(dest: str | os.PathLike) -> Iterator[Path]:
     """Yield a temp folder beside `dest`; on success replace `dest` with it, else delete it."""
     dest = Path(dest)

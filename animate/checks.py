@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import AnimateError, ConfigError, ModelError, OutputError
+from .family import base_family, check_family
 from .limits import Limits, check_limits
 from .models import Source, check_reachable, read_safetensors_keys
 
@@ -30,13 +31,22 @@ def check_specs(specs: list[ClipSpec], *, reachable: bool = True, out: str | os.
     Resource limits come first (animate.limits; `limits` None: the defaults), located in `script` when given.
     `reachable=False` skips the hub look-ups (`animate check` reports uncached hub ids as plan warnings);
     LoRA files are still read and checked."""
+    from . import video_input
+
     check_limits(specs, limits, script)
     seen: set = set()
     for spec in specs:
         label = clip_label(spec)
         check_outputs(spec, label)
         check_steps(spec, label)
+        video_input.check(spec, label)
         check_sources(spec, label, reachable=reachable, seen=seen)
+        if spec.keyframes:
+            from .keyframes import check_keyframes
+            from .plan import motion_max_frames
+
+            check_keyframes(spec, label, motion_max=motion_max_frames(spec.motion_adapter))
+        check_family(spec, label)
     if out is not None:
         check_output_root(Path(out), planned_bytes)
 
@@ -128,12 +138,17 @@ def check_sources(spec: ClipSpec, label: str, *, reachable: bool = True, seen: s
     from .weights import check_weights
 
     seen = set() if seen is None else seen
+    family = base_family(spec.model) or "sd15"
     checks = [(spec.model, "model", None), (spec.motion_adapter, "motion_adapter", None)]
+    if spec.unet is not None:
+        checks.append((spec.unet, "unet", None))
     checks += [(src, f"adapters[{i}] ({name})", kind) for i, (name, src, _, kind) in enumerate(spec.adapters)]
     if spec.pose:
         checks.append((spec.pose["controlnet"], "pose.controlnet", None))
+    if spec.keyframes:
+        checks.append((spec.keyframes["sparsectrl"], "sparsectrl", None))
     for src, field_name, kind in checks:
-        if (src.key(), src.sha256, kind) in seen:
+        if (src.key(), src.sha256, kind, family) in seen:
             continue
         try:
             check_weights(src, field_name)
@@ -141,15 +156,15 @@ def check_sources(spec: ClipSpec, label: str, *, reachable: bool = True, seen: s
                 if reachable:
                     check_reachable(src, field_name)
             else:
-                check_adapter(src, kind, field_name, reachable)
+                check_adapter(src, kind, field_name, reachable, family=family)
         except ModelError as exc:
             raise ModelError(exc.message, where=f"{label}: {exc.where or field_name}", hint=exc.hint) from None
-        seen.add((src.key(), src.sha256, kind))
+        seen.add((src.key(), src.sha256, kind, family))
 
 
-def check_adapter(src: Source, kind: str, field_name: str, reachable: bool = True) -> None:
+def check_adapter(src: Source, kind: str, field_name: str, reachable: bool = True, family: str = "sd15") -> None:
     """The source can be had, and a LoRA file we can read without downloading (local, or already in the hub
-    cache) is a LoRA that fits its slot (read from its header)."""
+    cache) is a LoRA that fits its slot and the base's `family` (read from its header)."""
     from motion.errors import MotionError
     from motion.loras import check_slot, inspect_lora, pick_weight_name
 
@@ -163,7 +178,7 @@ def check_adapter(src: Source, kind: str, field_name: str, reachable: bool = Tru
             cached = _cached_hub_file(src.ref, src.weight_name, src.revision)
             local = Path(cached) if cached else None
         if local is not None and local.suffix == ".safetensors":  # pickle files (opted in) have no header
-            check_slot(inspect_lora(read_safetensors_keys(local)), kind, src.describe())
+            check_slot(inspect_lora(read_safetensors_keys(local)), kind, src.describe(), family)
     except MotionError as exc:
         raise ModelError(str(exc), where=field_name) from None
 

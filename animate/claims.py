@@ -73,6 +73,16 @@ class Claim:
                 self.lost = True
                 return
 
+    def held(self) -> bool:
+        """Whether this process still owns the claim, looked up now (the look is a heartbeat too): a run that
+        hung past the stale time may find its clip taken over by another process, which then records it."""
+        if not self.lost:
+            try:
+                self.lost = not self.store._refresh(self.key, self.token)
+            except OSError:  # a full disk: not a sign of a takeover (the records' own write reports the disk)
+                pass
+        return not self.lost
+
     def release(self) -> None:
         self._stop.set()
         self.store._release(self.key, self.token)

@@ -342,7 +342,9 @@ def _add_optional_commands() -> None:
     import importlib
 
     for module, attr in (("animate.commands.encode", "encode_command"), ("animate.commands.poses", "poses"),
-                         ("animate.commands.replay", "replay"), ("animate.commands.clean", "clean")):
+                         ("animate.commands.replay", "replay"), ("animate.commands.clean", "clean"),
+                         ("animate.commands.stylize", "stylize"),
+                         ("animate.server.command", "serve")):
         try:
             main.add_command(getattr(importlib.import_module(module), attr))
         except ModuleNotFoundError as exc:

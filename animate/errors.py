@@ -79,3 +79,8 @@ class Interrupted(AnimateError):
     """The user pressed Ctrl-C; finished clips are kept."""
 
     exit_code = 1
+
+
+class Cancelled(KeyboardInterrupt):
+    """A stop asked for between denoising steps (`animate serve`'s cancel). The runner takes it as Ctrl-C:
+    finished clips are kept, the clip being denoised writes nothing."""

@@ -6,7 +6,9 @@ Identity:
   their weights or weight ramps and kinds) and ControlNet, each with the size and modification time of every
   local file; the scheduler, steps, guidance, frames, width, height, seed, prompts (text or travel keyframes,
   head, tail, interpolation), negative prompts, the compute dtype, and for pose guidance the pose settings,
-  the content (SHA-256) of the pose source and the clip's fps (pose videos are sampled by time). It leaves out
+  the content (SHA-256) of the pose source and the clip's fps (pose videos are sampled by time); for image
+  keyframes their settings, the SparseCtrl model and the content (SHA-256) of every keyframe image; for
+  video-to-video the init_video and refine settings, the content of the source video and the clip's fps. It leaves out
   the clip's name, the adapters' names, its outputs, the script path, the preset name (its values are in the
   fields above), the sources' `sha256` pins and registry roles, and the speed knobs `fuse` and `decode_chunk`,
   which change frames only by float rounding.
@@ -25,6 +27,8 @@ from .outputs import Manifest, OutputLayout, canonical_json, file_sha256, hash_r
 # Fields of ClipSpec.to_dict() that do not change a single rendered frame.
 NOT_IN_RENDER_KEY = ("name", "multi_seed", "outputs", "script", "preset", "fuse", "decode_chunk", "fps")
 KEY_CHARS = 32
+# Optional fields added after render keys were first written (left out of the key while unset).
+ADDED_OPTIONAL = ("keyframes", "init_video", "refine", "unet")
 
 
 def _digest(data) -> str:
@@ -33,8 +37,12 @@ def _digest(data) -> str:
 
 def model_sources(spec) -> list:
     sources = [spec.model, spec.motion_adapter] + [src for _, src, _, _ in spec.adapters]
+    if spec.unet is not None:
+        sources.append(spec.unet)
     if spec.pose:
         sources.append(spec.pose["controlnet"])
+    if spec.keyframes:
+        sources.append(spec.keyframes["sparsectrl"])
     return sources
 
 
@@ -65,6 +73,15 @@ def spec_record(spec) -> dict:
     """The resolved spec as sidecars and output metadata embed it (without the script path)."""
     data = spec.to_dict()
     data.pop("script", None)
+    return _without_unset_additions(data)
+
+
+def _without_unset_additions(data: dict) -> dict:
+    """Leave out the fields added later while unset: records and render keys from before them stay valid
+    (ClipSpec.from_dict fills them in)."""
+    for name in ADDED_OPTIONAL:
+        if data.get(name) is None:
+            data.pop(name, None)
     return data
 
 
@@ -79,8 +96,16 @@ def render_key(spec, dtype: str) -> str:
     data["adapters"] = [{k: _where(v) if k == "source" else v for k, v in adapter.items() if k != "name"}
                         for adapter in data["adapters"]]
     data["model"], data["motion_adapter"] = _where(data["model"]), _where(data["motion_adapter"])
+    _without_unset_additions(data)
+    if data.get("unet") is not None:
+        data["unet"] = _where(data["unet"])
     if data.get("pose"):
         data["pose"] = {**data["pose"], "controlnet": _where(data["pose"]["controlnet"])}
+    if data.get("keyframes") is not None:
+        from .keyframes import content_hashes
+
+        data["keyframes"] = {**data["keyframes"], "sparsectrl": _where(data["keyframes"]["sparsectrl"])}
+        data["keyframe_content"] = content_hashes(spec)
     data["dtype"] = dtype
     data["fingerprints"] = fingerprints(spec)
     if spec.pose:
@@ -88,6 +113,10 @@ def render_key(spec, dtype: str) -> str:
         source = spec.pose["source"]
         if isinstance(source, str) and Path(source).exists():
             data["pose_content"] = content_hash(source)
+    if spec.init_video:  # sampled by time from the source's bytes, like a pose video
+        data["fps"] = spec.fps
+        if Path(spec.init_video["source"]).exists():
+            data["init_video_content"] = content_hash(spec.init_video["source"])
     return _digest(data)
 
 
@@ -187,4 +216,4 @@ def plan_jobs(specs: list, layout: OutputLayout, manifest: Manifest, store, *, d
 
 
 def stack_key(spec) -> tuple:
-    return (spec.model.key(), spec.motion_adapter.key())
+    return (spec.model.key(), spec.motion_adapter.key(), spec.unet.key() if spec.unet else None)

@@ -57,6 +57,9 @@ class MemoryLadder:
         for rung in RUNGS:
             if rung in self.taken or rung in self.skipped:
                 continue
+            if rung == "free_noise_split" and not hasattr(pipe, "enable_free_noise_split_inference"):
+                self.skipped[rung] = "this pipeline (SDXL) has no FreeNoise"
+                continue
             if rung in OFFLOADS:
                 why = self.offload_unavailable()
                 if why:
@@ -95,7 +98,8 @@ class MemoryLadder:
         elif rung == "forward_chunking":
             pipe.unet.enable_forward_chunking(chunk_size=1, dim=1)
         elif rung == "free_noise_split":
-            if not split_active(pipe.unet):
+            # SparseCtrl's pipeline has no FreeNoise methods; its UNet is the stack's, split through that.
+            if not split_active(pipe.unet) and hasattr(pipe, "enable_free_noise_split_inference"):
                 pipe.enable_free_noise_split_inference(**SPLIT_SIZES)
         elif rung == "vae_slicing_tiling":
             pipe.vae.enable_slicing()
@@ -159,6 +163,8 @@ def unsplit(unet) -> bool:
 def set_split(pipe, sizes: dict | None) -> dict | None:
     """Put the split wrappers on with `sizes` (re-wrapping when they were on with other sizes) or, for None, take
     them off. The stack's pipeline is shared by every clip, so each clip sets it for itself."""
+    if not hasattr(pipe, "enable_free_noise_split_inference"):
+        sizes = None  # the SDXL and SparseCtrl pipelines have no FreeNoise
     current = split_sizes(pipe.unet)
     if current != sizes:
         unsplit(pipe.unet)

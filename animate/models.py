@@ -28,7 +28,7 @@ class Source:
     revision: str | None = None
     weight_name: str | None = None  # a file inside a hub repo or folder
     config: str | None = None  # config folder or hub id for single files without one
-    role: str = "model"  # kit/registry hint: base | motion | lcm | motion-lora | lora | controlnet
+    role: str = "model"  # kit/registry hint: base | motion | lcm | motion-lora | lora | controlnet | unet
     allow_pickle: bool = False
     sha256: str | None = None  # a local file's (or folder's) digest, checked before loading (animate.weights)
 
@@ -64,12 +64,29 @@ KNOWN_MODELS: dict[str, dict[str, Any]] = {
     "lcm-lora-sd15": {"ref": "latent-consistency/lcm-lora-sdv1-5", "weight_name": "pytorch_lora_weights.safetensors",
                       "role": "lcm"},
     "openpose": {"ref": "lllyasviel/control_v11p_sd15_openpose", "role": "controlnet"},
+    "sparsectrl-rgb": {"ref": "guoyww/animatediff-sparsectrl-rgb", "role": "sparsectrl"},
 }
 for _steps in (1, 2, 4, 8):
     KNOWN_MODELS[f"lightning-{_steps}step"] = {
         "ref": "ByteDance/AnimateDiff-Lightning", "role": "motion",
         "weight_name": f"animatediff_lightning_{_steps}step_diffusers.safetensors",
     }
+# SDXL family (facts/diffusers.md): base, its AnimateDiff motion adapter, LCM-LoRA-SDXL and SDXL-Lightning.
+KNOWN_MODELS.update({
+    "sdxl-base": {"ref": "stabilityai/stable-diffusion-xl-base-1.0", "role": "base"},
+    "ssd-1b": {"ref": "segmind/SSD-1B", "role": "base"},
+    "animatediff-sdxl-beta": {"ref": "guoyww/animatediff-motion-adapter-sdxl-beta", "role": "motion"},
+    "lcm-lora-sdxl": {"ref": "latent-consistency/lcm-lora-sdxl", "weight_name": "pytorch_lora_weights.safetensors",
+                      "role": "lcm"},
+})
+for _steps in (1, 2, 4, 8):
+    KNOWN_MODELS[f"sdxl-lightning-{_steps}step-unet"] = {
+        "ref": "ByteDance/SDXL-Lightning", "role": "unet",
+        "weight_name": f"sdxl_lightning_{_steps}step_unet.safetensors"}
+    if _steps > 1:  # ByteDance ships no 1-step LoRA
+        KNOWN_MODELS[f"sdxl-lightning-{_steps}step-lora"] = {
+            "ref": "ByteDance/SDXL-Lightning", "role": "lcm",
+            "weight_name": f"sdxl_lightning_{_steps}step_lora.safetensors"}
 for _motion in ("zoom-in", "zoom-out", "pan-left", "pan-right", "tilt-up", "tilt-down",
                 "rolling-clockwise", "rolling-anticlockwise"):
     KNOWN_MODELS[_motion] = {"ref": f"guoyww/animatediff-motion-lora-{_motion}", "role": "motion-lora",
@@ -87,9 +104,17 @@ TINY_MODELS: dict[str, tuple[str, str, str | None]] = {
     "tiny-pan-left": ("motion-lora-pan-left/diffusion_pytorch_model.safetensors", "motion-lora", None),
     "tiny-openpose": ("controlnet-openpose", "controlnet", None),
     "tiny-openpose-file": ("controlnet-openpose.safetensors", "controlnet", "controlnet-openpose"),
+    "tiny-sparsectrl": ("sparsectrl-rgb", "sparsectrl", None),
+    "tiny-sparsectrl-file": ("sparsectrl-rgb.safetensors", "sparsectrl", "sparsectrl-rgb"),
+    # SDXL-shaped parts (animate.tiny_xl), built on first use under <kit>/xl/.
+    "tiny-xl": ("xl/base", "base", None),
+    "tiny-xl-motion": ("xl/motion-adapter", "motion", None),
+    "tiny-xl-lcm": ("xl/lcm-lora/pytorch_lora_weights.safetensors", "lcm", None),
+    "tiny-xl-lightning-unet": ("xl/sdxl_lightning_2step_unet.safetensors", "unet", None),
 }
-# In a script `motion_adapter: tiny` means the kit's adapter, `controlnet: tiny` its ControlNet.
-TINY_ALIASES = {"motion": "tiny-motion", "controlnet": "tiny-openpose"}
+# In a script `motion_adapter: tiny` means the kit's adapter, `controlnet: tiny` its ControlNet,
+# `sparsectrl: tiny` its SparseCtrl model.
+TINY_ALIASES = {"motion": "tiny-motion", "controlnet": "tiny-openpose", "sparsectrl": "tiny-sparsectrl"}
 
 
 def known_names() -> list[str]:
@@ -101,6 +126,10 @@ def _tiny(name: str) -> Source:
 
     rel, role, config = TINY_MODELS[name]
     kit = ensure_kit()
+    if rel.startswith("xl/"):
+        from .tiny_xl import ensure_xl
+
+        ensure_xl(kit)
     path = kit / rel
     return Source(ref=str(path), kind="folder" if path.is_dir() else "file", role=role,
                   config=str(kit / config) if config else None)

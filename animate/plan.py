@@ -6,6 +6,7 @@ import json
 import re
 from pathlib import Path
 
+from .family import SDXL, base_family
 from .spec import ClipSpec
 
 # Rough per-UNet-call cost of SD1.5 + motion module at 16 frames, 512×512 (seconds), and weights in GiB.
@@ -34,6 +35,8 @@ def motion_max_frames(src) -> int:
 
 def warnings_for(spec: ClipSpec) -> list[str]:
     """Plain-language warnings for one clip."""
+    from .family import family_warnings
+
     # LoRA slot and base-family mistakes are errors raised by the preflight, not warnings here.
     out = []
     kinds = {kind for _, _, w, kind in spec.adapters if w != 0}
@@ -60,10 +63,11 @@ def warnings_for(spec: ClipSpec) -> list[str]:
             out.append(f"guidance {spec.guidance:g} with Lightning (1.0 expected) gives burnt frames")
         if spec.scheduler != "lightning":
             out.append(f"Lightning checkpoints expect scheduler lightning (got {spec.scheduler})")
-    if spec.scheduler not in ("lcm", "animatelcm", "lightning") and "lcm" in kinds and spec.steps > 12:
+    if spec.scheduler not in ("lcm", "animatelcm", "lightning", "lightning-xl") and "lcm" in kinds and spec.steps > 12:
         out.append(f"an LCM-LoRA with {spec.scheduler} at {spec.steps} steps: use scheduler lcm and 4–8 steps")
     if spec.pose:
         out.extend(pose_warnings(spec))
+    out.extend(family_warnings(spec))
     out.extend(download_notes(spec))
     if isinstance(spec.prompt, dict) and 0 not in spec.prompt:
         out.append(f"prompt travel starts at frame {min(spec.prompt)}: frames before it hold the first keyframe")
@@ -78,6 +82,8 @@ def download_notes(spec: ClipSpec) -> list[str]:
     sources += [(f"adapter {n}", s) for n, s, _, _ in spec.adapters]
     if spec.pose:
         sources.append(("controlnet", spec.pose["controlnet"]))
+    if spec.keyframes:
+        sources.append(("sparsectrl", spec.keyframes["sparsectrl"]))
     offline = hub_offline()
     return [f"{label} {src.describe()} is not cached yet: "
             + ("the hub is offline (HF_HUB_OFFLINE=1), so rendering here will fail" if offline
@@ -155,12 +161,50 @@ def free_init_report(spec: ClipSpec) -> dict | None:
     return {**spec.free_init, "denoising_steps": total, "cost": round(total / spec.steps, 2)}
 
 
+def keyframes_report(spec: ClipSpec) -> dict | None:
+    """Image keyframes: the frames they pin, the SparseCtrl model, scale and fit."""
+    kf = spec.keyframes
+    if not kf:
+        return None
+    return {"frames": sorted(kf["images"]), "sparsectrl": kf["sparsectrl"].describe(), "scale": kf["scale"],
+            "fit": kf["fit"]}
+def video_report(spec: ClipSpec) -> dict | None:
+    """Video-to-video and refine: the source, the strength and the denoising steps each pass runs."""
+    from .video_input import denoising_steps, refine_size, refine_spec
+
+    if not spec.init_video and not spec.refine:
+        return None
+    out: dict = {}
+    parts = []
+    if spec.init_video:
+        iv = spec.init_video
+        out["init_video"] = {**iv, "denoising_steps": denoising_steps(spec)}
+        parts.append(f"from {iv['source']} (fit {iv['fit']}, start {iv['start']:g}s) at strength {iv['strength']:g}"
+                     f" → {denoising_steps(spec)} denoising steps")
+    if spec.refine:
+        second = refine_spec(spec)
+        width, height = refine_size(spec)
+        out["refine"] = {**spec.refine, "width": width, "height": height, "denoising_steps": denoising_steps(second)}
+        parts.append(f"refine at {width}x{height}, strength {spec.refine['strength']:g} → "
+                     f"{denoising_steps(second)} denoising steps")
+    return {**out, "text": "; ".join(parts)}
+
+
 def estimate(spec: ClipSpec, device: str, dtype: str) -> tuple[float, float]:
     """(seconds, GiB) for one clip: a rough guide, not a promise. FreeInit multiplies the denoising passes."""
     from .renderer import denoising_steps
 
+    if spec.refine:  # two passes: the clip, then the refine pass at its larger size
+        import dataclasses
+
+        from .video_input import refine_spec
+
+        s1, g1 = estimate(dataclasses.replace(spec, refine=None), device, dtype)
+        s2, g2 = estimate(refine_spec(spec), device, dtype)
+        return s1 + s2, max(g1, g2)
+
     calls = denoising_steps(spec) * (2 if spec.guidance > 1 else 1)
-    control = 1.4 if spec.pose else 1.0  # the ControlNet adds ~40% per call
+    control = 1.4 if spec.pose or spec.keyframes else 1.0  # the ControlNet (or SparseCtrl) adds ~40% per call
     kind = device.split(":")[0]
     if is_tiny(spec.model):
         # The tiny kit is overhead-bound: ~0.3 s per call for 16 frames at 64x64 on one CPU thread.
@@ -168,6 +212,11 @@ def estimate(spec: ClipSpec, device: str, dtype: str) -> tuple[float, float]:
         per_call = (0.05 + 0.3 * scale) * (0.1 if kind in ("cuda", "mps") else 1.0)
         return calls * per_call * control, 0.3 + 0.01 * scale
     scale = (spec.frames / 16) * (spec.width * spec.height) / (512 * 512)
+    if base_family(spec.model) == SDXL:
+        from .family import SDXL_COST, sdxl_gib
+
+        seconds = calls * scale * control * SDXL_COST * SECONDS_PER_CALL.get(kind, SECONDS_PER_CALL["cpu"])
+        return seconds, sdxl_gib(spec, "fp16" if dtype in ("fp16", "bf16") else "fp32")
     seconds = calls * scale * control * SECONDS_PER_CALL.get(kind, SECONDS_PER_CALL["cpu"])
     activations = 1.6 * scale * (2 if spec.guidance > 1 else 1)
     return seconds, WEIGHTS_GIB["fp16" if dtype == "fp16" else "fp32"] + activations
@@ -193,9 +242,13 @@ def build_plan(specs: list[ClipSpec], *, jobs: list | None = None, device: str =
     for spec in specs:
         job = by_stem.get(spec.stem)
         status = job.status if job else "render"
-        key = (spec.model.key(), spec.motion_adapter.key())
+        key = (spec.model.key(), spec.motion_adapter.key(), spec.unet.key() if spec.unet else None)
         stack = stacks.setdefault(key, {"model": spec.model.describe(),
                                         "motion_adapter": spec.motion_adapter.describe(), "clips": 0})
+        if base_family(spec.model) == SDXL:
+            stack["family"] = "sdxl"
+        if spec.unet is not None:
+            stack["unet"] = spec.unet.describe()
         if status == "render":
             stack["clips"] += 1
             adapters.update(s.key() for _, s, _, _ in spec.adapters)
@@ -207,6 +260,8 @@ def build_plan(specs: list[ClipSpec], *, jobs: list | None = None, device: str =
                       "encode": list(job.encode) if job else list(spec.outputs),
                       "pose": pose_report(spec) if spec.pose else None, "context": context_report(spec),
                       "loop": spec.loop, "free_init": free_init_report(spec),
+                      "keyframes": keyframes_report(spec),
+                      "video": video_report(spec),
                       "estimate_s": round(seconds, 2) if status == "render" else 0.0,
                       "estimate_gib": round(gib, 2), "warnings": warnings_for(spec)})
     entries, size = store.size() if store is not None else (0, 0)
@@ -253,7 +308,9 @@ def print_plan(specs: list[ClipSpec], *, jobs: list | None = None, device: str =
          f"{plan['to_encode']} to encode from stored frames, {plan['up_to_date']} up to date; "
          f"{plan['loads']['base_models']} model stack(s), {plan['loads']['adapters']} adapter load(s)")
     for stack in plan["stacks"]:
-        echo(f"  stack: {stack['model']} + {stack['motion_adapter']} → {stack['clips']} clip(s)")
+        unet = f" + unet {stack['unet']}" if stack.get("unet") else ""
+        family = " (SDXL)" if stack.get("family") == "sdxl" else ""
+        echo(f"  stack: {stack['model']}{family} + {stack['motion_adapter']}{unet} → {stack['clips']} clip(s)")
     for c in plan["clips"]:
         adapters = ", ".join(f"{n}:{w}" for n, w in c["adapters"].items()) or "no adapters"
         todo = STATUS_TEXT[c["status"]]
@@ -269,6 +326,12 @@ def print_plan(specs: list[ClipSpec], *, jobs: list | None = None, device: str =
             fi = c["free_init"]
             echo(f"    free_init: {fi['iters']} iterations ({fi['method']}{', fast' if fi['fast'] else ''}) → "
                  f"{fi['denoising_steps']} denoising steps, ×{fi['cost']:g} the cost")
+        if c.get("keyframes"):
+            kf = c["keyframes"]
+            echo(f"    keyframes: frames {', '.join(map(str, kf['frames']))} through SparseCtrl {kf['sparsectrl']} "
+                 f"(scale {kf['scale']:g}, fit {kf['fit']})")
+        if c["video"]:
+            echo(f"    video: {c['video']['text']}")
         for w in c["warnings"]:
             echo(f"    warning: {w}")
     if plan["out"] is not None:

@@ -32,6 +32,8 @@ def model_record(spec) -> dict:
         models[f"adapter:{name}"] = {**one(src), "weight": weight, "kind": kind}
     if spec.pose:
         models["controlnet"] = one(spec.pose["controlnet"])
+    if spec.keyframes:
+        models["sparsectrl"] = one(spec.keyframes["sparsectrl"])
     return models
 
 

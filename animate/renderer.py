@@ -108,7 +108,9 @@ class ClipResult:
 class Renderer:
     """Renders ClipSpecs, reusing pipelines and adapters across clips.
 
-    `on_step(spec, step, total)` is called after each denoising step (progress bars, --json events).
+    `on_step(spec, step, total)` is called after each denoising step (progress bars, --json events);
+    `watch(spec, step, total, latents)` too (the server's latent previews; raising errors.Cancelled there stops the
+    clip between steps).
     """
 
     def __init__(self, device: str | None = None, dtype: str | None = None, *, on_step: Callable | None = None,
@@ -116,6 +118,7 @@ class Renderer:
         self.device = pick_device(device)
         self.dtype = pick_dtype(self.device, dtype)
         self.on_step = on_step
+        self.watch: Callable | None = None
         self.stacks: dict[tuple, Stack] = {}
         self.max_stacks = max_stacks  # pipelines kept loaded; the oldest is freed to make room (GPU memory)
         self.quiet_loading = quiet_loading  # hide the libraries' own load bars (script runs draw their own)
@@ -130,7 +133,7 @@ class Renderer:
         self.load_counts[what] = self.load_counts.get(what, 0) + 1
 
     def stack_for(self, spec: ClipSpec) -> Stack:
-        key = (spec.model.key(), spec.motion_adapter.key())
+        key = (spec.model.key(), spec.motion_adapter.key(), spec.unet.key() if spec.unet else None)
         stack = self.stacks.get(key)
         if stack is None:
             while self.stacks and len(self.stacks) >= self.max_stacks:
@@ -142,11 +145,12 @@ class Renderer:
 
     def _build_stack(self, spec: ClipSpec) -> Stack:
         import torch
-        from diffusers import AnimateDiffPipeline
 
         from motion.adapters import load_motion_adapter
         from motion.errors import MotionError
         from motion.loras import LoraMixer
+
+        from .family import has_free_noise, load_full_unet, pipeline_class, render_family, restore_added_embedding
 
         if self.quiet_loading:
             import diffusers
@@ -159,6 +163,9 @@ class Renderer:
         check_reachable(spec.motion_adapter, "motion_adapter")
         check_before_load(spec.model, "model")
         check_before_load(spec.motion_adapter, "motion_adapter")
+        if spec.unet is not None:
+            check_reachable(spec.unet, "unet")
+            check_before_load(spec.unet, "unet")
         ma = spec.motion_adapter
         local = ma.local_file()
         keys = read_safetensors_keys(local) if local and local.suffix == ".safetensors" else None
@@ -176,6 +183,7 @@ class Renderer:
                              hint=hint) from None
         self._count("motion_adapter")
         src = spec.model
+        AnimateDiffPipeline = pipeline_class(render_family(src))  # noqa: N806  the family's pipeline class
         try:
             if src.kind == "file":
                 kwargs = {"config": src.config} if src.config else {}
@@ -188,10 +196,14 @@ class Renderer:
             if "motion adapter" in str(exc).lower() or "size mismatch" in str(exc):
                 raise ModelError(f"motion adapter {ma.describe()} does not fit base model {src.describe()}: "
                                  f"{_short(exc)}", where="motion_adapter",
-                                 hint="use a motion adapter made for this base model (SD1.5 adapters for SD1.5)") \
+                                 hint="use a motion adapter made for this base model's family (SD1.5 or SDXL)") \
                     from None
             raise ModelError(f"cannot load base model {src.describe()}: {_short(exc)}", where="model") from None
         self._count("model")
+        restore_added_embedding(pipe.unet, src)  # diffusers drops it converting the UNet (animate.family)
+        if spec.unet is not None:
+            load_full_unet(pipe.unet, spec.unet)
+            self._count("unet")
         unet_cross = pipe.unet.config.cross_attention_dim
         ma_channels = tuple(adapter.config.block_out_channels)
         if tuple(pipe.unet.config.block_out_channels) != ma_channels:
@@ -202,7 +214,8 @@ class Renderer:
         pipe.to(self.device)
         # Convert the motion blocks to FreeNoise blocks now, before any LoRA wraps their layers: diffusers
         # converts by copying state dicts, which fails (and would drop the LoRA) once PEFT layers exist.
-        pipe.enable_free_noise(context_length=16, context_stride=4)
+        if has_free_noise(pipe):
+            pipe.enable_free_noise(context_length=16, context_stride=4)
         # The VAE decodes in fp32 on every device: fp16 VAEs overflow to NaN → black frames.
         pipe.vae.to(dtype=torch.float32)
         base_config = dict(pipe.scheduler.config)
@@ -269,14 +282,22 @@ class Renderer:
         return cn
 
     # ------------------------------------------------------------------ rendering
-    def pipeline_call(self, spec: ClipSpec, pose_frames: list | None = None) -> tuple[Any, dict, Stack]:
-        """Prepare the stack for `spec` and return (pipeline, call kwargs, stack), without running it."""
+    def pipeline_call(self, spec: ClipSpec, pose_frames: list | None = None,
+                      init_frames: list | None = None) -> tuple[Any, dict, Stack]:
+        """Prepare the stack for `spec` and return (pipeline, call kwargs, stack), without running it;
+        `init_frames` (video-to-video clips): the source frames at the clip's size."""
         from motion.context import split_sizes
 
         stack = self.stack_for(spec)
         with split_paused(stack.pipe):  # LoRA loading and FreeNoise want the plain UNet blocks
             pipe, kwargs = self._prepare(stack, spec, pose_frames)
         set_split(pipe, split_sizes(spec.frames))  # the ladder's split rung, if taken, stays on below
+        if spec.init_video is not None:
+            from . import video_input
+
+            if init_frames is None:
+                init_frames = video_input.sample(spec).images
+            kwargs = video_input.video_kwargs(kwargs, spec, init_frames)
         self.ladder.before_clip(pipe)
         return pipe, kwargs, stack
 
@@ -300,8 +321,17 @@ class Renderer:
                                                            torch_dtype=self.dtype)
             pipe.vae.to(dtype=torch.float32)
             pipe.set_progress_bar_config(disable=True)
+        if spec.keyframes is not None:
+            from .keyframes import sparse_pipeline
+
+            pipe = sparse_pipeline(self, stack, spec)
+        elif spec.init_video is not None:  # video-to-video: the same components, another pipeline
+            from .video_input import video_pipeline
+
+            pipe = video_pipeline(stack.pipe, pipe.controlnet if spec.pose is not None else None, self.dtype)
         pipe.scheduler = build_scheduler(spec.scheduler, stack.base_scheduler_config)
-        self._context = self._enable_context(pipe, spec)
+        # SparseCtrl's pipeline has no FreeNoise: its clip is one window, set on the UNet it shares with the stack.
+        self._context = self._enable_context(stack.pipe if spec.keyframes else pipe, spec)
         if spec.free_init:
             fi = spec.free_init
             pipe.enable_free_init(num_iters=fi["iters"], use_fast_sampling=fi["fast"], method=fi["method"])
@@ -319,6 +349,10 @@ class Renderer:
                           controlnet_conditioning_scale=1.0 if isinstance(scale, dict) else float(scale),
                           control_guidance_start=float(spec.pose["start"]),
                           control_guidance_end=float(spec.pose["end"]))
+        if spec.keyframes is not None:
+            from .keyframes import keyframe_kwargs
+
+            kwargs.update(keyframe_kwargs(spec))
         if spec.loop:
             kwargs["callback_on_step_end_tensor_inputs"] = ["latents", "prompt_embeds"]
         return pipe, kwargs
@@ -331,12 +365,16 @@ class Renderer:
         from motion.errors import MotionError
         from motion.travel import interpolation_callback
 
+        from .family import has_free_noise
+
         max_len = int(getattr(pipe.unet.config, "motion_max_seq_length", 32) or 32)
         c = spec.context
         try:
             plan = context_plan(spec.frames, max_len, c["length"], c["overlap"], c["weighting"], c["noise"])
         except MotionError as exc:
             raise ConfigError(str(exc), where=f"{spec.script or 'clip'}: clip {spec.name}: context") from None
+        if not has_free_noise(pipe):  # the SDXL pipeline: one window over the clip (check refuses more)
+            return plan
         pipe.enable_free_noise(context_length=plan.length, context_stride=plan.stride,
                                weighting_scheme=plan.weighting, noise_type=plan.noise,
                                prompt_interpolation_callback=interpolation_callback(spec.interpolation))
@@ -367,16 +405,31 @@ class Renderer:
                     else spec.negative or None)
         return {"prompt": prompt, "negative_prompt": negative}
 
-    def render(self, spec: ClipSpec, pose_frames: list | None = None, keep_float: bool = False) -> ClipResult:
+    def render(self, spec: ClipSpec, pose_frames: list | None = None, keep_float: bool = False,
+               init_frames: list | None = None) -> ClipResult:
         """One clip → frames. A numeric fault (NaN/inf, flat frames) is retried once with the denoiser in fp32;
         an out-of-memory error takes the next rung of the memory ladder. Either failing for good raises one line
-        (NumericFaultError, OutOfMemory), and memory is handed back first so the next clip starts clean."""
+        (NumericFaultError, OutOfMemory), and memory is handed back first so the next clip starts clean.
+        Video-to-video clips start from `init_frames` (else their init_video source); a refine pass follows."""
+        from . import video_input
+
+        source = None
+        if spec.init_video is not None and init_frames is None:
+            source = video_input.sample(spec)
+            init_frames = source.images
+        if spec.pose is not None and pose_frames is None:
+            pose_frames = load_pose_frames(spec)
+        result = self._render_pass(spec, pose_frames, keep_float, init_frames)
+        if spec.init_video is None and spec.refine is None:
+            return result
+        return video_input.finish(self, spec, result, source, pose_frames, keep_float)
+
+    def _render_pass(self, spec: ClipSpec, pose_frames: list | None, keep_float: bool,
+                     init_frames: list | None) -> ClipResult:
         from motion.context import loop_closure
 
         t0 = time.perf_counter()
-        if spec.pose is not None and pose_frames is None:
-            pose_frames = load_pose_frames(spec)
-        pipe, kwargs, stack = self.pipeline_call(spec, pose_frames)
+        pipe, kwargs, stack = self.pipeline_call(spec, pose_frames, init_frames)
         t_load = time.perf_counter() - t0
 
         retry: dict | None = None
@@ -429,6 +482,10 @@ class Renderer:
         sources += [(f"adapter:{name}", src) for name, src, _, _ in spec.adapters]
         if spec.pose:
             sources.append(("controlnet", spec.pose["controlnet"]))
+        if spec.keyframes:
+            sources.append(("sparsectrl", spec.keyframes["sparsectrl"]))
+        if spec.unet is not None:
+            sources.append(("unet", spec.unet))
         out = {}
         for field_name, src in sources:
             if src.kind == "hub":
@@ -448,7 +505,7 @@ class Renderer:
     def _set_denoiser_dtype(self, pipe, dtype) -> None:
         """The denoising models (UNet with its motion modules, text encoder, ControlNet) to `dtype`; the VAE
         stays fp32. Going fp16 → fp32 → fp16 gives back the same weights bit for bit."""
-        for name in ("unet", "text_encoder", "controlnet"):
+        for name in ("unet", "text_encoder", "text_encoder_2", "controlnet"):
             model = getattr(pipe, name, None)
             if model is not None:
                 model.to(dtype=dtype)
@@ -458,15 +515,21 @@ class Renderer:
         errors; each attempt gets a fresh callback (loop offset and pose scale back at step 0)."""
         import torch
 
+        from .keyframes import keyframe_rng
+
         while True:
             steps = _Steps(self, spec, pipe)
             try:
-                with torch.inference_mode():
+                with torch.inference_mode(), keyframe_rng(spec, self.device):
                     return pipe(**kwargs, callback_on_step_end=steps).frames, steps
             except (RuntimeError, ValueError, TypeError) as exc:  # a scheduler refusing its steps, MPS OOM...
                 out_of_memory, why = is_out_of_memory(exc), _short(exc)
             finally:
                 steps.close()
+                if spec.init_video is not None:  # diffusers leaves the VAE in the UNet's dtype after encoding
+                    from .video_input import after_call
+
+                    after_call(pipe)
             # Outside the `except`: the live exception held the failed call's frames and their tensors.
             free_memory(self.device)
             if not out_of_memory:
@@ -561,6 +624,10 @@ def safetensors_only(src: Source) -> bool | None:
 
 def denoising_steps(spec: ClipSpec) -> int:
     """UNet passes a clip takes: its steps, once per FreeInit iteration (fast: 1/n, 2/n … of the steps)."""
+    if spec.init_video is not None:
+        from .video_input import denoising_steps as video_steps
+
+        return video_steps(spec)
     fi = spec.free_init
     if not fi or fi["iters"] <= 1:
         return spec.steps
@@ -620,6 +687,8 @@ class _Steps:
         self.done += 1
         if self.renderer.on_step:  # some schedulers (PNDM) take one extra step: keep the bar within its total
             self.renderer.on_step(self.spec, min(self.done, self.total), self.total)
+        if self.renderer.watch:
+            self.renderer.watch(self.spec, min(self.done, self.total), self.total, kw["latents"])
         return kw
 
     def close(self) -> None:

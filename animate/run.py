@@ -276,6 +276,13 @@ class _Runner:
             if real and fault is None:  # options were checked before any work: what fails now is this clip's
                 self._failed(job, real[0], stop_on_mistake=False)
             return
+        if p.claim is not None and not p.claim.held():
+            # This process looked dead or hung and another took the clip over: that one records it (its outputs
+            # have the same keys and replace ours atomically), so no second manifest line is written here.
+            self.summary.skipped.append(job.stem)
+            self.events.emit(ClipDone(clip=job.stem, outputs=[], encoded=list(written), skipped=True,
+                                      worker=p.worker))
+            return
         try:
             files = self.records.finish(job, written, timings=p.timings, info=p.info)
         except OSError as exc:

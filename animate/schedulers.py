@@ -21,6 +21,8 @@ SCHEDULERS: dict[str, tuple[Callable[[dict], Any], str]] = {
     "animatelcm": (_make("LCMScheduler", beta_schedule="linear"), "AnimateLCM (linear betas, 4–8 steps)"),
     "lightning": (_make("EulerDiscreteScheduler", timestep_spacing="trailing", beta_schedule="linear"),
                   "AnimateDiff-Lightning (steps = the checkpoint's, guidance 1.0)"),
+    "lightning-xl": (_make("EulerDiscreteScheduler", timestep_spacing="trailing"),
+                     "SDXL-Lightning (the base's betas, trailing; steps = the checkpoint's, guidance 0)"),
     "ddim": (_make("DDIMScheduler", clip_sample=False, timestep_spacing="linspace", beta_schedule="linear",
                    steps_offset=1), "DDIM as the AnimateDiff model cards use it"),
     "euler": (_make("EulerDiscreteScheduler"), "Euler"),
@@ -32,7 +34,7 @@ SCHEDULERS: dict[str, tuple[Callable[[dict], Any], str]] = {
     "default": (lambda cfg: __import__("diffusers").__dict__[cfg["_class_name"]].from_config(cfg),
                 "the base model's own scheduler"),
 }
-DISTILLED = {"lcm", "animatelcm", "lightning"}
+DISTILLED = {"lcm", "animatelcm", "lightning", "lightning-xl"}
 
 
 def build_scheduler(name: str, base_config: dict):

@@ -12,7 +12,7 @@ import os
 import shutil
 from pathlib import Path
 
-from .atomic import atomic_dir
+from .atomic import atomic_dir, atomic_file, file_lock
 
 KIT_VERSION = 4
 SEED = 1234
@@ -29,6 +29,8 @@ PARTS = {
     "pan": "motion-lora-pan-left/diffusion_pytorch_model.safetensors",
     "openpose": "controlnet-openpose",
     "openpose_file": "controlnet-openpose.safetensors",  # same weights, lllyasviel's `control_model.*` layout
+    "sparsectrl": "sparsectrl-rgb",  # SparseControlNetModel folder shaped like guoyww/animatediff-sparsectrl-rgb
+    "sparsectrl_file": "sparsectrl-rgb.safetensors",  # the same weights in the original SparseCtrl key layout
 }
 
 
@@ -46,9 +48,12 @@ def ensure_kit(out: str | os.PathLike | None = None) -> Path:
     """Return the kit folder, building it on first use (atomically, so a crash leaves nothing half-built)."""
     dest = Path(out) if out else kit_dir()
     if (dest / "kit.json").exists():
+        write_sparsectrl(dest)  # kits built before SparseCtrl gain it in place
         return dest
-    with atomic_dir(dest) as tmp:
-        build_kit(tmp)
+    with file_lock(dest.with_name(f".{dest.name}.lock")):  # two first runs at once build it once
+        if not (dest / "kit.json").exists():
+            with atomic_dir(dest) as tmp:
+                build_kit(tmp)
     return dest
 
 
@@ -237,6 +242,7 @@ def build_kit(dest: Path) -> Path:
     from .tiny_ldm import write_controlnet_single_file
 
     write_controlnet_single_file(dest / PARTS["openpose"], dest / PARTS["openpose_file"])
+    write_sparsectrl(dest)
     (dest / "kit.json").write_text(json.dumps({"kit_version": KIT_VERSION, "seed": SEED, "parts": PARTS}, indent=2))
     return dest
 
@@ -244,6 +250,9 @@ def build_kit(dest: Path) -> Path:
 def export_kit(out: str | os.PathLike) -> Path:
     """Copy (building if needed) the kit into `out`."""
     src = ensure_kit()
+    from .tiny_xl import ensure_xl
+
+    ensure_xl(src)  # the SDXL-shaped parts are built on first use; an export carries them too
     out = Path(out)
     if out.resolve() == src.resolve():
         return out
@@ -256,3 +265,49 @@ def export_kit(out: str | os.PathLike) -> Path:
         shutil.rmtree(tmp)
         shutil.copytree(src, tmp)
     return out
+
+
+# ---------------------------------------------------------------- SparseCtrl (image keyframes)
+
+def _sparsectrl():
+    """A SparseControlNetModel shaped like guoyww/animatediff-sparsectrl-rgb: the keyframes enter as 4-channel
+    VAE latents plus the keyframe mask (conditioning_channels=4, concat_conditioning_mask) through the one-conv
+    "simplified" embedding, which is what makes diffusers' pipeline VAE-encode the images."""
+    import torch
+    from diffusers import SparseControlNetModel
+
+    _seeded(9)
+    net = SparseControlNetModel(
+        block_out_channels=(8, 8), layers_per_block=2, in_channels=4, conditioning_channels=4,
+        down_block_types=("CrossAttnDownBlockMotion", "DownBlockMotion"), cross_attention_dim=8,
+        norm_num_groups=2, motion_num_attention_heads=4, motion_max_seq_length=32,
+        concat_conditioning_mask=True, use_simplified_condition_embedding=True,
+    )
+    # Its zero convolutions would make it do nothing, as an untrained ControlNet does: give them weights so
+    # keyframes visibly steer the tiny model.
+    with torch.no_grad():
+        for name, param in net.named_parameters():
+            if name.startswith(("controlnet_down_blocks", "controlnet_mid_block", "controlnet_cond_embedding")):
+                param.normal_(0.0, 0.3)
+    return net
+
+
+def write_sparsectrl(kit: Path) -> Path:
+    """The kit's SparseCtrl folder and single file, written (atomically) when a kit built before them lacks
+    them. The single file has the original checkpoint's motion-module names (`temporal_transformer`,
+    `attention_blocks`, `pos_encoder.pe`), which diffusers' from_single_file converts back."""
+    from safetensors.torch import save_file
+
+    dest = Path(kit) / PARTS["sparsectrl"]
+    single = Path(kit) / PARTS["sparsectrl_file"]
+    if (dest / "config.json").exists() and single.exists():
+        return dest
+    net = _sparsectrl()
+    if not (dest / "config.json").exists():
+        with atomic_dir(dest) as tmp:
+            net.save_pretrained(tmp, safe_serialization=True)
+    if not single.exists():
+        state = to_original_motion_keys(net.state_dict(), net.config.motion_max_seq_length)
+        with atomic_file(single) as tmp:
+            save_file(state, str(tmp))
+    return dest

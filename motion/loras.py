@@ -62,20 +62,27 @@ def inspect_lora(keys: list[str]) -> LoraInfo:
     return LoraInfo(motion=motion, spatial=spatial, family=family, tensors=len(keys))
 
 
-def check_slot(info: LoraInfo, kind: str, label: str) -> None:
-    """Refuse a LoRA in a slot it cannot serve (the silent no-ops users of other tools hit)."""
+FAMILY_LABELS = {"sd15": "SD1.5", "sdxl": "SDXL"}
+FAMILY_EXAMPLES = {"sd15": "lcm-lora-sd15", "sdxl": "lcm-lora-sdxl"}
+
+
+def check_slot(info: LoraInfo, kind: str, label: str, family: str = "sd15") -> None:
+    """Refuse a LoRA in a slot it cannot serve (the silent no-ops users of other tools hit), or made for
+    another base-model `family` (sd15 | sdxl) than the base's."""
     if not info.lora and info.looks_like:
         what, use = info.looks_like
         raise AdapterError(f"{label} is not a LoRA: it looks like {what}; {use}, and give a LoRA file here")
     if not info.lora:
         raise AdapterError(f"{label} is not a LoRA: none of its {info.tensors} tensors is a LoRA weight "
                            "(lora_A/lora_B, lora_down/lora_up); give a LoRA file here")
-    if info.family == "sdxl":
-        raise AdapterError(f"{label} is an SDXL LoRA and cannot be applied to an SD1.5 model; "
-                           "use an SD1.5 LoRA (e.g. lcm-lora-sd15)")
+    if info.family != family:
+        ours, base = FAMILY_LABELS[info.family], FAMILY_LABELS[family]
+        raise AdapterError(f"{label} is an {ours} LoRA and cannot be applied to an {base} model; "
+                           f"use an {base} LoRA (e.g. {FAMILY_EXAMPLES[family]}), or an {ours} base model")
     if kind == "lcm" and info.kind == "motion":
         raise AdapterError(f"{label} is a motion LoRA (it only targets motion modules) but sits in the LCM slot; "
-                           "use an LCM-LoRA there (e.g. lcm-lora-sd15) and list the motion LoRA with kind: motion")
+                           f"use an LCM-LoRA there (e.g. {FAMILY_EXAMPLES[family]}) and list the motion LoRA with "
+                           "kind: motion")
     if kind == "motion" and info.kind == "spatial":
         raise AdapterError(f"{label} targets no motion modules, so it is not a motion LoRA; "
                            "set kind: lcm or kind: style, or use an AnimateDiff motion LoRA")

@@ -9,9 +9,18 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # cache entry: keep using it when the cache below moves to a private folder.
 os.environ.setdefault("ANIMATE_POSE_ENV", os.path.join(
     os.environ.get("ANIMATE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "animate"), "pose-env"))
-os.environ.setdefault("ANIMATE_CACHE", tempfile.mkdtemp(prefix="animate-test-cache-"))
+# Each process (every xdist worker too: they inherit the controller's environment) gets its own cache, so
+# cache tests see only their own entries; a cache the user set is kept.
+if "ANIMATE_CACHE" not in os.environ or os.environ.get("ANIMATE_TEST_CACHE") == os.environ["ANIMATE_CACHE"]:
+    os.environ["ANIMATE_CACHE"] = os.environ["ANIMATE_TEST_CACHE"] = tempfile.mkdtemp(prefix="animate-test-cache-")
 
 import pytest  # noqa: E402
+
+
+def pytest_xdist_auto_num_workers(config):
+    """`-n auto`: one worker per core, at most 4 (each holds torch and the tiny kit, ~0.6 GB)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(4, cores))
 
 
 def pytest_configure(config):
@@ -46,3 +55,39 @@ TINY = dict(model="tiny", motion_adapter="tiny", scheduler="lcm", steps=2, guida
 @pytest.fixture
 def tiny_fields():
     return dict(TINY)
+
+
+# Under xdist the drills run in the workers and the controller never loads tests/drills/conftest.py: it adds
+# up each worker's tally here and prints the one line (and fails the run if an output was lost).
+DRILLS_SEEN = []
+
+
+def pytest_testnodedown(node, error):
+    tally = getattr(node, "workeroutput", {}).get("drill_tally")
+    if tally and tally["drills"]:
+        DRILLS_SEEN.append(tally)
+
+
+def _drills_tally():
+    from drills.drill_kit import Tally
+
+    total = Tally()
+    for seen in DRILLS_SEEN:
+        total.drills += seen["drills"]
+        total.faults += seen["faults"]
+        total.lost += seen["lost"]
+        total.lost_detail.extend(seen["lost_detail"])
+    return total
+
+
+def pytest_terminal_summary(terminalreporter):
+    if DRILLS_SEEN:
+        total = _drills_tally()
+        terminalreporter.write_line(total.line())
+        for item in total.lost_detail:
+            terminalreporter.write_line(f"  lost: {item}")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if DRILLS_SEEN and _drills_tally().lost:
+        session.exitstatus = 1

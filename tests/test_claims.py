@@ -185,3 +185,29 @@ def test_a_pid_from_another_pid_namespace_is_never_taken_for_dead(tmp_path):
         assert claims.host != socket.gethostname() and claims.host.startswith(socket.gethostname())
     write_record(claims, host=f"{socket.gethostname()}/pidns:1", pid=dead_pid(), heartbeat=time.time())
     assert claims.try_claim(KEY) is None  # beating: alive in its own namespace
+
+
+def test_a_run_that_lost_its_claim_records_nothing_twice(renderer, tmp_path):
+    """A run that hung past the stale time finds its clip taken over when it comes back: the new owner records
+    the clip, so this run writes no manifest line for it (a second one would list the clip twice)."""
+    from animate.events import ClipStart, Events
+    from animate.run import run_specs
+    from animate.spec import load_script, resolve
+
+    script = tmp_path / "lost.yaml"
+    script.write_text(yaml.safe_dump({"version": 1, "defaults": {
+        "preset": "tiny", "frames": 4, "width": 32, "height": 32, "steps": 1, "outputs": ["gif"]},
+        "clips": [{"name": "kept", "prompt": "a kept clip"}, {"name": "taken", "prompt": "a taken clip"}]}))
+    specs, out = resolve(load_script(script)), tmp_path / "out"
+    claims = Claims(out)
+
+    def take_over(event):
+        if isinstance(event, ClipStart) and event.clip == "taken":
+            claims.path(event.render_key).write_text(json.dumps({  # another process's now, as after a takeover
+                "key": event.render_key, "host": "another-machine", "pid": 1, "token": "theirs",
+                "heartbeat": time.time()}))
+
+    summary = run_specs(specs, out=out, script_stem="lost", renderer=renderer, events=Events(take_over))
+    assert summary.done == ["kept"] and summary.skipped == ["taken"]
+    assert manifest_keys(out / "lost") == ["kept"]
+    assert len(claims.live()) == 1 and claims.live()[0]["token"] == "theirs"  # their claim is left alone

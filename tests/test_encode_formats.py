@@ -58,8 +58,13 @@ def test_webm_vp9(clip, tmp_path):
 # FFmpeg's ProRes decoder reports 4444 as 12-bit whatever the encoder's 10-bit input was.
 @pytest.mark.parametrize("profile,pix,name", [("hq", "yuv422p10le", "HQ"), ("4444", "yuv444p12le", "4444")])
 def test_prores(clip, tmp_path, profile, pix, name):
-    path = encode("prores", clip, tmp_path / "c", fps=24, profile=profile)
+    from animate.encode import encode_with_report
+    from animate.encode.video import PRORES
+
+    path, report = encode_with_report("prores", clip, tmp_path / "c", fps=24, profile=profile)
     frames, info = decode_av(path)
+    # The code's table, the encoder's report and the decoder agree on what the file holds.
+    assert PRORES[profile][2] == report["pix_fmt"] == info["pix_fmt"]
     assert path.suffix == ".mov" and info["codec"] == "prores" and info["pix_fmt"] == pix
     assert info["profile"] == name and len(frames) == 6
     assert (info["primaries"], info["trc"], info["matrix"]) == (BT709, BT709, BT709)

@@ -4,12 +4,14 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from animate.atomic import file_lock
 from animate.gallery import write_gallery
 from animate.outputs import OutputLayout
 
@@ -22,9 +24,13 @@ def find_chromium() -> str | None:
     if found or not hasattr(os, "geteuid") or os.geteuid() != 0 or not shutil.which("apt-get"):
         return found
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
-        if subprocess.run(cmd, capture_output=True, env=env, timeout=900).returncode != 0:
-            return None
+    # Parallel test workers all collect this module: one installs, the others wait and find it.
+    with file_lock(Path(tempfile.gettempdir()) / "animate-test-chromium.lock"):
+        for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
+            if shutil.which("chromium"):
+                break
+            if subprocess.run(cmd, capture_output=True, env=env, timeout=900).returncode != 0:
+                return None
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 

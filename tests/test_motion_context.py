@@ -184,3 +184,17 @@ def test_context_is_in_the_render_key():
         {"context": {"noise": "random"}}, {"loop": True}, {"free_init": {"iters": 2}},
         {"free_init": {"iters": 2, "fast": True}}]}
     assert len(keys) == 8
+
+
+def test_context_settings_that_clash_only_once_merged_are_one_located_line(tmp_path):
+    """Each layer is valid alone (a length in defaults, an overlap in the clip); merged they are not."""
+    from animate.errors import ConfigError
+    from animate.spec import load_script, resolve
+
+    script = tmp_path / "ctx.yaml"
+    script.write_text("version: 1\ndefaults: {model: tiny, prompt: a lighthouse, frames: 2, context: {length: 2}}\n"
+                      "clips:\n  - {name: a, context: {overlap: 2}}\n")
+    with pytest.raises(ConfigError) as caught:
+        resolve(load_script(script))
+    assert str(caught.value).startswith(f"{script}:4:") and "clips[0].context: overlap (2) must be less than " \
+        "length (2)" in str(caught.value)

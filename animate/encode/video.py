@@ -60,23 +60,39 @@ def write_webm(frames, path, *, fps, crf, metadata):
     return path, {}
 
 
-PRORES = {"hq": ("3", "yuv422p10le"), "4444": ("4", "yuv444p10le")}
+# profile → (prores_ks profile, the 10-bit samples prores_ks encodes from, what decoders report). prores_ks
+# takes 10-bit input for every profile; FFmpeg's ProRes decoder (ffprobe, PyAV, editors built on it) reports
+# 4444 streams as yuv444p12le, the format's full 12-bit precision, and 422 HQ as yuv422p10le.
+PRORES = {"hq": ("3", "yuv422p10le", "yuv422p10le"), "4444": ("4", "yuv444p10le", "yuv444p12le")}
 
 
 def _prores_profile(fmt: str, key: str, value) -> str:
     return check_choice(fmt, key, str(value), tuple(PRORES))  # str: YAML reads 4444 as a number
 
 
+def _stream_pix_fmt(path) -> str | None:
+    """The pixel format the written file's video stream reports (as ffprobe does), read with PyAV."""
+    try:
+        import av
+
+        with av.open(str(path)) as container:
+            return container.streams.video[0].codec_context.pix_fmt
+    except Exception:  # PyAV missing or the probe failing: the file is still fine, the report says unknown
+        return None
+
+
 @encoder("prores", ".mov", options={"profile": Option("hq", _prores_profile)})
 def write_prores(frames, path, *, fps, profile, metadata):
-    """ProRes in MOV for editors: 422 HQ (profile 3, 10-bit 4:2:2) or 4444 (profile 4, 10-bit 4:4:4)."""
-    code, pix = PRORES[profile]
+    """ProRes in MOV for editors: 422 HQ (profile 3, 4:2:2 from 10-bit samples, reported yuv422p10le) or 4444
+    (profile 4, 4:4:4 from 10-bit samples, reported yuv444p12le); the report carries what the file says."""
+    code, pix, _ = PRORES[profile]
     args = ["-vf", f"{BT709_TV},format={pix}", "-c:v", "prores_ks", "-profile:v", code, "-vendor", "apl0",
             "-pix_fmt", pix, *metadata_args(metadata), "-f", "mov"]
     frames = pad_even(frames) if profile == "hq" else frames  # 4:2:2 needs an even width
     with atomic_file(path) as tmp:
         run_ffmpeg(frames, fps, args, tmp, "prores")
-    return path, {}
+        reported = _stream_pix_fmt(tmp)
+    return path, {"profile": profile, "encoded_from": pix, "pix_fmt": reported}
 
 
 @encoder("ffv1", ".mkv")

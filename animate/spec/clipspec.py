@@ -61,6 +61,10 @@ class ClipSpec:
     decode_chunk: int = plain(Range(StrictInt, 1, 1024), 16)
     pose: dict | None = None  # every PoseSpec field, `controlnet` as a Source
     free_init: dict | None = None  # every FreeInitSpec field, or None (off)
+    keyframes: dict | None = None  # image keyframes: {images: {frame: path}, scale, fit, sparsectrl: Source}
+    init_video: dict | None = None  # every InitVideoSpec field (video-to-video), or None (from noise)
+    refine: dict | None = None  # every RefineSpec field (a second video-to-video pass), or None
+    unet: Source | None = None  # a full UNet checkpoint loaded into the base's UNet (SDXL-Lightning), or None
     script: str = ""
     preset: str | None = None
     extra: dict = field(default_factory=dict)
@@ -78,6 +82,10 @@ class ClipSpec:
                          for n, s, w, k in self.adapters]
         if self.pose:
             d["pose"] = {**self.pose, "controlnet": _source_dict(self.pose["controlnet"])}
+        if self.keyframes:
+            d["keyframes"] = {**self.keyframes, "images": dict(self.keyframes["images"]),
+                              "sparsectrl": _source_dict(self.keyframes["sparsectrl"])}
+        d["unet"] = _source_dict(self.unet)
         return d
 
     @classmethod
@@ -131,7 +139,9 @@ def _legacy_context(data: dict) -> dict:
 
 
 # Fields sidecars written before them lack: what those renders used.
-_ADDED_LATER = {"context": _legacy_context, "loop": lambda data: False, "free_init": lambda data: None}
+_ADDED_LATER = {"context": _legacy_context, "loop": lambda data: False, "free_init": lambda data: None,
+                "keyframes": lambda data: None, "init_video": lambda data: None, "refine": lambda data: None,
+                "unet": lambda data: None}
 
 
 def _weight_dict(weight):
@@ -201,6 +211,10 @@ def _read_source(value: Any, path: tuple) -> Source:
     return Source(**out)
 
 
+def _read_optional_source(value: Any, path: tuple) -> Source | None:
+    return None if value is None else _read_source(value, path)
+
+
 def _read_weight(value: Any, path: tuple) -> float | tuple[float, float] | dict:
     if isinstance(value, dict) and value and not {"start", "end"} & set(value):  # {progress: weight}
         points = _validated("adapter.schedule", value, path)
@@ -240,6 +254,21 @@ def _read_pose(value: Any, path: tuple) -> dict | None:
     return {k: controlnet if k == "controlnet" else getattr(pose, k) for k in value}  # in the record's order
 
 
+def _read_keyframes(value: Any, path: tuple) -> dict | None:
+    if value is None:
+        return None
+    from .schema import KeyframesSpec  # the schema is built from this module
+
+    _check_keys(value, path, required=list(KeyframesSpec.model_fields) + ["sparsectrl"])
+    rest = {k: v for k, v in value.items() if k != "sparsectrl"}
+    try:
+        spec = KeyframesSpec.model_validate(rest)  # frame numbers come back as int here
+    except ValidationError as exc:
+        raise _invalid(exc, rest, path, KeyframesSpec) from None
+    sparsectrl = _read_source(value["sparsectrl"], path + ("sparsectrl",))
+    return {k: sparsectrl if k == "sparsectrl" else getattr(spec, k) for k in value}  # in the record's order
+
+
 def _read_options(model: str, optional: bool):
     """A reader for a field holding every field of a schema model (context, free_init), or None when optional."""
     def read(value: Any, path: tuple):
@@ -258,5 +287,9 @@ def _read_options(model: str, optional: bool):
 
 
 _READERS = {"model": _read_source, "motion_adapter": _read_source, "adapters": _read_adapters, "pose": _read_pose,
+            "keyframes": _read_keyframes,
             "context": _read_options("ContextSpec", optional=False),
-            "free_init": _read_options("FreeInitSpec", optional=True)}
+            "free_init": _read_options("FreeInitSpec", optional=True),
+            "init_video": _read_options("InitVideoSpec", optional=True),
+            "refine": _read_options("RefineSpec", optional=True),
+            "unet": _read_optional_source}

@@ -15,7 +15,8 @@ from ..errors import AnimateError, ConfigError
 from .clipspec import PLAIN, ClipSpec, plain_value
 from .lines import error_lines, format_errors, short_error, validation_problems
 from .positions import MAX_SCRIPT_BYTES, located, lookup, parse, raw_problems
-from .schema import ClipFields, ContextSpec, FreeInitSpec, PoseSpec, ScriptModel, cross_checks
+from .schema import (ClipFields, ContextSpec, FreeInitSpec, InitVideoSpec, PoseSpec, RefineSpec, ScriptModel,
+                     cross_checks)
 from .values import loc_text, show
 
 # Built-in defaults: the bottom layer of every clip (the plain fields' own come from ClipSpec).
@@ -165,6 +166,9 @@ def load_preset(name: str, base_dir: Path, where: str) -> dict:
     return data
 
 
+FIELD_BY_FIELD = ("context", "free_init", "init_video", "refine")  # mappings a later layer updates key by key
+
+
 def _merge(layers: list[tuple[str, dict]]) -> tuple[dict, dict]:
     """Later layers win; adapters merge by name so a clip can add a LoRA or re-weight one, and a list of
     output formats keeps the options a lower layer gave them (`--format mp4` over a preset's `mp4: {target:
@@ -180,7 +184,7 @@ def _merge(layers: list[tuple[str, dict]]) -> tuple[dict, dict]:
                 for a in value:
                     merged[a["name"]] = {**merged.get(a["name"], {}), **{k: v for k, v in a.items() if v is not None}}
                 out[key] = list(merged.values())
-            elif key in ("context", "free_init") and isinstance(out.get(key), dict):  # field by field
+            elif key in FIELD_BY_FIELD and isinstance(out.get(key), dict):  # field by field
                 out[key] = {**out[key], **value}
             elif key == "outputs" and isinstance(value, list) and isinstance(out.get("outputs"), dict):
                 out[key] = {fmt: out["outputs"].get(fmt) for fmt in value}
@@ -310,6 +314,7 @@ def _resolve_clip(name: str, f: dict, origin: dict, sites: _Sites, script: Scrip
 
     model = src(f["model"], ("model",), layer=origin.get("model")) if f.get("model") else None
     motion = src(f["motion_adapter"], ("motion_adapter",), slot="motion", layer=origin.get("motion_adapter"))
+    unet = src(f["unet"], ("unet",), layer=origin.get("unet")) if f.get("unet") else None
     adapters = []
     for a in f.get("adapters") or []:
         if a.get("source") is None:
@@ -352,6 +357,29 @@ def _resolve_clip(name: str, f: dict, origin: dict, sites: _Sites, script: Scrip
                 problems.append(f"{sites(('pose', 'source', k), key=True)}: pose keyframe {k} is past the last frame "
                                 f"({frames - 1}); use keys below {frames} or raise `frames`")
         pose = p
+    from ..keyframes import resolve_keyframes
+
+    keyframes = resolve_keyframes(f, frames=frames, base_dir=base_dir, src=src, sites=sites, origin=origin,
+                                  problems=problems)
+    init_video = None
+    if f.get("init_video"):
+        init_video = InitVideoSpec.model_validate(f["init_video"]).model_dump()  # every option filled
+        path = base_dir / Path(init_video["source"]).expanduser()
+        try:
+            exists = path.exists()
+        except (OSError, ValueError):
+            exists = False
+        if not exists:
+            problems.append(f"{sites(('init_video', 'source'), origin.get('init_video'))}: no such file or folder: "
+                            f"{init_video['source']!r} (relative paths resolve against the script's folder)")
+        init_video["source"] = str(path.resolve()) if exists else str(path)
+    refine = RefineSpec.model_validate(f["refine"]).model_dump() if f.get("refine") is not None else None
+    context = None
+    try:  # each layer's settings were valid alone; merged field by field, they must still fit together
+        context = ContextSpec.model_validate(f.get("context") or {}).model_dump()  # every window setting, None: auto
+    except ValidationError as exc:
+        problems.append(f"{sites(('context',), origin.get('context'))}: {exc.errors()[0]['msg']} (with the "
+                        "context settings of every layer merged: preset, defaults and clip)")
     if problems:
         return [], problems
     outputs = f["outputs"]
@@ -359,13 +387,17 @@ def _resolve_clip(name: str, f: dict, origin: dict, sites: _Sites, script: Scrip
         {k: {} for k in outputs}
     seeds = f["seed"] if isinstance(f["seed"], list) else [f["seed"]]
     plain = {key: plain_value(key, f[key]) for key in PLAIN}  # BUILTIN gives each one a value
-    context = ContextSpec.model_validate(f.get("context") or {}).model_dump()  # every window setting, None: auto
+    if origin.get("width") == origin.get("height") == "built-in":  # no layer gave a size: the base's native one
+        from ..family import SDXL, base_family, native_size
+
+        if base_family(model) == SDXL:
+            plain["width"] = plain["height"] = native_size(model) or 1024
     free_init = FreeInitSpec.model_validate(f["free_init"]).model_dump() if f.get("free_init") is not None else None
     return [ClipSpec(
         name=name, seed=int(seed), multi_seed=len(seeds) > 1, model=model, motion_adapter=motion,
         adapters=tuple(adapters), prompt=f["prompt"], negative=f.get("negative") or "", outputs=outputs,
-        pose=pose, context=context, free_init=free_init, script="" if script.command_line else str(script.path),
-        preset=preset_name, **plain,
+        pose=pose, context=context, free_init=free_init, keyframes=keyframes, init_video=init_video, refine=refine,
+        unet=unet, script="" if script.command_line else str(script.path), preset=preset_name, **plain,
     ) for seed in seeds], []
 
 

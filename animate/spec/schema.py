@@ -153,6 +153,50 @@ class FreeInitSpec(Frozen):
     fast: StrictBool = False
 
 
+class KeyframesSpec(Frozen):
+    """Image keyframes through SparseCtrl: `images` {frame: image file}, the SparseCtrl `scale`, and how each
+    image is fitted to the clip's size (cover crops, contain letterboxes, stretch distorts)."""
+
+    images: Annotated[dict[Frame, Text], Field(min_length=1, max_length=1024)]
+    scale: Range(StrictFloat, 0, 2) = 1.0
+    fit: Literal["contain", "cover", "stretch"] = "cover"
+
+
+def _keyframes_kind(value: Any) -> str:
+    # `{0: a.png, 15: b.png}` is the short form; a mapping with `images` is the long one.
+    if isinstance(value, KeyframesSpec) or isinstance(value, dict) and "images" in value:
+        return "Options"
+    return "Images"
+
+
+Keyframes = Annotated[Union[Annotated[Annotated[dict[Frame, Text], Field(
+    min_length=1, max_length=1024, json_schema_extra={"propertyNames": {"pattern": "^[0-9]+$"}})], Tag("Images")],
+                            Annotated[KeyframesSpec, Tag("Options")]], Discriminator(_keyframes_kind)]
+class InitVideoSpec(Frozen):
+    """Video-to-video: start from a source video (or a folder of frames) instead of noise. `strength` is how
+    much of the schedule re-noises it (0: the source, 1: all noise); `enforce_inference_steps` (default) makes
+    the clip's `steps` the denoising steps run, false runs int(steps × strength) of them as diffusers does.
+    `fps` is the clock of a folder of frames (default: the clip's fps) or overrides a video's timestamps;
+    `start` is the second of the source the clip starts at; `fit: pad` places the source unscaled and crops
+    the output back to its size (see docs/editing.md)."""
+
+    source: Text
+    strength: Range(StrictFloat, 0, 1, lo_open=True) = 0.6
+    fps: Range(StrictFloat, 0, 240, lo_open=True) | None = None
+    start: Range(StrictFloat, 0, 86_400) = 0.0
+    fit: Literal["contain", "cover", "stretch", "pad"] = "contain"
+    enforce_inference_steps: StrictBool = True
+
+
+class RefineSpec(Frozen):
+    """A second video-to-video pass over the first pass's frames at `scale` × the size (rounded to 8), in the
+    same run; `steps` unset: the clip's steps."""
+
+    scale: Range(StrictFloat, 1, 4) = 1.5
+    strength: Range(StrictFloat, 0, 1, lo_open=True) = 0.4
+    steps: Range(StrictInt, 1, 200) | None = None
+
+
 class _ClipLayer(Frozen):
     """The clip fields that are more than one value; ClipFields adds the plain ones."""
 
@@ -169,6 +213,12 @@ class _ClipLayer(Frozen):
     pose: PoseSpec | None = None
     context: ContextSpec | None = None
     free_init: FreeInitSpec | None = None
+    keyframes: Keyframes | None = None  # image keyframes (SparseCtrl): {frame: image} or {images, scale, fit}
+    init_image: Text | None = None  # the image of frame 0 (a keyframe at 0)
+    sparsectrl: SourceValue | None = None  # the SparseCtrl RGB model keyframes go through
+    init_video: InitVideoSpec | None = None
+    refine: RefineSpec | None = None
+    unet: SourceValue | None = None  # a full UNet checkpoint for the base (SDXL-Lightning's *_unet.safetensors)
 
     @field_validator("outputs")
     @classmethod

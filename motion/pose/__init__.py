@@ -133,6 +133,12 @@ def pose_keypoints(source, *, frames: int, fps: float, width: int, height: int, 
         pose = np.array(pose, np.float32, copy=True)
         pose[pose[..., 2] < threshold] = 0.0
         out.append(pose)
+    from motion.pose.coverage import check_extent, keypoint_extent
+    from motion.pose.sources import SPECK_FIXES
+
+    where = "pose keyframes" if kind == "keyframes" else f"pose source {source}"
+    check_extent(keypoint_extent(out, threshold, width, height), where=where, width=width, height=height,
+                 fix=SPECK_FIXES[kind])  # the specks pose_frames refuses
     return out
 
 

@@ -2,8 +2,15 @@
 
 Each frame is OpenPose's `{"people": [{"pose_keypoints_2d": [x, y, c, ...]}, ...]}`; COCO-18 (54 numbers)
 and BODY_25 (75 numbers) are told apart by length. The canvas size comes from the `canvas` option, else
-from `canvas_width`/`canvas_height` in the file (as the ControlNet pose editors write them); coordinates
-that are all within 0-1 are taken as fractions of the output frame.
+from `canvas_width`/`canvas_height` in the file (as the ControlNet pose editors write them).
+
+Coordinates come in three scales (OpenPose's `--keypoint_scale`): pixels (0-2, the default 0), fractions in
+[0, 1] (3: (0, 0) top left, (1, 1) bottom right) and [-1, 1] (4: (-1, -1) top left). `coordinate_scale` tells
+them apart over the whole source at once (so every frame is read the same way), from the confident points
+only: every |x|, |y| <= 1 means fractions (no real pose fits in one pixel), and any negative value among them
+means [-1, 1] ([0, 1] has none). Fractions are of the canvas when one is known, else of the output frame.
+A [-1, 1] pose lying wholly in the bottom-right quarter of its image in every frame has no negative value
+and would be read as [0, 1]: export such sources in pixels or in [0, 1].
 """
 from __future__ import annotations
 
@@ -70,11 +77,37 @@ def parse_poses(source: Path) -> tuple[list[np.ndarray], tuple[float, float] | N
     return poses, canvas
 
 
-def normalised(poses: list[np.ndarray]) -> bool:
-    """True when every confident coordinate lies within 0-1 (fractions, not pixels)."""
+SCALES = ("pixels", "unit", "signed")  # --keypoint_scale 0-2, 3 ([0, 1]) and 4 ([-1, 1])
+
+
+def coordinate_scale(poses: list[np.ndarray]) -> str:
+    """pixels, unit ([0, 1]) or signed ([-1, 1]): the scale of a source's confident coordinates (module doc)."""
     values = [p[p[..., 2] > 0][:, :2] for p in poses if p.size]
-    values = [v for v in values if v.size]
-    return bool(values) and all(float(v.max()) <= 1.0 for v in values)
+    values = np.concatenate([v.reshape(-1) for v in values if v.size] or [np.zeros(0, np.float32)])
+    if not values.size or float(np.abs(values).max()) > 1.0:
+        return "pixels"
+    return "signed" if float(values.min()) < 0 else "unit"
+
+
+def normalised(poses: list[np.ndarray]) -> bool:
+    """True when the confident coordinates are fractions ([0, 1] or [-1, 1]), not pixels."""
+    return coordinate_scale(poses) != "pixels"
+
+
+def to_pixels(poses: list[np.ndarray], scale: str, size: tuple[float, float]) -> list[np.ndarray]:
+    """Fraction coordinates of `scale` → pixels of an image of `size` (w, h); confidence untouched."""
+    if scale == "pixels":
+        return poses
+    w, h = size
+    out = []
+    for pose in poses:
+        pose = np.array(pose, np.float32, copy=True)
+        if scale == "signed":
+            pose[..., :2] = (pose[..., :2] + 1.0) / 2.0
+        pose[..., 0] *= w
+        pose[..., 1] *= h
+        out.append(pose)
+    return out
 
 
 def to_openpose(poses: list[np.ndarray], width: int, height: int) -> list[dict]:

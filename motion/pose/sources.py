@@ -15,6 +15,7 @@ import numpy as np
 from motion.errors import PoseSourceError
 from motion.pose import keyframes as kf
 from motion.pose import openpose_json
+from motion.pose.coverage import check_extent, image_extent, keypoint_extent
 from motion.pose.draw import THRESHOLD, draw_pose
 from motion.pose.fit import check_fit, fit_image, fit_points
 from motion.pose.media import VIDEO_SUFFIXES, list_images, read_image, read_video, video_info
@@ -47,14 +48,18 @@ def skeleton_frames(source, *, frames, fps, width, height, fit="contain", **opts
             raise PoseSourceError(f"{where}: no images (.png, .jpg, .webp) in the folder")
         idx = source_indices(frames, fps, len(files), o["source_fps"], overrun=o["overrun"], where=where)
         images = {i: read_image(files[i]) for i in set(idx)}
-        return [fit_image(images[i], width, height, fit) for i in idx]
-    if path.suffix.lower() in VIDEO_SUFFIXES:
+        out = [fit_image(images[i], width, height, fit) for i in idx]
+    elif path.suffix.lower() in VIDEO_SUFFIXES:
         info = video_info(path)
         idx = source_indices(frames, fps, info.frames, o["source_fps"] or info.fps, overrun=o["overrun"],
                              where=where)
-        return [fit_image(im, width, height, fit) for im in read_video(path, idx)]
-    image = fit_image(read_image(path), width, height, fit)
-    return [image.copy() for _ in range(frames)]
+        out = [fit_image(im, width, height, fit) for im in read_video(path, idx)]
+    else:
+        image = fit_image(read_image(path), width, height, fit)
+        out = [image.copy() for _ in range(frames)]
+    check_extent(image_extent(out), where=where, width=width, height=height,
+                 fix="draw the skeletons larger (or crop the images to the figure) and render again")
+    return out
 
 
 def openpose_json_points(source, *, frames, fps, width, height, fit="contain", **opts):
@@ -66,11 +71,15 @@ def openpose_json_points(source, *, frames, fps, width, height, fit="contain", *
     poses, canvas = openpose_json.parse_poses(path)
     idx = source_indices(frames, fps, len(poses), o["source_fps"], overrun=o["overrun"], where=where)
     canvas = tuple(o["canvas"]) if o["canvas"] else canvas
+    scale = openpose_json.coordinate_scale(poses)
     if canvas is None:
-        if not openpose_json.normalised(poses):
+        if scale == "pixels":
             raise PoseSourceError(f"{where}: keypoints are in pixels but the image size is unknown; "
                                   f"set the pose `canvas: [width, height]` of the video they came from")
-        poses, canvas, fit = [p * [width, height, 1] for p in poses], (width, height), "stretch"
+        # Fractions of an image of unknown shape: of the output frame itself.
+        canvas, fit = (width, height), "stretch"
+    # Fractions (--keypoint_scale 3 or 4) become pixels of their image, which is then fitted like any canvas.
+    poses = openpose_json.to_pixels(poses, scale, canvas)
     return fit_track([poses[i] for i in idx], canvas, width=width, height=height, fit=fit), o["threshold"]
 
 
@@ -138,11 +147,25 @@ def person_video_points(source, *, frames, fps, width, height, fit="contain", **
                      fit=fit), o["threshold"]
 
 
-def drawn(points_source):
-    """A keypoint source turned into one that returns skeleton images."""
+# What to do about a source whose skeletons come out specks, per kind.
+SPECK_FIXES = {
+    "openpose-json": "its keypoints are probably pixels of a larger image than the canvas they were read on: set "
+                     "the pose `canvas: [width, height]` to the video they came from (or export them with OpenPose's "
+                     "--keypoint_scale 3 or 4, which are read as fractions)",
+    "keyframes": "write keyframe points as fractions of the frame (0-1), or set `canvas:` to the pixel size they "
+                 "were written for",
+    "person-video": "use a video where the person fills more of the frame",
+}
+
+
+def drawn(points_source, fix: str = "check the source's coordinates"):
+    """A keypoint source turned into one that returns skeleton images (refusing specks, see coverage)."""
     def frames_source(source, *, frames, fps, width, height, fit="contain", **opts):
         poses, threshold = points_source(source, frames=frames, fps=fps, width=width, height=height,
                                          fit=fit, **opts)
+        where = "pose keyframes" if isinstance(source, dict) else f"pose source {source}"
+        check_extent(keypoint_extent(poses, threshold, width, height), where=where, width=width, height=height,
+                     fix=fix)
         return [draw_pose(p, width, height, threshold=threshold) for p in poses]
 
     frames_source.__doc__ = points_source.__doc__
@@ -157,4 +180,5 @@ KEYPOINT_SOURCES = {
     "person-video": person_video_points,
 }
 
-SOURCES = {"skeleton": skeleton_frames, **{kind: drawn(f) for kind, f in KEYPOINT_SOURCES.items()}}
+SOURCES = {"skeleton": skeleton_frames,
+           **{kind: drawn(f, SPECK_FIXES[kind]) for kind, f in KEYPOINT_SOURCES.items()}}

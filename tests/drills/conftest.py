@@ -40,5 +40,8 @@ def pytest_terminal_summary(terminalreporter):
 
 
 def pytest_sessionfinish(session, exitstatus):
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: the controller adds the workers up (tests/conftest.py)
+        workeroutput["drill_tally"] = vars(TALLY)
     if TALLY.lost:  # every drill asserts it too; the count is the suite's promise
         session.exitstatus = 1

@@ -1,0 +1,78 @@
+"""Past clips from the manifests under the output root (what the gallery shows), and the script that makes a
+recorded clip again from its sidecar."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from ..outputs import MANIFEST_NAME, Manifest
+from ..records import PREVIEW_DIR, read_sidecar
+
+# ClipSpec fields a script does not take (derived, or the script's own path).
+NOT_SCRIPT_FIELDS = ("multi_seed", "script", "extra", "preset")
+
+
+def history(out: Path, limit: int = 200) -> list[dict]:
+    """Every finished clip of every script folder under `out`, newest first; paths relative to `out`."""
+    entries = []
+    for manifest_path in sorted(out.glob(f"*/{MANIFEST_NAME}")):
+        folder = manifest_path.parent
+        if folder.name.startswith("."):
+            continue
+        for stem, entry in Manifest(manifest_path).entries().items():
+            sidecar = read_sidecar(folder / f"{stem}.json")
+            spec = sidecar.get("spec") or {}
+            if not spec:
+                continue  # the reel, or a torn record
+            outputs = [rec["path"] for rec in (entry.get("outputs") or {}).values() if isinstance(rec, dict)]
+            preview = folder / PREVIEW_DIR / f"{stem}.webp"
+            entries.append({
+                "script": folder.name, "stem": stem, "name": spec.get("name", stem), "seed": spec.get("seed"),
+                "prompt": spec.get("prompt"), "time": entry.get("time"), "render_key": entry.get("render_key"),
+                "outputs": [f"{folder.name}/{p}" for p in outputs], "sidecar": f"{folder.name}/{stem}.json",
+                "preview": f"{folder.name}/{PREVIEW_DIR}/{stem}.webp" if preview.is_file() else None,
+                "frames": spec.get("frames"), "fps": spec.get("fps"), "width": spec.get("width"),
+                "height": spec.get("height"), "steps": spec.get("steps"),
+                "adapters": [{"name": a.get("name"), "weight": a.get("weight")} for a in spec.get("adapters") or []],
+            })
+    entries.sort(key=lambda e: str(e["time"] or ""), reverse=True)
+    return entries[:limit]
+
+
+def script_for(spec: dict) -> dict:
+    """A one-clip script (data) that renders the recorded `spec` again with the same render key."""
+    clip = {"name": spec["name"]}
+    for key, value in spec.items():
+        if key in NOT_SCRIPT_FIELDS or key == "name" or value is None:
+            continue
+        if key in ("model", "motion_adapter"):
+            value = script_source(value)
+        elif key == "adapters":
+            value = [{"name": a["name"], "source": script_source(a["source"]), "weight": a["weight"],
+                      **({"kind": a["kind"]} if a.get("kind") else {})} for a in value]
+        elif key == "pose":
+            value = {k: (script_source(v) if k == "controlnet" else v) for k, v in value.items() if v is not None}
+        elif isinstance(value, dict):
+            value = {k: v for k, v in value.items() if v is not None}
+        clip[key] = value
+    return {"version": 1, "clips": [clip]}
+
+
+def script_source(src: dict | str | None):
+    """A recorded source as a script writes it: a `tiny*` name for the offline kit, else its ref and options."""
+    if not isinstance(src, dict):
+        return src
+    from ..models import TINY_MODELS
+
+    ref, config = str(src.get("ref", "")), src.get("config")
+    kit = re.search(r"[/\\]tiny-v\d+[/\\](.+)$", ref)
+    if kit:
+        inner = kit.group(1).replace("\\", "/")
+        kit_config = re.search(r"[/\\]tiny-v\d+[/\\](.+)$", str(config or ""))
+        for name, (rel, _, rel_config) in TINY_MODELS.items():
+            if rel == inner and (rel_config or None) == (kit_config.group(1) if kit_config else None):
+                return name
+    options = {k: src[k] for k in ("revision", "weight_name", "config", "sha256") if src.get(k)}
+    if src.get("allow_pickle"):
+        options["allow_pickle"] = True
+    return {"source": ref, **options} if options else ref
