@@ -63,10 +63,11 @@ def measure(model: dict, frames: int, size: int, steps: int, split_from: int | N
     sidecars = [p for p in (folder / "out").rglob("*.json") if "timings" in p.read_text()]
     record = json.loads(sidecars[0].read_text()) if sidecars else {}
     info = record.get("info", {})
-    return {"frames": frames, "rss_mb": usage.ru_maxrss / 1024, "wall_s": wall,
-            "denoise_s": record.get("timings", {}).get("denoise_s"), "decode_s": record.get("timings", {}).get(
-                "decode_s"), "split": bool(info.get("split_inference")), "windows": len(info.get(
-                    "context", {}).get("windows", []))}
+    timings = record.get("timings", {})
+    split = (info.get("split_inference") or {}).get("spatial_split_size") or "off"
+    return {"frames": frames, "rss_mb": usage.ru_maxrss / 1024, "wall_s": wall, "denoise_s": timings.get("denoise_s"),
+            "decode_s": timings.get("decode_s"), "split": split,
+            "windows": len(info.get("context", {}).get("windows", []))}
 
 
 def models(names: list[str], work: Path) -> dict[str, tuple[dict, int, str]]:
@@ -91,12 +92,12 @@ def models(names: list[str], work: Path) -> dict[str, tuple[dict, int, str]]:
 def report(name: str, about: str, size: int, rows: list[dict], compare: list[dict]) -> bool | None:
     frame_bytes = size * size * 3
     print(f"\n{name}: {about}, {size}x{size}")
-    print("| frames | split | peak RSS MB | wall s | denoise s | decode s | frames' own MB |"
+    print("| frames | split (motion-module pixels) | peak RSS MB | wall s | denoise s | decode s | frames' own MB |"
           + (" RSS without split MB |" if compare else ""))
     print("|---:|:---:|---:|---:|---:|---:|---:|" + ("---:|" if compare else ""))
     for i, row in enumerate(rows):
         extra = f" {compare[i]['rss_mb']:.0f} |" if compare else ""
-        print(f"| {row['frames']} | {'on' if row['split'] else 'off'} | {row['rss_mb']:.0f} | {row['wall_s']:.1f} | "
+        print(f"| {row['frames']} | {row['split']} | {row['rss_mb']:.0f} | {row['wall_s']:.1f} | "
               f"{row['denoise_s']} | {row['decode_s']} | {row['frames'] * frame_bytes / 2**20:.1f} |{extra}")
     by = {r["frames"]: r for r in rows}
     if 256 in by and 1024 in by:
