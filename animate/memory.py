@@ -124,6 +124,7 @@ def _split_holders(unet):
     for block in blocks:
         for motion_module in getattr(block, "motion_modules", None) or []:
             yield motion_module, "proj_in"
+            yield motion_module, "proj_out"
             yield motion_module.transformer_blocks, None
         for name in ("attentions", "resnets", "downsamplers", "upsamplers"):
             modules = getattr(block, name, None)
@@ -159,12 +160,41 @@ def unsplit(unet) -> bool:
     return bool(found)
 
 
+def set_split(pipe, sizes: dict | None) -> dict | None:
+    """Put the split wrappers on with `sizes` (re-wrapping when they were on with other sizes) or, for None, take
+    them off. The stack's pipeline is shared by every clip, so each clip sets it for itself."""
+    if not hasattr(pipe, "enable_free_noise_split_inference"):
+        sizes = None  # the SDXL and SparseCtrl pipelines have no FreeNoise
+    current = split_sizes(pipe.unet)
+    if current != sizes:
+        unsplit(pipe.unet)
+        if sizes:
+            pipe.enable_free_noise_split_inference(**sizes)
+    return sizes
+
+
+def split_sizes(unet) -> dict | None:
+    """The sizes of the split wrappers on `unet` (None when it has none): the motion modules' spatial split and
+    the resnets' temporal split."""
+    spatial = temporal = None
+    for holder, key in _wrapped(unet):
+        module = getattr(holder, key) if isinstance(key, str) else holder[key]
+        if key == "proj_in" and spatial is None:
+            spatial = module.split_size
+        elif "input_tensor" in module.input_kwargs_to_split and temporal is None:
+            temporal = module.split_size
+    if spatial is None and temporal is None:
+        return None
+    return dict(spatial_split_size=spatial, temporal_split_size=temporal)
+
+
 @contextmanager
 def split_paused(pipe):
     """Run a block with the plain UNet blocks; the split wrappers come back afterwards if they were on."""
-    was_split = unsplit(pipe.unet)
+    sizes = split_sizes(pipe.unet)
+    unsplit(pipe.unet)
     try:
         yield
     finally:
-        if was_split:
-            pipe.enable_free_noise_split_inference(**SPLIT_SIZES)
+        if sizes:
+            pipe.enable_free_noise_split_inference(**sizes)

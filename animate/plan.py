@@ -137,7 +137,7 @@ def pose_warnings(spec: ClipSpec) -> list[str]:
 
 def context_report(spec: ClipSpec) -> dict:
     """The clip's context windows as the renderer will set them (the adapter's length read from its config)."""
-    from motion.context import context_plan
+    from motion.context import SPLIT_FROM_FRAMES, context_plan, splits_long_clip
     from motion.errors import MotionError
 
     c = spec.context
@@ -146,7 +146,9 @@ def context_report(spec: ClipSpec) -> dict:
                             c["weighting"], c["noise"])
     except MotionError as exc:
         return {"error": str(exc)}
-    return {**plan.record(), "text": plan.describe()}
+    split = splits_long_clip(spec.frames)
+    text = plan.describe() + (f"; split inference (from {SPLIT_FROM_FRAMES} frames)" if split else "")
+    return {**plan.record(), "split_inference": split, "text": text}
 
 
 def free_init_report(spec: ClipSpec) -> dict | None:

@@ -10,7 +10,8 @@ from typing import Any, Callable
 import numpy as np
 
 from .errors import ConfigError, ModelError, NumericFaultError, OutOfMemory, PoseError, RenderError
-from .memory import MemoryLadder, free_memory, is_out_of_memory, split_paused
+from .memory import MemoryLadder, free_memory, is_out_of_memory, set_split, split_paused
+from .memory import split_sizes as unet_split_sizes
 from .models import Source, check_reachable, hub_commit, read_safetensors_keys
 from .numeric import frames_fault, latents_fault
 from .schedulers import build_scheduler
@@ -296,9 +297,12 @@ class Renderer:
                       init_frames: list | None = None) -> tuple[Any, dict, Stack]:
         """Prepare the stack for `spec` and return (pipeline, call kwargs, stack), without running it;
         `init_frames` (video-to-video clips): the source frames at the clip's size."""
+        from motion.context import split_sizes
+
         stack = self.stack_for(spec)
         with split_paused(stack.pipe):  # LoRA loading and FreeNoise want the plain UNet blocks
             pipe, kwargs = self._prepare(stack, spec, pose_frames)
+        set_split(pipe, split_sizes(spec.frames))  # the ladder's split rung, if taken, stays on below
         if spec.init_video is not None:
             from . import video_input
 
@@ -477,6 +481,9 @@ class Renderer:
                 "context": self._context.record(), "loop_closure": loop_closure(frames)}
         if self.compiled:
             info["compiled"] = self.compiled
+        split = unet_split_sizes(pipe.unet)
+        if split:
+            info["split_inference"] = split
         if spec.free_init:
             info["free_init"] = {**spec.free_init, "denoising_steps": steps.done}
         if retry:
@@ -590,7 +597,8 @@ class Renderer:
         from .fastpaths import fit_decode_chunk
 
         chunk = fit_decode_chunk(spec.decode_chunk, vae, str(device), spec.height, spec.width)
-        done, floats, start = [], [], 0
+        floats, start = [], 0
+        done = None  # the clip's uint8 frames, filled chunk by chunk (no list of chunks to join: 2× the bytes)
         while start < len(flat):
             out_of_memory = False
             try:
@@ -614,11 +622,13 @@ class Renderer:
                 return None, fault
             # (frames, C, H, W) → the pipeline's (1, C, frames, H, W) video layout for its postprocessing.
             part = pipe.video_processor.postprocess_video(video=piece.permute(1, 0, 2, 3)[None], output_type="np")[0]
-            done.append(to_uint8(part))
+            if done is None:
+                done = np.empty((len(flat), *part.shape[1:]), np.uint8)
+            done[start:start + len(part)] = to_uint8(part)
             if keep_float:
                 floats.append(part)
             start += len(piece)
-        return (np.concatenate(done), np.concatenate(floats) if keep_float else None, {"decode_chunk": chunk}), None
+        return (done, np.concatenate(floats) if keep_float else None, {"decode_chunk": chunk}), None
 
 
 def check_before_load(src: Source, field: str) -> None:

@@ -257,11 +257,16 @@ def run_ffmpeg(frames: np.ndarray, fps: float, out_args: list[str], dest: Path, 
            "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-r", f"{rate.numerator}/{rate.denominator}",
            "-i", "-", *out_args, str(dest)]
     # Its own session: a terminal's Ctrl-C goes to the runner, which still finishes the clips already rendered.
-    proc = subprocess.run(cmd, input=frames.tobytes(), capture_output=True, start_new_session=True)
+    proc = subprocess.run(cmd, input=raw_bytes(frames), capture_output=True, start_new_session=True)
     if proc.returncode != 0:
         tail = proc.stderr.decode(errors="replace").strip().splitlines()[-3:]
         raise EncodeError(f"ffmpeg failed writing {fmt}: {' | '.join(tail) or proc.returncode}",
                           where=f"encode {fmt}")
+
+
+def raw_bytes(frames: np.ndarray) -> memoryview:
+    """The frames' bytes for a pipe, without a copy (`tobytes()` would copy the whole clip, once per encoder)."""
+    return memoryview(np.ascontiguousarray(frames, dtype=np.uint8)).cast("B")
 
 
 def pad_even(frames: np.ndarray) -> np.ndarray:

@@ -19,7 +19,7 @@ import numpy as np
 
 from animate.atomic import atomic_file
 from animate.encode.base import (MAX_BYTES, Clip, Option, boolean, check_choice, encoder, ffmpeg_exe, integer,
-                                 rate_text, shown)
+                                 rate_text, raw_bytes, shown)
 from animate.encode.targets import check_target, get_target
 from animate.errors import EncodeError
 
@@ -107,7 +107,7 @@ def build_palette(frames: np.ndarray, colors: int, iters: int = 6) -> np.ndarray
            "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-i", "-",
            "-vf", f"palettegen=max_colors={max(colors, 4)}:reserve_transparent=0:stats_mode=full",
            "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
-    out = subprocess.run(cmd, input=frames.tobytes(), capture_output=True, start_new_session=True)
+    out = subprocess.run(cmd, input=raw_bytes(frames), capture_output=True, start_new_session=True)
     if out.returncode != 0:
         raise EncodeError(f"ffmpeg palettegen failed: {out.stderr.decode(errors='replace')[-200:]}",
                           where="encode gif")
