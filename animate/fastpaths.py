@@ -65,31 +65,43 @@ class EmbeddingCache:
 
 
 def text_encoder_state(pipe) -> tuple:
-    """What the text encoder computes with right now: its identity, dtype, device, every parameter's storage and
-    in-place version (fusing a LoRA into it, or a new adapter, changes them) and each LoRA layer's active
-    adapters, merged adapters and scales (set_adapters changes only these)."""
-    te = pipe.text_encoder
-    state = [id(te), id(pipe.tokenizer), str(te.dtype), str(te.device)]
-    state += [(p.data_ptr(), p._version) for p in te.parameters()]
-    for name, module in te.named_modules():
-        scaling = getattr(module, "scaling", None)
-        if isinstance(scaling, dict):  # a PEFT LoRA layer
-            state.append((name, tuple(getattr(module, "active_adapters", ())),
-                          tuple(getattr(module, "merged_adapters", ())), tuple(sorted(scaling.items())),
-                          bool(getattr(module, "disable_adapters", False))))
+    """What the text encoders compute with right now (SDXL has two): each one's identity, dtype, device, every
+    parameter's storage and in-place version (fusing a LoRA into it, or a new adapter, changes them) and each
+    LoRA layer's active adapters, merged adapters and scales (set_adapters changes only these)."""
+    state = []
+    for te_name, tok_name in (("text_encoder", "tokenizer"), ("text_encoder_2", "tokenizer_2")):
+        te = getattr(pipe, te_name, None)
+        if te is None:
+            continue
+        state += [te_name, id(te), id(getattr(pipe, tok_name, None)), str(te.dtype), str(te.device)]
+        state += [(p.data_ptr(), p._version) for p in te.parameters()]
+        for name, module in te.named_modules():
+            scaling = getattr(module, "scaling", None)
+            if isinstance(scaling, dict):  # a PEFT LoRA layer
+                state.append((name, tuple(getattr(module, "active_adapters", ())),
+                              tuple(getattr(module, "merged_adapters", ())), tuple(sorted(scaling.items())),
+                              bool(getattr(module, "disable_adapters", False))))
     return tuple(state)
 
 
 def _hashable(value):
-    if isinstance(value, list):
-        return ("list", tuple(value))
-    return value
+    if isinstance(value, (list, tuple)):
+        return ("seq", tuple(_hashable(v) for v in value))
+    if isinstance(value, dict):
+        return ("map", tuple(sorted((k, _hashable(v)) for k, v in value.items())))
+    return str(value) if type(value).__name__ == "device" else value
 
 
 def cache_text_embeddings(pipe) -> EmbeddingCache | None:
     """Wrap `pipe.encode_prompt` (which FreeNoise's travel path calls too) so that the same prompts through the
-    same text encoder in the same LoRA state are encoded once; the cache lives on the text encoder, so it is
-    shared by every pipeline built from the stack (pose clips' ControlNet pipelines). Returns the cache."""
+    same text encoders in the same LoRA state are encoded once; the cache lives on the text encoder, so it is
+    shared by every pipeline built from the stack (pose clips' ControlNet pipelines). Whatever the pipeline's
+    signature (SD1.5's, SDXL's with prompt_2 and pooled embeddings), every argument is in the key; given
+    embedding tensors are passed through. Returns the cache."""
+    import inspect
+
+    import torch
+
     te = getattr(pipe, "text_encoder", None)
     if te is None or not hasattr(pipe, "encode_prompt"):
         return None
@@ -100,19 +112,16 @@ def cache_text_embeddings(pipe) -> EmbeddingCache | None:
     if getattr(pipe.encode_prompt, "_animate_cached", False):
         return cache
     original = pipe.encode_prompt
+    signature = inspect.signature(original)
 
-    def encode_prompt(prompt, device, num_images_per_prompt, do_classifier_free_guidance, negative_prompt=None,
-                      prompt_embeds=None, negative_prompt_embeds=None, lora_scale=None, clip_skip=None):
-        args = (prompt, device, num_images_per_prompt, do_classifier_free_guidance, negative_prompt)
-        more = dict(prompt_embeds=prompt_embeds, negative_prompt_embeds=negative_prompt_embeds,
-                    lora_scale=lora_scale, clip_skip=clip_skip)
-        if prompt_embeds is not None or negative_prompt_embeds is not None:
-            return original(*args, **more)  # given tensors: nothing to encode
-        key = (_hashable(prompt), str(device), num_images_per_prompt, bool(do_classifier_free_guidance),
-               _hashable(negative_prompt), lora_scale, clip_skip, text_encoder_state(pipe))
+    def encode_prompt(*args, **kwargs):
+        bound = signature.bind(*args, **kwargs)
+        if any(isinstance(v, torch.Tensor) for v in bound.arguments.values()):
+            return original(*args, **kwargs)  # given tensors: nothing to encode
+        key = (tuple((k, _hashable(v)) for k, v in bound.arguments.items()), text_encoder_state(pipe))
         found = cache.get(key)
         if found is None:
-            found = tuple(t.detach().clone() if t is not None else None for t in original(*args, **more))
+            found = tuple(t.detach().clone() if t is not None else None for t in original(*args, **kwargs))
             cache.put(key, found)
         return tuple(t.clone() if t is not None else None for t in found)
 

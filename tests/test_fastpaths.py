@@ -174,3 +174,17 @@ def test_compile_refuses_ray_backend(tmp_path):
                                        "--out", str(tmp_path / "out")])
     assert result.exit_code == 2 and "--compile needs --backend local" in result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_embedding_cache_on_sdxl_keys_both_text_encoders(plain, cached):
+    """SDXL's encode_prompt (prompt_2, pooled embeddings, two text encoders) is cached too, with equal frames."""
+    xl = dict(model="tiny-xl", motion_adapter="tiny-xl-motion", scheduler="lcm", steps=2, frames=4, width=32,
+              height=32, prompt="a red fox in snow", negative="blurry")
+    specs = [_spec(xl, seed=1, guidance=1.0), _spec(xl, seed=2, guidance=1.0), _spec(xl, seed=2, guidance=1.8)]
+    for spec in specs:
+        assert np.array_equal(plain.render(spec).frames, cached.render(spec).frames)
+    pipe = cached.stack_for(specs[0]).pipe
+    cache = _cache(cached, specs[0])
+    assert cache.hits >= 1 and cache.misses >= 2  # the second seed hits; guidance 1.8 also encodes the negative
+    state = fastpaths.text_encoder_state(pipe)
+    assert "text_encoder_2" in state and id(pipe.text_encoder_2) in state
