@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .errors import ConfigError, ModelError
-from .models import Source, check_reachable
+from .models import Source
+from .spec.resolve import local_path
 
 DEFAULT_SPARSECTRL = "sparsectrl-rgb"  # models.KNOWN_MODELS: guoyww/animatediff-sparsectrl-rgb
 DEFAULTS = {"scale": 1.0, "fit": "cover"}  # schema.KeyframesSpec
@@ -49,16 +50,12 @@ def resolve_keyframes(f: dict, *, frames: int, base_dir: Path, src: Callable, si
             problems.append(f"{sites(at, at_layer, key=at[-1] == k)}: keyframe {k} is past the last frame "
                             f"({frames - 1}); use keys below {frames} or raise `frames`")
             continue
-        full = base_dir / Path(path).expanduser()
-        try:
-            is_file = full.is_file()
-        except (OSError, ValueError):
-            is_file = False
+        full, is_file = local_path(base_dir, path, exists=Path.is_file)
         if not is_file:
             problems.append(f"{sites(at, at_layer)}: no such image file: {path!r} (relative paths resolve "
                             "against the script's folder)")
             continue
-        out[k] = str(full.resolve())
+        out[k] = full
     _refuse_combinations(f, frames, sites, layer, problems)
     sparsectrl = src(f.get("sparsectrl") or DEFAULT_SPARSECTRL, ("sparsectrl",), slot="sparsectrl",
                      layer=origin.get("sparsectrl", "clip"))
@@ -205,34 +202,15 @@ def load_sparsectrl(renderer, stack, spec):
     """The clip's SparseCtrl model, loaded once per stack (as the pose ControlNets are)."""
     from diffusers import SparseControlNetModel
 
-    from .renderer import _short, check_before_load, safetensors_only
+    from .renderer import load_control_model
 
     src: Source = spec.keyframes["sparsectrl"]
     key = ("sparsectrl",) + src.key()
     net = stack.controlnets.get(key)
     if net is not None:
         return net
-    check_reachable(src, "sparsectrl")
-    check_before_load(src, "sparsectrl")
-    try:
-        if src.kind == "file":
-            kwargs = {"config": src.config} if src.config else {}
-            net = SparseControlNetModel.from_single_file(src.ref, torch_dtype=renderer.dtype, **kwargs)
-        else:
-            net = SparseControlNetModel.from_pretrained(src.ref, torch_dtype=renderer.dtype, revision=src.revision,
-                                                        use_safetensors=safetensors_only(src))
-    except (OSError, ValueError, RuntimeError) as exc:
-        hint = ("a single-file SparseCtrl model needs its config: {source: FILE, config: FOLDER-WITH-config.json}"
-                if src.kind == "file" and not src.config else None)
-        raise ModelError(f"cannot load SparseCtrl model {src.describe()}: {_short(exc).rstrip('.')}",
-                         where="sparsectrl", hint=hint) from None
-    unet = stack.pipe.unet.config
-    if (tuple(net.config.block_out_channels) != tuple(unet.block_out_channels)
-            or net.config.cross_attention_dim != unet.cross_attention_dim):
-        raise ModelError(f"SparseCtrl model {src.describe()} does not fit the base model (channels "
-                         f"{list(net.config.block_out_channels)} vs {list(unet.block_out_channels)}, cross-attention "
-                         f"{net.config.cross_attention_dim} vs {unet.cross_attention_dim})", where="sparsectrl",
-                         hint="use an SD1.5 SparseCtrl RGB model such as sparsectrl-rgb")
+    net = load_control_model(renderer, stack, SparseControlNetModel, src, "sparsectrl", "SparseCtrl model",
+                             fix="use an SD1.5 SparseCtrl RGB model such as sparsectrl-rgb")
     if not net.config.use_simplified_condition_embedding:
         raise ModelError(f"SparseCtrl model {src.describe()} takes drawn conditions (a scribble model), not RGB "
                          "images", where="sparsectrl", hint="use an RGB SparseCtrl model such as sparsectrl-rgb")

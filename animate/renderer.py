@@ -264,31 +264,9 @@ class Renderer:
         src: Source = spec.pose["controlnet"]
         cn = stack.controlnets.get(src.key())
         if cn is None:
-            check_reachable(src, "pose.controlnet")
-            check_before_load(src, "pose.controlnet")
-            try:
-                if src.kind == "file":
-                    kwargs = {"config": src.config} if src.config else {}
-                    cn = ControlNetModel.from_single_file(src.ref, torch_dtype=self.dtype, **kwargs)
-                else:
-                    cn = ControlNetModel.from_pretrained(src.ref, torch_dtype=self.dtype, revision=src.revision,
-                                                         use_safetensors=safetensors_only(src))
-            except (OSError, ValueError, RuntimeError) as exc:
-                # A single file holds no config; without `config:` diffusers guesses one from the hub (the SD1.5
-                # canny ControlNet's), which is unreachable offline and wrong for any other shape.
-                hint = ("a single-file ControlNet needs its config: {source: FILE, config: FOLDER-WITH-config.json}"
-                        if src.kind == "file" and not src.config else None)
-                raise ModelError(f"cannot load ControlNet {src.describe()}: {_short(exc).rstrip('.')}",
-                                 where="pose.controlnet", hint=hint) from None
-            unet = stack.pipe.unet.config
-            if (tuple(cn.config.block_out_channels) != tuple(unet.block_out_channels)
-                    or cn.config.cross_attention_dim != unet.cross_attention_dim):
-                raise ModelError(f"ControlNet {src.describe()} does not fit the base model (channels "
-                                 f"{list(cn.config.block_out_channels)} vs {list(unet.block_out_channels)}, "
-                                 f"cross-attention {cn.config.cross_attention_dim} vs {unet.cross_attention_dim})",
-                                 where="pose.controlnet", hint="use an SD1.5 OpenPose ControlNet")
+            cn = load_control_model(self, stack, ControlNetModel, src, "pose.controlnet", "ControlNet",
+                                    fix="use an SD1.5 OpenPose ControlNet")
             self._count("controlnet")
-            cn.to(self.device)
             stack.controlnets[src.key()] = cn
         return cn
 
@@ -629,6 +607,35 @@ class Renderer:
                 floats.append(part)
             start += len(piece)
         return (done, np.concatenate(floats) if keep_float else None, {"decode_chunk": chunk}), None
+
+
+def load_control_model(renderer: Renderer, stack: Stack, cls, src: Source, field: str, what: str, *, fix: str):
+    """A ControlNet-like model (`cls`: ControlNetModel, SparseControlNetModel) from a folder, the hub or one
+    file, in the run's dtype on its device; it must fit the stack's UNet. Every failure is one line."""
+    check_reachable(src, field)
+    check_before_load(src, field)
+    try:
+        if src.kind == "file":
+            kwargs = {"config": src.config} if src.config else {}
+            net = cls.from_single_file(src.ref, torch_dtype=renderer.dtype, **kwargs)
+        else:
+            net = cls.from_pretrained(src.ref, torch_dtype=renderer.dtype, revision=src.revision,
+                                      use_safetensors=safetensors_only(src))
+    except (OSError, ValueError, RuntimeError) as exc:
+        # A single file holds no config; without `config:` diffusers guesses one from the hub (the SD1.5
+        # canny ControlNet's), which is unreachable offline and wrong for any other shape.
+        hint = (f"a single-file {what} needs its config: {{source: FILE, config: FOLDER-WITH-config.json}}"
+                if src.kind == "file" and not src.config else None)
+        raise ModelError(f"cannot load {what} {src.describe()}: {_short(exc).rstrip('.')}", where=field,
+                         hint=hint) from None
+    unet = stack.pipe.unet.config
+    if (tuple(net.config.block_out_channels) != tuple(unet.block_out_channels)
+            or net.config.cross_attention_dim != unet.cross_attention_dim):
+        raise ModelError(f"{what} {src.describe()} does not fit the base model (channels "
+                         f"{list(net.config.block_out_channels)} vs {list(unet.block_out_channels)}, "
+                         f"cross-attention {net.config.cross_attention_dim} vs {unet.cross_attention_dim})",
+                         where=field, hint=fix)
+    return net.to(renderer.device)
 
 
 def check_before_load(src: Source, field: str) -> None:

@@ -239,34 +239,24 @@ def _read_adapters(value: Any, path: tuple) -> tuple:
     return tuple(out)
 
 
-def _read_pose(value: Any, path: tuple) -> dict | None:
-    if value is None:
-        return None
-    from .schema import PoseSpec  # the schema is built from this module
+def _read_with_source(model: str, source_field: str):
+    """A reader for a record holding every field of a schema model and one model source (pose's `controlnet`,
+    keyframes' `sparsectrl`), or None."""
+    def read(value: Any, path: tuple) -> dict | None:
+        if value is None:
+            return None
+        from . import schema  # the schema is built from this module
 
-    _check_keys(value, path, required=list(PoseSpec.model_fields))
-    rest = {k: v for k, v in value.items() if k != "controlnet"}
-    try:
-        pose = PoseSpec.model_validate(rest)  # keyframe numbers come back as int here
-    except ValidationError as exc:
-        raise _invalid(exc, rest, path, PoseSpec) from None
-    controlnet = _read_source(value["controlnet"], path + ("controlnet",))
-    return {k: controlnet if k == "controlnet" else getattr(pose, k) for k in value}  # in the record's order
-
-
-def _read_keyframes(value: Any, path: tuple) -> dict | None:
-    if value is None:
-        return None
-    from .schema import KeyframesSpec  # the schema is built from this module
-
-    _check_keys(value, path, required=list(KeyframesSpec.model_fields) + ["sparsectrl"])
-    rest = {k: v for k, v in value.items() if k != "sparsectrl"}
-    try:
-        spec = KeyframesSpec.model_validate(rest)  # frame numbers come back as int here
-    except ValidationError as exc:
-        raise _invalid(exc, rest, path, KeyframesSpec) from None
-    sparsectrl = _read_source(value["sparsectrl"], path + ("sparsectrl",))
-    return {k: sparsectrl if k == "sparsectrl" else getattr(spec, k) for k in value}  # in the record's order
+        cls = getattr(schema, model)
+        _check_keys(value, path, required=list(dict.fromkeys([*cls.model_fields, source_field])))
+        rest = {k: v for k, v in value.items() if k != source_field}
+        try:
+            checked = cls.model_validate(rest)  # frame numbers come back as int here
+        except ValidationError as exc:
+            raise _invalid(exc, rest, path, cls) from None
+        source = _read_source(value[source_field], path + (source_field,))
+        return {k: source if k == source_field else getattr(checked, k) for k in value}  # in the record's order
+    return read
 
 
 def _read_options(model: str, optional: bool):
@@ -286,8 +276,9 @@ def _read_options(model: str, optional: bool):
     return read
 
 
-_READERS = {"model": _read_source, "motion_adapter": _read_source, "adapters": _read_adapters, "pose": _read_pose,
-            "keyframes": _read_keyframes,
+_READERS = {"model": _read_source, "motion_adapter": _read_source, "adapters": _read_adapters,
+            "pose": _read_with_source("PoseSpec", "controlnet"),
+            "keyframes": _read_with_source("KeyframesSpec", "sparsectrl"),
             "context": _read_options("ContextSpec", optional=False),
             "free_init": _read_options("FreeInitSpec", optional=True),
             "init_video": _read_options("InitVideoSpec", optional=True),

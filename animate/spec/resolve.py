@@ -198,6 +198,17 @@ def _dump(model: BaseModel | None) -> dict:
     return model.model_dump(exclude_none=True, exclude_unset=True) if model is not None else {}
 
 
+def local_path(base_dir: Path, value: str, exists=Path.exists) -> tuple[str, bool]:
+    """A path a script names, against the script's folder: (the path as text, resolved when it exists; whether
+    `exists` holds for it)."""
+    path = base_dir / Path(value).expanduser()
+    try:
+        found = exists(path)
+    except (OSError, ValueError):  # a path the system cannot even look at (too long, bad bytes)
+        found = False
+    return (str(path.resolve()) if found else str(path)), found
+
+
 class _Sites:
     """Turns (clip index, layer, path) into `file:line:col: clips[2].prompt` for resolution errors."""
 
@@ -343,15 +354,11 @@ def _resolve_clip(name: str, f: dict, origin: dict, sites: _Sites, script: Scrip
         p["controlnet"] = src(p.get("controlnet", "openpose"), ("pose", "controlnet"), slot="controlnet",
                               layer=layer)
         if isinstance(p["source"], str):
-            path = base_dir / Path(p["source"]).expanduser()
-            try:
-                exists = path.exists()
-            except (OSError, ValueError):
-                exists = False
+            given = p["source"]
+            p["source"], exists = local_path(base_dir, given)
             if not exists:
-                problems.append(f"{sites(('pose', 'source'), layer)}: no such file or folder: {p['source']!r} "
+                problems.append(f"{sites(('pose', 'source'), layer)}: no such file or folder: {given!r} "
                                 "(relative paths resolve against the script's folder)")
-            p["source"] = str(path.resolve()) if exists else str(path)
         else:
             for k in sorted(k for k in p["source"] if k >= frames):
                 problems.append(f"{sites(('pose', 'source', k), key=True)}: pose keyframe {k} is past the last frame "
@@ -364,15 +371,11 @@ def _resolve_clip(name: str, f: dict, origin: dict, sites: _Sites, script: Scrip
     init_video = None
     if f.get("init_video"):
         init_video = InitVideoSpec.model_validate(f["init_video"]).model_dump()  # every option filled
-        path = base_dir / Path(init_video["source"]).expanduser()
-        try:
-            exists = path.exists()
-        except (OSError, ValueError):
-            exists = False
+        given = init_video["source"]
+        init_video["source"], exists = local_path(base_dir, given)
         if not exists:
             problems.append(f"{sites(('init_video', 'source'), origin.get('init_video'))}: no such file or folder: "
-                            f"{init_video['source']!r} (relative paths resolve against the script's folder)")
-        init_video["source"] = str(path.resolve()) if exists else str(path)
+                            f"{given!r} (relative paths resolve against the script's folder)")
     refine = RefineSpec.model_validate(f["refine"]).model_dump() if f.get("refine") is not None else None
     context = None
     try:  # each layer's settings were valid alone; merged field by field, they must still fit together
