@@ -89,14 +89,17 @@ def test_kill_9_mid_clip_then_complete(kit, tmp_path, monkeypatch):
     root = out / "killed"
     visible = sorted(p.name for p in root.iterdir() if not p.name.startswith("."))
     assert "c2.gif" not in visible and "c3.gif" not in visible
-    assert [json.loads(l)["key"] for l in (root / "manifest.jsonl").read_text().splitlines()] == ["c1"]
+    manifest = root / "manifest.jsonl"
+    recorded = [json.loads(l)["key"] for l in manifest.read_text().splitlines()] if manifest.exists() else []
+    # Encoders overlap the next clip, so c1 is recorded (once all its outputs are written) before or after
+    # c2's GIF: either way only whole clips are listed.
+    assert recorded in ([], ["c1"])
     assert any(".part" in p.name for p in root.iterdir())  # the temp file of the killed write, hidden
 
     calls = count_renders(monkeypatch)
     assert render(script, out).exit_code == 0
-    # c1 is done; c2 (and c3, if it was rendering when the kill came) render again unless their frames
-    # reached the frame store before the kill.
-    assert set(calls) <= {"c2", "c3"} and len(calls) == len(set(calls))
+    # A recorded c1 is done; the others render again unless their frames reached the frame store first.
+    assert set(calls) <= {"c2", "c3"} | ({"c1"} if not recorded else set()) and len(calls) == len(set(calls))
     assert not [p for p in root.rglob("*") if ".part" in p.name]  # swept on start
     keys = [json.loads(l)["key"] for l in (root / "manifest.jsonl").read_text().splitlines()]
     assert keys == ["c1", "c2", "c3"]
