@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import os
 from collections import OrderedDict
+from pathlib import Path
 
 EMBED_CACHE_SIZE = 64  # prompt sets kept per text encoder (a 77×768 fp16 embedding is 118 kB)
 THREAD_ENV = ("ANIMATE_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
@@ -19,11 +20,12 @@ def usable_cpus() -> int:
     except (AttributeError, OSError):
         n = os.cpu_count() or 1
     try:
-        quota, period = open("/sys/fs/cgroup/cpu.max").read().split()[:2]
-        if quota != "max":
-            n = min(n, max(1, math.ceil(int(quota) / int(period))))
-    except (OSError, ValueError):
-        pass
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        limit = None if quota == "max" else math.ceil(int(quota) / int(period))
+    except (OSError, ValueError):  # no cgroup v2 CPU quota here: the affinity mask is the limit
+        limit = None
+    if limit is not None:
+        n = min(n, max(1, limit))
     return max(1, n)
 
 
@@ -140,10 +142,10 @@ def free_bytes(device: str) -> int | None:
         return int(free)
     if device == "cpu":
         try:
-            for line in open("/proc/meminfo"):
+            for line in Path("/proc/meminfo").read_text().splitlines():
                 if line.startswith("MemAvailable:"):
                     return int(line.split()[1]) * 1024
-        except OSError:
+        except OSError:  # not Linux: ask sysconf below
             pass
         try:
             return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")

@@ -58,10 +58,11 @@ def median(xs) -> float:
 def peak_rss_mb() -> float:
     """This process's peak resident memory: VmHWM (resettable, see reset_peak_rss), else getrusage's maximum."""
     try:
-        for line in open("/proc/self/status"):
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:  # not Linux: getrusage below
         pass
     r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return r / 1024 / (1024 if sys.platform == "darwin" else 1)  # bytes on macOS, KiB on Linux

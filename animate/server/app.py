@@ -26,7 +26,7 @@ MAX_LISTED = 5000
 
 
 class TooLarge(Exception):
-    pass
+    """A request body past the server's size limit (answered 413)."""
 
 
 def create_app(config: ServeConfig, queue: JobQueue | None = None) -> FastAPI:
