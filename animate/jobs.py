@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .outputs import Manifest, OutputLayout, canonical_json, file_sha256, hash_resolved, measure
+from .spec.clipspec import labeled_sources
 
 # Fields of ClipSpec.to_dict() that do not change a single rendered frame.
 NOT_IN_RENDER_KEY = ("name", "multi_seed", "outputs", "script", "preset", "fuse", "decode_chunk", "fps")
@@ -36,14 +37,7 @@ def _digest(data) -> str:
 
 
 def model_sources(spec) -> list:
-    sources = [spec.model, spec.motion_adapter] + [src for _, src, _, _ in spec.adapters]
-    if spec.unet is not None:
-        sources.append(spec.unet)
-    if spec.pose:
-        sources.append(spec.pose["controlnet"])
-    if spec.keyframes:
-        sources.append(spec.keyframes["sparsectrl"])
-    return sources
+    return [src for _, _, src in labeled_sources(spec)]
 
 
 def fingerprint(src) -> str:

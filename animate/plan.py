@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .family import SDXL, base_family
 from .spec import ClipSpec
+from .spec.clipspec import labeled_sources
 
 # Rough per-UNet-call cost of SD1.5 + motion module at 16 frames, 512×512 (seconds), and weights in GiB.
 # Figures are order-of-magnitude (A100-class GPU fp16; CPU fp32 ~60× slower); the tiny kit has its own model.
@@ -78,12 +79,7 @@ def download_notes(spec: ClipSpec) -> list[str]:
     """Hub sources that are not cached yet: the first render downloads them."""
     from .models import hub_offline, is_cached
 
-    sources = [("model", spec.model), ("motion_adapter", spec.motion_adapter)]
-    sources += [(f"adapter {n}", s) for n, s, _, _ in spec.adapters]
-    if spec.pose:
-        sources.append(("controlnet", spec.pose["controlnet"]))
-    if spec.keyframes:
-        sources.append(("sparsectrl", spec.keyframes["sparsectrl"]))
+    sources = [(f"adapter {name}" if name else field, src) for field, name, src in labeled_sources(spec)]
     offline = hub_offline()
     return [f"{label} {src.describe()} is not cached yet: "
             + ("the hub is offline (HF_HUB_OFFLINE=1), so rendering here will fail" if offline

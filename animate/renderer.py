@@ -16,6 +16,7 @@ from .models import Source, check_reachable, hub_commit, read_safetensors_keys
 from .numeric import frames_fault, latents_fault
 from .schedulers import build_scheduler
 from .spec import ClipSpec
+from .spec.clipspec import labeled_sources
 from .weights import check_pickle, check_weights, pickle_file
 
 
@@ -473,14 +474,7 @@ class Renderer:
 
     def _hub_commits(self, spec: ClipSpec) -> dict[str, str]:
         """field → the commit each hub source was loaded from (`revision:` pins it)."""
-        sources = [("model", spec.model), ("motion_adapter", spec.motion_adapter)]
-        sources += [(f"adapter:{name}", src) for name, src, _, _ in spec.adapters]
-        if spec.pose:
-            sources.append(("controlnet", spec.pose["controlnet"]))
-        if spec.keyframes:
-            sources.append(("sparsectrl", spec.keyframes["sparsectrl"]))
-        if spec.unet is not None:
-            sources.append(("unet", spec.unet))
+        sources = [(f"adapter:{name}" if name else field, src) for field, name, src in labeled_sources(spec)]
         out = {}
         for field_name, src in sources:
             if src.kind == "hub":

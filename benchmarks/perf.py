@@ -28,7 +28,8 @@ from pathlib import Path
 from benchmarks.render_bench import (PROMPT, WEIGHTS, build_small, make_spec, quiet, section_fuse,
                                      section_guidance, tiny_kit)
 from benchmarks.render_bench import Table as StepTable
-from benchmarks.timing import clock, interleaved, machine_note, med, now, peak_rss_mb, reset_peak_rss, since
+from benchmarks.timing import (clock, interleaved, machine_note, med, now, peak_rss_mb, reset_peak_rss,
+                               seconds_text, since)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,9 +51,7 @@ class Rows:
         self.rows.append(dict(size=size, what=what, value=value))
 
     def markdown(self) -> str:
-        def fmt(v):
-            return f"{v * 1000:.1f} ms" if v < 1 else f"{v:.2f} s"
-
+        fmt = seconds_text
         out = ["| size | row | candidate (CPU s) | baseline (CPU s) | × baseline CPU | × baseline wall | goal |",
                "|---|---|---|---|---:|---:|---|"]
         for r in self.rows:

@@ -27,7 +27,8 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmarks.timing import add, clock, interleaved, machine_note, med, now, peak_rss_mb, since
+from benchmarks.timing import (add, clock, interleaved, machine_note, med, now, peak_rss_mb, seconds_text,
+                               since)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
@@ -154,9 +155,7 @@ class Table:
         self.rows.append(dict(section=section, what=what, value=value))
 
     def markdown(self) -> str:
-        def fmt(v):
-            return f"{v * 1000:.1f} ms" if v < 1 else f"{v:.2f} s"
-
+        fmt = seconds_text
         lines = ["| # | measurement | baseline (CPU) | candidate (CPU) | ratio CPU | ratio wall |",
                  "|---|---|---|---|---|---|"]
         for r in self.rows:

@@ -55,6 +55,11 @@ def median(xs) -> float:
     return statistics.median(list(xs))
 
 
+def seconds_text(v: float) -> str:
+    """A duration for a table cell: milliseconds below one second."""
+    return f"{v * 1000:.1f} ms" if v < 1 else f"{v:.2f} s"
+
+
 def peak_rss_mb() -> float:
     """This process's peak resident memory: VmHWM (resettable, see reset_peak_rss), else getrusage's maximum."""
     try:

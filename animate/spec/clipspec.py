@@ -108,6 +108,19 @@ for _f in PLAIN.values():
         raise TypeError(f"plain field ClipSpec.{_f.name} must be int, float, str or bool (is {_f.type})")
 
 
+def labeled_sources(spec: ClipSpec) -> list[tuple[str, str | None, Source]]:
+    """Every model source a clip loads, as (field, adapter name or None, source)."""
+    sources = [("model", None, spec.model), ("motion_adapter", None, spec.motion_adapter)]
+    sources += [("adapter", name, src) for name, src, _, _ in spec.adapters]
+    if spec.unet is not None:
+        sources.append(("unet", None, spec.unet))
+    if spec.pose:
+        sources.append(("controlnet", None, spec.pose["controlnet"]))
+    if spec.keyframes:
+        sources.append(("sparsectrl", None, spec.keyframes["sparsectrl"]))
+    return sources
+
+
 def plain_value(name: str, value: Any) -> Any:
     """A merged layer value of plain field `name` as ClipSpec holds it (8 → 8.0 for a float field)."""
     return _COERCE[PLAIN[name].type](value)
