@@ -79,7 +79,8 @@ def download_notes(spec: ClipSpec) -> list[str]:
     """Hub sources that are not cached yet: the first render downloads them."""
     from .models import hub_offline, is_cached
 
-    sources = [(f"adapter {name}" if name else field, src) for field, name, src in labeled_sources(spec)]
+    sources = [(f"adapter {name}" if name else field, src) for field, name, src in labeled_sources(spec)
+               if field != "unet"]  # (as before: a hub UNet's note is not given here)
     offline = hub_offline()
     return [f"{label} {src.describe()} is not cached yet: "
             + ("the hub is offline (HF_HUB_OFFLINE=1), so rendering here will fail" if offline
