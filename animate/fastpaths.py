@@ -195,3 +195,44 @@ def compile_unet(pipe, device: str, backend: bool | str = True) -> dict:
         record["channels_last"] = True
     pipe.unet.compile(backend=record["backend"])
     return record
+
+
+# ------------------------------------------------------------------------------ model dtype and device
+def quick_dtype_and_device(model) -> bool:
+    """Make `model.dtype` and `model.device` read the first parameter instead of walking every submodule.
+
+    diffusers' ModelMixin answers both by first looking through all submodules for a layerwise-casting or
+    group-offloading hook; the UNet asks for its dtype on every step (`t_emb.to(self.dtype)`), and with
+    LoRA layers a UNet has thousands of modules: ~6 ms a step on the tiny kit, time a GPU waits before the step's
+    first kernel. animate installs neither hook, so the first floating parameter gives diffusers' own answer;
+    a model that has one (or keeps modules in fp32) keeps diffusers' properties. The class is swapped for a
+    subclass of the same name, once; True when it was."""
+    cls = type(model)
+    if getattr(cls, "_animate_quick_dtype", False):
+        return False
+    if getattr(model, "_keep_in_fp32_modules", None) or any(hasattr(m, "_diffusers_hook") for m in model.modules()):
+        return False
+    model.__class__ = _quick_class(cls)
+    return True
+
+
+_QUICK: dict = {}
+
+
+def _quick_class(cls):
+    if cls not in _QUICK:
+        def first_parameter(self):
+            return next((p for p in self.parameters() if p.is_floating_point()), None)
+
+        def dtype(self):
+            p = first_parameter(self)
+            return p.dtype if p is not None else cls.dtype.fget(self)
+
+        def device(self):
+            p = first_parameter(self)
+            return p.device if p is not None else cls.device.fget(self)
+
+        _QUICK[cls] = type(cls.__name__, (cls,), {"dtype": property(dtype), "device": property(device),
+                                                 "_animate_quick_dtype": True, "__module__": cls.__module__,
+                                                 "__qualname__": cls.__qualname__})
+    return _QUICK[cls]

@@ -30,12 +30,19 @@ class FrameStore:
         return self.path(key).is_file()
 
     def save(self, key: str, frames: np.ndarray, meta: dict | None = None) -> Path:
-        """Store uint8 F×H×W×3 frames atomically (zlib-compressed, lossless)."""
-        frames = np.ascontiguousarray(frames, dtype=np.uint8)
+        """Store uint8 F×H×W×3 frames atomically (zlib-compressed, lossless): the file `np.savez_compressed`
+        writes, `np.load` reads, written a frame at a time (numpy copies up to 16 MiB of the array at once, which
+        for a long clip is a copy of all of it)."""
+        frames = np.asarray(frames, dtype=np.uint8)
         dest = self.path(key)
         with atomic_file(dest) as tmp:
-            with open(tmp, "wb") as fh:
-                np.savez_compressed(fh, frames=frames, meta=np.array(json.dumps(meta or {}, default=str)))
+            with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
+                with zf.open("frames.npy", "w", force_zip64=True) as fh:
+                    np.lib.format.write_array_header_2_0(fh, np.lib.format.header_data_from_array_1_0(frames))
+                    for frame in frames:
+                        fh.write(np.ascontiguousarray(frame).data)
+                with zf.open("meta.npy", "w") as fh:
+                    np.lib.format.write_array(fh, np.array(json.dumps(meta or {}, default=str)))
         return dest
 
     def load(self, key: str) -> np.ndarray | None:

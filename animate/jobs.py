@@ -76,6 +76,17 @@ def _without_unset_additions(data: dict) -> dict:
     for name in ADDED_OPTIONAL:
         if data.get(name) is None:
             data.pop(name, None)
+    context = data.get("context")
+    if isinstance(context, dict) and "blend" in context:
+        # The blend as it runs, and only when it is the UNet's: a clip blended in the motion modules keeps the
+        # record and key it had before `blend` existed, and a long clip that `auto` now blends in the UNet gets
+        # a new key (its frames differ).
+        from motion.context import resolved_blend
+
+        blend = resolved_blend(data["frames"], context["blend"])
+        data["context"] = {k: v for k, v in context.items() if k != "blend"}
+        if blend == "unet":
+            data["context"]["blend"] = blend
     return data
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import enum
+import functools
 import hashlib
 import json
 import os
@@ -199,6 +200,12 @@ def file_sha256(path: str | os.PathLike) -> str:
 
 def package_versions() -> dict[str, str | None]:
     """Installed versions of the packages that shape a clip (None where one is missing)."""
+    return dict(_package_versions())
+
+
+@functools.lru_cache(maxsize=1)
+def _package_versions() -> dict[str, str | None]:
+    # Read once a process: metadata lookups cost ~20 ms a sidecar, and packages don't change under a run.
     versions: dict[str, str | None] = {"python": platform.python_version()}
     for name in PACKAGES:
         try:

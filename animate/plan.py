@@ -140,10 +140,10 @@ def context_report(spec: ClipSpec) -> dict:
     c = spec.context
     try:
         plan = context_plan(spec.frames, motion_max_frames(spec.motion_adapter), c["length"], c["overlap"],
-                            c["weighting"], c["noise"])
+                            c["weighting"], c["noise"], c.get("blend", "auto"))
     except MotionError as exc:
         return {"error": str(exc)}
-    split = splits_long_clip(spec.frames)
+    split = splits_long_clip(spec.frames, plan.blend)
     text = plan.describe() + (f"; split inference (from {SPLIT_FROM_FRAMES} frames)" if split else "")
     return {**plan.record(), "split_inference": split, "text": text}
 

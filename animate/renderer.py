@@ -10,7 +10,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .errors import ConfigError, ModelError, NumericFaultError, OutOfMemory, PoseError, RenderError
-from .memory import MemoryLadder, free_memory, is_out_of_memory, set_split, split_paused
+from .memory import MemoryLadder, free_memory, is_out_of_memory, release_heap, set_split, split_paused
 from .memory import split_sizes as unet_split_sizes
 from .models import Source, check_reachable, hub_commit, read_safetensors_keys
 from .numeric import frames_fault, latents_fault
@@ -223,7 +223,13 @@ class Renderer:
         # Convert the motion blocks to FreeNoise blocks now, before any LoRA wraps their layers: diffusers
         # converts by copying state dicts, which fails (and would drop the LoRA) once PEFT layers exist.
         if has_free_noise(pipe):
+            from motion.freenoise import install_one_window_path
+
             pipe.enable_free_noise(context_length=16, context_stride=4)
+            install_one_window_path(pipe.unet)
+        from .fastpaths import quick_dtype_and_device
+
+        quick_dtype_and_device(pipe.unet)
         # The VAE decodes in fp32 on every device: fp16 VAEs overflow to NaN → black frames.
         pipe.vae.to(dtype=torch.float32)
         base_config = dict(pipe.scheduler.config)
@@ -281,7 +287,7 @@ class Renderer:
         stack = self.stack_for(spec)
         with split_paused(stack.pipe):  # LoRA loading and FreeNoise want the plain UNet blocks
             pipe, kwargs = self._prepare(stack, spec, pose_frames)
-        set_split(pipe, split_sizes(spec.frames))  # the ladder's split rung, if taken, stays on below
+        set_split(pipe, split_sizes(spec.frames, self._context.blend))  # the ladder's split rung, if taken, stays
         if spec.init_video is not None:
             from . import video_input
 
@@ -358,17 +364,23 @@ class Renderer:
         from motion.context import context_plan
         from motion.errors import MotionError
         from motion.travel import interpolation_callback
+        from motion.unet_windows import set_unet_windows
 
         from .family import has_free_noise
 
         max_len = int(getattr(pipe.unet.config, "motion_max_seq_length", 32) or 32)
         c = spec.context
         try:
-            plan = context_plan(spec.frames, max_len, c["length"], c["overlap"], c["weighting"], c["noise"])
+            plan = context_plan(spec.frames, max_len, c["length"], c["overlap"], c["weighting"], c["noise"],
+                                c.get("blend", "auto"))
         except MotionError as exc:
             raise ConfigError(str(exc), where=f"{spec.script or 'clip'}: clip {spec.name}: context") from None
+        # The stack's UNet is shared by every clip: each clip sets (or clears) its window-by-window blend.
+        set_unet_windows(pipe.unet, plan if plan.blend == "unet" else None)
         if not has_free_noise(pipe):  # the SDXL pipeline: one window over the clip (check refuses more)
             return plan
+        # With the UNet blend the motion modules see one window at a time, which FreeNoise runs as plain blocks;
+        # FreeNoise still draws the clip's noise and the per-frame prompt embeddings (travel).
         pipe.enable_free_noise(context_length=plan.length, context_stride=plan.stride,
                                weighting_scheme=plan.weighting, noise_type=plan.noise,
                                prompt_interpolation_callback=interpolation_callback(spec.interpolation))
@@ -435,9 +447,11 @@ class Renderer:
                 t_denoise += time.perf_counter() - t1
                 fault = latents_fault(latents)
                 decoded = None
+                release_heap()  # the denoising steps' freed buffers, before decoding holds the frames
                 if fault is None:
                     decoded, fault = self._decode(stack.pipe, latents, spec, keep_float)
                 latents = None
+                release_heap()
                 if fault is None:
                     break
                 decoded = None
@@ -563,9 +577,10 @@ class Renderer:
         # every module: ~70 ms a clip on a small model).
         offloaded = any(rung in OFFLOADS for rung in self.ladder.taken)
         device = (getattr(pipe, "_execution_device", None) if offloaded else None) or vae.device
-        # The same arithmetic as diffusers' AnimateDiffPipeline.decode_latents, chunk by chunk.
-        scaled = 1 / vae.config.scaling_factor * latents.to(torch.float32)
-        flat = scaled[0].permute(1, 0, 2, 3)  # (frames, C, h, w): one video per call
+        # The same arithmetic as diffusers' AnimateDiffPipeline.decode_latents, chunk by chunk (scaled per chunk:
+        # a scaled copy of a long clip's latents would outweigh its frames on a VAE that downsamples 2×).
+        scale = 1 / vae.config.scaling_factor
+        flat = latents[0].permute(1, 0, 2, 3)  # (frames, C, h, w): one video per call
         from .fastpaths import fit_decode_chunk
 
         chunk = fit_decode_chunk(spec.decode_chunk, vae, str(device), spec.height, spec.width)
@@ -575,7 +590,8 @@ class Renderer:
             out_of_memory = False
             try:
                 with torch.inference_mode():
-                    piece = vae.decode(flat[start:start + chunk].to(device)).sample.float().cpu()
+                    piece = vae.decode((scale * flat[start:start + chunk].to(torch.float32)).to(device)).sample \
+                        .float().cpu()
             except RuntimeError as exc:
                 if not is_out_of_memory(exc):
                     raise
@@ -585,7 +601,7 @@ class Renderer:
                 if chunk > 1:
                     chunk = max(1, chunk // 2)
                 elif self.ladder.step(pipe) is None:
-                    done = floats = flat = scaled = None  # the error's traceback would keep them alive
+                    done = floats = flat = None  # the error's traceback would keep them alive
                     raise OutOfMemory(f"out of memory decoding {spec.stem} even one frame at a time, after trying "
                                       f"{self.ladder.tried()}", hint="lower the size")
                 continue

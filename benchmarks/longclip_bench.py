@@ -2,13 +2,15 @@
 GIF encoders, gallery preview) at 16, 64, 256 and 1024 frames, each in a fresh process.
 
     python -m benchmarks.longclip_bench [--quick] [--models tiny,wide] [--frames 16,64,256,1024]
-                                        [--steps 1] [--compare-split]
+                                        [--steps 1] [--compare-motion]
 
 Models: `tiny` is the offline kit (animate.tiny) at 64x64; `wide` is a random SD1.5-shaped model with 4-8x the
 channels (benchmarks.render_bench.build_small, built into a temp folder) at 32x32, where the UNet's activations
 are far larger than its weights. Peak RSS is the child's own high-water mark (os.wait4), so every row starts
 from nothing. The acceptance line of issue 10: RSS(1024) - RSS(256) at most 1.25x the 768 extra frames' own
-uint8 bytes. `--compare-split` also runs every size with split inference off, to show what it buys.
+uint8 bytes. Clips from 128 frames blend their context windows on the UNet's output (`context.blend: auto`);
+`--compare-motion` also runs every size with `blend: motion` (diffusers' FreeNoise, split inference from 64
+frames), to show what the UNet blend buys.
 """
 from __future__ import annotations
 
@@ -25,33 +27,30 @@ ACCEPT = 1.25  # RSS growth 256 → 1024 frames over the frames' own bytes
 
 
 def child(args) -> None:
-    """Runs in the measured process: one render through the CLI, split threshold as asked."""
+    """Runs in the measured process: one render through the CLI."""
     import torch
 
     torch.set_num_threads(1)
-    import motion.context as context
     from animate.cli import main
 
-    if args.split_from is not None:
-        context.SPLIT_FROM_FRAMES = args.split_from
     sys.argv = ["animate", "render", args.script, "--out", args.out, "--quiet"]
     main(standalone_mode=True)
 
 
-def script_text(model: dict, frames: int, size: int, steps: int) -> str:
+def script_text(model: dict, frames: int, size: int, steps: int, blend: str | None) -> str:
     clip = {"name": "long", "prompt": "a lighthouse in a storm", "frames": frames, "seed": 7}
+    if blend:
+        clip["context"] = {"blend": blend}
     defaults = {**model, "steps": steps, "width": size, "height": size, "outputs": ["mp4", "gif"]}
     return json.dumps({"version": 1, "defaults": defaults, "clips": [clip]})
 
 
-def measure(model: dict, frames: int, size: int, steps: int, split_from: int | None, work: Path) -> dict:
+def measure(model: dict, frames: int, size: int, steps: int, blend: str | None, work: Path) -> dict:
     folder = Path(tempfile.mkdtemp(dir=work))
     script = folder / "long.json"
-    script.write_text(script_text(model, frames, size, steps))
+    script.write_text(script_text(model, frames, size, steps, blend))
     cmd = [sys.executable, "-m", "benchmarks.longclip_bench", "--child", "--script", str(script),
            "--out", str(folder / "out")]
-    if split_from is not None:
-        cmd += ["--split-from", str(split_from)]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -65,8 +64,9 @@ def measure(model: dict, frames: int, size: int, steps: int, split_from: int | N
     info = record.get("info", {})
     timings = record.get("timings", {})
     split = (info.get("split_inference") or {}).get("spatial_split_size") or "off"
+    blend = info.get("context", {}).get("blend", "motion")
     return {"frames": frames, "rss_mb": usage.ru_maxrss / 1024, "wall_s": wall, "denoise_s": timings.get("denoise_s"),
-            "decode_s": timings.get("decode_s"), "split": split,
+            "decode_s": timings.get("decode_s"), "split": split, "blend": blend,
             "windows": len(info.get("context", {}).get("windows", []))}
 
 
@@ -92,12 +92,12 @@ def models(names: list[str], work: Path) -> dict[str, tuple[dict, int, str]]:
 def report(name: str, about: str, size: int, rows: list[dict], compare: list[dict]) -> bool | None:
     frame_bytes = size * size * 3
     print(f"\n{name}: {about}, {size}x{size}")
-    print("| frames | split (motion-module pixels) | peak RSS MB | wall s | denoise s | decode s | frames' own MB |"
-          + (" RSS without split MB |" if compare else ""))
-    print("|---:|:---:|---:|---:|---:|---:|---:|" + ("---:|" if compare else ""))
+    print("| frames | blend | split (motion-module pixels) | peak RSS MB | wall s | denoise s | decode s | "
+          "frames' own MB |" + (" RSS with blend: motion MB |" if compare else ""))
+    print("|---:|:---:|:---:|---:|---:|---:|---:|---:|" + ("---:|" if compare else ""))
     for i, row in enumerate(rows):
         extra = f" {compare[i]['rss_mb']:.0f} |" if compare else ""
-        print(f"| {row['frames']} | {row['split']} | {row['rss_mb']:.0f} | {row['wall_s']:.1f} | "
+        print(f"| {row['frames']} | {row['blend']} | {row['split']} | {row['rss_mb']:.0f} | {row['wall_s']:.1f} | "
               f"{row['denoise_s']} | {row['decode_s']} | {row['frames'] * frame_bytes / 2**20:.1f} |{extra}")
     by = {r["frames"]: r for r in rows}
     if 256 in by and 1024 in by:
@@ -118,13 +118,12 @@ def main(argv=None) -> int:
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--script", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
-    ap.add_argument("--split-from", type=int, help="frames from which split inference runs (default: the "
-                    "renderer's own threshold)")
     ap.add_argument("--quick", action="store_true", help="tiny kit only, 16/64/256 frames at 32x32")
     ap.add_argument("--models", default="tiny,wide")
     ap.add_argument("--frames", default="16,64,256,1024")
     ap.add_argument("--steps", type=int, default=1)
-    ap.add_argument("--compare-split", action="store_true", help="run every size with split inference off too")
+    ap.add_argument("--compare-motion", action="store_true",
+                    help="run every size blended in the motion modules too (diffusers' FreeNoise)")
     args = ap.parse_args(argv)
     if args.child:
         child(args)
@@ -138,10 +137,10 @@ def main(argv=None) -> int:
             size = 32 if args.quick else size
             rows = []
             for n in counts:
-                rows.append(measure(model, n, size, args.steps, args.split_from, work))
+                rows.append(measure(model, n, size, args.steps, None, work))
                 print(f"  measured {name} {n} frames: {json.dumps(rows[-1])}", flush=True)
-            compare = ([measure(model, n, size, args.steps, 10**9, work) for n in counts]
-                       if args.compare_split else [])
+            compare = ([measure(model, n, size, args.steps, "motion", work) for n in counts]
+                       if args.compare_motion else [])
             verdicts.append(report(name, about, size, rows, compare))
     print(f"\n{args.steps} denoising step(s), LCM, guidance 1.0, outputs mp4 + gif + preview; "
           f"{os.cpu_count()} CPU cores (shared), torch threads 1")

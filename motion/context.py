@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from .errors import MotionError
 
 WEIGHTINGS = ("flat", "pyramid", "delayed_reverse_sawtooth")
+BLENDS = ("auto", "motion", "unet")
 NOISE_TYPES = ("shuffle_context", "repeat_context", "random")
 # Peers (ComfyUI AnimateDiff-Evolved, sd-webui-animatediff, prompt-travel) slide 16-frame windows with a quarter
 # overlap: AnimateDiff's motion modules were trained on 16-frame clips, and a quarter overlap blends neighbours
@@ -21,6 +22,9 @@ PEER_LENGTH = 16
 # From this many frames diffusers' FreeNoise split inference runs the UNet's spatial blocks a few frames at a
 # time and its motion modules a few hundred pixels at a time (see docs/motion.md, "Long clips and memory").
 SPLIT_FROM_FRAMES = 64
+# From this many frames `blend: auto` runs the whole UNet one window at a time (motion.unet_windows), so memory
+# is bounded by the window; shorter clips blend inside the motion modules, as diffusers' FreeNoise does.
+UNET_FROM_FRAMES = 128
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,7 @@ class ContextPlan:
     weighting: str
     noise: str
     windows: tuple  # of (start, end), end exclusive, as diffusers' FreeNoise blocks visit them
+    blend: str = "motion"  # where windows are blended: in the motion modules (FreeNoise) or on the UNet's output
 
     @property
     def stride(self) -> int:
@@ -39,7 +44,7 @@ class ContextPlan:
 
     def record(self) -> dict:
         return {"length": self.length, "overlap": self.overlap, "stride": self.stride, "weighting": self.weighting,
-                "noise": self.noise, "windows": [list(w) for w in self.windows]}
+                "noise": self.noise, "blend": self.blend, "windows": [list(w) for w in self.windows]}
 
     def describe(self) -> str:
         if len(self.windows) == 1:
@@ -47,22 +52,26 @@ class ContextPlan:
         shown = ", ".join(f"{s}-{e - 1}" for s, e in self.windows[:4])
         more = f", … {len(self.windows) - 5} more …, {self.windows[-1][0]}-{self.windows[-1][1] - 1}" \
             if len(self.windows) > 5 else "".join(f", {s}-{e - 1}" for s, e in self.windows[4:])
+        where = ", the whole UNet a window at a time" if self.blend == "unet" else ""  # else FreeNoise's own
         return (f"{len(self.windows)} windows of {self.length} (overlap {self.overlap}, {self.weighting}, "
-                f"{self.noise}): {shown}{more}")
+                f"{self.noise}{where}): {shown}{more}")
 
 
 def context_plan(frames: int, max_length: int, length: int | None = None, overlap: int | None = None,
-                 weighting: str = "pyramid", noise: str = "shuffle_context") -> ContextPlan:
+                 weighting: str = "pyramid", noise: str = "shuffle_context", blend: str = "auto") -> ContextPlan:
     """The windows for a clip of `frames` on an adapter whose positional encoding holds `max_length` frames.
 
     Unset length: the whole clip in one window when it fits the adapter (the same frames as no windows at all),
     else 16-frame windows (or the adapter's length, if shorter). Unset overlap: a quarter of the length. A length
-    above the clip's frames is cut to the clip (diffusers fails on windows longer than the clip).
+    above the clip's frames is cut to the clip (diffusers fails on windows longer than the clip). `blend`: see
+    `resolved_blend`.
     """
     if weighting not in WEIGHTINGS:
         raise MotionError(f"context weighting {weighting!r} is unknown; use one of {', '.join(WEIGHTINGS)}")
     if noise not in NOISE_TYPES:
         raise MotionError(f"context noise {noise!r} is unknown; use one of {', '.join(NOISE_TYPES)}")
+    if blend not in BLENDS:
+        raise MotionError(f"context blend {blend!r} is unknown; use one of {', '.join(BLENDS)}")
     if length is None:
         length = frames if frames <= max_length else min(PEER_LENGTH, max_length)
     length = max(1, min(int(length), frames))
@@ -71,7 +80,16 @@ def context_plan(frames: int, max_length: int, length: int | None = None, overla
         raise MotionError(f"context overlap {overlap} must be at least 0 and less than the window length {length}")
     overlap = min(overlap, length - 1) if length > 1 else 0
     return ContextPlan(length=length, overlap=overlap, weighting=weighting, noise=noise,
-                       windows=tuple(windows(frames, length, length - overlap)))
+                       windows=tuple(windows(frames, length, length - overlap)), blend=resolved_blend(frames, blend))
+
+
+def resolved_blend(frames: int, blend: str | None) -> str:
+    """`motion` (diffusers' FreeNoise: windows blended inside every motion module, the whole clip through every
+    layer) or `unet` (the whole UNet one window at a time, predictions blended: memory bounded by the window);
+    `auto` is `unet` from UNET_FROM_FRAMES frames."""
+    if blend in (None, "auto"):
+        return "unet" if frames >= UNET_FROM_FRAMES else "motion"
+    return blend
 
 
 def windows(frames: int, length: int, stride: int) -> list[tuple[int, int]]:
@@ -83,17 +101,18 @@ def windows(frames: int, length: int, stride: int) -> list[tuple[int, int]]:
     return out
 
 
-def splits_long_clip(frames: int) -> bool:
-    """Whether a clip is long enough for split inference (same frames, less memory)."""
-    return frames >= SPLIT_FROM_FRAMES
+def splits_long_clip(frames: int, blend: str = "motion") -> bool:
+    """Whether a clip blended in the motion modules is long enough for split inference (same frames, less
+    memory); a UNet that sees one window at a time needs none."""
+    return blend == "motion" and frames >= SPLIT_FROM_FRAMES
 
 
-def split_sizes(frames: int) -> dict | None:
+def split_sizes(frames: int, blend: str = "motion") -> dict | None:
     """diffusers' split sizes for a clip, None below SPLIT_FROM_FRAMES. The resnets and spatial attention take 8
     frames at a time; the motion modules take every frame of `spatial_split_size` pixels at a time, so that chunk
     grows with the clip: it shrinks from 256 pixels (up to 256 frames) to 64 (from 1024) to hold about the same
     bytes (measured at 256 frames on the tiny kit: 64 instead of 256 cut the peak above the model by 30 %)."""
-    if not splits_long_clip(frames):
+    if not splits_long_clip(frames, blend):
         return None
     return {"spatial_split_size": max(64, min(256, 256 * 256 // frames)), "temporal_split_size": 8}
 

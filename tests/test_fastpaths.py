@@ -188,3 +188,23 @@ def test_embedding_cache_on_sdxl_keys_both_text_encoders(plain, cached):
     assert cache.hits >= 1 and cache.misses >= 2  # the second seed hits; guidance 1.8 also encodes the negative
     state = fastpaths.text_encoder_state(pipe)
     assert "text_encoder_2" in state and id(pipe.text_encoder_2) in state
+
+
+def test_quick_dtype_and_device_answer_as_diffusers(cached, tiny_fields):
+    """The UNet's dtype and device come from its first parameter: diffusers' own answers, without its walk over
+    every submodule (asked on every step)."""
+    from diffusers import UNetMotionModel
+
+    unet = cached.stack_for(spec_from_fields(tiny_fields)[0]).pipe.unet
+    assert isinstance(unet, UNetMotionModel) and type(unet).__name__ == "UNetMotionModel"
+    assert type(unet)._animate_quick_dtype and not fastpaths.quick_dtype_and_device(unet)  # swapped once
+    assert (unet.dtype, unet.device) == (UNetMotionModel.dtype.fget(unet), UNetMotionModel.device.fget(unet))
+    try:
+        unet.to(torch.float16)
+        assert unet.dtype == UNetMotionModel.dtype.fget(unet) == torch.float16
+    finally:
+        unet.to(torch.float32)
+    hooked = torch.nn.Linear(2, 2)
+    hooked._diffusers_hook = object()  # a model with diffusers hooks keeps diffusers' properties
+    holder = torch.nn.Sequential(hooked)
+    assert not fastpaths.quick_dtype_and_device(holder) and type(holder) is torch.nn.Sequential

@@ -1,5 +1,5 @@
-"""Long clips: split inference switched on per clip from motion.context.SPLIT_FROM_FRAMES (and off again for
-short clips on the shared pipeline), the same frames as without it, the decoded clip written into one uint8
+"""Long clips: the UNet blend from 128 frames, split inference switched on per clip blended in the motion modules
+from motion.context.SPLIT_FROM_FRAMES (and off again for short clips on the shared pipeline), the same frames as without it, the decoded clip written into one uint8
 array, and encoders piping frames without a copy."""
 import numpy as np
 import pytest
@@ -12,17 +12,21 @@ FIELDS = dict(model="tiny", motion_adapter="tiny", scheduler="lcm", steps=2, gui
               seed=11, prompt="a red fox in snow", negative="blurry")
 
 
-def test_a_long_clip_renders_with_split_inference(renderer):
+def test_a_long_clip_renders_window_by_window(renderer):
     # 256 frames at 16x16 (8x8 latents), one step: ~3 s on a free core. 1024 frames at 64x64 is the
     # benchmark's (benchmarks/longclip_bench.py), too slow for the suite.
     spec = spec_from_fields({**FIELDS, "frames": 256, "width": 16, "height": 16, "steps": 1, "guidance": 1.0})[0]
     result = renderer.render(spec)
     assert result.frames.shape == (256, 16, 16, 3) and result.frames.dtype == np.uint8
     assert result.frames.flags.c_contiguous and result.frames.base is None  # one array, not a joined copy
-    assert result.info["split_inference"] == {"spatial_split_size": 256, "temporal_split_size": 8}
+    assert result.info["context"]["blend"] == "unet"  # auto from 128 frames: the UNet sees one window at a time
+    assert "split_inference" not in result.info  # which needs no split
     assert len(result.info["context"]["windows"]) == 21  # 16-frame windows, stride 12
     assert result.frames.std() > 0  # not a flat clip
-    # The stack's pipeline is shared: the next short clip runs without the split wrappers.
+    # Blended in the motion modules, a long clip splits; the next short clip on the shared pipeline does not.
+    motion = renderer.render(spec_from_fields({**FIELDS, "frames": 64, "width": 16, "height": 16, "steps": 1,
+                                               "context": {"blend": "motion"}})[0])
+    assert motion.info["split_inference"] == {"spatial_split_size": 256, "temporal_split_size": 8}
     short = renderer.render(spec_from_fields({**FIELDS, "frames": 8})[0])
     assert "split_inference" not in short.info and not split_active(renderer.stack_for(spec).pipe.unet)
 
@@ -79,7 +83,7 @@ def test_encoders_pipe_the_frames_without_a_copy():
     assert bytes(raw_bytes(odd)) == odd.tobytes()
 
 
-def test_check_says_when_a_clip_splits(kit, tmp_path):
+def test_check_says_how_a_long_clip_blends_and_when_it_splits(kit, tmp_path):
     import json
 
     from click.testing import CliRunner
@@ -88,9 +92,11 @@ def test_check_says_when_a_clip_splits(kit, tmp_path):
 
     script = tmp_path / "long.json"
     script.write_text(json.dumps({"version": 1, "defaults": {"preset": "tiny"}, "clips": [
-        {"name": "long", "prompt": "a fox", "frames": 1024}, {"name": "short", "prompt": "a fox", "frames": 16}]}))
+        {"name": "long", "prompt": "a fox", "frames": 1024}, {"name": "short", "prompt": "a fox", "frames": 16},
+        {"name": "motion", "prompt": "a fox", "frames": 96, "context": {"blend": "motion"}}]}))
     result = CliRunner().invoke(main, ["check", str(script), "--out", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
     lines = [ln for ln in result.output.splitlines() if "context:" in ln]
-    assert "85 windows of 16" in lines[0] and "split inference (from 64 frames)" in lines[0]
-    assert "split inference" not in lines[1]
+    assert "85 windows of 16" in lines[0] and "the whole UNet a window at a time" in lines[0]
+    assert "split inference" not in lines[0] and "split inference" not in lines[1]
+    assert "UNet" not in lines[2] and "split inference (from 64 frames)" in lines[2]

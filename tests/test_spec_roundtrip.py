@@ -319,4 +319,4 @@ def test_record_from_before_motion_options_replays_as_it_rendered(record, frames
     old = {k: v for k, v in record.items() if k not in ("context", "loop", "free_init")}
     spec = ClipSpec.from_dict({**old, "frames": frames})
     assert spec.loop is False and spec.free_init is None
-    assert spec.context == {**context, "weighting": "pyramid", "noise": "shuffle_context"}
+    assert spec.context == {**context, "weighting": "pyramid", "noise": "shuffle_context", "blend": "motion"}

@@ -1,6 +1,7 @@
 """Animated WebP through Pillow (libwebp): lossy by default, exact millisecond delays, EXIF metadata."""
 from __future__ import annotations
 
+import functools
 import json
 
 from animate.atomic import atomic_file
@@ -46,14 +47,48 @@ def write(frames, path, *, fps, quality, lossless, loop, pingpong, metadata):
 
     if pingpong and len(frames) > 2:
         frames = list(frames) + list(frames[-2:0:-1])  # there and back, without doubled ends (as the GIF does)
-    images = [Image.fromarray(f) for f in frames]
+    clip = frame_sequence(frames)
     extra = {}
     if metadata:
         exif = Image.Exif()
         exif[EXIF_IMAGE_DESCRIPTION] = metadata  # already ASCII (ascii_metadata)
         extra["exif"] = exif.tobytes()
     with atomic_file(path) as tmp:
-        images[0].save(tmp, format="WEBP", save_all=True, append_images=images[1:],
-                       duration=ms_delays(len(frames), fps), loop=loop, quality=quality,
-                       lossless=lossless, method=4, minimize_size=False, **extra)
+        clip.save(tmp, format="WEBP", save_all=True,
+                  duration=ms_delays(len(frames), fps), loop=loop, quality=quality,
+                  lossless=lossless, method=4, minimize_size=False, **extra)
     return path, {}
+
+
+@functools.cache
+def _frame_sequence_class():  # built on first use: Pillow is imported only when encoding
+    from PIL import Image
+
+    class FrameSequence(Image.Image):
+        """A clip as one multi-frame Pillow image (Pillow's own protocol: `n_frames`, `seek`, `tell`) that makes
+        frame i only when the encoder seeks it: a list of Pillow images would copy the whole clip (4 bytes a
+        pixel), which for a long clip is more than its frames."""
+
+        def __init__(self, frames):
+            super().__init__()
+            self._frames, self._index = frames, -1
+            self.n_frames = len(frames)
+            self.is_animated = self.n_frames > 1
+            self.seek(0)
+
+        def seek(self, index: int) -> None:
+            if index != self._index:
+                import numpy as np
+
+                frame = Image.fromarray(np.ascontiguousarray(self._frames[index]))
+                self.im, self._mode, self._size, self._index = frame.im, frame.mode, frame.size, index
+
+        def tell(self) -> int:
+            return self._index
+
+    return FrameSequence
+
+
+def frame_sequence(frames):
+    """`frames` (uint8 F×H×W×3, or a list of frames) as one lazily made multi-frame Pillow image."""
+    return _frame_sequence_class()(frames)

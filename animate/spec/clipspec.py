@@ -148,7 +148,7 @@ def _legacy_context(data: dict) -> dict:
     # Before `context:` a clip longer than the SD1.5 adapters' 32 frames slid 16-frame windows at stride 4.
     long = isinstance(data.get("frames"), int) and data["frames"] > 32
     return {"length": 16 if long else None, "overlap": 12 if long else None, "weighting": "pyramid",
-            "noise": "shuffle_context"}
+            "noise": "shuffle_context", "blend": "motion"}
 
 
 # Fields sidecars written before them lack: what those renders used.
@@ -289,10 +289,18 @@ def _read_options(model: str, optional: bool):
     return read
 
 
+def _read_context(value: Any, path: tuple):
+    """A record's context; one without `blend` was blended in the motion modules (the only blend before it, and
+    what records leave out: animate.jobs)."""
+    if isinstance(value, dict) and "blend" not in value:
+        value = {**value, "blend": "motion"}
+    return _read_options("ContextSpec", optional=False)(value, path)
+
+
 _READERS = {"model": _read_source, "motion_adapter": _read_source, "adapters": _read_adapters,
             "pose": _read_with_source("PoseSpec", "controlnet"),
             "keyframes": _read_with_source("KeyframesSpec", "sparsectrl"),
-            "context": _read_options("ContextSpec", optional=False),
+            "context": _read_context,
             "free_init": _read_options("FreeInitSpec", optional=True),
             "init_video": _read_options("InitVideoSpec", optional=True),
             "refine": _read_options("RefineSpec", optional=True),

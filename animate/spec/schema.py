@@ -128,13 +128,17 @@ class PoseSpec(Frozen):
 
 class ContextSpec(Frozen):
     """FreeNoise context windows: `length` frames at a time, neighbours sharing `overlap` frames, blended by
-    `weighting`; `noise` says how the initial noise of later windows relates to the first's. Unset length:
-    one window when the clip fits the motion adapter, else 16; unset overlap: a quarter of the length."""
+    `weighting`; `noise` says how the initial noise of later windows relates to the first's; `blend` says where
+    windows are blended: in every motion module (`motion`, diffusers' FreeNoise) or on the UNet's output, the
+    whole UNet denoising one window at a time (`unet`: memory bounded by the window). Unset length: one window
+    when the clip fits the motion adapter, else 16; unset overlap: a quarter of the length; unset blend (`auto`):
+    `unet` from 128 frames."""
 
     length: Range(StrictInt, 2, 128) | None = None
     overlap: Range(StrictInt, 0, 127) | None = None
     weighting: Literal["flat", "pyramid", "delayed_reverse_sawtooth"] = "pyramid"
     noise: Literal["shuffle_context", "repeat_context", "random"] = "shuffle_context"
+    blend: Literal["auto", "motion", "unet"] = "auto"
 
     @model_validator(mode="after")
     def _overlap_below_length(self):

@@ -1,0 +1,84 @@
+"""Context windows over the whole UNet (`context: {blend: unet}`, the default for long clips).
+
+diffusers' FreeNoise blends windows inside every motion module, so the whole clip passes through every UNet
+layer at once and its skip connections hold full-clip feature maps: memory grows with the clip (at 1024 frames
+on the tiny kit, 32 KiB a frame against 12 KiB of pixels). Here the UNet instead denoises one window of frames at
+a time and the windows' noise predictions are blended frame by frame with the same weights FreeNoise uses
+(`flat`, `pyramid`, `delayed_reverse_sawtooth`), as AnimateDiff-Evolved, sd-webui-animatediff and prompt-travel
+do. What the UNet holds is then one window's activations whatever the clip's length; what grows with the clip
+is the latents, the blended prediction and the per-frame prompt embeddings. The motion modules see exactly one
+window, which FreeNoise's blocks treat as the plain path (motion.freenoise).
+
+The wrapper goes on the UNet instance once (the stack's pipelines share it) and does nothing for a clip whose
+plan is None, so clips blended in the motion modules run diffusers' forward untouched.
+"""
+from __future__ import annotations
+
+import inspect
+import types
+
+PER_FRAME_ARGS = ("encoder_hidden_states",)  # (batch·frames, …) tensors the window takes its frames from
+RESIDUAL_ARGS = ("down_block_additional_residuals", "mid_block_additional_residual")  # ControlNet's, per frame
+
+
+def set_unet_windows(unet, plan) -> None:
+    """Denoise the next clips window by window over `plan.windows` (a ContextPlan), or, for None or a plan of
+    one window, with the UNet's own forward."""
+    if "forward" not in vars(unet):
+        signature = inspect.signature(unet.forward)
+
+        def forward(*args, **kwargs):
+            # The class's forward, looked up at each call: what patches or wraps it later still runs.
+            original = types.MethodType(type(unet).forward, unet)
+            windows = unet._animate_unet_windows
+            if windows is None:
+                return original(*args, **kwargs)
+            bound = signature.bind(*args, **kwargs)
+            return windowed_forward(original, windows, dict(bound.arguments))
+
+        unet.forward = forward
+    unet._animate_unet_windows = plan if plan is not None and len(plan.windows) > 1 else None
+
+
+def windowed_forward(forward, plan, arguments: dict):
+    """One UNet call over the clip as a weighted blend of one call per window."""
+    import torch
+    from diffusers.models.attention import FreeNoiseTransformerBlock
+    from diffusers.models.unets.unet_motion_model import UNetMotionOutput
+
+    sample = arguments.pop("sample")
+    return_dict = arguments.pop("return_dict", True)
+    frames = sample.shape[2]
+    # diffusers' own weights for a window (the method reads no block state), so both blends weigh frames alike.
+    weights = torch.tensor(FreeNoiseTransformerBlock._get_frame_weights(None, plan.length, plan.weighting),
+                           device=sample.device, dtype=torch.float32)
+    total = None
+    count = torch.zeros(frames, device=sample.device, dtype=torch.float32)
+    for start, end in plan.windows:
+        part = dict(arguments)
+        for name in PER_FRAME_ARGS:
+            part[name] = _frames_of(arguments.get(name), frames, start, end)
+        residuals = arguments.get("down_block_additional_residuals")
+        if residuals is not None:
+            part["down_block_additional_residuals"] = tuple(_frames_of(r, frames, start, end) for r in residuals)
+        part["mid_block_additional_residual"] = _frames_of(arguments.get("mid_block_additional_residual"), frames,
+                                                           start, end)
+        pred = forward(sample[:, :, start:end], return_dict=False, **part)[0]
+        w = weights[: end - start]
+        if total is None:
+            total = torch.zeros((*pred.shape[:2], frames, *pred.shape[3:]), device=pred.device, dtype=torch.float32)
+        total[:, :, start:end] += pred.float() * w.view(1, 1, -1, 1, 1)
+        count[start:end] += w
+        pred = None
+    out = total.div_(count.view(1, 1, -1, 1, 1)).to(sample.dtype)  # in place: one clip-sized buffer, not two
+    return UNetMotionOutput(sample=out) if return_dict else (out,)
+
+
+def _frames_of(tensor, frames: int, start: int, end: int):
+    """Rows start..end of each batch entry of a (batch·frames, …) tensor; anything else as it is (a per-batch
+    embedding, None)."""
+    if tensor is None or not hasattr(tensor, "shape") or tensor.shape[0] % frames or tensor.shape[0] < frames:
+        return tensor
+    batch = tensor.shape[0] // frames
+    return tensor.reshape(batch, frames, *tensor.shape[1:])[:, start:end].reshape(batch * (end - start),
+                                                                                  *tensor.shape[1:])
