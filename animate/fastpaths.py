@@ -236,3 +236,10 @@ def _quick_class(cls):
                                                  "_animate_quick_dtype": True, "__module__": cls.__module__,
                                                  "__qualname__": cls.__qualname__})
     return _QUICK[cls]
+
+
+def derived_pipeline(pipeline_class, stack_pipe, **kwargs):
+    """`pipeline_class.from_pipe(stack_pipe, ...)` with the stack's UNet handed over by name: from_pipe keeps only
+    components of exactly the classes the new pipeline's signature names, and the stack's UNet is a subclass
+    (quick_dtype_and_device)."""
+    return pipeline_class.from_pipe(stack_pipe, unet=stack_pipe.unet, **kwargs)

@@ -168,9 +168,11 @@ def sparse_pipeline(renderer, stack, spec):
     import torch
     from diffusers import AnimateDiffSparseControlNetPipeline
 
+    from .fastpaths import derived_pipeline
+
     net = load_sparsectrl(renderer, stack, spec)
     # from_pipe casts the shared components to its dtype (fp32 unless told): keep the run's; the VAE stays fp32.
-    pipe = AnimateDiffSparseControlNetPipeline.from_pipe(stack.pipe, controlnet=net, torch_dtype=renderer.dtype)
+    pipe = derived_pipeline(AnimateDiffSparseControlNetPipeline, stack.pipe, controlnet=net, torch_dtype=renderer.dtype)
     pipe.vae.to(dtype=torch.float32)
     _encode_in_vae_dtype(pipe.vae)
     pipe.set_progress_bar_config(disable=True)

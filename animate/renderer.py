@@ -311,10 +311,12 @@ class Renderer:
         if spec.pose is not None:
             from diffusers import AnimateDiffControlNetPipeline
 
+            from .fastpaths import derived_pipeline
+
             # from_pipe casts every component it shares with the stack to its dtype (fp32 unless told): keep the
             # run's dtype, and the VAE in fp32 as everywhere.
-            pipe = AnimateDiffControlNetPipeline.from_pipe(stack.pipe, controlnet=self._controlnet(stack, spec),
-                                                           torch_dtype=self.dtype)
+            pipe = derived_pipeline(AnimateDiffControlNetPipeline, stack.pipe,
+                                    controlnet=self._controlnet(stack, spec), torch_dtype=self.dtype)
             pipe.vae.to(dtype=torch.float32)
             pipe.set_progress_bar_config(disable=True)
         if spec.keyframes is not None:

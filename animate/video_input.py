@@ -288,11 +288,13 @@ def video_pipeline(stack_pipe, controlnet, dtype):
     import torch
     from diffusers import AnimateDiffVideoToVideoControlNetPipeline, AnimateDiffVideoToVideoPipeline
 
+    from .fastpaths import derived_pipeline
+
     if controlnet is None:
-        pipe = AnimateDiffVideoToVideoPipeline.from_pipe(stack_pipe, torch_dtype=dtype)
+        pipe = derived_pipeline(AnimateDiffVideoToVideoPipeline, stack_pipe, torch_dtype=dtype)
     else:
-        pipe = AnimateDiffVideoToVideoControlNetPipeline.from_pipe(stack_pipe, controlnet=controlnet,
-                                                                   torch_dtype=dtype)
+        pipe = derived_pipeline(AnimateDiffVideoToVideoControlNetPipeline, stack_pipe, controlnet=controlnet,
+                                torch_dtype=dtype)
     # The pipeline encodes the source with the VAE in fp32 only under force_upcast (else in the UNet's dtype,
     # which the fp32 VAE refuses), and casts it back to the UNet's dtype afterwards: after_call undoes that.
     if not pipe.vae.config.force_upcast:

@@ -8,6 +8,8 @@ Rows (per model size: `tiny` = the offline kit, Python-bound; `small` = a larger
   throughput    a 3-clip script through run_specs (fresh Renderer, GIF outputs) vs one load + 3 bare diffusers
                 renders + their GIF encodes (goal ≥ 0.9× of that ideal); wall / (render + encode) of the run
   LoRA          denoise step with 3 LoRAs fused / unfused / none;  guidance 1 vs > 1;  travel vs one prompt
+  model paths   one-window FreeNoise blocks run as plain blocks, and the UNet's dtype/device read from its first
+                parameter, each vs diffusers' own (whole clip)
   embeddings    a clip with the text-embedding cache (hit) vs without; encode_prompt hit vs miss
   GIF threads   the GIF encoder on its thread pool vs one thread (same bytes)
   memory        peak RSS vs frames and vs decode chunk (and peak VRAM on CUDA)
@@ -178,6 +180,53 @@ def section_travel(r, kit, rows: Rows, reps: int, steps: int) -> None:
     res = interleaved(reps, plain=lambda: clock(lambda: r.render(base)), travel=lambda: clock(lambda: r.render(travel)))
     rows.ratio(kit.size, "travel: 2 keyframes vs one prompt (whole clip)", "travel", med(res["travel"]),
                "one prompt", med(res["plain"]))
+
+
+def section_model_paths(r, kit, rows: Rows, reps: int, steps: int) -> None:
+    """The one-window FreeNoise blocks and the UNet's quick dtype/device, each against diffusers' own path on the
+    same stack (switched off for the baseline runs only)."""
+    import contextlib
+
+    import numpy as np
+    from diffusers.models.attention import FreeNoiseTransformerBlock
+
+    spec = make_spec(kit, weights=WEIGHTS[0], steps=steps, fuse=True)
+    unet = r.stack_for(spec).pipe.unet
+
+    @contextlib.contextmanager
+    def diffusers_free_noise():
+        blocks = [m for m in unet.modules() if isinstance(m, FreeNoiseTransformerBlock) and "forward" in vars(m)]
+        saved = [vars(m).pop("forward") for m in blocks]
+        try:
+            yield
+        finally:
+            for m, forward in zip(blocks, saved):
+                m.forward = forward
+
+    @contextlib.contextmanager
+    def diffusers_dtype():
+        quick = type(unet)
+        unet.__class__ = quick.__mro__[1]
+        try:
+            yield
+        finally:
+            unet.__class__ = quick
+
+    def without(ctx, key):
+        def go():
+            with ctx():
+                got[key] = r.render(spec).frames
+        return lambda: clock(go)
+
+    for label, ctx in (("one-window FreeNoise blocks as plain blocks", diffusers_free_noise),
+                       ("UNet dtype/device from its first parameter", diffusers_dtype)):
+        got = {}
+        r.render(spec)
+        res = interleaved(reps * 2, fast=lambda: clock(lambda: got.__setitem__("fast", r.render(spec).frames)),
+                          diffusers=without(ctx, "diffusers"))
+        diff = int(np.abs(got["fast"].astype(int) - got["diffusers"].astype(int)).max())
+        rows.ratio(kit.size, f"{label}: whole clip (frames differ ≤ {diff}/255)", "fast path", med(res["fast"]),
+                   "diffusers' own", med(res["diffusers"]))
 
 
 def _fields(spec) -> dict:
@@ -360,6 +409,7 @@ def run_size(size: str, rows: Rows, reps: int, quick: bool) -> dict:
             rows.ratio(size, row["what"], row["candidate"], (row["cand_wall"], row["cand_cpu"]), row["baseline"],
                        (row["base_wall"], row["base_cpu"]))
     section_travel(r, kit, rows, reps, steps)
+    section_model_paths(r, kit, rows, reps, steps)
     del r
     section_embeddings(kit, rows, reps, steps)
     section_memory(kit, rows, 2)
