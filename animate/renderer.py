@@ -366,7 +366,7 @@ class Renderer:
         from motion.context import context_plan
         from motion.errors import MotionError
         from motion.travel import interpolation_callback
-        from motion.unet_windows import set_unet_windows
+        from motion.unet_windows import compact_prompts, set_unet_windows
 
         from .family import has_free_noise
 
@@ -378,7 +378,10 @@ class Renderer:
         except MotionError as exc:
             raise ConfigError(str(exc), where=f"{spec.script or 'clip'}: clip {spec.name}: context") from None
         # The stack's UNet is shared by every clip: each clip sets (or clears) its window-by-window blend.
-        set_unet_windows(pipe.unet, plan if plan.blend == "unet" else None)
+        windowed = plan.blend == "unet" and len(plan.windows) > 1
+        set_unet_windows(pipe.unet, plan if windowed else None)
+        # ControlNet takes the clip's per-frame prompt embeddings whole, so pose clips keep diffusers' own.
+        compact_prompts(pipe, windowed and spec.pose is None)
         if not has_free_noise(pipe):  # the SDXL pipeline: one window over the clip (check refuses more)
             return plan
         # With the UNet blend the motion modules see one window at a time, which FreeNoise runs as plain blocks;

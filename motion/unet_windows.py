@@ -57,7 +57,7 @@ def windowed_forward(forward, plan, arguments: dict):
     for start, end in plan.windows:
         part = dict(arguments)
         for name in PER_FRAME_ARGS:
-            part[name] = _frames_of(arguments.get(name), frames, start, end)
+            part[name] = _frames_of(arguments.get(name), frames, start, end, batch=sample.shape[0])
         residuals = arguments.get("down_block_additional_residuals")
         if residuals is not None:
             part["down_block_additional_residuals"] = tuple(_frames_of(r, frames, start, end) for r in residuals)
@@ -74,9 +74,36 @@ def windowed_forward(forward, plan, arguments: dict):
     return UNetMotionOutput(sample=out) if return_dict else (out,)
 
 
-def _frames_of(tensor, frames: int, start: int, end: int):
-    """Rows start..end of each batch entry of a (batch·frames, …) tensor; anything else as it is (a per-batch
-    embedding, None)."""
+def compact_prompts(pipe, on: bool) -> None:
+    """For a UNet-blended clip with one prompt, hand the UNet one embedding per batch entry instead of diffusers'
+    FreeNoise copy per frame (77 × the text width a frame and CFG half: on SD1.5 in fp16 with CFG 236 KiB a
+    frame, the largest thing left that grows with the clip); the windows repeat it for their frames. Travel
+    prompts (a mapping) keep diffusers' per-frame embeddings. `on=False` gives diffusers' method back."""
+    if on:
+        pipe._encode_prompt_free_noise = types.MethodType(_compact_encode, pipe)
+    else:
+        vars(pipe).pop("_encode_prompt_free_noise", None)
+
+
+def _compact_encode(self, prompt, num_frames, device, num_videos_per_prompt, do_classifier_free_guidance,
+                    negative_prompt=None, prompt_embeds=None, negative_prompt_embeds=None, lora_scale=None,
+                    clip_skip=None):
+    import torch
+
+    if isinstance(prompt, dict) or isinstance(negative_prompt, dict) or prompt_embeds is not None:
+        return type(self)._encode_prompt_free_noise(
+            self, prompt, num_frames, device, num_videos_per_prompt, do_classifier_free_guidance, negative_prompt,
+            prompt_embeds, negative_prompt_embeds, lora_scale, clip_skip)
+    positive, negative = self.encode_prompt(prompt, device, num_videos_per_prompt, do_classifier_free_guidance,
+                                            negative_prompt or "", lora_scale=lora_scale, clip_skip=clip_skip)
+    return (torch.cat([negative, positive]) if do_classifier_free_guidance else positive), negative
+
+
+def _frames_of(tensor, frames: int, start: int, end: int, batch: int | None = None):
+    """Rows start..end of each batch entry of a (batch·frames, …) tensor; a (batch, …) tensor repeated for the
+    window's frames when `batch` says so (compact_prompts); anything else as it is (None)."""
+    if batch is not None and tensor is not None and tensor.shape[0] == batch:
+        return tensor.repeat_interleave(end - start, dim=0)
     if tensor is None or not hasattr(tensor, "shape") or tensor.shape[0] % frames or tensor.shape[0] < frames:
         return tensor
     batch = tensor.shape[0] // frames

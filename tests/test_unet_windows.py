@@ -159,3 +159,20 @@ def test_frame_store_writes_what_numpy_reads(tmp_path):
     assert np.array_equal(store.load("a" * 32), frames[:, :, ::-1])
     with np.load(store.path("a" * 32)) as data:
         assert str(data["meta"]) == '{"clip": "x"}'
+
+
+def test_one_prompt_reaches_the_windows_as_one_embedding_per_batch_entry(renderer):
+    def embeddings(clip):
+        pipe, kwargs, _ = renderer.pipeline_call(clip)
+        with torch.inference_mode():
+            return pipe._encode_prompt_free_noise(kwargs["prompt"], clip.frames, "cpu", 1, True,
+                                                  kwargs["negative_prompt"])[0], pipe
+
+    compact, pipe = embeddings(spec(blend="unet"))
+    assert compact.shape[0] == 2  # CFG's two halves, not 2 × 20 frames
+    travel = spec_from_fields({**FIELDS, "frames": 20, "prompt": {0: "a fox", 10: "a wolf"},
+                               "context": {**CONTEXT, "blend": "unet"}})[0]
+    assert embeddings(travel)[0].shape[0] == 2 * 20  # travel keeps diffusers' per-frame embeddings
+    assert renderer.render(travel).frames.shape == (20, 32, 32, 3)
+    embeddings(spec(blend="motion"))
+    assert "_encode_prompt_free_noise" not in vars(pipe)  # diffusers' own method for the next clip
