@@ -50,7 +50,8 @@ def test_palettegen_sees_a_bounded_binned_sample_and_the_gif_keeps_its_quality(t
     frames = np.stack([np.clip(np.roll(base, i, 1) + rng.normal(0, 3, base.shape), 0, 255) for i in range(176)])
     frames = frames.astype(np.uint8)  # 176 × 64 × 96 = 1.08 M pixels, grain on every frame
     seen = gif.palettegen_input(frames)
-    assert seen.shape == (1, 1024, 1024, 3) and np.array_equal(seen, gif.palettegen_input(frames))
+    assert seen.shape[0] == 1 and seen.shape[2:] == (1024, 3) and seen.shape[1] * 1024 <= 1 << 20
+    assert seen.shape[1] * 1024 >= (1 << 20) * 0.45 and np.array_equal(seen, gif.palettegen_input(frames))
     assert set(np.unique(seen)) <= {v | 2 for v in range(0, 256, 4)}
     small = frames[:8]
     assert np.array_equal(gif.palettegen_input(small), (small & 0xFC) | 2)  # fewer pixels: all of them, binned
