@@ -339,8 +339,8 @@ def section_gif(rows: Rows, reps: int) -> None:
         res = interleaved(reps, sampled=with_children(enc("sampled", 1)), every=with_children(enc("every", 1)))
     finally:
         gif.palettegen_input = sampled
-    rows.ratio("-", f"GIF 16 frames 512² with grain (CPU with ffmpeg's): palettegen on a 2^20-pixel 6-bit sample vs every "
-               f"pixel ({len(out['sampled']) / len(out['every']):.3f}× the bytes)", "sample", med(res["sampled"]),
+    rows.ratio("-", f"GIF 16 frames 512² with grain (CPU with ffmpeg's): palettegen on ≤ 2^20 pixels at 6 bits vs "
+               f"every pixel ({len(out['sampled']) / len(out['every']):.3f}× the bytes)", "sample", med(res["sampled"]),
                "every pixel", med(res["every"]))
     if old is not None:
         os.environ["ANIMATE_ENCODE_THREADS"] = old
