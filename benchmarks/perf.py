@@ -333,12 +333,18 @@ def section_gif(rows: Rows, reps: int) -> None:
     rows.ratio("-", f"GIF 16 frames 512² with grain, {pool} threads vs 1 (same bytes: {out['pool'] == out['one']}; the "
                f"default here is {threads}: half the usable CPUs)", f"{pool} threads", med(res["pool"]), "1 thread",
                med(res["one"]))
-    sampled = gif.palettegen_input
-    try:
-        gif.palettegen_input = lambda clip: clip  # every pixel, full precision: palettegen as before
-        res = interleaved(reps, sampled=with_children(enc("sampled", 1)), every=with_children(enc("every", 1)))
-    finally:
-        gif.palettegen_input = sampled
+    def every_pixel(fn):
+        def go():
+            sampled = gif.palettegen_input
+            gif.palettegen_input = lambda clip: clip  # every pixel, full precision: palettegen as before
+            try:
+                fn()
+            finally:
+                gif.palettegen_input = sampled
+        return go
+
+    res = interleaved(reps, sampled=with_children(enc("sampled", 1)),
+                      every=with_children(every_pixel(enc("every", 1))))
     rows.ratio("-", f"GIF 16 frames 512² with grain (CPU with ffmpeg's): palettegen on ≤ 2^20 pixels at 6 bits vs "
                f"every pixel ({len(out['sampled']) / len(out['every']):.3f}× the bytes)", "sample", med(res["sampled"]),
                "every pixel", med(res["every"]))
