@@ -9,9 +9,9 @@ Models: `tiny` is the offline kit (animate.tiny) at 64x64; `vae8` is the same ki
 is a random SD1.5-shaped model with 4-8x the channels (benchmarks.render_bench.build_small, built into a temp
 folder) at 32x32, where the UNet's activations are far larger than its weights. Peak RSS is the child's own
 high-water mark (os.wait4), so every row starts from nothing. The acceptance line of issue 10: RSS(1024) -
-RSS(256) at most 1.25x the 768 extra frames' own uint8 bytes. Clips from 128 frames blend their context windows on the UNet's output (`context.blend: auto`);
-`--compare-motion` also runs every size with `blend: motion` (diffusers' FreeNoise, split inference from 64
-frames), to show what the UNet blend buys.
+RSS(256) at most 1.25x the 768 extra frames' own uint8 bytes. Clips from 128 frames blend their context
+windows on the UNet's output (`context.blend: auto`); `--compare-motion` also runs every size with
+`blend: motion` (diffusers' FreeNoise, split inference from 64 frames), to show what the UNet blend buys.
 """
 from __future__ import annotations
 
