@@ -6,8 +6,9 @@ on the tiny kit, 32 KiB a frame against 12 KiB of pixels). Here the UNet instead
 a time and the windows' noise predictions are blended frame by frame with the same weights FreeNoise uses
 (`flat`, `pyramid`, `delayed_reverse_sawtooth`), as AnimateDiff-Evolved, sd-webui-animatediff and prompt-travel
 do. What the UNet holds is then one window's activations whatever the clip's length; what grows with the clip
-is the latents, the blended prediction and the per-frame prompt embeddings. The motion modules see exactly one
-window, which FreeNoise's blocks treat as the plain path (motion.freenoise).
+is the latents, the blended prediction, the scheduler's buffers and, for travel and pose clips, the per-frame
+prompt embeddings (one prompt reaches the windows as one embedding per batch entry: `compact_prompts`). The
+motion modules see exactly one window, which FreeNoise's blocks treat as the plain path (motion.freenoise).
 
 The wrapper goes on the UNet instance once (the stack's pipelines share it) and does nothing for a clip whose
 plan is None, so clips blended in the motion modules run diffusers' forward untouched.
@@ -18,7 +19,6 @@ import inspect
 import types
 
 PER_FRAME_ARGS = ("encoder_hidden_states",)  # (batch·frames, …) tensors the window takes its frames from
-RESIDUAL_ARGS = ("down_block_additional_residuals", "mid_block_additional_residual")  # ControlNet's, per frame
 
 
 def set_unet_windows(unet, plan) -> None:
@@ -58,7 +58,7 @@ def windowed_forward(forward, plan, arguments: dict):
         part = dict(arguments)
         for name in PER_FRAME_ARGS:
             part[name] = _frames_of(arguments.get(name), frames, start, end, batch=sample.shape[0])
-        residuals = arguments.get("down_block_additional_residuals")
+        residuals = arguments.get("down_block_additional_residuals")  # a pose ControlNet's, per frame
         if residuals is not None:
             part["down_block_additional_residuals"] = tuple(_frames_of(r, frames, start, end) for r in residuals)
         part["mid_block_additional_residual"] = _frames_of(arguments.get("mid_block_additional_residual"), frames,
