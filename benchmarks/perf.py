@@ -27,8 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.render_bench import (PROMPT, WEIGHTS, build_small, make_spec, quiet, section_fuse,
-                                     section_guidance, tiny_kit)
+from benchmarks.render_bench import (PROMPT, WEIGHTS, build_small, load_plain_loras, make_spec, quiet,
+                                     section_fuse, section_guidance, tiny_kit)
 from benchmarks.render_bench import Table as StepTable
 from benchmarks.timing import (clock, interleaved, machine_note, med, now, peak_rss_mb, reset_peak_rss,
                                seconds_text, since)
@@ -84,13 +84,7 @@ def plain_pipe(kit, spec):
     pipe = AnimateDiffPipeline.from_pretrained(spec.model.ref, motion_adapter=adapter)
     pipe.scheduler = build_scheduler(spec.scheduler, dict(pipe.scheduler.config))
     pipe.set_progress_bar_config(disable=True)
-    names = []
-    for name, src, _, _ in spec.adapters:
-        p = Path(src.ref)
-        pipe.load_lora_weights(str(p.parent), weight_name=p.name, adapter_name=name)
-        names.append(name)
-    if names:
-        pipe.set_adapters(names, adapter_weights=[w for _, _, w, _ in spec.adapters])
+    if load_plain_loras(pipe, spec):
         pipe.fuse_lora(components=["unet"], lora_scale=1.0)
     return pipe
 

@@ -169,6 +169,18 @@ class Table:
 
 
 # ---------------------------------------------------------------------------------------------- sections
+def load_plain_loras(pipe, spec) -> list[str]:
+    """Each of the spec's LoRA files loaded the way a diffusers user does, active at the spec's weights."""
+    names = []
+    for name, src, _, _ in spec.adapters:
+        p = Path(src.ref)
+        pipe.load_lora_weights(str(p.parent), weight_name=p.name, adapter_name=name)
+        names.append(name)
+    if names:
+        pipe.set_adapters(names, adapter_weights=[weight for _, _, weight, _ in spec.adapters])
+    return names
+
+
 def naive_clip(kit: Kit, spec) -> None:
     """What peers' scripts do per clip: build a fresh pipeline, load every LoRA, render, decode."""
     import torch
@@ -179,14 +191,7 @@ def naive_clip(kit: Kit, spec) -> None:
     pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config, clip_sample=False, timestep_spacing="linspace",
                                                beta_schedule="linear", steps_offset=1)
     pipe.set_progress_bar_config(disable=True)
-    names, weights = [], []
-    for name, src, weight, _ in spec.adapters:
-        p = Path(src.ref)
-        pipe.load_lora_weights(str(p.parent), weight_name=p.name, adapter_name=name)
-        names.append(name)
-        weights.append(weight)
-    if names:
-        pipe.set_adapters(names, adapter_weights=weights)
+    load_plain_loras(pipe, spec)
     with torch.inference_mode():
         pipe(prompt=PROMPT, num_frames=spec.frames, height=spec.height, width=spec.width,
              num_inference_steps=spec.steps, guidance_scale=spec.guidance,
