@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .atomic import atomic_dir, atomic_file, file_lock
 
-KIT_VERSION = 4
+KIT_VERSION = 5
 SEED = 1234
 
 # Names a script may use for the kit's parts (see models.KNOWN_MODELS).
@@ -95,16 +95,18 @@ def _base_components():
     tokenizer, vocab_size = _tokenizer()
     _seeded(0)
     unet = UNet2DConditionModel(
-        block_out_channels=(8, 8), layers_per_block=2, sample_size=32, in_channels=4, out_channels=4,
+        block_out_channels=(8, 8), layers_per_block=2, sample_size=8, in_channels=4, out_channels=4,
         down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
         up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
         cross_attention_dim=8, norm_num_groups=2,
     )
     _seeded(1)
+    # Four VAE blocks downsample 8x, as every SD model's VAE does: a latent frame is 1/12 of its pixels'
+    # bytes (a 2x VAE would make it 4/3 of them, and memory tests would measure latents, not frames).
     vae = AutoencoderKL(
-        block_out_channels=(8, 8), in_channels=3, out_channels=3,
-        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
-        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
+        block_out_channels=(8, 8, 8, 8), in_channels=3, out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
         latent_channels=4, norm_num_groups=2, sample_size=64,
     )
     _seeded(2)
@@ -192,7 +194,7 @@ def _controlnet(unet):
     _seeded(7)
     net = ControlNetModel(
         block_out_channels=(8, 8), layers_per_block=2, in_channels=4, cross_attention_dim=8,
-        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), conditioning_embedding_out_channels=(8, 8),
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), conditioning_embedding_out_channels=(8, 8, 8, 8),
         norm_num_groups=1, conditioning_channels=3,
     )
     # ControlNets start with zero convolutions (no effect until trained); give them weights so the
@@ -202,6 +204,10 @@ def _controlnet(unet):
             if name.startswith(("controlnet_down_blocks", "controlnet_mid_block",
                                 "controlnet_cond_embedding.conv_out")):
                 param.normal_(0.0, 0.3)
+            elif name.startswith("controlnet_cond_embedding.") and name.endswith("weight"):
+                # He init keeps the pose's signal through the hint encoder's seven convs (SiLU between);
+                # the default init shrinks it about 2x per conv.
+                param.normal_(0.0, (2.0 / param[0].numel()) ** 0.5)
     return net
 
 

@@ -203,6 +203,7 @@ class LoraMixer:
         self.pipe = pipe
         self.fused: tuple | None = None  # (names, weights) currently fused into the weights
         self.active: tuple | None = None
+        self._pristine: list = []  # (parameter, its value before fusing) for every weight fusing changes
 
     def apply(self, names: list[str], weights: list[float], fuse: bool) -> None:
         state = (tuple(names), tuple(float(w) for w in weights))
@@ -218,14 +219,37 @@ class LoraMixer:
         self.pipe.set_adapters(list(names), adapter_weights=list(state[1]))
         self.active = state
         if fuse:
+            self._pristine = [(p, p.detach().to("cpu", copy=True)) for p in self._fused_parameters(names)]
             self.pipe.fuse_lora(components=self._components(), lora_scale=1.0, adapter_names=list(names))
             self.fused = state
 
     def unfuse(self) -> None:
-        """Take fused LoRA weights back out of the model (before loading another LoRA or re-weighting)."""
+        """Take fused LoRA weights back out of the model (before loading another LoRA or re-weighting).
+
+        PEFT unfuses by subtracting what it added, and (w + d) - d is not w in floating point: a long-lived
+        renderer would drift a little with every re-weighting, so the same clip would render differently
+        depending on what came before. The weights are put back exactly from the copy taken before fusing."""
         if self.fused is not None:
-            self.pipe.unfuse_lora(components=self._components())
+            self.pipe.unfuse_lora(components=self._components())  # PEFT's own record of what is merged
+            for param, value in self._pristine:
+                param.data.copy_(value)
+            self._pristine = []
             self.fused = None
+
+    def _fused_parameters(self, names) -> list:
+        """The base-layer weights and biases of every LoRA layer one of `names` touches."""
+        from peft.tuners.tuners_utils import BaseTunerLayer
+
+        wanted, found = set(names), []
+        for component in self._components():
+            model = getattr(self.pipe, component, None)
+            if model is None:
+                continue
+            for module in model.modules():
+                if isinstance(module, BaseTunerLayer) and wanted & _layer_adapters(module):
+                    base = module.get_base_layer()
+                    found += [p for p in (getattr(base, "weight", None), getattr(base, "bias", None)) if p is not None]
+        return found
 
     def set_weights(self, names: list[str], weights: list[float]) -> None:
         """Change weights between denoising steps (unfused only)."""
@@ -235,3 +259,8 @@ class LoraMixer:
 
     def _components(self) -> list[str]:
         return sorted(self.pipe.get_list_adapters().keys()) or ["unet"]
+
+
+def _layer_adapters(module) -> set[str]:
+    """The adapters a PEFT layer holds, whatever its kind (LoRA keeps them in lora_A/lora_B, LoHa in hada_*)."""
+    return {name for attr in module.adapter_layer_names for name in getattr(module, attr, {})}

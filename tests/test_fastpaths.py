@@ -207,3 +207,23 @@ def test_quick_dtype_and_device_answer_as_diffusers(cached, tiny_fields):
     hooked._diffusers_hook = object()  # a model with diffusers hooks keeps diffusers' properties
     holder = torch.nn.Sequential(hooked)
     assert not fastpaths.quick_dtype_and_device(holder) and type(holder) is torch.nn.Sequential
+
+
+def test_fusing_and_unfusing_loras_leaves_the_model_exactly_as_it_was(kit, tiny_fields):
+    """Fused LoRA weights come back out exactly: PEFT's unfuse subtracts what it added, which drifts the base
+    weights in the last bits each time, so a long-lived renderer would render the same clip differently."""
+    renderer = Renderer(device="cpu")
+    plain = _spec(tiny_fields)
+    before = renderer.render(plain, keep_float=True).float_frames
+    unet = renderer.stack_for(plain).pipe.unet
+    weights = {name: p.detach().clone() for name, p in unet.named_parameters() if "lora" not in name}
+    for weight in (0.8, 0.6, 0.3):
+        spec = _spec(tiny_fields, adapters=[{"name": "lcm", "source": "tiny-lcm"},
+                                             {"name": "zoom", "source": "tiny-zoom-in", "weight": weight}])
+        renderer.render(spec)
+        assert renderer.stack_for(spec).mixer.fused is not None  # the static weights took the fused path
+    after = renderer.render(plain, keep_float=True).float_frames
+    assert renderer.stack_for(plain).mixer.fused is None
+    changed = [name for name, p in unet.named_parameters() if name in weights and not torch.equal(p, weights[name])]
+    assert changed == []
+    assert np.array_equal(before, after)

@@ -132,7 +132,7 @@ def test_check_refuses_what_sparsectrl_cannot_do(kit, tmp_path, extra, fragment)
     assert_one_error_line(result, tmp_path / "out", f"{script}:9:", "clips[0].keyframes", fragment)
 
 
-def test_single_file_sparsectrl_renders_like_the_folder(renderer, tiny_fields, tmp_path):
+def test_single_file_sparsectrl_renders_like_the_folder(kit, renderer, tiny_fields, tmp_path):
     """`tiny-sparsectrl-file` (the original checkpoint's key layout + a config folder) through from_single_file
     gives the same clip as the diffusers folder."""
     Image.fromarray(gradient(32, 32, (200, 120, 0))).save(tmp_path / "a.png")
@@ -142,7 +142,15 @@ def test_single_file_sparsectrl_renders_like_the_folder(renderer, tiny_fields, t
                                 base_dir=tmp_path)[0]
         assert spec.keyframes["sparsectrl"].kind == ("file" if sparsectrl.endswith("file") else "folder")
         frames.append(renderer.render(spec, keep_float=True).float_frames)
-    assert np.abs(frames[0] - frames[1]).max() == 0
+    # The file converts to exactly the folder's weights; the frames may still differ in the last float bits,
+    # since the two loads place the tensors differently in memory and CPU kernels then sum in another order.
+    from diffusers import SparseControlNetModel
+
+    folder = SparseControlNetModel.from_pretrained(str(kit / "sparsectrl-rgb")).state_dict()
+    file = SparseControlNetModel.from_single_file(str(kit / "sparsectrl-rgb.safetensors"),
+                                                  config=str(kit / "sparsectrl-rgb")).state_dict()
+    assert folder.keys() == file.keys() and all(torch.equal(folder[k], file[k]) for k in folder)
+    assert np.abs(frames[0] - frames[1]).max() <= 1e-5
 
 
 def test_fp16_keyframe_clip_matches_fp32(kit, renderer, tiny_fields, tmp_path):
