@@ -1,17 +1,17 @@
 """Long-clip benchmark: peak RSS and time of one `animate render` (denoise, chunked decode, frame store, MP4 and
 GIF encoders, gallery preview) at 16, 64, 256 and 1024 frames, each in a fresh process.
 
-    python -m benchmarks.longclip_bench [--quick] [--models tiny,vae8,wide] [--frames 16,64,256,1024]
+    python -m benchmarks.longclip_bench [--quick] [--models tiny,wide] [--frames 16,64,256,1024]
                                         [--steps 1] [--compare-motion]
 
-Models: `tiny` is the offline kit (animate.tiny) at 64x64; `vae8` is the same kit with a VAE that downsamples
-8x, as every SD model's does (the kit's 2x VAE makes a latent frame 4/3 of its pixels; 8x makes it 1/12); `wide`
-is a random SD1.5-shaped model with 4-8x the channels (benchmarks.render_bench.build_small, built into a temp
-folder) at 32x32, where the UNet's activations are far larger than its weights. Peak RSS is the child's own
-high-water mark (os.wait4), so every row starts from nothing. The acceptance line of issue 10: RSS(1024) -
-RSS(256) at most 1.25x the 768 extra frames' own uint8 bytes. Clips from 128 frames blend their context
-windows on the UNet's output (`context.blend: auto`); `--compare-motion` also runs every size with
-`blend: motion` (diffusers' FreeNoise, split inference from 64 frames), to show what the UNet blend buys.
+Models: `tiny` is the offline kit (animate.tiny) at 64x64, whose VAE downsamples 8x as every SD model's does (a
+latent frame is 1/12 of its pixels' bytes); `wide` is a random SD1.5-shaped model with 4-8x the channels
+(benchmarks.render_bench.build_small, built into a temp folder) at 32x32, where the UNet's activations are far
+larger than its weights. Peak RSS is the child's own high-water mark (os.wait4), so every row starts from nothing.
+The acceptance line of issue 10: RSS(1024) - RSS(256) at most 1.25x the 768 extra frames' own uint8 bytes. Clips
+from 128 frames blend their context windows on the UNet's output (`context.blend: auto`); `--compare-motion` also
+runs every size with `blend: motion` (diffusers' FreeNoise, split inference from 64 frames), to show what the UNet
+blend buys.
 """
 from __future__ import annotations
 
@@ -78,10 +78,7 @@ def models(names: list[str], work: Path) -> dict[str, tuple[dict, int, str]]:
             from animate.tiny import ensure_kit
 
             ensure_kit()
-            out[name] = ({"preset": "tiny"}, 64, "offline tiny kit (UNet channels 8, VAE x2 → 32x32 latents)")
-        elif name == "vae8":
-            out[name] = ({"model": build_vae8(work / "vae8"), "motion_adapter": "tiny"}, 64,
-                         "the tiny kit with a VAE that downsamples 8x like every SD model's → 8x8 latents")
+            out[name] = ({"preset": "tiny"}, 64, "offline tiny kit (UNet channels 8, VAE x8 → 8x8 latents)")
         elif name == "wide":
             from benchmarks.render_bench import build_small
 
@@ -89,28 +86,8 @@ def models(names: list[str], work: Path) -> dict[str, tuple[dict, int, str]]:
             out[name] = ({"model": kit.model, "motion_adapter": kit.motion, "scheduler": "lcm", "guidance": 1.0},
                          32, "random SD1.5-shaped UNet channels (32, 64), VAE x2 → 16x16 latents")
         else:
-            raise SystemExit(f"unknown model {name!r}; use tiny, vae8 or wide")
+            raise SystemExit(f"unknown model {name!r}; use tiny or wide")
     return out
-
-
-def build_vae8(dest: Path) -> str:
-    """The tiny kit's base model with its 2x VAE swapped for a random 8x one (4 blocks of 8 channels): latents of
-    4 channels at 1/8 of the size, as on SD1.5 and SDXL, so a latent frame is 1/12 of its pixels in fp32 (on the
-    tiny kit it is 4/3 of them). Built once per run from a fixed seed."""
-    import shutil
-
-    import torch
-    from diffusers import AutoencoderKL
-
-    from animate.tiny import ensure_kit
-
-    shutil.copytree(Path(ensure_kit()) / "base", dest, ignore=shutil.ignore_patterns("vae"))
-    torch.manual_seed(8)
-    vae = AutoencoderKL(block_out_channels=(8, 8, 8, 8), in_channels=3, out_channels=3,
-                        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
-                        latent_channels=4, norm_num_groups=2, sample_size=64)
-    vae.save_pretrained(dest / "vae", safe_serialization=True)
-    return str(dest)
 
 
 def report(name: str, about: str, size: int, rows: list[dict], compare: list[dict]) -> bool | None:
@@ -143,7 +120,7 @@ def main(argv=None) -> int:
     ap.add_argument("--script", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
     ap.add_argument("--quick", action="store_true", help="tiny kit only, 16/64/256 frames at 32x32")
-    ap.add_argument("--models", default="tiny,vae8,wide")
+    ap.add_argument("--models", default="tiny,wide")
     ap.add_argument("--frames", default="16,64,256,1024")
     ap.add_argument("--steps", type=int, default=1)
     ap.add_argument("--compare-motion", action="store_true",

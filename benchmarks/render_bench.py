@@ -70,7 +70,7 @@ def tiny_kit() -> Kit:
 
     loras = [("lcm", "tiny-lcm", "lcm"), ("zoom", "tiny-zoom-in", "motion"), ("pan", "tiny-pan-left", "motion")]
     return Kit("tiny", "tiny", "tiny", [(n, resolve_source(s).ref, k) for n, s, k in loras], 32, 32, 8,
-               "animate.tiny kit: UNet channels (8, 8), cross-attn 8, VAE x2 → 16x16 latents")
+               "animate.tiny kit: UNet channels (8, 8), cross-attn 8, VAE x8 → 4x4 latents")
 
 
 def build_small(dest: Path) -> Kit:
