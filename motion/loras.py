@@ -220,8 +220,12 @@ class LoraMixer:
         self.active = state
         if fuse:
             self._pristine = [(p, p.detach().to("cpu", copy=True)) for p in self._fused_parameters(names)]
-            self.pipe.fuse_lora(components=self._components(), lora_scale=1.0, adapter_names=list(names))
-            self.fused = state
+            self.fused = state  # before fusing, so a fuse that fails part way (out of memory) is taken back out
+            try:
+                self.pipe.fuse_lora(components=self._components(), lora_scale=1.0, adapter_names=list(names))
+            except BaseException:
+                self.unfuse()
+                raise
 
     def unfuse(self) -> None:
         """Take fused LoRA weights back out of the model (before loading another LoRA or re-weighting).
@@ -230,9 +234,12 @@ class LoraMixer:
         renderer would drift a little with every re-weighting, so the same clip would render differently
         depending on what came before. The weights are put back exactly from the copy taken before fusing."""
         if self.fused is not None:
+            import torch
+
             self.pipe.unfuse_lora(components=self._components())  # PEFT's own record of what is merged
-            for param, value in self._pristine:
-                param.data.copy_(value)
+            with torch.no_grad():  # in place, so the tensors' version counters (the embedding cache's key) move
+                for param, value in self._pristine:
+                    param.copy_(value)
             self._pristine = []
             self.fused = None
 
@@ -248,7 +255,9 @@ class LoraMixer:
             for module in model.modules():
                 if isinstance(module, BaseTunerLayer) and wanted & _layer_adapters(module):
                     base = module.get_base_layer()
-                    found += [p for p in (getattr(base, "weight", None), getattr(base, "bias", None)) if p is not None]
+                    # Sequential CPU offload leaves meta tensors in the model (accelerate keeps the values).
+                    found += [p for p in (getattr(base, "weight", None), getattr(base, "bias", None))
+                              if p is not None and not p.is_meta]
         return found
 
     def set_weights(self, names: list[str], weights: list[float]) -> None:

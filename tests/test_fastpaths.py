@@ -227,3 +227,25 @@ def test_fusing_and_unfusing_loras_leaves_the_model_exactly_as_it_was(kit, tiny_
     changed = [name for name, p in unet.named_parameters() if name in weights and not torch.equal(p, weights[name])]
     assert changed == []
     assert np.array_equal(before, after)
+
+
+def test_a_fuse_that_fails_is_taken_back_out(kit, tiny_fields, monkeypatch):
+    renderer = Renderer(device="cpu")
+    plain = _spec(tiny_fields)
+    before = renderer.render(plain, keep_float=True).float_frames
+    pipe = renderer.stack_for(plain).pipe
+    weights = {name: p.detach().clone() for name, p in pipe.unet.named_parameters() if "lora" not in name}
+    fuse = pipe.fuse_lora
+
+    def fuse_then_fail(**kwargs):
+        fuse(**kwargs)  # the weights are changed when the failure comes, as when memory runs out part way
+        raise RuntimeError("CUDA out of memory (simulated)")
+
+    monkeypatch.setattr(pipe, "fuse_lora", fuse_then_fail)
+    spec = _spec(tiny_fields, adapters=[{"name": "lcm", "source": "tiny-lcm"}])
+    with pytest.raises(Exception):
+        renderer.render(spec)
+    assert renderer.stack_for(plain).mixer.fused is None
+    monkeypatch.undo()
+    assert all(torch.equal(p, weights[name]) for name, p in pipe.unet.named_parameters() if name in weights)
+    assert np.array_equal(renderer.render(plain, keep_float=True).float_frames, before)
