@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,27 +29,62 @@ def check_specs(specs: list[ClipSpec], *, reachable: bool = True, out: str | os.
     """Check every clip, then the output root when `out` is given (room for `planned_bytes` when known:
     `estimate_jobs_bytes` of a plan, or `sum(estimate_output_bytes(spec))`).
 
-    Resource limits come first (animate.limits; `limits` None: the defaults), located in `script` when given.
-    `reachable=False` skips the hub look-ups (`animate check` reports uncached hub ids as plan warnings);
-    LoRA files are still read and checked."""
+    Resource limits come first (animate.limits; `limits` None: the defaults), located in `script` when given;
+    past them every check runs on every clip and all the problems found are raised together, one line each
+    (`Problems`), so a script is fixed in one pass. `reachable=False` skips the hub look-ups (`animate check`
+    reports uncached hub ids as plan warnings); LoRA files are still read and checked."""
     from . import video_input
 
     check_limits(specs, limits, script)
     seen: set = set()
+    problems = Problems()
     for spec in specs:
         label = clip_label(spec)
-        check_outputs(spec, label)
-        check_steps(spec, label)
-        video_input.check(spec, label)
-        check_sources(spec, label, reachable=reachable, seen=seen)
+        with problems.collect():
+            check_outputs(spec, label)
+        with problems.collect():
+            check_steps(spec, label)
+        with problems.collect():
+            video_input.check(spec, label)
+        check_sources(spec, label, reachable=reachable, seen=seen, problems=problems)
         if spec.keyframes:
             from .keyframes import check_keyframes
             from .plan import motion_max_frames
 
-            check_keyframes(spec, label, motion_max=motion_max_frames(spec.motion_adapter))
-        check_family(spec, label)
+            with problems.collect():
+                check_keyframes(spec, label, motion_max=motion_max_frames(spec.motion_adapter))
+        with problems.collect():
+            check_family(spec, label)
     if out is not None:
-        check_output_root(Path(out), planned_bytes)
+        with problems.collect():
+            check_output_root(Path(out), planned_bytes)
+    problems.raise_any()
+
+
+class Problems:
+    """What one check pass found. A single problem is raised as it is; several become one ConfigError with a
+    line each (the CLI prints every line, `--json` makes an event of each), the first SHOWN of them."""
+
+    SHOWN = 20
+
+    def __init__(self):
+        self.errors: list[AnimateError] = []
+
+    @contextmanager
+    def collect(self):
+        try:
+            yield
+        except AnimateError as exc:
+            self.errors.append(exc)
+
+    def raise_any(self) -> None:
+        if len(self.errors) == 1:
+            raise self.errors[0]
+        if self.errors:
+            lines = list(dict.fromkeys(line for exc in self.errors for line in exc.line().splitlines()))
+            if len(lines) > self.SHOWN:
+                lines = lines[:self.SHOWN] + [f"... and {len(lines) - self.SHOWN} more problems like these"]
+            raise ConfigError(lines[0], lines=lines)
 
 
 def clip_label(spec: ClipSpec) -> str:
@@ -131,13 +167,17 @@ def check_steps(spec: ClipSpec, label: str) -> None:
 
 # ------------------------------------------------------------------ model sources
 
-def check_sources(spec: ClipSpec, label: str, *, reachable: bool = True, seen: set | None = None) -> None:
-    """Model, motion adapter, adapters, ControlNet, in that order: the first that can't be had is named, or
+def check_sources(spec: ClipSpec, label: str, *, reachable: bool = True, seen: set | None = None,
+                  problems: Problems | None = None) -> None:
+    """Model, motion adapter, adapters, ControlNet, in that order: a source that can't be had is named, or
     whose local files fail their `sha256:` pin or their .safetensors header check (animate.weights).
-    `seen` holds sources already checked for earlier clips."""
+    `seen` holds sources already checked for earlier clips (a bad one is reported for the first clip using
+    it). Every failing source is collected into `problems`, or raised here when none is given."""
     from .weights import check_weights
 
     seen = set() if seen is None else seen
+    own = problems is None
+    problems = Problems() if own else problems
     family = base_family(spec.model) or "sd15"
     checks = [(spec.model, "model", None), (spec.motion_adapter, "motion_adapter", None)]
     if spec.unet is not None:
@@ -148,18 +188,22 @@ def check_sources(spec: ClipSpec, label: str, *, reachable: bool = True, seen: s
     if spec.keyframes:
         checks.append((spec.keyframes["sparsectrl"], "sparsectrl", None))
     for src, field_name, kind in checks:
-        if (src.key(), src.sha256, kind, family) in seen:
+        key = (src.key(), src.sha256, kind, family)
+        if key in seen:
             continue
-        try:
-            check_weights(src, field_name)
-            if kind is None:
-                if reachable:
-                    check_reachable(src, field_name)
-            else:
-                check_adapter(src, kind, field_name, reachable, family=family)
-        except ModelError as exc:
-            raise ModelError(exc.message, where=f"{label}: {exc.where or field_name}", hint=exc.hint) from None
-        seen.add((src.key(), src.sha256, kind, family))
+        seen.add(key)
+        with problems.collect():
+            try:
+                check_weights(src, field_name)
+                if kind is None:
+                    if reachable:
+                        check_reachable(src, field_name)
+                else:
+                    check_adapter(src, kind, field_name, reachable, family=family)
+            except ModelError as exc:
+                raise ModelError(exc.message, where=f"{label}: {exc.where or field_name}", hint=exc.hint) from None
+    if own:
+        problems.raise_any()
 
 
 def check_adapter(src: Source, kind: str, field_name: str, reachable: bool = True, family: str = "sd15") -> None:

@@ -264,3 +264,29 @@ def test_dry_run_runs_the_same_checks(kit, tmp_path, defaults):
     script = write_script(tmp_path, {"adapters": [{"name": "style", "source": "tiny-motion-file"}]}, defaults)
     result = CliRunner().invoke(main, ["render", str(script), "--dry-run"])
     assert_one_error_line(result, tmp_path / "no-out", "clip c1: adapters[0] (style)", "motion adapter")
+
+
+# ------------------------------------------------------------------ several problems at once
+
+def test_check_reports_every_problem_of_every_clip_at_once(kit, tmp_path, defaults):
+    """A script with mistakes in two clips and two fields is fixed in one pass: one error line each, exit 2,
+    nothing written; a source missing in both clips is named once."""
+    import torch
+
+    save_file({"decoder.conv_in.weight": torch.zeros(2, 2)}, str(tmp_path / "vae.safetensors"))  # not a LoRA
+    lora = [{"name": "x", "source": "vae.safetensors"}]
+    clips = [{"name": "c1", "outputs": {"gif": {"quality": 500}}, "adapters": lora},
+             {"name": "c2", "steps": 120, "adapters": [dict(lora[0])]}]
+    script = tmp_path / "bad.yaml"
+    script.write_text(yaml.safe_dump({"version": 1, "defaults": {**defaults, "scheduler": "lcm"}, "clips": clips}))
+    out = tmp_path / "out"
+    for command in (["check", str(script), "--out", str(out)], ["render", str(script), "--out", str(out)]):
+        result = CliRunner().invoke(main, command)
+        assert result.exit_code == 2, result.output
+        lines = [ln for ln in result.output.splitlines() if ln.strip()]
+        assert all(ln.startswith("error: ") for ln in lines) and "Traceback" not in result.output
+        assert len(lines) == 3, lines
+        assert "clip c1: outputs.gif.quality" in lines[0]
+        assert sum("vae.safetensors is not a LoRA" in ln for ln in lines) == 1
+        assert any("clip c2" in ln and "steps: 120" in ln for ln in lines), lines
+        assert not out.exists() or not any(out.rglob("*"))
