@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from .errors import AnimateError, ConfigError
+from .limits import CLI_HELP as LIMIT_HELP
 
 
 class Group(click.Group):
@@ -113,8 +114,6 @@ def _parse_lora(value: str, index: int, flag: str = "--lora") -> dict:
     return {"name": slug(stem, 30) or f"lora{index}", "source": source, "weight": weight}
 
 
-LIMIT_HELP = ("Raise or lift a resource limit (repeatable): pixels, total-pixels, clips, prompt, script, video, "
-              "json, image; e.g. pixels=1G, json=200MB, clips=none. See docs/limits.md.")
 
 FLAG_FIELDS = ("preset", "model", "motion_adapter", "scheduler", "steps", "guidance", "frames", "fps", "width",
                "height", "seed", "negative")

@@ -2,17 +2,17 @@
 
 A script from a stranger can ask for 1024 frames at 4096x4096, a million seeds, a prompt of megabytes or a pose
 "video" that is a 50 GB file or a FIFO that never ends. Each limit has a default that real scripts stay far below
-and a name for `--limit NAME=VALUE` (repeatable; `none` lifts it). Every refusal is one line naming the file,
-line, column and field, the value, the limit and the flag that raises it.
+and a name for `--limit NAME=VALUE` (render, check, stylize; repeatable; `none` lifts it). Every refusal is one
+line naming the file, line, column and field, the value, the limit and the flag that raises it.
 
     pixels        frames x width x height of one render (what it holds in memory)
     total-pixels  the same summed over every render of the script
     clips         renders per script (clips x seeds)
     prompt        characters of one prompt text (a keyframe, negative, head or tail)
     script        bytes of the script file
-    video         bytes of a pose video (or GIF)
+    video         bytes of a pose or init_video video (or GIF)
     json          bytes of an OpenPose JSON file
-    image         bytes of one pose image
+    image         bytes of one pose, init_video frame or keyframe image
 """
 from __future__ import annotations
 
@@ -26,6 +26,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
 from .errors import ConfigError
+
+CLI_HELP = ("Raise or lift a resource limit (repeatable): pixels, total-pixels, clips, prompt, script, video, "
+            "json, image; e.g. pixels=1G, json=200MB, clips=none. See docs/limits.md.")
 
 if TYPE_CHECKING:
     from .spec import ClipSpec, Script
@@ -133,7 +136,8 @@ def check_limits(specs: list[ClipSpec], limits: Limits | None = None, script: Sc
                     problems.append(f"{at(spec, field, path)}: {len(text)} characters, more than the limit of "
                                     f"{limits.prompt}; shorten it (the text encoder reads 77 tokens), or "
                                     f"{limits.flag('prompt', len(text))}")
-        problems += [f"{at(spec, 'pose', ('pose', 'source'))}: {msg}" for msg in _input_problems(spec, limits)]
+        for field, path, source in _input_files(spec):
+            problems += [f"{at(spec, field, path)}: {msg}" for msg in _input_problems(source, limits)]
     if limits.clips is not None and len(specs) > limits.clips:
         problems.append(f"{at.top('clips')}: {len(specs)} renders (clips x seeds), more than the limit of "
                         f"{limits.clips}; split the script, or {limits.flag('clips', len(specs))}")
@@ -159,13 +163,22 @@ def _texts(spec: ClipSpec):
             yield field, (field,), getattr(spec, field)
 
 
-def _input_problems(spec: ClipSpec, limits: Limits) -> list[str]:
-    """Why the clip's pose source is too big or not a plain file (a FIFO or a device never ends)."""
+def _input_files(spec: ClipSpec):
+    """(field, path, source) of every file or folder a clip reads besides models: the pose source, the
+    init_video source and the keyframe images."""
+    for field in ("pose", "init_video"):
+        source = (getattr(spec, field) or {}).get("source")
+        if isinstance(source, str):
+            yield field, (field, "source"), source
+    for image in ((spec.keyframes or {}).get("images") or {}).values():
+        if isinstance(image, str):
+            yield "keyframes", ("keyframes",), image
+
+
+def _input_problems(source: str, limits: Limits) -> list[str]:
+    """Why an input source is too big or not a plain file (a FIFO or a device never ends)."""
     from motion.pose.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
-    source = (spec.pose or {}).get("source")
-    if not isinstance(source, str):
-        return []
     path = Path(source)
     try:
         files = sorted(p for p in path.iterdir()) if path.is_dir() else [path]

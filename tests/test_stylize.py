@@ -31,3 +31,20 @@ def test_stylize_keeps_frames_fps_and_size(kit, tmp_path):
     # 37 frames are more than the tiny adapter's window: the clip went through context windows.
     assert len(sidecar["info"]["context"]["windows"]) > 1
     assert np.asarray(frames).std() > 3
+
+
+def test_stylize_takes_the_resource_limits(kit, tmp_path):
+    from cli_helpers import assert_one_error_line
+
+    source = write_video(tmp_path / "shot.mp4", constant_rate(9, 25), width=48, height=32, codec="libx264",
+                         rate=25, time_base=Fraction(1, 25))
+    out = tmp_path / "out"
+    common = ["stylize", str(source), "--prompt", "a fox", "--preset", "tiny", "--steps", "1", "--format", "png",
+              "--out", str(out), "--quiet", "--device", "cpu"]
+    result = CliRunner().invoke(main, [*common, "--limit", "video=1KB"])
+    assert_one_error_line(result, out, "video file 'shot.mp4'", "more than the limit of 1 kB", "--limit video=")
+    result = CliRunner().invoke(main, [*common, "--limit", "pixels=1000"])
+    assert_one_error_line(result, out, "pixels", "--limit pixels=")
+    result = CliRunner().invoke(main, [*common, "--limit", "video=none"])
+    assert result.exit_code == 0, result.output
+    assert len(list((out / "stylize").glob("shot/*.png")) or list((out / "stylize").rglob("*.png"))) == 9

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+from animate.limits import CLI_HELP as LIMIT_HELP
+
 
 MAX_FRAMES = 1024  # ClipSpec.frames' limit
 
@@ -63,9 +65,10 @@ def stylize_fields(video: Path, *, prompt: str, strength: float | None, fps: flo
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @click.option("--device", default="auto", show_default=True, help="auto | cuda | cuda:N | mps | cpu")
 @click.option("--dtype", default="auto", show_default=True, help="auto | fp32 | fp16 | bf16")
+@click.option("--limit", "limit_items", multiple=True, metavar="NAME=VALUE", help=LIMIT_HELP)
 @click.pass_context
 def stylize(ctx, video, prompt, strength, out, name, fps, lora, lcm_lora, formats, force, json_events, quiet,
-            device, dtype, **flags):
+            device, dtype, limit_items, **flags):
     """Restyle VIDEO (a video file or a folder of frames) from --prompt, frame for frame."""
     from animate.cli import _specs_from_command_line, terminate_like_ctrl_c
     from animate.events import Events, JsonLines, Terminal
@@ -73,7 +76,7 @@ def stylize(ctx, video, prompt, strength, out, name, fps, lora, lcm_lora, format
     from animate.run import run_specs
 
     ctx.meta["json_events"] = json_events
-    limits = Limits()
+    limits = Limits.parse(limit_items)
     fields = stylize_fields(video, prompt=prompt, strength=strength, fps=fps)
     flags = {**flags, **{k: v for k, v in fields.items() if k != "prompt"}}
     specs, _, _, _ = _specs_from_command_line(None, prompt, name or video.stem, (), lora, lcm_lora, formats, flags,

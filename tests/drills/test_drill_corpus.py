@@ -172,6 +172,22 @@ def test_pose_input_over_its_size_limit(kind, name, tmp_path):
     assert f"--limit {kind}=5k" in line
 
 
+def test_init_video_that_is_a_fifo(tmp_path):
+    fifo, out = tmp_path / "shot.mp4", tmp_path / "out"
+    os.mkfifo(fifo)
+    script = script_file(tmp_path, clips=({"name": "c", "prompt": "x", "init_video": {"source": str(fifo)}},))
+    refuse(render_args(script, out), expect="init_video.source: ", where=str(script), located=True, watch=[out])
+
+
+def test_keyframe_image_over_its_size_limit(tmp_path):
+    image, out = tmp_path / "first.png", tmp_path / "out"
+    image.write_bytes(b"\0" * 5000)
+    script = script_file(tmp_path, clips=({"name": "c", "prompt": "x", "keyframes": {0: str(image)}},))
+    line = refuse(render_args(script, out, "--limit", "image=4k"), expect="image file 'first.png' is 5 kB",
+                  where=str(script), located=True, watch=[out])
+    assert "--limit image=5k" in line
+
+
 def test_renders_per_script(tmp_path):
     script, out = script_file(tmp_path, clips=[{"name": f"c{i}", "prompt": "x", "seed": list(range(600))}
                                                for i in range(2)]), tmp_path / "out"
