@@ -35,6 +35,21 @@ def _temp_name(dest: Path) -> Path:
     return dest.with_name(f".{dest.stem}.{_writer()}{PART}{dest.suffix}")
 
 
+def temp_beside(dest: str | os.PathLike) -> Path:
+    """A temp name beside `dest` in the form `sweep_partials` knows, for a writer that learns its destination
+    only once it has written (a content-addressed file); publish it with `publish`."""
+    return _temp_name(Path(dest))
+
+
+def publish(tmp: str | os.PathLike, dest: str | os.PathLike) -> None:
+    """fsync the finished temp file `tmp` and rename it onto `dest` (its folder made if missing)."""
+    dest = Path(dest)
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(tmp, dest)
+
+
 @contextlib.contextmanager
 def atomic_file(dest: str | os.PathLike) -> Iterator[Path]:
     """Yield a temp path beside `dest`; on success fsync and rename it onto `dest`, else delete it."""
@@ -45,9 +60,7 @@ def atomic_file(dest: str | os.PathLike) -> Iterator[Path]:
         yield tmp
         if not tmp.exists():
             raise FileNotFoundError(f"nothing was written to {tmp}")
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, dest)
+        publish(tmp, dest)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()

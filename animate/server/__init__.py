@@ -2,6 +2,7 @@
 
     config.py   ServeConfig: where it binds, the token, the output root and the input roots, size limits
     inputs.py   submitted scripts and clips → checked ClipSpecs; every local path inside the allowed roots
+    uploads.py  POST /api/uploads: input files stored content-addressed under <out>/.serve/uploads
     queue.py    the job queue, persisted under <out>/.serve/jobs, and its one worker thread
     preview.py  a cheap latent → RGB approximation for live previews
     history.py  past clips from the manifests; a sidecar back to the script that reproduces it

@@ -1,5 +1,5 @@
-"""The FastAPI app of `animate serve`: the API (jobs, their `--json` events as Server-Sent Events, outputs,
-history), the page, and the guards every request passes (host, token, origin, body size)."""
+"""The FastAPI app of `animate serve`: the API (jobs, their `--json` events as Server-Sent Events, uploads,
+outputs, history), the page, and the guards every request passes (host, token, origin, body size)."""
 from __future__ import annotations
 
 import asyncio
@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response, \
     StreamingResponse
 
+from ..atomic import sweep_partials
 from ..errors import AnimateError
 from ..events import error_events
 from .config import ServeConfig, is_local
@@ -23,17 +24,20 @@ TOKEN_COOKIE = "animate_token"
 INTERNAL = {".serve", ".claims", ".frames"}  # under the output root, never served
 SSE_POLL_S = 0.05
 MAX_LISTED = 5000
+UPLOADS_PATH = "/api/uploads"
 
 
 class TooLarge(Exception):
-    """A request body past the server's size limit (answered 413)."""
+    """A request body past the server's size limit, or an upload past its kind's limit (answered 413)."""
 
 
 def create_app(config: ServeConfig, queue: JobQueue | None = None) -> FastAPI:
     app = FastAPI(title="animate serve", version=_version(),
-                  description="Submit prompt scripts or single clips, follow their events, fetch their outputs.")
+                  description="Submit prompt scripts or single clips, follow their events, fetch their outputs; "
+                              "upload the pose videos, init videos and keyframe images they name.")
     queue = queue or JobQueue(config)
     app.state.queue, app.state.config = queue, config
+    sweep_partials(config.uploads)  # the temp files of uploads a killed server was receiving
 
     @app.middleware("http")
     async def guard(request: Request, call_next):
@@ -54,7 +58,8 @@ def create_app(config: ServeConfig, queue: JobQueue | None = None) -> FastAPI:
 
     @app.exception_handler(TooLarge)
     async def too_large(request: Request, exc: TooLarge):
-        return JSONResponse({"detail": f"request body is larger than {config.max_body} bytes"}, status_code=413)
+        detail = str(exc) or f"request body is larger than {config.max_body} bytes"
+        return JSONResponse({"detail": detail}, status_code=413)
 
     @app.exception_handler(QueueFull)
     async def full(request: Request, exc: QueueFull):
@@ -98,6 +103,25 @@ def create_app(config: ServeConfig, queue: JobQueue | None = None) -> FastAPI:
         sub = Submission(checked_stem(script), ".json", clip_script(fields))
         job = await asyncio.to_thread(queue.submit, sub)
         return job.public()
+
+    # ------------------------------------------------------------------ uploads
+    @app.post(UPLOADS_PATH, status_code=201)
+    async def upload(request: Request, name: str | None = None):
+        """A pose or init video, a keyframe image or an OpenPose .json: the raw file as the body (any Content-Type),
+        `name` its file name. Stored under OUT/.serve/uploads/<sha256[:16]>/; `source` is what a script names."""
+        from .uploads import Incoming, checked_name, over_limit
+
+        stored, kind = checked_name(name)
+        limit = getattr(config.limits, kind)
+        declared = request.headers.get("content-length")
+        if limit is not None and declared is not None and int(declared) > limit:  # the guard made sure it's digits
+            raise TooLarge(over_limit(kind, int(declared), config.limits, exact=True))
+        with Incoming(config, stored, kind) as incoming:
+            async for chunk in request.stream():
+                incoming.write(chunk)
+                if limit is not None and incoming.size > limit:
+                    raise TooLarge(over_limit(kind, incoming.size, config.limits, exact=False))
+            return await asyncio.to_thread(incoming.finish)
 
     @app.get("/api/jobs")
     async def jobs():
@@ -190,7 +214,8 @@ def _refused(request: Request, config: ServeConfig) -> Response | None:
             and urlsplit(origin).netloc != request.headers.get("host"):
         return JSONResponse({"detail": "cross-site requests are refused"}, status_code=403)
     length = request.headers.get("content-length")
-    if length is not None and (not length.isdigit() or int(length) > config.max_body):
+    limit = None if request.url.path == UPLOADS_PATH else config.max_body  # an upload has its kind's limit
+    if length is not None and (not length.isdigit() or limit is not None and int(length) > limit):
         return JSONResponse({"detail": f"request body is larger than {config.max_body} bytes"}, status_code=413)
     return None
 
@@ -260,11 +285,12 @@ async def _sse(job, request: Request, start: int):
 
 def _options(config: ServeConfig) -> dict:
     """What the page offers: presets, known models by role, local model folders and files under the input roots,
-    schedulers, formats and targets."""
+    schedulers, formats and targets, the extensions an upload may have by kind."""
     from ..encode.targets import target_names
     from ..models import KNOWN_MODELS, TINY_MODELS
     from ..schedulers import SCHEDULERS
     from ..spec import OUTPUT_FORMATS, list_presets
+    from .uploads import suffixes
 
     roles: dict[str, list[str]] = {}
     for name, info in KNOWN_MODELS.items():
@@ -282,7 +308,7 @@ def _options(config: ServeConfig) -> dict:
                 local.append({"path": str(path), "kind": "file"})
     return {"presets": list_presets(), "models": {k: sorted(v) for k, v in roles.items()}, "local": local[:500],
             "schedulers": sorted(SCHEDULERS), "formats": list(OUTPUT_FORMATS), "targets": target_names(),
-            "out": str(config.out), "input_roots": [str(r) for r in config.input_roots]}
+            "out": str(config.out), "input_roots": [str(r) for r in config.input_roots], "uploads": suffixes()}
 
 
 def _not_found() -> JSONResponse:

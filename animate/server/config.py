@@ -8,6 +8,7 @@ from pathlib import Path
 from ..limits import Limits
 
 MAX_BODY_BYTES = 2_000_000  # a request body: a script is a few KB; the script limit's default
+UPLOADS_DIR = Path(".serve") / "uploads"
 LOCAL_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
 
 
@@ -32,6 +33,12 @@ class ServeConfig:
         """Where relative paths in submitted scripts resolve: the first input root (or the output root, whose
         files are no input: a relative path there is refused like any other outside the input roots)."""
         return self.input_roots[0] if self.input_roots else self.out
+
+    @property
+    def uploads(self) -> Path:
+        """Where `POST /api/uploads` stores files (content-addressed); submitted scripts may name its files as
+        pose, init_video and keyframe sources, as if it were an input root."""
+        return self.out / UPLOADS_DIR
 
 
 def is_local(host: str) -> bool:

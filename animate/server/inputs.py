@@ -1,6 +1,7 @@
 """Submitted scripts and clips → checked ClipSpecs, with the same checks (and error lines) as `animate render`,
 plus the server's own rule: a local path named anywhere in a submission (preset, model, adapter, config, pose
-source, reel audio) lies inside a configured input root (or is the offline kit behind a `tiny*` name)."""
+source, init video, keyframe image, reel audio) lies inside a configured input root (or is the offline kit behind
+a `tiny*` name; or, for pose, init_video and keyframe sources, a file uploaded to this server)."""
 from __future__ import annotations
 
 import os
@@ -14,6 +15,7 @@ from .config import ServeConfig
 
 STEM_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 SUFFIXES = {"json": ".json", "yaml": ".yaml", "yml": ".yaml", "toml": ".toml"}
+FIELDS = {"controlnet": "pose.controlnet"}  # labeled_sources' labels that are not the script's field names
 
 
 @dataclass
@@ -85,9 +87,16 @@ def load_submission(sub: Submission, config: ServeConfig) -> tuple[PostedScript,
 
 
 def allowed_roots(config: ServeConfig) -> list[Path]:
+    """Where model sources (and their configs) may lie: the input roots and the offline kit."""
     from ..tiny import kit_dir
 
     return [*config.input_roots, kit_dir().resolve()]
+
+
+def file_roots(config: ServeConfig) -> list[Path]:
+    """Where input files (pose, init_video and keyframe sources) may lie: the input roots and the uploads folder
+    (`POST /api/uploads`), the one place under the output root a script may read from."""
+    return [*config.input_roots, config.uploads]
 
 
 def inside(path: str | os.PathLike, roots: list[Path]) -> bool:
@@ -95,10 +104,12 @@ def inside(path: str | os.PathLike, roots: list[Path]) -> bool:
     return any(resolved == root or resolved.is_relative_to(root) for root in roots)
 
 
-def _refuse(script: Script, field: str, value: str, config: ServeConfig) -> ConfigError:
+def _refuse(script: Script, field: str, value: str, config: ServeConfig, upload: bool = False) -> ConfigError:
     roots = ", ".join(str(r) for r in config.input_roots) or "none configured"
-    return ConfigError(f"{field}: {value!r} is outside the server's input roots", where=str(script.path),
-                       hint=f"put the file under an input root ({roots}; `animate serve --input-root DIR`)")
+    hint = f"put the file under an input root ({roots}; `animate serve --input-root DIR`)"
+    if upload:
+        hint += ", or upload it (POST /api/uploads?name=FILE) and name the `source` that returns"
+    return ConfigError(f"{field}: {value!r} is outside the server's input roots", where=str(script.path), hint=hint)
 
 
 def check_presets(script: Script, config: ServeConfig) -> None:
@@ -114,17 +125,25 @@ def check_presets(script: Script, config: ServeConfig) -> None:
 
 
 def check_paths(script: Script, specs: list, config: ServeConfig) -> None:
-    """Every local source, config folder, pose file and the reel's audio inside the allowed roots."""
-    roots = allowed_roots(config)
+    """Every local model source and config folder inside the allowed roots; every pose file, init video and
+    keyframe image inside the input roots or the uploads; the reel's audio inside the input roots."""
+    from ..spec.clipspec import labeled_sources
+
+    roots, files = allowed_roots(config), file_roots(config)
     for spec in specs:
-        sources = [("model", spec.model), ("motion_adapter", spec.motion_adapter)]
-        sources += [(f"adapters.{name}", src) for name, src, _, _ in spec.adapters]
+        sources = [(f"adapters.{name}" if label == "adapter" else FIELDS.get(label, label), src)
+                   for label, name, src in labeled_sources(spec)]
         if spec.pose:
-            sources.append(("pose.controlnet", spec.pose["controlnet"]))
             for value in _strings(spec.pose["source"]):
                 candidate = config.base_dir / value
-                if _exists(candidate) and not inside(candidate, config.input_roots):
-                    raise _refuse(script, f"clip {spec.name}: pose.source", value, config)
+                if _exists(candidate) and not inside(candidate, files):
+                    raise _refuse(script, f"clip {spec.name}: pose.source", value, config, upload=True)
+        if spec.init_video and not inside(spec.init_video["source"], files):
+            raise _refuse(script, f"clip {spec.name}: init_video.source", spec.init_video["source"], config,
+                          upload=True)
+        for frame, image in sorted(((spec.keyframes or {}).get("images") or {}).items()):
+            if not inside(image, files):
+                raise _refuse(script, f"clip {spec.name}: keyframes[{frame}]", image, config, upload=True)
         for field, src in sources:
             if src.kind in ("folder", "file") and not inside(src.ref, roots):
                 raise _refuse(script, f"clip {spec.name}: {field}", src.ref, config)

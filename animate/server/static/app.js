@@ -1,9 +1,10 @@
 // The page of `animate serve`: a form → POST /api/clips, then the job's events (the `--json` stream, as SSE)
-// drive the progress bar; the latent preview and the outputs come from their own endpoints. No build step.
+// drive the progress bar; the latent preview and the outputs come from their own endpoints. An init or pose video
+// picked in the form is sent to POST /api/uploads first; the clip names the `source` that returns. No build step.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { options: null, job: null, source: null, last: null };
+const state = { options: null, job: null, source: null, last: null, uploads: new Set() };
 window.animateSteps = [];  // every step event seen (tests read it)
 
 function el(tag, attrs = {}, ...children) {
@@ -87,6 +88,30 @@ function adapterName(source) {
     ? source.split(/[\\/]/).slice(-2, -1)[0] : base);
 }
 
+async function upload(file, target) {
+  const status = $("upload-status");
+  status.textContent = `uploading ${file.name}…`;
+  try {
+    const done = await api("/api/uploads?name=" + encodeURIComponent(file.name), { method: "POST", body: file });
+    $(target).value = done.source;
+    status.textContent = `${file.name}: uploaded (${done.bytes} bytes)`;
+  } catch (err) {
+    $(target).value = "";
+    status.textContent = "";
+    showErrors(err.body && err.body.errors ? err.body.errors : [err]);
+  }
+}
+
+function picker(id, target, kinds) {  // a file input whose file is uploaded; its `source` fills `target`
+  const input = $(id);
+  input.accept = kinds.flatMap((k) => state.options.uploads[k]).join(",");
+  input.addEventListener("change", () => {
+    if (!input.files.length) return;
+    const pending = upload(input.files[0], target).finally(() => state.uploads.delete(pending));
+    state.uploads.add(pending);
+  });
+}
+
 function clipFields() {
   const num = (id) => ($(id).value === "" ? undefined : Number($(id).value));
   const text = $("prompt").value.trim();
@@ -108,11 +133,16 @@ function clipFields() {
   formats.forEach((f) => { outputs[f] = {}; });
   const target = $("target").value;
   if (target) { const [fmt, name] = target.split(":"); outputs[fmt] = { target: name }; }
+  const init = $("init-video").value.trim();
+  const pose = $("pose-source").value.trim();
+  const tiny = ($("model").value || $("preset").value).startsWith("tiny");  // the offline kit has its ControlNet
   const fields = {
     name: slug(typeof prompt === "string" ? prompt : text), prompt, negative: $("negative").value.trim(),
     preset: $("preset").value, model: $("model").value, motion_adapter: $("motion-adapter").value,
     adapters, seed: num("seed"), frames: num("frames"), steps: num("steps"), width: num("width"),
     height: num("height"), fps: num("fps"), outputs: Object.keys(outputs).length ? outputs : undefined,
+    init_video: init ? { source: init, strength: num("init-strength") } : undefined,
+    pose: pose ? { source: pose, controlnet: tiny ? "tiny" : undefined } : undefined,
   };
   return Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined && v !== ""
     && !(Array.isArray(v) && !v.length)));
@@ -128,6 +158,7 @@ async function render(event) {
   showErrors([]);
   let job;
   try {
+    await Promise.all(state.uploads);  // a picked file still uploading: wait for its source
     job = await api("/api/clips", { method: "POST", headers: { "content-type": "application/json" },
       body: JSON.stringify(clipFields()) });
   } catch (err) {
@@ -230,6 +261,8 @@ async function start() {
     $("formats").append(el("label", { class: "inline" }, box, ` ${f}`));
   });
   addOptions($("target"), options.targets);
+  picker("init-video-file", "init-video", ["video"]);
+  picker("pose-file", "pose-source", ["video", "image", "json"]);
   $("add-adapter").addEventListener("click", () => addAdapter());
   $("add-keyframe").addEventListener("click", () => addKeyframe());
   $("clip-form").addEventListener("submit", render);
