@@ -1,4 +1,5 @@
-"""Shared pieces of the `animate serve` tests: a tiny script, an in-process server on a free port."""
+"""Shared pieces of the `animate serve` tests: a tiny script and clip, a test client on a server that renders
+nothing, an in-process server on a free port."""
 import contextlib
 import socket
 import threading
@@ -12,6 +13,22 @@ clips:
   - {name: fox, prompt: a red fox in snow}
   - {name: owl, prompt: {0: an owl at dusk, 2: an owl at night}, outputs: [gif, mp4]}
 """
+TOKEN = "s3cret-token-0123456789"
+CLIP = {"prompt": "a fox", "model": "tiny", "motion_adapter": "tiny", "steps": 2, "frames": 4, "width": 32,
+        "height": 32, "scheduler": "lcm", "guidance": 1.0}
+
+
+def make_client(tmp_path, **kw):
+    """A TestClient on an app whose queue never starts: for what is accepted, stored or refused."""
+    from fastapi.testclient import TestClient
+
+    from animate.server.app import create_app
+    from animate.server.config import ServeConfig
+    from animate.server.queue import JobQueue
+
+    config = ServeConfig(out=tmp_path / "out", **kw)
+    queue = JobQueue(config, start=False)
+    return TestClient(create_app(config, queue), base_url="http://127.0.0.1:7860"), queue
 
 
 def free_port() -> int:

@@ -5,25 +5,12 @@ import pytest
 from click.testing import CliRunner
 
 from cli_helpers import assert_one_error_line
+from serve_helpers import CLIP, TOKEN, make_client
 
 pytest.importorskip("fastapi")
-from fastapi.testclient import TestClient  # noqa: E402
 
 from animate.cli import main  # noqa: E402
 from animate.server import app as app_module  # noqa: E402
-from animate.server.app import create_app  # noqa: E402
-from animate.server.config import ServeConfig  # noqa: E402
-from animate.server.queue import JobQueue  # noqa: E402
-
-TOKEN = "s3cret-token-0123456789"
-CLIP = {"prompt": "a fox", "model": "tiny", "motion_adapter": "tiny", "steps": 2, "frames": 4, "width": 32,
-        "height": 32, "scheduler": "lcm", "guidance": 1.0}
-
-
-def make_client(tmp_path, **kw):
-    config = ServeConfig(out=tmp_path / "out", **kw)
-    queue = JobQueue(config, start=False)  # nothing renders: these tests are about what is refused
-    return TestClient(create_app(config, queue), base_url="http://127.0.0.1:7860"), queue
 
 
 def test_a_non_local_bind_without_a_token_refuses_to_start(tmp_path):

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from serve_helpers import free_port, running_server
+from serve_helpers import CLIP, TOKEN, free_port, make_client, running_server
 from video_helpers import constant_rate, write_video
 
 pytest.importorskip("fastapi")
@@ -20,16 +20,6 @@ from animate.limits import Limits  # noqa: E402
 from animate.server.app import create_app  # noqa: E402
 from animate.server.config import ServeConfig  # noqa: E402
 from animate.server.queue import JobQueue  # noqa: E402
-
-TOKEN = "s3cret-token-0123456789"
-CLIP = {"prompt": "a fox", "model": "tiny", "motion_adapter": "tiny", "steps": 2, "frames": 4, "width": 32,
-        "height": 32, "scheduler": "lcm", "guidance": 1.0}
-
-
-def make_client(tmp_path, **kw):
-    config = ServeConfig(out=tmp_path / "out", **kw)
-    queue = JobQueue(config, start=False)  # nothing renders
-    return TestClient(create_app(config, queue), base_url="http://127.0.0.1:7860"), queue
 
 
 def png_bytes(size: int = 8, level: int = 128) -> bytes:
