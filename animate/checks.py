@@ -169,10 +169,10 @@ def check_steps(spec: ClipSpec, label: str) -> None:
 
 def check_sources(spec: ClipSpec, label: str, *, reachable: bool = True, seen: set | None = None,
                   problems: Problems | None = None) -> None:
-    """Model, motion adapter, adapters, ControlNet, in that order: a source that can't be had is named, or
+    """Model, motion adapter, adapters, ControlNet, in that order: the first that can't be had is named, or
     whose local files fail their `sha256:` pin or their .safetensors header check (animate.weights).
     `seen` holds sources already checked for earlier clips (a bad one is reported for the first clip using
-    it). Every failing source is collected into `problems`, or raised here when none is given."""
+    it). The failure goes into `problems`, or is raised here when none is given."""
     from .weights import check_weights
 
     seen = set() if seen is None else seen
@@ -192,6 +192,7 @@ def check_sources(spec: ClipSpec, label: str, *, reachable: bool = True, seen: s
         if key in seen:
             continue
         seen.add(key)
+        found = len(problems.errors)
         with problems.collect():
             try:
                 check_weights(src, field_name)
@@ -202,6 +203,8 @@ def check_sources(spec: ClipSpec, label: str, *, reachable: bool = True, seen: s
                     check_adapter(src, kind, field_name, reachable, family=family)
             except ModelError as exc:
                 raise ModelError(exc.message, where=f"{label}: {exc.where or field_name}", hint=exc.hint) from None
+        if len(problems.errors) > found:
+            break  # the clip's first source that fails is named: the rest often fail for the same reason (no hub)
     if own:
         problems.raise_any()
 
