@@ -366,7 +366,7 @@ class Renderer:
         from motion.context import context_plan
         from motion.errors import MotionError
         from motion.travel import interpolation_callback
-        from motion.unet_windows import compact_prompts, set_unet_windows
+        from motion.unet_windows import can_defer, compact_prompts, set_unet_windows
 
         from .family import has_free_noise
 
@@ -379,9 +379,11 @@ class Renderer:
             raise ConfigError(str(exc), where=f"{spec.script or 'clip'}: clip {spec.name}: context") from None
         # The stack's UNet is shared by every clip: each clip sets (or clears) its window-by-window blend.
         windowed = plan.blend == "unet" and len(plan.windows) > 1
-        set_unet_windows(pipe.unet, plan if windowed else None)
-        # ControlNet takes the clip's per-frame prompt embeddings whole, so pose clips keep diffusers' own.
-        compact_prompts(pipe, windowed and spec.pose is None)
+        # A pose clip's ControlNet runs window by window inside the UNet's loop, on the window's prompt embeddings;
+        # one that can't takes the clip's per-frame embeddings whole, so its clips keep diffusers' own.
+        controlnet = getattr(pipe, "controlnet", None)
+        set_unet_windows(pipe.unet, plan if windowed else None, controlnet=controlnet)
+        compact_prompts(pipe, windowed and (controlnet is None or can_defer(controlnet)))
         if not has_free_noise(pipe):  # the SDXL pipeline: one window over the clip (check refuses more)
             return plan
         # With the UNet blend the motion modules see one window at a time, which FreeNoise runs as plain blocks;

@@ -6,9 +6,10 @@ on the tiny kit, 32 KiB a frame against 12 KiB of pixels). Here the UNet instead
 a time and the windows' noise predictions are blended frame by frame with the same weights FreeNoise uses
 (`flat`, `pyramid`, `delayed_reverse_sawtooth`), as AnimateDiff-Evolved, sd-webui-animatediff and prompt-travel
 do. What the UNet holds is then one window's activations whatever the clip's length; what grows with the clip
-is the latents, the blended prediction, the scheduler's buffers and, for travel and pose clips, the per-frame
-prompt embeddings (one prompt reaches the windows as one embedding per batch entry: `compact_prompts`). The
-motion modules see exactly one window, which FreeNoise's blocks treat as the plain path (motion.freenoise).
+is the latents, the blended prediction, the scheduler's buffers and, for travel clips, the per-frame prompt
+embeddings (one prompt reaches the windows as one embedding per batch entry: `compact_prompts`). A pose clip's
+ControlNet runs per window inside the same loop (`DeferredControl`). The motion modules see exactly one window,
+which FreeNoise's blocks treat as the plain path (motion.freenoise).
 
 The wrapper goes on the UNet instance once (the stack's pipelines share it) and does nothing for a clip whose
 plan is None, so clips blended in the motion modules run diffusers' forward untouched.
@@ -21,9 +22,12 @@ import types
 PER_FRAME_ARGS = ("encoder_hidden_states",)  # (batch·frames, …) tensors the window takes its frames from
 
 
-def set_unet_windows(unet, plan) -> None:
+def set_unet_windows(unet, plan, controlnet=None) -> None:
     """Denoise the next clips window by window over `plan.windows` (a ContextPlan), or, for None or a plan of
-    one window, with the UNet's own forward."""
+    one window, with the UNet's own forward. A pose `controlnet` (a 2D ControlNetModel) then runs window by
+    window too, inside the UNet's window loop (`defer_controlnet`)."""
+    if controlnet is not None:
+        defer_controlnet(controlnet, unet)
     if "forward" not in vars(unet):
         signature = inspect.signature(unet.forward)
 
@@ -59,10 +63,15 @@ def windowed_forward(forward, plan, arguments: dict):
         for name in PER_FRAME_ARGS:
             part[name] = _frames_of(arguments.get(name), frames, start, end, batch=sample.shape[0])
         residuals = arguments.get("down_block_additional_residuals")  # a pose ControlNet's, per frame
-        if residuals is not None:
-            part["down_block_additional_residuals"] = tuple(_frames_of(r, frames, start, end) for r in residuals)
-        part["mid_block_additional_residual"] = _frames_of(arguments.get("mid_block_additional_residual"), frames,
-                                                           start, end)
+        if isinstance(residuals, DeferredControl):
+            down, mid = residuals.window(frames, start, end)
+            part["down_block_additional_residuals"], part["mid_block_additional_residual"] = down, mid
+        else:
+            if residuals is not None:
+                part["down_block_additional_residuals"] = tuple(_frames_of(r, frames, start, end)
+                                                                for r in residuals)
+            part["mid_block_additional_residual"] = _frames_of(arguments.get("mid_block_additional_residual"),
+                                                               frames, start, end)
         pred = forward(sample[:, :, start:end], return_dict=False, **part)[0]
         w = weights[: end - start]
         if total is None:
@@ -72,6 +81,57 @@ def windowed_forward(forward, plan, arguments: dict):
         pred = None
     out = total.div_(count.view(1, 1, -1, 1, 1)).to(sample.dtype)  # in place: one clip-sized buffer, not two
     return UNetMotionOutput(sample=out) if return_dict else (out,)
+
+
+class DeferredControl:
+    """A ControlNet call not made yet: diffusers' pipeline runs the ControlNet on the whole clip and hands its
+    residuals to the UNet, which would hold full-clip feature maps at every resolution of the down path. The
+    UNet's window loop makes the call per window instead, on the window's frames of the ControlNet's per-frame
+    inputs (the ControlNet is 2D: each frame's residuals depend on that frame alone, so they are the same)."""
+
+    PER_FRAME = ("sample", "controlnet_cond", "encoder_hidden_states")
+
+    def __init__(self, forward, arguments: dict):
+        self.forward, self.arguments = forward, arguments
+
+    def window(self, frames: int, start: int, end: int):
+        part = dict(self.arguments)
+        batch = part["sample"].shape[0] // frames
+        for name in self.PER_FRAME:
+            part[name] = _frames_of(part.get(name), frames, start, end, batch=batch if name != "sample" else None)
+        part["return_dict"] = False
+        return self.forward(**part)
+
+
+def can_defer(controlnet) -> bool:
+    """Whether `controlnet` runs window by window under the UNet blend: a plain 2D ControlNetModel does."""
+    from diffusers import ControlNetModel
+
+    return isinstance(controlnet, ControlNetModel)
+
+
+def defer_controlnet(controlnet, unet) -> None:
+    """Make `controlnet`'s calls DeferredControl (both of its outputs) while `unet` denoises window by window
+    (looked up at each call, so a clip without windows, or any other caller, gets the ControlNet's own forward).
+    Outside guess mode only (its pipeline reshapes the residuals) and only where `can_defer`."""
+    if not can_defer(controlnet):
+        vars(controlnet).pop("_animate_defer_to", None)
+        return
+    if "forward" not in vars(controlnet):
+        signature = inspect.signature(controlnet.forward)
+
+        def forward(*args, **kwargs):
+            original = types.MethodType(type(controlnet).forward, controlnet)
+            if getattr(vars(controlnet).get("_animate_defer_to"), "_animate_unet_windows", None) is None:
+                return original(*args, **kwargs)
+            arguments = dict(signature.bind(*args, **kwargs).arguments)
+            if arguments.get("guess_mode") or arguments.get("return_dict", True):
+                return original(*args, **kwargs)
+            deferred = DeferredControl(original, arguments)
+            return deferred, deferred
+
+        controlnet.forward = forward
+    vars(controlnet)["_animate_defer_to"] = unet  # a plain attribute: setattr would make the UNet its submodule
 
 
 def compact_prompts(pipe, on: bool) -> None:

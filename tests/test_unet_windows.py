@@ -176,3 +176,35 @@ def test_one_prompt_reaches_the_windows_as_one_embedding_per_batch_entry(rendere
     assert renderer.render(travel).frames.shape == (20, 32, 32, 3)
     embeddings(spec(blend="motion"))
     assert "_encode_prompt_free_noise" not in vars(pipe)  # diffusers' own method for the next clip
+
+
+def test_a_pose_controlnet_runs_window_by_window_with_the_same_frames(renderer, tmp_path, monkeypatch):
+    """Under the UNet blend the ControlNet is called per window (its full-clip residuals would hold feature maps
+    of every frame at every down-path resolution); being 2D, it gives each frame the same residuals either way."""
+    import motion.unet_windows as unet_windows
+    from tests.test_render_pose import skeleton_frames
+
+    clip = spec_from_fields({**FIELDS, "frames": 20, "context": {**CONTEXT, "blend": "unet"},
+                             "pose": {"source": str(tmp_path), "controlnet": "tiny", "scale": 0.8}})[0]
+    cond = skeleton_frames(20, 32)
+    seen = []
+
+    def watch(module, args):
+        seen.append(args[0].shape[0])
+
+    windowed = renderer.render(clip, pose_frames=cond, keep_float=True)
+    pipe = renderer.pipeline_call(clip, pose_frames=cond)[0]
+    controlnet = pipe.controlnet
+    hook = controlnet.conv_in.register_forward_pre_hook(watch)
+    try:
+        renderer.render(clip, pose_frames=cond)
+        per_window, seen[:] = set(seen), []
+        monkeypatch.setattr(unet_windows, "can_defer", lambda net: False)  # the ControlNet on the whole clip
+        whole = renderer.render(clip, pose_frames=cond, keep_float=True)
+        whole_calls = set(seen)
+    finally:
+        hook.remove()
+    assert per_window == {2 * 8}  # CFG's two halves × one 8-frame window
+    assert whole_calls == {2 * 20}
+    assert windowed.info["context"]["blend"] == "unet"
+    assert np.abs(windowed.float_frames - whole.float_frames).max() <= 1e-5
