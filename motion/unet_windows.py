@@ -104,10 +104,11 @@ class DeferredControl:
 
 
 def can_defer(controlnet) -> bool:
-    """Whether `controlnet` runs window by window under the UNet blend: a plain 2D ControlNetModel does."""
+    """Whether `controlnet` runs window by window under the UNet blend: a plain 2D ControlNetModel does, unless
+    accelerate's offload hooks manage it (they move models between devices around each call of theirs)."""
     from diffusers import ControlNetModel
 
-    return isinstance(controlnet, ControlNetModel)
+    return isinstance(controlnet, ControlNetModel) and getattr(controlnet, "_hf_hook", None) is None
 
 
 def defer_controlnet(controlnet, unet) -> None:
@@ -122,11 +123,16 @@ def defer_controlnet(controlnet, unet) -> None:
 
         def forward(*args, **kwargs):
             original = types.MethodType(type(controlnet).forward, controlnet)
-            if getattr(vars(controlnet).get("_animate_defer_to"), "_animate_unet_windows", None) is None:
-                return original(*args, **kwargs)
             arguments = dict(signature.bind(*args, **kwargs).arguments)
-            if arguments.get("guess_mode") or arguments.get("return_dict", True):
-                return original(*args, **kwargs)
+            windows = getattr(vars(controlnet).get("_animate_defer_to"), "_animate_unet_windows", None)
+            if windows is None or not can_defer(controlnet) or arguments.get("guess_mode") \
+                    or arguments.get("return_dict", True):
+                # Called whole (offload hooks taken after the clip was set up): one prompt embedding per batch
+                # entry (compact_prompts) goes back to one per frame.
+                sample, text = arguments["sample"], arguments.get("encoder_hidden_states")
+                if text is not None and text.shape[0] < sample.shape[0] and sample.shape[0] % text.shape[0] == 0:
+                    arguments["encoder_hidden_states"] = text.repeat_interleave(sample.shape[0] // text.shape[0], 0)
+                return original(**arguments)
             deferred = DeferredControl(original, arguments)
             return deferred, deferred
 

@@ -208,3 +208,30 @@ def test_a_pose_controlnet_runs_window_by_window_with_the_same_frames(renderer, 
     assert whole_calls == {2 * 20}
     assert windowed.info["context"]["blend"] == "unet"
     assert np.abs(windowed.float_frames - whole.float_frames).max() <= 1e-5
+
+
+def test_a_controlnet_called_whole_under_the_unet_blend_gets_per_frame_prompts(renderer, tmp_path):
+    """Offload hooks taken after a pose clip was set up (the memory ladder) make the ControlNet run whole: the
+    one-per-batch-entry prompt embedding it was set up with goes back to one per frame, same frames."""
+    from tests.test_render_pose import skeleton_frames
+
+    clip = spec_from_fields({**FIELDS, "frames": 20, "context": {**CONTEXT, "blend": "unet"},
+                             "pose": {"source": str(tmp_path), "controlnet": "tiny", "scale": 0.8}})[0]
+    cond = skeleton_frames(20, 32)
+    outputs = []
+    for hooked in (False, True):
+        pipe, kwargs, _ = renderer.pipeline_call(clip, pose_frames=cond)
+        kwargs = {**kwargs, "output_type": "latent", "callback_on_step_end": None,
+                  "generator": torch.Generator("cpu").manual_seed(clip.seed)}
+        seen = []
+        hook = pipe.controlnet.conv_in.register_forward_pre_hook(lambda m, args: seen.append(args[0].shape[0]))
+        if hooked:
+            vars(pipe.controlnet)["_hf_hook"] = object()  # what accelerate's add_hook_to_module sets
+        try:
+            with torch.inference_mode():
+                outputs.append(pipe(**kwargs).frames)
+        finally:
+            hook.remove()
+            vars(pipe.controlnet).pop("_hf_hook", None)
+        assert set(seen) == ({2 * 20} if hooked else {2 * 8})
+    assert torch.abs(outputs[0] - outputs[1]).max() <= 1e-5
