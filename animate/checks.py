@@ -167,17 +167,13 @@ def check_steps(spec: ClipSpec, label: str) -> None:
 
 # ------------------------------------------------------------------ model sources
 
-def check_sources(spec: ClipSpec, label: str, *, reachable: bool = True, seen: set | None = None,
-                  problems: Problems | None = None) -> None:
+def check_sources(spec: ClipSpec, label: str, *, reachable: bool, seen: set, problems: Problems) -> None:
     """Model, motion adapter, adapters, ControlNet, in that order: the first that can't be had is named, or
     whose local files fail their `sha256:` pin or their .safetensors header check (animate.weights).
     `seen` holds sources already checked for earlier clips (a bad one is reported for the first clip using
-    it). The failure goes into `problems`, or is raised here when none is given."""
+    it). The failure goes into `problems`."""
     from .weights import check_weights
 
-    seen = set() if seen is None else seen
-    own = problems is None
-    problems = Problems() if own else problems
     family = base_family(spec.model) or "sd15"
     checks = [(spec.model, "model", None), (spec.motion_adapter, "motion_adapter", None)]
     if spec.unet is not None:
@@ -205,8 +201,6 @@ def check_sources(spec: ClipSpec, label: str, *, reachable: bool = True, seen: s
                 raise ModelError(exc.message, where=f"{label}: {exc.where or field_name}", hint=exc.hint) from None
         if len(problems.errors) > found:
             break  # the clip's first source that fails is named: the rest often fail for the same reason (no hub)
-    if own:
-        problems.raise_any()
 
 
 def check_adapter(src: Source, kind: str, field_name: str, reachable: bool = True, family: str = "sd15") -> None:

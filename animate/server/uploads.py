@@ -38,10 +38,9 @@ def checked_name(name: str | None) -> tuple[str, str]:
             any(ord(c) < 32 or ord(c) == 127 for c in name):
         raise ConfigError(f"must be a plain file name, without folders, '..', a leading '.' or control characters "
                           f"(got {name!r})", where="name", hint="send the file's own name, e.g. name=dance.mp4")
-    suffix = Path(name).suffix.lower()
-    kind = next((k for k, known in suffixes().items() if suffix in known), None)
+    suffix, kinds = Path(name).suffix.lower(), suffixes()
+    kind = next((k for k, known in kinds.items() if suffix in known), None)
     if kind is None:
-        kinds = suffixes()
         raise ConfigError(f"{suffix or 'a file without an extension'} cannot be uploaded (got {name!r})",
                           where="name", hint=f"upload a video ({' '.join(kinds['video'])}), an image "
                           f"({' '.join(kinds['image'])}) or an OpenPose .json file")
