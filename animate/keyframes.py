@@ -97,6 +97,9 @@ def check_keyframes(spec, label: str, *, motion_max: int) -> None:
         try:
             with Image.open(path) as im:
                 im.load()
+        except Image.DecompressionBombError as exc:  # a header that claims far more pixels than the file holds
+            raise ConfigError(f"keyframes[{k}]: image {path} is too large to decode safely ({_reason(exc)})",
+                              where=label, hint="resize it to the clip's size (or near it) and save it again") from None
         except (OSError, UnidentifiedImageError, ValueError) as exc:
             raise ConfigError(f"keyframes[{k}]: cannot read image {path} ({_reason(exc)})", where=label,
                               hint="give a PNG, JPEG or WebP image file") from None
