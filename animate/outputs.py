@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from animate.atomic import atomic_file, sweep_partials
-from animate.errors import ConfigError
+from animate.errors import ConfigError, OutputError
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 # A stem is a clip name plus an optional seed suffix, so it may be a little longer than a name.
@@ -98,6 +98,10 @@ class OutputLayout:
         root = self.root.resolve()
         for name in (MANIFEST_NAME, GALLERY_NAME, PREVIEW_DIR):
             _inside(self.root / name, root)
+        for folder in (self.root, self.out / STORE_DIR, self.out / CLAIMS_DIR):
+            if folder.exists() and not folder.is_dir():
+                raise OutputError(f"{folder} is a file, but the outputs need a folder there", where=f"--out {self.out}",
+                                  hint="move the file away, or choose another --out")
 
     @property
     def resolved_root(self) -> Path:
