@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 import struct
@@ -75,6 +76,21 @@ def check_pin(src, field: str) -> None:
 
 
 # ---------------------------------------------------------------- .safetensors headers
+
+def parameter_count(path: str | os.PathLike, prefix: str = "") -> int | None:
+    """How many numbers a .safetensors file holds in tensors named `prefix...` (its header only), or None when it
+    cannot be read."""
+    try:
+        with open(path, "rb") as fh:
+            (length,) = struct.unpack("<Q", fh.read(8))
+            if length > MAX_HEADER_BYTES:
+                return None
+            header = json.loads(fh.read(length))
+        return sum(math.prod(info.get("shape") or []) for name, info in header.items()
+                   if name != "__metadata__" and name.startswith(prefix) and isinstance(info, dict))
+    except (OSError, ValueError, TypeError, AttributeError, struct.error):
+        return None
+
 
 def check_safetensors_header(path: str | os.PathLike, field: str | None = None) -> int:
     """Read and judge a .safetensors header without allocating any tensor: its length, JSON, tensor count,
