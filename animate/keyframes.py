@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .errors import ConfigError, ModelError
+from .hashing import content_hash_or_none
 from .models import Source
 from .spec.resolve import local_path
 
@@ -252,8 +253,7 @@ def keyframe_rng(spec, device: str):
     return seeded()
 
 
-def content_hashes(spec) -> dict[str, str]:
-    """frame → SHA-256 of its keyframe image (the render key holds them: same name, new picture, new frames)."""
-    from .jobs import content_hash
-
-    return {str(k): content_hash(path) for k, path in sorted(spec.keyframes["images"].items())}
+def content_hashes(spec) -> dict[str, str | None]:
+    """frame → SHA-256 of its keyframe image (the render key holds them, never the paths: same name, new picture,
+    new frames; the same pictures in another folder, the same frames). None for an image that cannot be read."""
+    return {str(k): content_hash_or_none(path) for k, path in sorted(spec.keyframes["images"].items())}
