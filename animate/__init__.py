@@ -15,7 +15,7 @@ _renderers: dict = {}
 
 def load_specs(path, *, only=None, **overrides):
     """Validate a script and resolve it into ClipSpecs (keyword overrides win over the script)."""
-    from .spec import load_script, resolve
+    from animate.spec import load_script, resolve
 
     return resolve(load_script(path), overrides or None, only=list(only) if only else None)
 
@@ -26,9 +26,9 @@ def run_script(script=None, *, specs=None, out="outputs", on_event=None, only=No
     encode, record. `on_event(event)` receives every typed event (animate.events); returns the RunSummary."""
     from pathlib import Path
 
-    from .events import Events
-    from .run import run_specs
-    from .spec import load_script, resolve
+    from animate.events import Events
+    from animate.run.runner import run_specs
+    from animate.spec import load_script, resolve
 
     reel, stem, base_dir = None, "api", "."
     if script is not None:
@@ -47,9 +47,9 @@ def render(prompt=None, *, spec=None, device: str | None = None, dtype: str | No
 
     Renderers are cached per (device, dtype), so repeated calls reuse the loaded pipeline and adapters.
     """
-    from .checks import check_specs
-    from .renderer import Renderer
-    from .spec import spec_from_fields
+    from animate.run.checks import check_specs
+    from animate.render.renderer import Renderer
+    from animate.spec import spec_from_fields
 
     if spec is None:
         specs = spec_from_fields({**fields, "prompt": prompt}, name=name)
@@ -64,15 +64,15 @@ def render(prompt=None, *, spec=None, device: str | None = None, dtype: str | No
 def __getattr__(name):
     # Heavy modules load on first use so `animate --help` starts instantly.
     if name in ("Renderer", "ClipResult"):
-        from . import renderer as _render
+        from animate.render import renderer as _render
 
         return getattr(_render, name)
     if name in ("ClipSpec",):
-        from . import spec as _spec
+        from animate import spec as _spec
 
         return getattr(_spec, name)
     if name in ("AnimateError", "ConfigError", "ModelError", "EncodeError", "PoseError"):
-        from . import errors as _errors
+        from animate import errors as _errors
 
         return getattr(_errors, name)
     raise AttributeError(f"module 'animate' has no attribute {name!r}")

@@ -3,15 +3,15 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 import warnings
 from pathlib import Path
 
 import click
 
-from .errors import AnimateError, ConfigError
-from .limits import CLI_HELP as LIMIT_HELP
+from animate.errors import AnimateError, ConfigError
+from animate.run.limits import CLI_HELP as LIMIT_HELP
+from animate.commands.common import load_checked_script, specs_from_command_line, terminate_like_ctrl_c
 
 
 class Group(click.Group):
@@ -27,7 +27,7 @@ class Group(click.Group):
             click.echo("interrupted", err=True)
             ctx.exit(1)
         except OSError as exc:  # a fault of the machine outside a run's own handling: still one line
-            from .run import machine_fault
+            from animate.run.runner import machine_fault
 
             fault = machine_fault(exc)
             if fault is None or os.environ.get("ANIMATE_DEBUG"):
@@ -37,7 +37,7 @@ class Group(click.Group):
     @staticmethod
     def _report(ctx, exc: AnimateError):
         if ("--json" in sys.argv[1:] or ctx.meta.get("json_events")) and not getattr(exc, "reported", False):
-            from .events import JsonLines, error_events
+            from animate.events import JsonLines, error_events
 
             sink = JsonLines()
             for event in error_events(exc, fatal=True):
@@ -45,19 +45,6 @@ class Group(click.Group):
         for line in exc.line().splitlines():
             click.echo(f"error: {line}", err=True)
         ctx.exit(exc.exit_code)
-
-
-def terminate_like_ctrl_c() -> None:
-    """SIGTERM (a scheduler, `kill`, a container stop) ends a run the way Ctrl-C does: temp files are removed,
-    finished clips are kept, exit code 1."""
-    import signal
-    import threading
-
-    def handler(signum, frame):
-        raise KeyboardInterrupt
-
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, handler)
 
 
 def quiet_libraries() -> None:
@@ -81,38 +68,6 @@ def quiet_libraries() -> None:
 def main():
     """Turn prompt scripts into short AnimateDiff clips (GIF, MP4, editing formats)."""
     quiet_libraries()
-
-
-HUB_REVISION = re.compile(r"^(?P<repo>[A-Za-z0-9][\w.-]*/[\w.-]+)@(?P<revision>[^\s:@]+)$")
-
-
-def _parse_lora(value: str, index: int, flag: str = "--lora") -> dict:
-    """SOURCE[:WEIGHT] → an adapter entry. A colon followed by a path (a Windows drive letter, a URL) is part
-    of the source; `owner/name@revision` pins a hub revision."""
-    source, weight = value, 1.0
-    head, sep, tail = value.rpartition(":")
-    if sep and head and "/" not in tail and "\\" not in tail:  # `C:\x`, `C:/x`, `https://...` hold paths
-        try:
-            weight = float(tail)
-        except ValueError:
-            drive = len(head) == 1 and head.isalpha()  # C:x.safetensors
-            if not drive and not Path(value).exists():  # a file whose name holds a colon is a source
-                raise ConfigError(f"weight {tail!r} is not a number", where=f"{flag} {value}",
-                                  hint=f"use SOURCE:WEIGHT like {head}:0.8") from None
-        else:
-            source = head
-    from .spec import slug
-
-    path = Path(source)
-    # A file's own name, or its folder's when the file has a generic name (pytorch_lora_weights...).
-    generic = path.stem in ("pytorch_lora_weights", "diffusion_pytorch_model", "adapter_model")
-    stem = (path.parent.name if generic else path.stem) if source.endswith(".safetensors") else path.name
-    pinned = HUB_REVISION.match(source)
-    if pinned:
-        stem = pinned["repo"].rsplit("/", 1)[1]
-        source = {"source": pinned["repo"], "revision": pinned["revision"]}
-    return {"name": slug(stem, 30) or f"lora{index}", "source": source, "weight": weight}
-
 
 
 FLAG_FIELDS = ("preset", "model", "motion_adapter", "scheduler", "steps", "guidance", "frames", "fps", "width",
@@ -162,22 +117,22 @@ FLAG_FIELDS = ("preset", "model", "motion_adapter", "scheduler", "steps", "guida
 def render(ctx, script, out, only, force, dry_run, json_events, quiet, device, dtype, compile_unet, keep_frames,
            backend, address, gpus_per_worker, workers, prompt, name, lora, lcm_lora, formats, limit_items, **flags):
     """Render SCRIPT (YAML/JSON/TOML), or one clip from --prompt and flags."""
-    from .events import Events, JsonLines, Terminal
-    from .limits import Limits
-    from .run import run_specs
+    from animate.events import Events, JsonLines, Terminal
+    from animate.run.limits import Limits
+    from animate.run.runner import run_specs
 
     ctx.meta["json_events"] = json_events
     if compile_unet and backend == "ray":
         raise click.UsageError("--compile needs --backend local (Ray workers build their own pipelines)")
     limits = Limits.parse(limit_items)
-    specs, stem, reel, loaded = _specs_from_command_line(script, prompt, name, only, lora, lcm_lora, formats, flags,
+    specs, stem, reel, loaded = specs_from_command_line(script, prompt, name, only, lora, lcm_lora, formats, flags,
                                                          limits)
     events = Events(JsonLines() if json_events else None, Terminal(quiet=quiet or dry_run))
     pool = _backend(ctx, backend, address, gpus_per_worker, workers)
     if dry_run:
         _print_check(specs, stem, out, device, dtype, events if json_events else None, limits, loaded, backend=pool)
         return
-    from .limits import check_limits
+    from animate.run.limits import check_limits
 
     check_limits(specs, limits, loaded)  # refusals located in the script (run_specs checks again, without lines)
     terminate_like_ctrl_c()
@@ -190,47 +145,10 @@ def render(ctx, script, out, only, force, dry_run, json_events, quiet, device, d
     sys.exit(summary.exit_code)
 
 
-def _specs_from_command_line(script, prompt, name, only, lora, lcm_lora, formats, flags, limits):
-    """(specs, output folder name, reel options, the loaded Script or None) from a script or from --prompt and
-    flags."""
-    from .spec import resolve, slug, spec_from_fields
-
-    overrides = {k: v for k, v in flags.items() if v not in (None, ())}
-    if "preset" in overrides and "," in overrides["preset"]:
-        overrides["preset"] = [p.strip() for p in overrides["preset"].split(",") if p.strip()]
-    if "seed" in overrides:
-        seeds = list(overrides["seed"])
-        overrides["seed"] = seeds[0] if len(seeds) == 1 else seeds
-    adapters = []
-    if lcm_lora:
-        adapters.append({**_parse_lora(lcm_lora, 0, flag="--lcm"), "name": "lcm", "kind": "lcm"})
-    for i, value in enumerate(lora):
-        entry = _parse_lora(value, i + 1)
-        taken = {a["name"] for a in adapters}
-        base, n = entry["name"], 2
-        while entry["name"] in taken:  # two files both called pytorch_lora_weights.safetensors
-            entry["name"], n = f"{base}-{n}", n + 1
-        adapters.append(entry)
-    if adapters:
-        overrides["adapters"] = adapters
-    if formats:
-        overrides["outputs"] = [f.strip() for f in formats.split(",") if f.strip()]
-    if script and prompt:
-        raise click.UsageError("give a SCRIPT or --prompt, not both")
-    if script:
-        loaded = _load(script, limits)
-        return resolve(loaded, overrides, only=list(only)), loaded.stem, \
-            (loaded.model.reel_options() if not only else None), loaded
-    if prompt:
-        # --prompt clips: <out>/prompts/<name>.<ext>
-        return spec_from_fields({**overrides, "prompt": prompt}, name=name or slug(prompt)), "prompts", None, None
-    raise click.UsageError("give a SCRIPT to render, or --prompt TEXT")
-
-
 def _backend(ctx, name: str, address, gpus_per_worker: float, workers):
     """The render backend the flags ask for (None: this process)."""
     if name == "ray":
-        from .ray_backend import RayBackend
+        from animate.run.ray_backend import RayBackend
 
         return RayBackend(address=address, gpus_per_worker=gpus_per_worker, workers=workers)
     source = ctx.get_parameter_source
@@ -242,25 +160,15 @@ def _backend(ctx, name: str, address, gpus_per_worker: float, workers):
     return None
 
 
-def _load(script: Path, limits):
-    """The script, read only when it is a regular file within the `script` limit."""
-    from .limits import check_script_size
-    from .spec import load_script
-
-    if script.is_file():
-        check_script_size(script, limits)
-    return load_script(script, max_bytes=limits.script)
-
-
 def _print_check(specs, stem: str, out: Path, device: str, dtype: str, events, limits=None, loaded=None,
                  backend=None) -> dict:
     """Every check, then the plan: which clips are up to date and which outputs would be encoded."""
-    from .checks import check_output_root, check_specs, estimate_jobs_bytes
-    from .framestore import FrameStore
-    from .jobs import plan_jobs
-    from .outputs import Manifest, OutputLayout
-    from .plan import print_plan
-    from .run import compute_target
+    from animate.run.checks import check_output_root, check_specs, estimate_jobs_bytes
+    from animate.outputs.framestore import FrameStore
+    from animate.run.jobs import plan_jobs
+    from animate.outputs.layout import Manifest, OutputLayout
+    from animate.run.plan import print_plan
+    from animate.run.runner import compute_target
 
     # LoRAs fit their slots and the output root takes files; unreachable hub ids are warnings in the plan.
     check_specs(specs, reachable=False, out=out, limits=limits, script=loaded)
@@ -286,13 +194,13 @@ def _print_check(specs, stem: str, out: Path, device: str, dtype: str, events, l
 @click.pass_context
 def check(ctx, script, out, device, dtype, json_events, limit_items):
     """Validate SCRIPT and print the plan; renders nothing."""
-    from .events import Events, JsonLines
-    from .limits import Limits
-    from .spec import resolve
+    from animate.events import Events, JsonLines
+    from animate.run.limits import Limits
+    from animate.spec import resolve
 
     ctx.meta["json_events"] = json_events
     limits = Limits.parse(limit_items)
-    loaded = _load(script, limits)
+    loaded = load_checked_script(script, limits)
     _print_check(resolve(loaded), loaded.stem, out, device, dtype, Events(JsonLines()) if json_events else None,
                  limits, loaded)
 
@@ -306,7 +214,7 @@ def models():
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Copy the kit here.")
 def models_tiny(out):
     """Build the tiny offline model kit (random weights, real SD1.5/AnimateDiff shapes)."""
-    from .tiny import ensure_kit, export_kit
+    from animate.models.tiny import ensure_kit, export_kit
 
     path = export_kit(out) if out else ensure_kit()
     click.echo(str(path))
@@ -315,7 +223,7 @@ def models_tiny(out):
 @models.command("list")
 def models_list():
     """Well-known model names a script may use."""
-    from .models import KNOWN_MODELS, TINY_MODELS
+    from animate.models.sources import KNOWN_MODELS, TINY_MODELS
 
     for name, info in sorted(KNOWN_MODELS.items()):
         click.echo(f"{name:26} {info['ref']}{' (' + info['weight_name'] + ')' if info.get('weight_name') else ''}")
@@ -326,7 +234,7 @@ def models_list():
 @main.command()
 def presets():
     """List the built-in presets."""
-    from .spec import list_presets
+    from animate.spec import list_presets
 
     for name, text in list_presets().items():
         click.echo(f"{name:14} {text}")
@@ -335,7 +243,7 @@ def presets():
 @main.command()
 def schema():
     """Print the JSON Schema of prompt scripts."""
-    from .spec import json_schema
+    from animate.spec import json_schema
 
     click.echo(json.dumps(json_schema(), indent=2))
 

@@ -28,7 +28,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 def run_once(specs, out: Path, renderer, *, max_pending: int) -> dict:
     from animate.events import EncodeDone, Events, Recorder
-    from animate.run import run_specs
+    from animate.run.runner import run_specs
 
     recorder = Recorder()
     t0 = time.perf_counter()
@@ -55,7 +55,7 @@ def main(argv=None) -> None:
     import torch
 
     from animate.cli import quiet_libraries
-    from animate.renderer import Renderer
+    from animate.render.renderer import Renderer
     from animate.spec import spec_from_fields
 
     quiet_libraries()
@@ -72,7 +72,7 @@ def main(argv=None) -> None:
         for name, pending in (("serial", 1), ("streaming", 2)):
             rows.append((name, run_once(specs, Path(tmp) / name, renderer, max_pending=pending)))
         from animate.events import Events
-        from animate.run import run_specs
+        from animate.run.runner import run_specs
 
         extra = [spec_from_fields({**fields, "outputs": formats + ["webp"], "prompt": s.prompt, "seed": s.seed},
                                   name=s.name)[0] for s in specs]

@@ -4,7 +4,7 @@ GIF encoders, gallery preview) at 16, 64, 256 and 1024 frames, each in a fresh p
     python -m benchmarks.longclip_bench [--quick] [--models tiny,wide] [--frames 16,64,256,1024]
                                         [--steps 1] [--compare-motion]
 
-Models: `tiny` is the offline kit (animate.tiny) at 64x64, whose VAE downsamples 8x as every SD model's does (a
+Models: `tiny` is the offline kit (animate.models.tiny) at 64x64, whose VAE downsamples 8x as every SD model's does (a
 latent frame is 1/12 of its pixels' bytes); `wide` is a random SD1.5-shaped model with 4-8x the channels
 (benchmarks.render_bench.build_small, built into a temp folder) at 32x32, where the UNet's activations are far
 larger than its weights. Peak RSS is the child's own high-water mark (os.wait4), so every row starts from nothing.
@@ -75,7 +75,7 @@ def models(names: list[str], work: Path) -> dict[str, tuple[dict, int, str]]:
     out = {}
     for name in names:
         if name == "tiny":
-            from animate.tiny import ensure_kit
+            from animate.models.tiny import ensure_kit
 
             ensure_kit()
             out[name] = ({"preset": "tiny"}, 64, "offline tiny kit (UNet channels 8, VAE x8 → 8x8 latents)")

@@ -78,7 +78,7 @@ def plain_pipe(kit, spec):
     """One AnimateDiffPipeline loaded the plain way, with the spec's LoRAs fused at its weights."""
     from diffusers import AnimateDiffPipeline, MotionAdapter
 
-    from animate.schedulers import build_scheduler
+    from animate.models.schedulers import build_scheduler
 
     adapter = MotionAdapter.from_pretrained(spec.motion_adapter.ref)
     pipe = AnimateDiffPipeline.from_pretrained(spec.model.ref, motion_adapter=adapter)
@@ -120,7 +120,7 @@ def section_throughput(kit, rows: Rows, reps: int, clips: int, steps: int) -> No
 
     from animate.encode import encode
     from animate.events import EncodeDone, Events, Recorder
-    from animate.run import run_specs
+    from animate.run.runner import run_specs
 
     from animate.spec import spec_from_fields
 
@@ -235,7 +235,7 @@ def _fields(spec) -> dict:
 def section_embeddings(kit, rows: Rows, reps: int, steps: int) -> None:
     import torch
 
-    from animate.renderer import Renderer
+    from animate.render.renderer import Renderer
 
     on, off = Renderer(device="cpu", quiet_loading=True), Renderer(device="cpu", quiet_loading=True, embed_cache=False)
     seeds = iter(range(100, 10_000))
@@ -256,7 +256,7 @@ def section_embeddings(kit, rows: Rows, reps: int, steps: int) -> None:
 
 
 def section_memory(kit, rows: Rows, steps: int) -> None:
-    from animate.renderer import Renderer
+    from animate.render.renderer import Renderer
     from animate.spec import spec_from_fields
 
     r = Renderer(device="cpu", quiet_loading=True)
@@ -355,7 +355,7 @@ import time, sys
 t0 = time.perf_counter()
 import torch
 torch.set_num_threads(1)
-from animate.renderer import Renderer
+from animate.render.renderer import Renderer
 from animate.spec import spec_from_fields
 def step(spec, i, n):
     if i == 1:
@@ -390,7 +390,7 @@ def section_startup(rows: Rows, reps: int) -> None:
     heavy = probe.stdout.strip().splitlines()[-1] if probe.stdout.strip() else probe.stderr[-200:]
     rows.ratio("-", f"`animate --help` vs `python -c 'import torch'` (heavy modules imported by --help: {heavy})",
                "animate --help", med(res["help"]), "import torch", med(res["torch"]), goal="< 0.1")
-    from animate.fastpaths import usable_cpus
+    from animate.util.cpus import usable_cpus
 
     env = {k: v for k, v in os.environ.items() if k not in ("ANIMATE_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
     default = subprocess.run([py, "-c", "import torch; print(torch.get_num_threads())"], capture_output=True,
@@ -404,7 +404,7 @@ def section_startup(rows: Rows, reps: int) -> None:
 
 # ---------------------------------------------------------------------------------------- main
 def run_size(size: str, rows: Rows, reps: int, quick: bool) -> dict:
-    from animate.renderer import Renderer
+    from animate.render.renderer import Renderer
 
     meta = {}
     if size == "small":

@@ -10,7 +10,7 @@ Sections
   4. guidance         per-step time at guidance 7.5 (CFG: batch of 2) vs 1.0
   5. peak RSS         resource.getrusage high-water mark after each section
 
-Models: `tiny` is the offline kit (animate.tiny), so small that Python overhead dominates; `small` builds
+Models: `tiny` is the offline kit (animate.models.tiny), so small that Python overhead dominates; `small` builds
 (deterministically, into a temp dir) a larger SD1.5-shaped random model, motion adapter and LoRAs so that
 compute matters. Repeats are interleaved (A B, B A, ...) and medians reported.
 """
@@ -66,11 +66,11 @@ class Kit:
 
 
 def tiny_kit() -> Kit:
-    from animate.models import resolve_source
+    from animate.models.sources import resolve_source
 
     loras = [("lcm", "tiny-lcm", "lcm"), ("zoom", "tiny-zoom-in", "motion"), ("pan", "tiny-pan-left", "motion")]
     return Kit("tiny", "tiny", "tiny", [(n, resolve_source(s).ref, k) for n, s, k in loras], 32, 32, 8,
-               "animate.tiny kit: UNet channels (8, 8), cross-attn 8, VAE x8 → 4x4 latents")
+               "animate.models.tiny kit: UNet channels (8, 8), cross-attn 8, VAE x8 → 4x4 latents")
 
 
 def build_small(dest: Path) -> Kit:
@@ -82,10 +82,10 @@ def build_small(dest: Path) -> Kit:
                            UNet2DConditionModel, UNetMotionModel)
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    from animate.tiny import _save_lora, _tokenizer  # the kit's own byte tokenizer and LoRA writer
+    from animate.models.tiny_parts import save_lora, tokenizer
 
     seed = 4321
-    tokenizer, vocab = _tokenizer()
+    tokenizer, vocab = tokenizer()
     torch.manual_seed(seed)
     unet = UNet2DConditionModel(
         block_out_channels=(32, 64), layers_per_block=2, sample_size=32, in_channels=4, out_channels=4,
@@ -114,10 +114,10 @@ def build_small(dest: Path) -> Kit:
     adapter.save_pretrained(dest / "motion-adapter", safe_serialization=True)
     spatial = r"^(?!.*motion_modules).*(attn1|attn2)\.(to_q|to_k|to_v|to_out\.0)$"
     motion = r".*motion_modules.*(attn1|attn2)\.(to_q|to_k|to_v|to_out\.0)$"
-    _save_lora(unet, spatial, "lcm", dest / "lcm-lora", "pytorch_lora_weights.safetensors", offset=50)
+    save_lora(unet, spatial, "lcm", dest / "lcm-lora", "pytorch_lora_weights.safetensors", offset=50)
     munet = UNetMotionModel.from_unet2d(unet, adapter)
-    _save_lora(munet, motion, "zoom", dest / "zoom", "diffusion_pytorch_model.safetensors", offset=51)
-    _save_lora(munet, motion, "pan", dest / "pan", "diffusion_pytorch_model.safetensors", offset=52)
+    save_lora(munet, motion, "zoom", dest / "zoom", "diffusion_pytorch_model.safetensors", offset=51)
+    save_lora(munet, motion, "pan", dest / "pan", "diffusion_pytorch_model.safetensors", offset=52)
     loras = [("lcm", dest / "lcm-lora" / "pytorch_lora_weights.safetensors", "lcm"),
              ("zoom", dest / "zoom" / "diffusion_pytorch_model.safetensors", "motion"),
              ("pan", dest / "pan" / "diffusion_pytorch_model.safetensors", "motion")]
@@ -200,7 +200,7 @@ def naive_clip(kit: Kit, spec) -> None:
 
 
 def section_reuse(kit: Kit, table: Table, reps: int, clips: int, steps: int) -> dict:
-    from animate.renderer import Renderer
+    from animate.render.renderer import Renderer
 
     specs = [make_spec(kit, weights=WEIGHTS[i % len(WEIGHTS)], steps=steps, name=f"c{i}") for i in range(clips)]
     counts = {}
@@ -326,7 +326,7 @@ def run(args) -> tuple[Table, dict]:
     quiet()
     import diffusers
 
-    from animate.renderer import Renderer
+    from animate.render.renderer import Renderer
 
     t_start = time.perf_counter()
     meta = {"size": args.size, "quick": args.quick, "rss_start_mb": peak_rss_mb(), "diffusers": diffusers.__version__,

@@ -35,7 +35,7 @@ def pytest_configure(config):
 @pytest.fixture(scope="session")
 def kit():
     """The tiny offline model kit (built on first use)."""
-    from animate.tiny import ensure_kit
+    from animate.models.tiny import ensure_kit
 
     return ensure_kit()
 
@@ -43,7 +43,7 @@ def kit():
 @pytest.fixture(scope="session")
 def renderer(kit):
     """One CPU renderer shared by the session, as a long script run would share it."""
-    from animate.renderer import Renderer
+    from animate.render.renderer import Renderer
 
     return Renderer(device="cpu")
 

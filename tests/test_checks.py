@@ -1,4 +1,4 @@
-"""animate.checks: everything knowable before a model loads, as `check`, `render` and the API see it."""
+"""animate.run.checks: everything knowable before a model loads, as `check`, `render` and the API see it."""
 import json
 import shutil
 import subprocess
@@ -9,7 +9,7 @@ import yaml
 from click.testing import CliRunner
 from safetensors.torch import save_file
 
-from animate.checks import check_output_root, check_specs, estimate_output_bytes
+from animate.run.checks import check_output_root, check_specs, estimate_output_bytes
 from animate.cli import main
 from animate.errors import ConfigError, ModelError, OutputError
 from animate.spec import spec_from_fields
@@ -213,7 +213,7 @@ def test_read_only_mount(tmp_path):
         pytest.skip("no unshare here")
     target = tmp_path / "ro"
     target.mkdir()
-    code = ("import sys; from pathlib import Path; from animate.checks import check_output_root\n"
+    code = ("import sys; from pathlib import Path; from animate.run.checks import check_output_root\n"
             "from animate.errors import OutputError\n"
             "try:\n    check_output_root(Path(sys.argv[1]) / 'out')\nexcept OutputError as e:\n    print(e.line())")
     cmd = ["unshare", "-rm", "sh", "-c", 'mount -t tmpfs -o ro,size=1m tmpfs "$1" || exit 77; shift; exec "$@"',
@@ -226,8 +226,8 @@ def test_read_only_mount(tmp_path):
 
 
 def test_estimate_is_generous_against_real_outputs(kit, renderer, tmp_path, tiny_fields):
-    from animate.checks import FORMAT_FACTORS
-    from animate.run import run_specs
+    from animate.run.checks import FORMAT_FACTORS
+    from animate.run.runner import run_specs
 
     # The tiny kit's frames are close to noise, the worst case for every encoder.
     specs = tiny_specs(tiny_fields, frames=16, width=64, height=64, outputs=["gif", "mp4", "png", "webp"])

@@ -9,7 +9,8 @@ import time
 
 import yaml
 
-from animate.claims import Claims, pid_alive
+from animate.outputs.claims import Claims
+from animate.util.hosts import pid_alive
 
 
 def dead_pid() -> int:
@@ -89,7 +90,7 @@ def six_clip_script(tmp_path):
 
 DIES_ON_FIRST_RENDER = textwrap.dedent("""
     import os, signal, sys
-    from animate.renderer import Renderer
+    from animate.render.renderer import Renderer
     def die(self, spec, *a, **kw):
         print("claimed", spec.stem, flush=True)
         os.kill(os.getpid(), signal.SIGKILL)   # kill -9 mid-clip, while holding its claim
@@ -191,7 +192,7 @@ def test_a_run_that_lost_its_claim_records_nothing_twice(renderer, tmp_path):
     """A run that hung past the stale time finds its clip taken over when it comes back: the new owner records
     the clip, so this run writes no manifest line for it (a second one would list the clip twice)."""
     from animate.events import ClipStart, Events
-    from animate.run import run_specs
+    from animate.run.runner import run_specs
     from animate.spec import load_script, resolve
 
     script = tmp_path / "lost.yaml"

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from animate.commands.encode import encode_command
 from animate.encode import encode
-from animate.encode.inputs import read_frames
+from animate.outputs.readback import read_frames
 from animate.errors import EncodeError
 from encode_helpers import decode_av, decode_gif, moving_clip
 

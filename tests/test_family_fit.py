@@ -18,7 +18,7 @@ def two_block_xl(kit, tmp_path_factory):
     rule called "SD1.5" and that diffusers' AnimateDiffSDXLPipeline runs."""
     from diffusers import MotionAdapter, UNet2DConditionModel
 
-    from animate.tiny_xl import TEXT_HIDDEN, TIME_EMBED_DIM, PROJECTION_DIM, ensure_xl
+    from animate.models.tiny_xl import TEXT_HIDDEN, TIME_EMBED_DIM, PROJECTION_DIM, ensure_xl
 
     xl = ensure_xl(kit)
     root = tmp_path_factory.mktemp("xl2")

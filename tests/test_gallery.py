@@ -2,7 +2,7 @@
 import html
 import re
 
-from animate.gallery import choose_preview, href, render_gallery, write_gallery
+from animate.outputs.gallery import choose_preview, href, render_gallery, write_gallery
 
 ENTRY = {"name": "castle", "seed": 42, "prompt": "a <b>castle</b> & \"moat\"",
          "params": {"steps": 6, "guidance": 1.5, "adapters": {"lcm": 1.0}},

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from animate.atomic import file_lock
-from animate.gallery import write_gallery
-from animate.outputs import OutputLayout
+from animate.util.atomic import file_lock
+from animate.outputs.gallery import write_gallery
+from animate.outputs.layout import OutputLayout
 
 
 

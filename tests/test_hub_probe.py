@@ -6,8 +6,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from click.testing import CliRunner
 
-from animate import models
-from animate.checks import check_specs
+from animate.models.sources import sources as models
+from animate.run.checks import check_specs
 from animate.cli import main
 from animate.errors import ModelError
 from animate.spec import spec_from_fields

@@ -80,8 +80,8 @@ def test_adding_and_changing_outputs_re_encodes_only_what_changed(kit, tmp_path,
 
 def test_stored_frames_are_the_rendered_frames(kit, tmp_path, renderer):
     from animate.events import Events
-    from animate.framestore import FrameStore
-    from animate.run import run_specs
+    from animate.outputs.framestore import FrameStore
+    from animate.run.runner import run_specs
     from animate.spec import spec_from_fields
 
     spec = spec_from_fields({**BASE, "outputs": ["gif"]}, name="one")[0]
@@ -93,8 +93,8 @@ def test_stored_frames_are_the_rendered_frames(kit, tmp_path, renderer):
 
 
 def test_encode_and_reel_read_the_frame_store_not_a_fitted_output(kit, tmp_path, pipeline_calls):
-    from animate.encode.inputs import read_frames
-    from animate.framestore import FrameStore
+    from animate.outputs.readback import read_frames
+    from animate.outputs.framestore import FrameStore
 
     script, out = tmp_path / "fit.yaml", tmp_path / "out"
     script.write_text(yaml.safe_dump({"version": 1, "outputs": ["reel"], "defaults": {
@@ -127,7 +127,7 @@ def test_encoders_overlap_the_next_clips_denoising(kit, tmp_path, renderer, monk
     rendering would time out here, and the event order would show it."""
     import animate.encode
     from animate.events import EncodeDone, Events, Recorder, Step
-    from animate.run import run_specs
+    from animate.run.runner import run_specs
     from animate.spec import spec_from_fields
 
     specs = [spec_from_fields({**BASE, "outputs": ["gif", "png"], "seed": i}, name=f"c{i}")[0] for i in range(4)]
@@ -163,7 +163,7 @@ def test_at_most_max_pending_clips_wait_for_encoders(kit, tmp_path, renderer, mo
     one earlier clip still waits for its encoders."""
     import animate.encode
     from animate.events import Events
-    from animate.run import run_specs
+    from animate.run.runner import run_specs
     from animate.spec import spec_from_fields
 
     specs = [spec_from_fields({**BASE, "outputs": ["gif"], "seed": i}, name=f"m{i}")[0] for i in range(4)]
@@ -216,7 +216,7 @@ def test_check_says_what_is_up_to_date_and_what_would_be_encoded(kit, tmp_path):
 
 
 def test_clean_prunes_frames_no_manifest_needs(kit, tmp_path):
-    from animate.framestore import FrameStore
+    from animate.outputs.framestore import FrameStore
 
     script, out = tmp_path / "cl.yaml", tmp_path / "out"
     write_script(script, [{"name": "c1"}], outputs=["gif"])
@@ -268,9 +268,9 @@ def test_a_killed_writers_temp_frames_are_swept(kit, tmp_path, renderer, monkeyp
     import subprocess
     import sys
 
-    from animate.atomic import _host_tag
+    from animate.util.atomic import _host_tag
     from animate.events import Events
-    from animate.run import run_specs
+    from animate.run.runner import run_specs
     from animate.spec import spec_from_fields
 
     dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
@@ -302,8 +302,8 @@ def test_a_killed_writers_temp_frames_are_swept(kit, tmp_path, renderer, monkeyp
 def test_clean_keeps_the_frames_of_a_clip_being_rendered_now(tmp_path):
     """A clip another process is rendering has stored its frames but not yet written its manifest line; its
     claim says so, and `clean` keeps its frames."""
-    from animate.claims import Claims
-    from animate.framestore import FrameStore
+    from animate.outputs.claims import Claims
+    from animate.outputs.framestore import FrameStore
 
     store, key = FrameStore(tmp_path), "c" * 32
     store.save(key, np.zeros((2, 8, 8, 3), np.uint8))
@@ -318,7 +318,7 @@ def test_clean_keeps_the_frames_of_a_clip_being_rendered_now(tmp_path):
 
 
 def test_render_key_ignores_an_adapters_name_but_not_its_weight(kit):
-    from animate.jobs import render_key
+    from animate.run.jobs import render_key
     from animate.spec import spec_from_fields
 
     def key(name, weight):
@@ -369,9 +369,9 @@ def test_encode_refuses_a_hand_edited_sidecar_in_one_line(tmp_path, record):
 def test_render_key_ignores_labels_and_pins_but_not_weights(kit):
     from dataclasses import replace
 
-    from animate.jobs import render_key
+    from animate.run.jobs import render_key
     from animate.spec import spec_from_fields
-    from animate.weights import source_digest
+    from animate.models.weights import source_digest
 
     spec = spec_from_fields({**BASE, "adapters": [{"name": "zoom", "source": "tiny-zoom-in", "weight": 0.5}]},
                             name="k")[0]

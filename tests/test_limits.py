@@ -6,8 +6,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from animate.errors import ConfigError
-from animate.limits import Limits, amount, check_limits, parse_amount
-from animate.outputs import OutputLayout, reserved_name, safe_name
+from animate.run.limits import Limits, amount, check_limits, parse_amount
+from animate.outputs.layout import OutputLayout, safe_name
+from animate.util.names import reserved_name
 from animate.spec import load_script, name_problem, resolve
 
 
@@ -68,7 +69,7 @@ def test_every_problem_at_once_and_without_a_script(tmp_path):
 
 
 def test_run_specs_takes_the_limits(tmp_path):
-    from animate.run import run_specs
+    from animate.run.runner import run_specs
 
     loaded = script(tmp_path)
     out = tmp_path / "out"

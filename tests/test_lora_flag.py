@@ -2,7 +2,8 @@
 import pytest
 from click.testing import CliRunner
 
-from animate.cli import _parse_lora, main
+from animate.cli import main
+from animate.commands.common import _parse_lora
 from animate.errors import ConfigError
 
 

@@ -13,11 +13,12 @@ import torch
 import yaml
 from click.testing import CliRunner
 
-from animate import weights
+from animate.models.sources import weights
 from animate.cli import main
 from animate.errors import ModelError
-from animate.models import hub_commit, read_safetensors_keys, resolve_source
-from animate.weights import check_safetensors_header, folder_digest
+from animate.models.sources import hub_commit, resolve_source
+from animate.models.weights import read_safetensors_keys
+from animate.models.weights import check_safetensors_header, folder_digest
 
 BASE = {"preset": "tiny", "frames": 4, "width": 32, "height": 32, "steps": 1, "prompt": "a boat", "outputs": ["gif"]}
 

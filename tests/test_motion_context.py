@@ -59,13 +59,13 @@ def test_check_prints_the_windows_and_free_init_cost(kit, tmp_path):
     clips = [json.loads(line) for line in plan.output.splitlines() if line.startswith("{")][0]["clips"]
     assert clips[1]["context"]["windows"] == [[0, 8], [6, 14], [12, 20]]
     # The estimate counts FreeInit's iterations: three times the same clip without it.
-    from animate.plan import estimate
+    from animate.run.plan import estimate
 
     with_fi = spec_from_fields({**FIELDS, "frames": 20, "free_init": {"iters": 3}})[0]
     without = spec_from_fields({**FIELDS, "frames": 20})[0]
     assert estimate(with_fi, "cpu", "fp32")[0] == pytest.approx(3 * estimate(without, "cpu", "fp32")[0])
     fast = spec_from_fields({**FIELDS, "steps": 6, "frames": 20, "free_init": {"iters": 3, "fast": True}})[0]
-    from animate.renderer import denoising_steps
+    from animate.render.renderer import denoising_steps
 
     assert denoising_steps(fast) == 2 + 4 + 6
 
@@ -177,7 +177,7 @@ def test_repeat_context_repeats_the_first_window_of_noise(renderer):
 
 
 def test_context_is_in_the_render_key():
-    from animate.jobs import render_key
+    from animate.run.jobs import render_key
 
     keys = {render_key(spec_from_fields({**FIELDS, "frames": 40, **extra})[0], "fp32") for extra in [
         {}, {"context": {"length": 16}}, {"context": {"overlap": 8}}, {"context": {"weighting": "flat"}},

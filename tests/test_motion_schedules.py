@@ -155,7 +155,7 @@ def test_constant_pose_scale_schedule_equals_the_static_scale(renderer, tiny_fie
 
 
 def test_schedules_are_in_the_render_key(kit, tmp_path):
-    from animate.jobs import render_key
+    from animate.run.jobs import render_key
 
     def key(weight):
         text = yaml.safe_dump({"version": 1, "clips": [{"name": "a", "model": "tiny", "prompt": "x", "adapters": [

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from animate.errors import NumericFaultError
-from animate.numeric import frames_fault, latents_fault
-from animate.renderer import Renderer
-from animate.run import run_specs
+from animate.render.numeric import frames_fault, latents_fault
+from animate.render.renderer import Renderer
+from animate.run.runner import run_specs
 from animate.spec import spec_from_fields
 
 

@@ -9,11 +9,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from animate.errors import ConfigError
-from animate.outputs import (
+from animate.outputs.layout import (
     Manifest, OutputLayout, build_sidecar, file_sha256, package_versions, safe_name,
     write_sidecar,
 )
-from animate.outputs import hash_resolved as spec_hash
+from animate.outputs.layout import hash_resolved as spec_hash
 
 NAME_CHARS = string.ascii_lowercase + string.digits + "._-"
 
@@ -111,7 +111,7 @@ def test_sweep_keeps_temp_files_of_running_writers(tmp_path):
     import subprocess
     import sys
 
-    from animate.atomic import _host_tag
+    from animate.util.atomic import _host_tag
 
     layout = OutputLayout(tmp_path, "demo")
     layout.root.mkdir(parents=True)

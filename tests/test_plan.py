@@ -79,7 +79,7 @@ def test_memory_estimate_follows_the_models_own_size_wherever_it_lives(kit, tmp_
     not as an SD1.5 model (5.2 GiB)."""
     import shutil
 
-    from animate.plan import estimate, parameters
+    from animate.run.plan import estimate, parameters
     from animate.spec import spec_from_fields
 
     copy = tmp_path / "kit"
@@ -99,7 +99,7 @@ def test_memory_estimate_follows_the_models_own_size_wherever_it_lives(kit, tmp_
 
 
 def test_memory_estimate_of_an_unreadable_base_keeps_the_sd15_figures(tmp_path):
-    from animate.plan import WEIGHTS_GIB, estimate
+    from animate.run.plan import WEIGHTS_GIB, estimate
     from animate.spec import spec_from_fields
 
     (spec,) = spec_from_fields(dict(model="emilianJR/epiCRealism", motion_adapter="guoyww/animatediff-motion-adapter-v1-5-2",

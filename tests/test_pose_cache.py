@@ -5,7 +5,7 @@ from PIL import Image
 
 import motion.pose
 from animate.cli import main
-from animate.renderer import load_pose_frames
+from animate.render.renderer import load_pose_frames
 from animate.spec import spec_from_fields
 
 

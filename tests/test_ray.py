@@ -39,14 +39,14 @@ def local_ray():
 
 
 def cpu_pool():
-    from animate.ray_backend import RayBackend
+    from animate.run.ray_backend import RayBackend
 
     return RayBackend(gpus_per_worker=0, workers=2)
 
 
 def run_ray(script, out, pool=None, *, events=()):
     from animate import load_specs
-    from animate.run import run_specs
+    from animate.run.runner import run_specs
 
     pool = pool or cpu_pool()
     summary = run_specs(load_specs(script), out=out, script_stem=script.stem, device="cpu", backend=pool,
@@ -67,8 +67,8 @@ def comparable(entry):
 def test_ray_gives_the_local_frames_and_manifest_and_builds_each_stack_once_per_worker(local_ray, kit, renderer,
                                                                                         tmp_path, monkeypatch):
     from animate import load_specs
-    from animate.renderer import Renderer
-    from animate.run import run_specs
+    from animate.render.renderer import Renderer
+    from animate.run.runner import run_specs
 
     script = six_clips(tmp_path)
     t0 = time.perf_counter()
@@ -98,7 +98,7 @@ def test_ray_gives_the_local_frames_and_manifest_and_builds_each_stack_once_per_
     assert set(done) == {f"{letter}{i}" for i in range(1, 4) for letter in "ab"} and set(done.values()) <= {"w0", "w1"}
     assert all(isinstance(e.worker, str) for e in recorder.events if isinstance(e, (Step, ClipStart)))
     specs = {spec.stem: spec for spec in load_specs(script)}
-    from animate.ray_backend import stack_label
+    from animate.run.ray_backend import stack_label
 
     used = {(worker, stack_label(specs[clip])) for clip, worker in done.items()}
     assert set(pool.builds) == used and set(pool.builds.values()) == {1}, pool.builds
@@ -129,7 +129,7 @@ def test_a_killed_worker_is_restarted_and_every_clip_lands_once(local_ray, kit, 
 
 
 def test_ctrl_c_stops_the_workers_and_leaves_no_claim(local_ray, kit, tmp_path):
-    from animate.claims import pid_alive
+    from animate.util.hosts import pid_alive
 
     script, pool = six_clips(tmp_path), cpu_pool()
 
@@ -151,7 +151,7 @@ def test_ctrl_c_stops_the_workers_and_leaves_no_claim(local_ray, kit, tmp_path):
 def test_a_worker_side_user_error_stops_the_run_without_retries(local_ray, kit, tmp_path):
     """A device no worker has: every worker would fail the same way, so the first failure stops the run."""
     from animate import load_specs
-    from animate.run import run_specs
+    from animate.run.runner import run_specs
 
     recorder, script = Recorder(), six_clips(tmp_path)
     with pytest.raises(ConfigError) as caught:
@@ -164,7 +164,7 @@ def test_a_worker_side_user_error_stops_the_run_without_retries(local_ray, kit, 
 
 
 def test_worker_errors_come_back_as_the_same_error():
-    from animate.ray_backend import error_from_record, error_record
+    from animate.run.ray_backend import error_from_record, error_record
 
     bad = ConfigError("unknown device 'mps'", where="--device", hint="use cpu")
     again = error_from_record(error_record(bad), "c1")

@@ -14,12 +14,12 @@ from click.testing import CliRunner
 from PIL import Image
 from video_helpers import constant_rate, write_video
 
-from animate import hashing
+from animate.util import hashing
 from animate.cli import main
-from animate.jobs import render_identity, render_key
-from animate.outputs import canonical_json
+from animate.run.jobs import render_identity, render_key
+from animate.outputs.layout import canonical_json
 from animate.spec import spec_from_fields
-from animate.weights import source_digest
+from animate.models.weights import source_digest
 
 OLD = 1_600_000_000  # an mtime long past: digests of such files are remembered
 

@@ -125,7 +125,7 @@ def test_sigterm_is_treated_like_ctrl_c(kit, tmp_path):
 
 
 def test_interrupt_message_counts_in_words(kit, tmp_path, monkeypatch):
-    from animate.renderer import Renderer
+    from animate.render.renderer import Renderer
 
     script, out = script_of(tmp_path, n=3, outputs=("gif",)), tmp_path / "out"
     original = Renderer.render
@@ -154,7 +154,7 @@ def test_output_root_that_is_a_file_is_one_line(kit, tmp_path):
 
 
 def test_read_only_output_root_is_one_line_before_rendering(kit, tmp_path, monkeypatch):
-    from animate.renderer import Renderer
+    from animate.render.renderer import Renderer
 
     out = tmp_path / "ro"
     out.mkdir()
@@ -179,7 +179,7 @@ def test_ctrl_c_while_rendering_gives_the_clips_claim_back(kit, tmp_path, render
     for it forever."""
     from animate.errors import Interrupted
     from animate.events import Events
-    from animate.run import run_specs
+    from animate.run.runner import run_specs
     from animate.spec import spec_from_fields
 
     specs = [spec_from_fields({"preset": "tiny", "frames": 4, "width": 32, "height": 32, "steps": 1,
@@ -233,7 +233,7 @@ def test_an_encoder_failing_at_run_time_fails_only_its_clip_in_one_line(kit, tmp
 def test_a_full_disk_when_claiming_keeps_the_clips_already_rendered(kit, tmp_path, monkeypatch):
     """The claim file of the next clip is a write too: when the disk fills there, the clip rendered just before
     (its encoders still running) is still recorded, and the run ends with the one disk line."""
-    from animate.claims import Claims
+    from animate.outputs.claims import Claims
 
     script, out = script_of(tmp_path, n=3, outputs=("gif",)), tmp_path / "out"
     real = Claims.try_claim

@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from animate.errors import ConfigError
-from animate.schedulers import build_scheduler
+from animate.models.schedulers import build_scheduler
 
 # The scheduler classes the checkpoints people use ship with: SD1.5 (PNDM), SDXL bases (EulerDiscrete), and what
 # fine-tunes and distilled models set (DDIM, LCM, DPM-Solver, Euler ancestral, UniPC, LMS, DDPM, Heun, KDPM2).
@@ -20,7 +20,7 @@ def test_every_shipped_scheduler_class_builds_in_a_fresh_process():
     # where `diffusers.__dict__[name]` used to raise KeyError.
     code = (
         "import json, sys\n"
-        "from animate.schedulers import build_scheduler\n"
+        "from animate.models.schedulers import build_scheduler\n"
         "names = json.loads(sys.argv[1])\n"
         "print(json.dumps([type(build_scheduler('default', {'_class_name': n})).__name__ for n in names]))\n"
     )

@@ -261,7 +261,7 @@ def test_json_and_toml_positions():
 
 def test_pose_options_reach_the_pose_source(monkeypatch, tmp_path):
     import motion.pose
-    from animate.renderer import load_pose_frames
+    from animate.render.renderer import load_pose_frames
 
     seen = {}
 

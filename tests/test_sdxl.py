@@ -18,14 +18,14 @@ XL_LORA = {"name": "lcm", "source": "tiny-xl-lcm", "weight": 0.9}
 
 @pytest.fixture(scope="module")
 def xl(kit):
-    from animate.tiny_xl import ensure_xl
+    from animate.models.tiny_xl import ensure_xl
 
     return ensure_xl(kit)
 
 
 @pytest.fixture(scope="module")
 def xl_renderer(xl):
-    from animate.renderer import Renderer
+    from animate.render.renderer import Renderer
 
     return Renderer(device="cpu", quiet_loading=True)
 
@@ -41,7 +41,7 @@ def reference(xl, fields, *, lora=None, unet_file=None, scheduler="LCMScheduler"
         unet.load_state_dict(load_file(str(unet_file)))
     adapter = MotionAdapter.from_pretrained(str(xl / "motion-adapter"))
     pipe = AnimateDiffSDXLPipeline.from_pretrained(str(xl / "base"), motion_adapter=adapter, unet=unet)
-    # diffusers' UNetMotionModel.from_unet2d leaves SDXL's add_embedding at random init (animate.family): give it
+    # diffusers' UNetMotionModel.from_unet2d leaves SDXL's add_embedding at random init (animate.models.family): give it
     # the UNet's own weights, as the renderer does, so both run the same weights.
     pipe.unet.add_embedding.load_state_dict(unet.add_embedding.state_dict())
     pipe.set_progress_bar_config(disable=True)
@@ -174,7 +174,7 @@ def test_what_the_sdxl_pipeline_cannot_do_is_refused(tmp_path, xl, clip, fragmen
 # ---------------------------------------------------------------- Lightning warnings, presets, estimates
 
 def test_lightning_off_its_distillation_warns(xl):
-    from animate.plan import warnings_for
+    from animate.run.plan import warnings_for
 
     (good,) = spec_from_fields({**XL, "unet": "tiny-xl-lightning-unet", "scheduler": "lightning-xl", "steps": 2,
                                 "guidance": 0.0})
@@ -188,8 +188,8 @@ def test_lightning_off_its_distillation_warns(xl):
 
 @pytest.mark.parametrize("steps", [2, 4, 8])
 def test_lightning_xl_presets(steps):
-    from animate.family import base_family, lightning_steps
-    from animate.plan import warnings_for
+    from animate.models.family import base_family, lightning_steps
+    from animate.run.plan import warnings_for
 
     (spec,) = spec_from_fields({"preset": f"lightning-xl-{steps}step", "prompt": "a fox"})
     assert (spec.steps, spec.scheduler, spec.guidance) == (steps, "lightning-xl", 0.0)
@@ -197,7 +197,7 @@ def test_lightning_xl_presets(steps):
     assert base_family(spec.model) == "sdxl" and (spec.width, spec.height) == (1024, 1024)
     assert lightning_steps(spec) == steps
     assert not [w for w in warnings_for(spec) if "Lightning" in w]
-    scheduler = __import__("animate.schedulers", fromlist=["x"]).build_scheduler("lightning-xl", {
+    scheduler = __import__("animate.models.schedulers", fromlist=["x"]).build_scheduler("lightning-xl", {
         "_class_name": "EulerDiscreteScheduler", "beta_schedule": "scaled_linear"})
     assert scheduler.config.timestep_spacing == "trailing" and scheduler.config.beta_schedule == "scaled_linear"
 
@@ -211,7 +211,7 @@ def test_lcm_xl_preset():
 
 
 def test_sdxl_estimate_counts_its_weights_and_size():
-    from animate.plan import estimate
+    from animate.run.plan import estimate
 
     (sd15,) = spec_from_fields({"preset": "lcm", "model": "epicrealism", "prompt": "a fox"})
     (sdxl,) = spec_from_fields({"preset": "lcm-xl", "prompt": "a fox"})
@@ -226,8 +226,8 @@ def test_sdxl_estimate_counts_its_weights_and_size():
 def test_family_from_folders_and_checkpoint_headers(tmp_path, kit, xl):
     from safetensors.torch import save_file
 
-    from animate.family import adapter_family, base_family, native_size
-    from animate.models import resolve_source
+    from animate.models.family import adapter_family, base_family, native_size
+    from animate.models.sources import resolve_source
 
     assert base_family(resolve_source("tiny")) == "sd15" and base_family(resolve_source("tiny-xl")) == "sdxl"
     assert native_size(resolve_source("tiny-xl")) == 64
@@ -252,9 +252,9 @@ def test_an_uncached_hub_id_is_judged_from_its_config_where_the_hub_answers(tmp_
 
     from huggingface_hub import constants
 
-    from animate import models
-    from animate.family import base_family, native_size
-    from animate.models import Source
+    from animate.models.sources import sources as models
+    from animate.models.family import base_family, native_size
+    from animate.models.sources import Source
 
     files = {"/someone/xl-like/resolve/main/model_index.json":
              json.dumps({"_class_name": "StableDiffusionXLPipeline", "text_encoder_2": ["transformers", "x"]})}

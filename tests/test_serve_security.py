@@ -99,7 +99,7 @@ def test_validation_errors_are_422_with_the_cli_error_fields(kit, tmp_path):
 def test_submitted_paths_stay_inside_the_input_roots(kit, tmp_path):
     import shutil
 
-    from animate.tiny import kit_dir
+    from animate.models.tiny import kit_dir
 
     inputs, elsewhere = tmp_path / "inputs", tmp_path / "elsewhere"
     for folder in (inputs, elsewhere):

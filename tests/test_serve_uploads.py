@@ -16,7 +16,7 @@ from video_helpers import constant_rate, write_video
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
-from animate.limits import Limits  # noqa: E402
+from animate.run.limits import Limits  # noqa: E402
 from animate.server.app import create_app  # noqa: E402
 from animate.server.config import ServeConfig  # noqa: E402
 from animate.server.queue import JobQueue  # noqa: E402

@@ -10,7 +10,7 @@ def _roundtrip(unet, vae, text_encoder=None):
         convert_ldm_clip_checkpoint, convert_ldm_unet_checkpoint, convert_ldm_vae_checkpoint,
     )
 
-    from animate.tiny_ldm import to_original_checkpoint
+    from animate.models.tiny_ldm import to_original_checkpoint
 
     text_state = text_encoder.state_dict() if text_encoder is not None else {}
     checkpoint = to_original_checkpoint(unet.state_dict(), vae.state_dict(), text_state,
@@ -53,7 +53,7 @@ def test_layout_is_general():
 
 
 def test_uneven_layers_per_block_refused():
-    from animate.tiny_ldm import convert_unet
+    from animate.models.tiny_ldm import convert_unet
 
     with pytest.raises(ValueError, match="layers_per_block"):
         convert_unet({}, {"layers_per_block": [1, 2]})
@@ -61,7 +61,7 @@ def test_uneven_layers_per_block_refused():
 
 @pytest.fixture(scope="module")
 def single_file(kit, tmp_path_factory):
-    from animate.tiny_ldm import write_single_file
+    from animate.models.tiny_ldm import write_single_file
 
     return write_single_file(kit / "base", tmp_path_factory.mktemp("ldm") / "base.safetensors")
 

@@ -9,7 +9,7 @@ def test_layout_is_general():
     from diffusers import ControlNetModel
     from diffusers.loaders.single_file_utils import convert_controlnet_checkpoint
 
-    from animate.tiny_ldm import CONTROLNET_PREFIX, convert_controlnet
+    from animate.models.tiny_ldm import CONTROLNET_PREFIX, convert_controlnet
 
     torch.manual_seed(0)
     net = ControlNetModel(
@@ -32,7 +32,7 @@ def test_layout_is_general():
 
 
 def test_too_long_hint_encoder_refused():
-    from animate.tiny_ldm import convert_controlnet
+    from animate.models.tiny_ldm import convert_controlnet
 
     with pytest.raises(ValueError, match="input_hint_block"):
         convert_controlnet({"controlnet_cond_embedding.blocks.6.weight": torch.zeros(1)}, {"layers_per_block": 1})
@@ -42,7 +42,7 @@ def test_kit_file_loads_like_the_folder(kit):
     from diffusers import ControlNetModel
     from safetensors import safe_open
 
-    from animate.models import resolve_source
+    from animate.models.sources import resolve_source
 
     src = resolve_source("tiny-openpose-file", field="pose.controlnet")
     assert (src.kind, src.role, src.config) == ("file", "controlnet", str(kit / "controlnet-openpose"))

@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from animate.errors import ConfigError
-from animate.models import Source
-from animate.schedulers import SCHEDULERS
+from animate.models.sources import Source
+from animate.models.schedulers import SCHEDULERS
 from animate.spec import BUILTIN, OUTPUT_FORMATS, PLAIN, ClipFields, ClipSpec, parse_script, resolve, spec_from_fields
 
 CHARS = st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")  # a script is text: no NUL

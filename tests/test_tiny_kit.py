@@ -3,7 +3,7 @@ from click.testing import CliRunner
 from safetensors.torch import load_file
 
 from animate.cli import main
-from animate.tiny import PARTS, build_kit
+from animate.models.tiny import PARTS, build_kit
 
 
 def tensors(folder):

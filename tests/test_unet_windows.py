@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from animate.jobs import render_key, spec_record
+from animate.run.jobs import render_key, spec_record
 from animate.spec import ClipSpec, spec_from_fields
 from motion.context import UNET_FROM_FRAMES, context_plan
 
@@ -83,7 +83,7 @@ def test_auto_blends_in_the_unet_from_128_frames():
     assert context_plan(127, 32).blend == "motion" and context_plan(128, 32).blend == "unet"
     assert context_plan(1024, 32, blend="motion").blend == "motion"
     assert context_plan(20, 32, length=8, blend="unet").blend == "unet"
-    from animate.plan import context_report
+    from animate.run.plan import context_report
 
     report = context_report(spec(frames=128, blend="auto"))
     assert report["blend"] == "unet" and "whole UNet a window at a time" in report["text"]
@@ -151,7 +151,7 @@ def test_webp_frames_made_on_demand_give_the_same_file(tmp_path, options):
 
 
 def test_frame_store_writes_what_numpy_reads(tmp_path):
-    from animate.framestore import FrameStore
+    from animate.outputs.framestore import FrameStore
 
     store = FrameStore(tmp_path)
     frames = np.random.default_rng(2).integers(0, 256, (7, 5, 6, 3), dtype=np.uint8)

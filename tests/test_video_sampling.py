@@ -5,7 +5,7 @@ from video_helpers import constant_rate, frame_image, frame_index, write_video
 
 from animate.errors import ConfigError
 from animate.spec import spec_from_fields
-from animate.video_input import check, fit_frame, sample
+from animate.render.video_input import check, fit_frame, sample
 
 
 def spec_for(source, tiny_fields, **init):
@@ -66,7 +66,7 @@ def test_fits_reuse_the_pose_fit_and_pad_keeps_pixels():
 
 
 def test_spec_round_trip_and_render_key_follow_the_source(tmp_path, tiny_fields):
-    from animate.jobs import render_key
+    from animate.run.jobs import render_key
     from animate.spec import ClipSpec
 
     source = write_video(tmp_path / "a.mkv", constant_rate(10, 8))

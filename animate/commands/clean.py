@@ -9,8 +9,8 @@ import click
 def needed_render_keys(out: Path) -> set[str]:
     """Render keys of the latest entry of every clip in every script's manifest under `out`, and of every clip
     a process is rendering now (its frames are stored before its manifest line is written)."""
-    from animate.claims import Claims
-    from animate.outputs import MANIFEST_NAME, Manifest
+    from animate.outputs.claims import Claims
+    from animate.outputs.layout import MANIFEST_NAME, Manifest
 
     keys = {record["key"] for record in Claims(out).live() if isinstance(record.get("key"), str)}
     for path in sorted(out.glob(f"*/{MANIFEST_NAME}")):
@@ -30,7 +30,7 @@ def needed_render_keys(out: Path) -> set[str]:
 def clean(out: Path, everything: bool, dry_run: bool):
     """Delete stored frames that no manifest entry needs (or all of them with --all)."""
     from animate.errors import OutputError
-    from animate.framestore import FrameStore, human_bytes
+    from animate.outputs.framestore import FrameStore, human_bytes
 
     if out.exists() and not out.is_dir():  # one line, as render says it (click's own error is three)
         raise OutputError("the output root is a file, not a folder", where=f"--out {out}",

@@ -26,7 +26,7 @@ def _formats(values: tuple[str, ...]) -> list[str]:
 def encode_command(input: Path, formats, fps, target, max_bytes, interpolate, out_dir, as_json):
     """Re-encode INPUT (frame folder, video, GIF or clip sidecar JSON) without rendering."""
     from animate.encode import FORMATS, encode_with_report, output_path
-    from animate.encode.inputs import read_frames
+    from animate.outputs.readback import read_frames
 
     names = _formats(formats)
     unknown = [n for n in names if n not in FORMATS]

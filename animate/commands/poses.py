@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from animate.atomic import atomic_dir
+from animate.util.atomic import atomic_dir
 from animate.errors import PoseError
 
 KINDS = ("skeleton", "openpose-json", "keyframes", "person-video")  # motion.pose.KINDS, without numpy
@@ -90,7 +90,7 @@ def poses(source, out, frames, fps, width, height, fit, kind, source_fps, overru
     from motion.pose.draw import draw_pose
     from motion.pose.openpose_json import to_openpose
 
-    from animate.renderer import pose_cache_dir
+    from animate.render.renderer import pose_cache_dir
 
     given = {"source_fps": source_fps, "overrun": overrun, "canvas": canvas, "threshold": threshold,
              "smooth": False if no_smooth else None, "complexity": complexity}

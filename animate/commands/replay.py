@@ -31,7 +31,7 @@ def spec_from_record(data: dict):
 
 def _on_this_machine(source):
     """A recorded source with tiny-kit paths (machine-specific) mapped onto this machine's kit."""
-    from animate.tiny import KIT_VERSION, ensure_kit
+    from animate.models.tiny import KIT_VERSION, ensure_kit
 
     if not isinstance(source, dict) or not isinstance(source.get("ref"), str):
         return source  # from_dict names what is wrong with it
@@ -85,7 +85,7 @@ def replay(file, out, formats, device, dtype, quiet):
     from dataclasses import replace
 
     from animate.events import Events, Terminal
-    from animate.run import run_specs
+    from animate.run.runner import run_specs
 
     spec = spec_from_record(read_record(file))
     if formats:

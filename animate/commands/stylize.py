@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from animate.limits import CLI_HELP as LIMIT_HELP
+from animate.run.limits import CLI_HELP as LIMIT_HELP
 
 
 MAX_FRAMES = 1024  # ClipSpec.frames' limit
@@ -21,7 +21,7 @@ def round_up_8(n: int) -> int:
 def stylize_fields(video: Path, *, prompt: str, strength: float | None, fps: float | None) -> dict:
     """The clip fields of a stylize run: the source's frames, rate and size (rounded up to 8, padded)."""
     from animate.errors import ConfigError
-    from animate.video_input import probe
+    from animate.render.video_input import probe
 
     info = probe(video, fps=fps, where="VIDEO")
     rate = fps or info.fps
@@ -70,16 +70,16 @@ def stylize_fields(video: Path, *, prompt: str, strength: float | None, fps: flo
 def stylize(ctx, video, prompt, strength, out, name, fps, lora, lcm_lora, formats, force, json_events, quiet,
             device, dtype, limit_items, **flags):
     """Restyle VIDEO (a video file or a folder of frames) from --prompt, frame for frame."""
-    from animate.cli import _specs_from_command_line, terminate_like_ctrl_c
+    from animate.commands.common import specs_from_command_line, terminate_like_ctrl_c
     from animate.events import Events, JsonLines, Terminal
-    from animate.limits import Limits, check_limits
-    from animate.run import run_specs
+    from animate.run.limits import Limits, check_limits
+    from animate.run.runner import run_specs
 
     ctx.meta["json_events"] = json_events
     limits = Limits.parse(limit_items)
     fields = stylize_fields(video, prompt=prompt, strength=strength, fps=fps)
     flags = {**flags, **{k: v for k, v in fields.items() if k != "prompt"}}
-    specs, _, _, _ = _specs_from_command_line(None, prompt, name or video.stem, (), lora, lcm_lora, formats, flags,
+    specs, _, _, _ = specs_from_command_line(None, prompt, name or video.stem, (), lora, lcm_lora, formats, flags,
                                               limits)
     check_limits(specs, limits, None)
     events = Events(JsonLines() if json_events else None, Terminal(quiet=quiet))

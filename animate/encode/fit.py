@@ -81,7 +81,7 @@ def search(attempt: Callable[[int, float, int, Path], int], dest: Path, budget: 
                 path.unlink()
 
 
-def _scaled(frames: np.ndarray, base: tuple[int, int], scale: float, step: int, even: bool) -> np.ndarray:
+def scaled(frames: np.ndarray, base: tuple[int, int], scale: float, step: int, even: bool) -> np.ndarray:
     w, h = base
     if scale != 1.0:
         w, h = fit_inside(w, h, None, None, scale, even=even)
@@ -91,30 +91,6 @@ def _scaled(frames: np.ndarray, base: tuple[int, int], scale: float, step: int, 
 def target_box(width: int, height: int, tgt: Target | None) -> tuple[int, int]:
     """The size a GIF is encoded at before any byte fitting: the clip shrunk into the target's box."""
     return fit_inside(width, height, tgt.max_width if tgt else None, tgt.max_height if tgt else None)
-
-
-def fit_gif(frames: np.ndarray, dest: Path, *, fps: float, quality: int, loop, metadata, engine,
-            target, max_bytes) -> dict:
-    from animate.encode.gif import encode_gif
-
-    tgt, budget = resolve_budget("gif", target, max_bytes)
-    _, h, w, _ = frames.shape
-    base = target_box(w, h, tgt)
-    steps = [k for k in (1, 2, 3, 4) if fps / k >= 4 and len(frames) // k >= 2] or [1]
-
-    def attempt(q, scale, step, path):
-        clip = _scaled(frames, base, scale, step, even=False)
-        encode_gif(clip, path, fps=fps / step, quality=q, loop=loop, metadata=metadata, engine=engine)
-        return path.stat().st_size
-
-    levels = (list(range(quality, 19, -5)) or [quality]) if budget else [quality]
-    report = search(attempt, dest, budget, levels, steps, "outputs.gif")
-    k = report["frame_step"]
-    report.update(size=list(fit_inside(*base, None, None, report["scale"])), fps=fps / k,
-                  frames=len(frames[::k]))
-    if tgt:
-        report["target"] = tgt.name
-    return report
 
 
 def pad_to_aspect(frames: np.ndarray, aspect: tuple[int, int]) -> np.ndarray:
@@ -187,34 +163,3 @@ def prepare_for_target(frames: np.ndarray, fps: float, tgt: Target, fps_mode: st
     return frames, fps, done
 
 
-def fit_mp4(frames: np.ndarray, dest: Path, *, fps: float, crf: int, preset: str, tune, metadata, target,
-            max_bytes, fps_mode: str) -> dict:
-    from animate.encode.video import encode_mp4
-
-    tgt, budget = resolve_budget("mp4", target, max_bytes)
-    prepared = []
-    if tgt:
-        frames, fps, prepared = prepare_for_target(frames, fps, tgt, fps_mode)
-    from animate.encode.base import pad_even
-
-    frames = pad_even(frames)  # so the reported size is the encoded one
-    _, h, w, _ = frames.shape
-    min_fps = tgt.min_fps if tgt and tgt.min_fps else 1
-    steps = [k for k in (1, 2, 3) if fps / k >= min_fps - 1e-9 and len(frames) // k >= 1] or [1]
-
-    def attempt(level, scale, step, path):
-        clip = _scaled(frames, (w, h), scale, step, even=True)
-        encode_mp4(clip, path, fps=fps / step, crf=level, preset=preset, tune=tune, metadata=metadata)
-        return path.stat().st_size
-
-    levels = (list(range(crf, 41)) or [crf]) if budget else [crf]
-    report = search(attempt, dest, budget, levels, steps, "outputs.mp4")
-    k = report.pop("frame_step")
-    report["crf"] = report.pop("quality")
-    report.update(frame_step=k, fps=fps / k, frames=len(frames[::k]),
-                  size=list(fit_inside(w, h, None, None, report["scale"], even=True)))
-    if prepared:
-        report["prepared"] = prepared
-    if tgt:
-        report["target"] = tgt.name
-    return report

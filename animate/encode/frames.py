@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from animate.atomic import atomic_dir, atomic_file
+from animate.util.atomic import atomic_dir, atomic_file
 from animate.encode.base import Option, choice, encoder, fit_inside, integer, optional, resize_frames
 
 METADATA_KEY = "animate"

@@ -17,11 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
-from animate.atomic import atomic_file
+from animate.util.atomic import atomic_file
 from animate.encode.base import (MAX_BYTES, Clip, Option, boolean, check_choice, encoder, ffmpeg_exe, integer,
                                  rate_text, raw_bytes, shown)
 from animate.encode.targets import check_target, get_target
 from animate.errors import EncodeError
+from animate.encode.fit import resolve_budget, scaled, search, target_box
+from animate.encode.base import fit_inside
 
 DEFAULT_QUALITY = 85
 TRANSPARENT = 255  # palette slot reserved for "keep the previous pixel"
@@ -75,7 +77,6 @@ OPTIONS = {"quality": Option(DEFAULT_QUALITY, integer(1, 100)), "loop": Option(0
 
 def check_gif_clip(opts: dict, clip: Clip) -> None:
     """What a GIF refuses knowing only the clip's fps and size: rates and 16-bit sizes."""
-    from animate.encode.fit import target_box
 
     check_gif_fps(clip.fps, clip.interpolate)
     w, h = target_box(clip.width, clip.height, get_target("gif", opts["target"]) if opts["target"] else None)
@@ -169,7 +170,7 @@ def encode_threads() -> int:
     wanted = os.environ.get("ANIMATE_ENCODE_THREADS", "")
     if wanted.isdigit() and int(wanted) > 0:
         return int(wanted)
-    from animate.fastpaths import usable_cpus
+    from animate.util.cpus import usable_cpus
 
     return max(1, min(8, usable_cpus() // 2))
 
@@ -311,7 +312,6 @@ def encode_gif(frames: np.ndarray, dest: Path, *, fps: float, quality: int = DEF
 @encoder("gif", ".gif", options=OPTIONS, clip_rule=check_gif_clip)
 def write(frames, path, *, fps, quality, loop, pingpong, denoise, engine, target, max_bytes, metadata):
     """Animated GIF with a clip-wide palette; `target`/`max_bytes` fit a platform's size limit."""
-    from animate.encode.fit import fit_gif
 
     if pingpong and len(frames) > 2:
         frames = np.concatenate([frames, frames[-2:0:-1]])  # there and back, without doubled ends
@@ -322,3 +322,25 @@ def write(frames, path, *, fps, quality, loop, pingpong, denoise, engine, target
                          target=target, max_bytes=max_bytes)
     return path, report
 
+
+def fit_gif(frames: np.ndarray, dest: Path, *, fps: float, quality: int, loop, metadata, engine,
+            target, max_bytes) -> dict:
+
+    tgt, budget = resolve_budget("gif", target, max_bytes)
+    _, h, w, _ = frames.shape
+    base = target_box(w, h, tgt)
+    steps = [k for k in (1, 2, 3, 4) if fps / k >= 4 and len(frames) // k >= 2] or [1]
+
+    def attempt(q, scale, step, path):
+        clip = scaled(frames, base, scale, step, even=False)
+        encode_gif(clip, path, fps=fps / step, quality=q, loop=loop, metadata=metadata, engine=engine)
+        return path.stat().st_size
+
+    levels = (list(range(quality, 19, -5)) or [quality]) if budget else [quality]
+    report = search(attempt, dest, budget, levels, steps, "outputs.gif")
+    k = report["frame_step"]
+    report.update(size=list(fit_inside(*base, None, None, report["scale"])), fps=fps / k,
+                  frames=len(frames[::k]))
+    if tgt:
+        report["target"] = tgt.name
+    return report

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from animate.atomic import PART, _writer, atomic_file
+from animate.util.atomic import PART, _writer, atomic_file
 from animate.encode.base import check_fps, check_frames, ffmpeg_exe
 from animate.encode.video import encode_mp4
 from animate.errors import EncodeError

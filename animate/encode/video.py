@@ -6,10 +6,12 @@ from pathlib import Path
 
 import numpy as np
 
-from animate.atomic import atomic_file
+from animate.util.atomic import atomic_file
 from animate.encode.base import (BT709_TV, MAX_BYTES, Clip, Option, check_choice, choice, encoder, integer,
                                  metadata_args, pad_even, run_ffmpeg)
 from animate.encode.targets import check_target, get_target
+from animate.encode.fit import prepare_for_target, resolve_budget, scaled, search, target_fps_factor
+from animate.encode.base import fit_inside
 
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 TUNES = (None, "film", "animation", "grain", "stillimage")
@@ -33,7 +35,6 @@ def encode_mp4(frames: np.ndarray, dest: Path, *, fps: float, crf: int = 18, pre
 
 def check_mp4_clip(opts: dict, clip: Clip) -> None:
     """A target's fps and duration limits, known from fps and frame count before any pixel exists."""
-    from animate.encode.fit import target_fps_factor
 
     if opts["target"] is not None:
         target_fps_factor(get_target("mp4", opts["target"]), clip.fps, clip.frames, clip.interpolate)
@@ -42,7 +43,6 @@ def check_mp4_clip(opts: dict, clip: Clip) -> None:
 @encoder("mp4", ".mp4", options=MP4_OPTIONS, clip_rule=check_mp4_clip)
 def write_mp4(frames, path, *, fps, crf, preset, tune, target, max_bytes, fps_mode, metadata):
     """H.264 MP4 for posting; `target` prepares it for a platform (duration, fps, aspect, bytes)."""
-    from animate.encode.fit import fit_mp4
 
     with atomic_file(path) as tmp:
         report = fit_mp4(frames, tmp, fps=fps, crf=crf, preset=preset, tune=tune, metadata=metadata,
@@ -103,3 +103,35 @@ def write_ffv1(frames, path, *, fps, metadata):
     with atomic_file(path) as tmp:
         run_ffmpeg(frames, fps, args, tmp, "ffv1")
     return path, {}
+
+
+def fit_mp4(frames: np.ndarray, dest: Path, *, fps: float, crf: int, preset: str, tune, metadata, target,
+            max_bytes, fps_mode: str) -> dict:
+
+    tgt, budget = resolve_budget("mp4", target, max_bytes)
+    prepared = []
+    if tgt:
+        frames, fps, prepared = prepare_for_target(frames, fps, tgt, fps_mode)
+    from animate.encode.base import pad_even
+
+    frames = pad_even(frames)  # so the reported size is the encoded one
+    _, h, w, _ = frames.shape
+    min_fps = tgt.min_fps if tgt and tgt.min_fps else 1
+    steps = [k for k in (1, 2, 3) if fps / k >= min_fps - 1e-9 and len(frames) // k >= 1] or [1]
+
+    def attempt(level, scale, step, path):
+        clip = scaled(frames, (w, h), scale, step, even=True)
+        encode_mp4(clip, path, fps=fps / step, crf=level, preset=preset, tune=tune, metadata=metadata)
+        return path.stat().st_size
+
+    levels = (list(range(crf, 41)) or [crf]) if budget else [crf]
+    report = search(attempt, dest, budget, levels, steps, "outputs.mp4")
+    k = report.pop("frame_step")
+    report["crf"] = report.pop("quality")
+    report.update(frame_step=k, fps=fps / k, frames=len(frames[::k]),
+                  size=list(fit_inside(w, h, None, None, report["scale"], even=True)))
+    if prepared:
+        report["prepared"] = prepared
+    if tgt:
+        report["target"] = tgt.name
+    return report

@@ -4,7 +4,7 @@ from __future__ import annotations
 import functools
 import json
 
-from animate.atomic import atomic_file
+from animate.util.atomic import atomic_file
 from animate.encode.base import Clip, Option, boolean, check_metadata, encoder, integer, shown
 from animate.errors import EncodeError
 

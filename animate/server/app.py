@@ -12,12 +12,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response, \
     StreamingResponse
 
-from ..atomic import sweep_partials
-from ..errors import AnimateError
-from ..events import error_events
-from .config import ServeConfig, is_local
-from .inputs import Submission, checked_stem, clip_script, suffix_for
-from .queue import FINISHED, JobQueue, QueueFull
+from animate.util.atomic import sweep_partials
+from animate.errors import AnimateError
+from animate.events import error_events
+from animate.server.config import ServeConfig, is_local
+from animate.server.inputs import Submission, checked_stem, clip_script, suffix_for
+from animate.server.queue import FINISHED, JobQueue, QueueFull
 
 STATIC = Path(__file__).parent / "static"
 TOKEN_COOKIE = "animate_token"
@@ -109,7 +109,7 @@ def create_app(config: ServeConfig, queue: JobQueue | None = None) -> FastAPI:
     async def upload(request: Request, name: str | None = None):
         """A pose or init video, a keyframe image or an OpenPose .json: the raw file as the body (any Content-Type),
         `name` its file name. Stored under OUT/.serve/uploads/<sha256[:16]>/; `source` is what a script names."""
-        from .uploads import Incoming, checked_name, over_limit
+        from animate.server.uploads import Incoming, checked_name, over_limit
 
         stored, kind = checked_name(name)
         limit = getattr(config.limits, kind)
@@ -177,7 +177,7 @@ def create_app(config: ServeConfig, queue: JobQueue | None = None) -> FastAPI:
 
     @app.get("/api/history")
     async def past():
-        from .history import history
+        from animate.server.history import history
 
         return {"clips": await asyncio.to_thread(history, config.out)}
 
@@ -186,8 +186,8 @@ def create_app(config: ServeConfig, queue: JobQueue | None = None) -> FastAPI:
         """The YAML of a one-clip script that renders this recorded clip again (`animate render FILE`)."""
         import yaml
 
-        from ..records import read_sidecar
-        from .history import script_for
+        from animate.outputs.records import read_sidecar
+        from animate.server.history import script_for
 
         found = contained(config.out, f"{script}/{stem}.json")
         spec = read_sidecar(found).get("spec") if found is not None else None
@@ -286,11 +286,11 @@ async def _sse(job, request: Request, start: int):
 def _options(config: ServeConfig) -> dict:
     """What the page offers: presets, known models by role, local model folders and files under the input roots,
     schedulers, formats and targets, the extensions an upload may have by kind."""
-    from ..encode.targets import target_names
-    from ..models import KNOWN_MODELS, TINY_MODELS
-    from ..schedulers import SCHEDULERS
-    from ..spec import OUTPUT_FORMATS, list_presets
-    from .uploads import suffixes
+    from animate.encode.targets import target_names
+    from animate.models.sources import KNOWN_MODELS, TINY_MODELS
+    from animate.models.schedulers import SCHEDULERS
+    from animate.spec import OUTPUT_FORMATS, list_presets
+    from animate.server.uploads import suffixes
 
     roles: dict[str, list[str]] = {}
     for name, info in KNOWN_MODELS.items():
@@ -316,12 +316,12 @@ def _not_found() -> JSONResponse:
 
 
 def _config_error(message: str, hint: str):
-    from ..errors import ConfigError
+    from animate.errors import ConfigError
 
     return ConfigError(message, where="clip", hint=hint)
 
 
 def _version() -> str:
-    from .. import __version__
+    from animate import __version__
 
     return __version__

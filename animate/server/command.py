@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..errors import ConfigError
+from animate.errors import ConfigError
 
 
 @click.command("serve")
@@ -29,8 +29,8 @@ from ..errors import ConfigError
               help="A script resource limit, as for `animate render --limit` (repeatable).")
 def serve(host, port, out, token, input_roots, device, dtype, max_body, limit_items):
     """Serve the page and the HTTP API, with one warm Renderer."""
-    from ..limits import Limits
-    from .config import MAX_BODY_BYTES, ServeConfig, is_local
+    from animate.run.limits import Limits
+    from animate.server.config import MAX_BODY_BYTES, ServeConfig, is_local
 
     if not is_local(host) and not token:
         raise ConfigError(f"--host {host} lets other machines connect, so it needs a token",
@@ -46,8 +46,8 @@ def serve(host, port, out, token, input_roots, device, dtype, max_body, limit_it
     except ModuleNotFoundError as exc:
         raise ConfigError(f"`animate serve` needs {exc.name}", where="serve",
                           hint='pip install "animate[serve]"') from None
-    from ..renderer import pick_device
-    from .app import create_app
+    from animate.render.renderer import pick_device
+    from animate.server.app import create_app
 
     config = ServeConfig(out=out, host=host, port=port, token=token, input_roots=list(input_roots),
                          max_body=max_body or MAX_BODY_BYTES, limits=Limits.parse(limit_items),

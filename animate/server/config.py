@@ -5,7 +5,7 @@ import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..limits import Limits
+from animate.run.limits import Limits
 
 MAX_BODY_BYTES = 2_000_000  # a request body: a script is a few KB; the script limit's default
 UPLOADS_DIR = Path(".serve") / "uploads"

@@ -11,11 +11,11 @@ import re
 import unicodedata
 from pathlib import Path
 
-from ..atomic import publish, temp_beside
-from ..errors import ConfigError
-from ..limits import Limits, amount
-from ..outputs import reserved_name
-from .config import ServeConfig
+from animate.util.atomic import publish, temp_beside
+from animate.errors import ConfigError
+from animate.run.limits import Limits, amount
+from animate.util.names import reserved_name
+from animate.server.config import ServeConfig
 
 HASH_CHARS = 16  # the folder: the first 16 hex digits of the content's SHA-256
 MAX_STEM = 80  # characters of the stored name before its extension

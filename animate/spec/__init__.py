@@ -8,14 +8,15 @@ resolution, and ClipSpec, the resolved render that everything downstream carries
     lines.py      validation errors as `file:line:col: field: message` lines
     resolve.py    loading scripts, presets, layered resolution into ClipSpecs
 """
-from .clipspec import PLAIN, ClipSpec, plain
-from .lines import format_errors
-from .positions import MAX_DEPTH, MAX_SCRIPT_BYTES
-from .resolve import (BUILTIN, Script, list_presets, load_preset, load_script, parse_script, parse_text,
+from animate.spec.clipspec import PLAIN, ClipSpec, plain
+from animate.spec.lines import format_errors
+from animate.spec.positions import MAX_DEPTH, MAX_SCRIPT_BYTES
+from animate.spec.resolve import (BUILTIN, Script, list_presets, load_preset, load_script, parse_script, parse_text,
                       presets_dir, resolve, spec_from_fields)
-from .schema import (AdapterSpec, ClipFields, ClipModel, Frozen, PoseSpec, ReelSpec, ScriptModel, SourceSpec,
-                     WeightRamp, json_schema)
-from .values import MAX_SEED, NAME_RE, OUTPUT_FORMATS, name_problem, slug
+from animate.spec.schema import ClipFields, ClipModel, ReelSpec, ScriptModel, json_schema
+from animate.spec.subspecs import AdapterSpec, Frozen, PoseSpec, SourceSpec, WeightRamp
+from animate.spec.values import MAX_SEED, OUTPUT_FORMATS, name_problem
+from animate.util.names import NAME_RE, slug
 
 __all__ = [
     "BUILTIN", "MAX_DEPTH", "MAX_SCRIPT_BYTES", "MAX_SEED", "NAME_RE", "OUTPUT_FORMATS", "PLAIN", "AdapterSpec",

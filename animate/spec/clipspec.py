@@ -20,10 +20,11 @@ from typing import Annotated, Any, Literal, Optional
 
 from pydantic import Field, StrictBool, StrictFloat, StrictInt, StrictStr, TypeAdapter, ValidationError
 
-from ..errors import ConfigError
-from ..models import Source
-from .values import (AdapterName, ClipName, Data, OutputName, Prompt, Range, Schedule, SchedulerName, Seed, Size,
-                     Text, Weight, loc_text, show)
+from animate.errors import ConfigError
+from animate.models.sources import Source
+from animate.spec.lines import validation_problems
+from animate.spec.values import (AdapterName, ClipName, Data, OutputName, Prompt, Range, Schedule, SchedulerName, Seed,
+                                 Size, Text, Weight, loc_text, show)
 
 
 def plain(schema: Any, builtin: Any):
@@ -204,7 +205,6 @@ def _validated(kind: str, value: Any, path: tuple) -> Any:
 
 
 def _invalid(exc: ValidationError, value: Any, path: tuple, root=None) -> ConfigError:
-    from .lines import validation_problems  # lines reads the schema, which is built from this module
 
     loc, message = (validation_problems(exc, value, root) or [((), f"is not valid (got {show(value)})")])[0]
     return _fail(path + loc, message)
@@ -258,7 +258,7 @@ def _read_with_source(model: str, source_field: str):
     def read(value: Any, path: tuple) -> dict | None:
         if value is None:
             return None
-        from . import schema  # the schema is built from this module
+        from animate.spec import subspecs as schema  # the sub-spec models
 
         cls = getattr(schema, model)
         _check_keys(value, path, required=list(dict.fromkeys([*cls.model_fields, source_field])))
@@ -277,7 +277,7 @@ def _read_options(model: str, optional: bool):
     def read(value: Any, path: tuple):
         if value is None and optional:
             return None
-        from . import schema  # the schema is built from this module
+        from animate.spec import subspecs as schema  # the sub-spec models
 
         cls = getattr(schema, model)
         _check_keys(value, path, required=list(cls.model_fields))
@@ -291,7 +291,7 @@ def _read_options(model: str, optional: bool):
 
 def _read_context(value: Any, path: tuple):
     """A record's context; one without `blend` was blended in the motion modules (the only blend before it, and
-    what records leave out: animate.jobs)."""
+    what records leave out: animate.run.jobs)."""
     if isinstance(value, dict) and "blend" not in value:
         value = {**value, "blend": "motion"}
     return _read_options("ContextSpec", optional=False)(value, path)

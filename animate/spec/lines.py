@@ -8,9 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from .positions import located, lookup
-from .schema import ClipFields, ScriptModel
-from .values import loc_text, show
+from animate.spec.positions import located, lookup
+from animate.spec.values import loc_text, show
 
 # Common names from other tools → our field.
 SYNONYMS = {
@@ -61,21 +60,6 @@ def _real_loc(raw: tuple, data: Any) -> tuple[tuple, tuple | None, bool]:
     return tuple(out), union_at, key_error
 
 
-def _model_for(loc: tuple):
-    """The pydantic model class that holds fields at `loc` (for did-you-mean)."""
-    model = ScriptModel
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        info = model.model_fields.get(part)
-        if info is None:
-            return None
-        model = _inner_model(info.annotation)
-        if model is None:
-            return None
-    return model
-
-
 def _inner_model(annotation):
     import typing
 
@@ -91,7 +75,7 @@ def _inner_model(annotation):
 def _unknown_field(loc: tuple, root) -> str:
     key = str(loc[-1])
     parent = root if len(loc) == 1 else _model_for_root(root, loc[:-1])
-    names = [n for n in parent.model_fields if n != "description" or parent is ClipFields] if parent else []
+    names = [n for n in parent.model_fields if n != "description" or parent.__name__ == "ClipFields"] if parent else []
     names += list(getattr(parent, "beside_source", ()))
     msg = "unknown field"
     if not names:
@@ -110,8 +94,6 @@ def _unknown_field(loc: tuple, root) -> str:
 def _model_for_root(root, loc: tuple):
     if root is None:  # a plain type, not a model (a recorded spec's values)
         return None
-    if root is ScriptModel:
-        return _model_for(loc)
     model = root
     for part in loc:
         if isinstance(part, int):
@@ -164,7 +146,7 @@ def message(err: dict, loc: tuple, root) -> str:
     return msg if "(got" in msg or show(value) in msg else f"{msg} (got {show(value)})"
 
 
-def validation_problems(exc: ValidationError, data: Any, root=ScriptModel) -> list[tuple[tuple, str]]:
+def validation_problems(exc: ValidationError, data: Any, root) -> list[tuple[tuple, str]]:
     """(location, message) for each problem, with union branches folded into one message."""
     items = []
     for err in exc.errors():
@@ -216,7 +198,7 @@ def error_lines(found: list[tuple], where: str, positions: dict) -> list[str]:
 
 
 def format_errors(exc: ValidationError, where: str, positions: dict, data: Any, prefix: tuple = (),
-                  root=ScriptModel) -> list[str]:
+                  root=None) -> list[str]:
     """One line per problem, deduplicated across union branches."""
     return error_lines([(prefix + loc, msg) for loc, msg in validation_problems(exc, data, root)], where, positions)
 

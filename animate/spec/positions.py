@@ -12,7 +12,7 @@ import json
 import re
 from typing import Any
 
-from ..errors import ConfigError
+from animate.errors import ConfigError
 
 MAX_SCRIPT_BYTES = 2_000_000
 MAX_DEPTH = 32  # a real script nests about 7 levels (clips → pose → source → keyframe → points)

@@ -11,13 +11,14 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from ..errors import AnimateError, ConfigError
-from .clipspec import PLAIN, ClipSpec, plain_value
-from .lines import error_lines, format_errors, short_error, validation_problems
-from .positions import MAX_SCRIPT_BYTES, located, lookup, parse, raw_problems
-from .schema import (ClipFields, ContextSpec, FreeInitSpec, InitVideoSpec, PoseSpec, RefineSpec, ScriptModel,
-                     cross_checks)
-from .values import loc_text, show
+from animate.errors import AnimateError, ConfigError
+from animate.spec.clipspec import PLAIN, ClipSpec, plain_value
+from animate.spec.lines import error_lines, format_errors, short_error, validation_problems
+from animate.spec.paths import local_path
+from animate.spec.positions import MAX_SCRIPT_BYTES, located, lookup, parse, raw_problems
+from animate.spec.schema import ClipFields, ScriptModel, cross_checks
+from animate.spec.subspecs import ContextSpec, FreeInitSpec, InitVideoSpec, PoseSpec, RefineSpec
+from animate.spec.values import loc_text, show
 
 # Built-in defaults: the bottom layer of every clip (the plain fields' own come from ClipSpec).
 BUILTIN: dict[str, Any] = {
@@ -89,7 +90,7 @@ def parse_script(text: str, *, where: str = "<script>", suffix: str = ".yaml", p
         try:
             model = ScriptModel.model_validate(data)
         except ValidationError as exc:
-            problems = validation_problems(exc, data) + problems
+            problems = validation_problems(exc, data, ScriptModel) + problems
         except (RecursionError, OverflowError) as exc:
             problems.append(((), f"script is too deeply nested or holds numbers too large ({type(exc).__name__})"))
     if problems:
@@ -198,17 +199,6 @@ def _dump(model: BaseModel | None) -> dict:
     return model.model_dump(exclude_none=True, exclude_unset=True) if model is not None else {}
 
 
-def local_path(base_dir: Path, value: str, exists=Path.exists) -> tuple[str, bool]:
-    """A path a script names, against the script's folder: (the path as text, resolved when it exists; whether
-    `exists` holds for it)."""
-    path = base_dir / Path(value).expanduser()
-    try:
-        found = exists(path)
-    except (OSError, ValueError):  # a path the system cannot even look at (too long, bad bytes)
-        found = False
-    return (str(path.resolve()) if found else str(path)), found
-
-
 class _Sites:
     """Turns (clip index, layer, path) into `file:line:col: clips[2].prompt` for resolution errors."""
 
@@ -293,7 +283,7 @@ def resolve(script: Script, overrides: dict | None = None, *, only: list[str] | 
 def _resolve_clip(name: str, f: dict, origin: dict, sites: _Sites, script: Script,
                   preset_name: str | None) -> tuple[list[ClipSpec], list[str]]:
     """One clip's ClipSpecs (one per seed) and its problems."""
-    from ..models import resolve_source
+    from animate.models.sources import resolve_source
 
     base_dir = script.base_dir
     problems: list[str] = []
@@ -364,7 +354,7 @@ def _resolve_clip(name: str, f: dict, origin: dict, sites: _Sites, script: Scrip
                 problems.append(f"{sites(('pose', 'source', k), key=True)}: pose keyframe {k} is past the last frame "
                                 f"({frames - 1}); use keys below {frames} or raise `frames`")
         pose = p
-    from ..keyframes import resolve_keyframes
+    from animate.spec.keyframes import resolve_keyframes
 
     keyframes = resolve_keyframes(f, frames=frames, base_dir=base_dir, src=src, sites=sites, origin=origin,
                                   problems=problems)
@@ -391,7 +381,7 @@ def _resolve_clip(name: str, f: dict, origin: dict, sites: _Sites, script: Scrip
     seeds = f["seed"] if isinstance(f["seed"], list) else [f["seed"]]
     plain = {key: plain_value(key, f[key]) for key in PLAIN}  # BUILTIN gives each one a value
     if origin.get("width") == origin.get("height") == "built-in":  # no layer gave a size: the base's native one
-        from ..family import SDXL, base_family, native_size
+        from animate.models.family import SDXL, base_family, native_size
 
         if base_family(model) == SDXL:
             plain["width"] = plain["height"] = native_size(model) or 1024
@@ -410,7 +400,8 @@ def spec_from_fields(fields: dict, *, name: str = "clip", base_dir: str | Path =
     try:
         model = ScriptModel.model_validate(data)
     except ValidationError as exc:
-        problems = [(loc[2:] if loc[:2] == ("clips", 0) else loc, msg) for loc, msg in validation_problems(exc, data)]
+        problems = [(loc[2:] if loc[:2] == ("clips", 0) else loc, msg) for loc, msg in
+                    validation_problems(exc, data, ScriptModel)]
         lines = error_lines(problems, "command line", {}) or [f"command line: {short_error(exc)}"]
         raise ConfigError(lines[0], lines=lines) from None
     script = Script(path=Path(base_dir) / f"{name}.yaml", model=model, positions={}, command_line=True)

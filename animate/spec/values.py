@@ -10,8 +10,8 @@ from typing import Annotated, Any, Union
 
 from pydantic import AfterValidator, Field, StrictFloat, StrictInt
 from pydantic_core import PydanticCustomError
+from animate.util.names import NAME_RE, slug
 
-NAME_RE = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 OUTPUT_FORMATS = ("gif", "mp4", "webm", "webp", "png", "prores", "ffv1", "sheet")
 MAX_SEED = 2**63 - 1
 
@@ -58,15 +58,9 @@ def Range(kind: Any, lo: float, hi: float, *, lo_open: bool = False) -> Any:
     return Annotated[kind, AfterValidator(_between(lo, hi, lo_open)), Field(json_schema_extra=schema)]
 
 
-def slug(text: str, limit: int = 40) -> str:
-    """A safe clip name from free text."""
-    s = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:limit].strip("-")
-    return s or "clip"
-
-
 def name_problem(name: str, what: str = "clip") -> str | None:
     """Why `name` cannot be a file name, or None. Names become output files, so they are kept plain."""
-    from ..outputs import reserved_name
+    from animate.util.names import reserved_name
 
     reserved = reserved_name(name) if what == "clip" else None  # clip names become files; adapter names don't
     if re.fullmatch(NAME_RE, name) and not name.endswith(".part") and not reserved:
@@ -114,7 +108,7 @@ def _check_format(name: str) -> str:
 
 
 def _check_scheduler(name: str) -> str:
-    from ..schedulers import SCHEDULERS
+    from animate.models.schedulers import SCHEDULERS
 
     if name not in SCHEDULERS:
         close = difflib.get_close_matches(name.lower(), list(SCHEDULERS), n=1, cutoff=0.5)
@@ -174,7 +168,6 @@ def _sorted_points(points: dict) -> dict:
 def Schedule(value: Any) -> Any:
     """A piecewise-linear schedule over denoising progress: `{0.0: 1.0, 0.5: 0.6, 1.0: 0.3}`, kept sorted."""
     return Annotated[dict[Progress, value], Field(min_length=1, max_length=64), AfterValidator(_sorted_points)]
-
 
 
 Prompt = Union[Annotated[str, Field(min_length=1, max_length=10_000)],

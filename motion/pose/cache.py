@@ -55,7 +55,7 @@ def cache_key(source_hash: str, **options) -> str:
 
 
 def _atomic_write(dest: Path, write) -> None:
-    # Same idea as animate.atomic (which motion may not import): temp name, then rename into place.
+    # Same idea as animate.util.atomic (which motion may not import): temp name, then rename into place.
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.stem}.{uuid.uuid4().hex[:8]}.part{dest.suffix}")
     try:

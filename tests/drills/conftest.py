@@ -8,7 +8,7 @@ from drill_kit import TALLY, write_script
 def warmed(renderer, tmp_path_factory):
     """One clean run of the drill script on the session renderer: every encoder's libraries are imported and
     the stack is built, so a forked child starts at once. Returns the script's first spec."""
-    from animate.run import run_specs
+    from animate.run.runner import run_specs
     from animate.spec import load_script, resolve
 
     folder = tmp_path_factory.mktemp("warm")

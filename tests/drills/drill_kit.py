@@ -102,10 +102,10 @@ def run_child(renderer, argv: list[str], install, workdir: Path) -> ChildResult:
 
 
 def _child(renderer, argv, install, fired_path) -> int:
-    import animate.renderer
+    import animate.render.renderer
     from animate.cli import main
 
-    animate.renderer.Renderer = lambda *a, **kw: renderer  # the warm renderer; everything else is the real path
+    animate.render.renderer.Renderer = lambda *a, **kw: renderer  # the warm renderer; everything else is the real path
 
     def fire(what: str, kill: bool = True) -> None:
         with open(fired_path, "a") as fh:
@@ -141,7 +141,7 @@ def _wait(pid: int) -> int:
 def patch_atomic(match, after_body):
     """Wrap `atomic_file`/`atomic_dir` in every animate module that imported them: when `match(dest)`, call
     `after_body(dest, tmp)` once the writer has filled the temp path, before it is fsynced and renamed."""
-    import animate.atomic as atomic
+    import animate.util.atomic as atomic
 
     def wrap(real):
         @contextlib.contextmanager
@@ -193,8 +193,8 @@ def loaded_pipe(renderer):
 
 def target_key(renderer, script: Path) -> str:
     """The render key of the target clip (the frame store's file name)."""
-    from animate.jobs import render_key
-    from animate.renderer import dtype_name
+    from animate.run.jobs import render_key
+    from animate.render.renderer import dtype_name
     from animate.spec import load_script, resolve
 
     spec = next(s for s in resolve(load_script(script)) if s.name == TARGET)
@@ -259,7 +259,7 @@ class FolderState:
 def inspect(root: Path, out: Path) -> FolderState:
     """Every manifest line's files exist, have the recorded size and decode; every visible file is whole; the
     frame store holds only whole files."""
-    from animate.outputs import Manifest, measure
+    from animate.outputs.layout import Manifest, measure
 
     intact, broken, listed = set(), [], set()
     manifest = Manifest(root / "manifest.jsonl")
@@ -303,7 +303,7 @@ def expected() -> set:
 def recover(renderer, script: Path, out: Path) -> tuple[object, set, set]:
     """Run the script again with no fault; return (summary, (clip, format) written, clips skipped)."""
     from animate.events import ClipDone, Events
-    from animate.run import run_specs
+    from animate.run.runner import run_specs
     from animate.spec import load_script, resolve
 
     events = []

@@ -10,7 +10,7 @@ from drill_kit import (FORMATS, TARGET, final_name, loaded_pipe, patch_atomic, r
 
 def kill_in_claim(key):
     def install(fire, renderer):
-        from animate.claims import Claims
+        from animate.outputs.claims import Claims
 
         real = Claims.try_claim
 
@@ -63,7 +63,7 @@ def kill_after_rename(name):
 def kill_mid_manifest_line(fire, renderer):
     import json
 
-    from animate.outputs import Manifest
+    from animate.outputs.layout import Manifest
 
     real = Manifest.append
 

@@ -46,7 +46,7 @@ def fail_rename(name):
 
 def fail_manifest(error):
     def install_in_child(fire, renderer):
-        from animate.outputs import Manifest
+        from animate.outputs.layout import Manifest
 
         real = Manifest.append
 

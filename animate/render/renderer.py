@@ -1,0 +1,755 @@
+"""Renderer: builds the AnimateDiff pipeline once per model stack, loads each adapter once, and renders
+one ClipSpec into uint8 frames (F×H×W×3)."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from animate.errors import ConfigError, ModelError, NumericFaultError, OutOfMemory, PoseError, RenderError
+from animate.render.memory import MemoryLadder, free_memory, is_out_of_memory, release_heap, set_split, split_paused
+from animate.render.memory import split_sizes as unet_split_sizes
+from animate.models.sources import Source, check_reachable, hub_commit
+from animate.models.weights import read_safetensors_keys
+from animate.render.numeric import frames_fault, latents_fault
+from animate.models.schedulers import build_scheduler
+from animate.spec import ClipSpec
+from animate.spec.clipspec import labeled_sources
+from animate.render.loading import check_before_load, load_control_model, safetensors_only, short_reason
+
+
+def pick_device(requested: str | None = None) -> str:
+    """cuda > mps > cpu, unless the user named one (checked, so a typo is one clear line)."""
+    import torch
+
+    if requested and requested != "auto":
+        try:
+            device = torch.device(requested)
+        except (RuntimeError, ValueError):
+            raise ConfigError(f"unknown device {requested!r}", where="--device",
+                              hint="use auto, cpu, cuda, cuda:N or mps") from None
+        if device.type == "cuda":
+            count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+            if count == 0 or (device.index or 0) >= count:
+                raise ConfigError(f"device {requested!r} is not available here ({count} CUDA device(s))",
+                                  where="--device", hint="use --device cpu or auto")
+        elif device.type == "mps":
+            if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+                raise ConfigError("device 'mps' is not available here", where="--device",
+                                  hint="use --device cpu or auto")
+        elif device.type != "cpu":
+            raise ConfigError(f"unsupported device {requested!r}", where="--device",
+                              hint="use auto, cpu, cuda, cuda:N or mps")
+        return requested
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+DTYPES = {"fp32": "float32", "float32": "float32", "fp16": "float16", "float16": "float16",
+          "bf16": "bfloat16", "bfloat16": "bfloat16"}
+
+
+def pick_dtype(device: str, requested: str | None = None):
+    """fp16 on GPUs, fp32 on CPU (safe default), unless the user named one."""
+    import torch
+
+    if requested and requested != "auto":
+        try:
+            return getattr(torch, DTYPES[requested])
+        except KeyError:
+            raise ConfigError(f"unknown dtype {requested!r}", where="--dtype",
+                              hint="use fp32, fp16, bf16 or auto") from None
+    return torch.float16 if device.startswith(("cuda", "mps")) else torch.float32
+
+
+def dtype_name(dtype) -> str:
+    """torch.float16 → fp16 (the names --dtype takes)."""
+    return {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}.get(str(dtype).replace("torch.", ""),
+                                                                            str(dtype))
+
+
+def safer_dtype(dtype):
+    """The precision a numeric fault is retried in: fp32 after fp16 or bf16; None when already fp32."""
+    import torch
+
+    return None if dtype == torch.float32 else torch.float32
+
+
+def _float32():
+    import torch
+
+    return torch.float32
+
+
+@dataclass
+class Stack:
+    """A loaded pipeline and what has been loaded into it."""
+
+    pipe: Any
+    base_scheduler_config: dict
+    adapters: dict = field(default_factory=dict)  # Source.key() → internal adapter name
+    mixer: Any = None
+    controlnets: dict = field(default_factory=dict)  # Source.key() → ControlNetModel
+
+
+@dataclass
+class ClipResult:
+    frames: np.ndarray  # uint8 F×H×W×3
+    spec: ClipSpec
+    timings: dict
+    info: dict
+    float_frames: np.ndarray | None = None  # [0,1] float32, kept only when asked (tests, metrics)
+
+
+class Renderer:
+    """Renders ClipSpecs, reusing pipelines and adapters across clips.
+
+    `on_step(spec, step, total)` is called after each denoising step (progress bars, --json events);
+    `watch(spec, step, total, latents)` too (the server's latent previews; raising errors.Cancelled there stops the
+    clip between steps).
+    """
+
+    def __init__(self, device: str | None = None, dtype: str | None = None, *, on_step: Callable | None = None,
+                 max_stacks: int = 1, quiet_loading: bool = False, compile: bool | str = False,
+                 embed_cache: bool = True):
+        from animate.render.fastpaths import set_cpu_threads
+
+        set_cpu_threads()
+        self.device = pick_device(device)
+        self.dtype = pick_dtype(self.device, dtype)
+        self.on_step = on_step
+        self.watch: Callable | None = None
+        self.stacks: dict[tuple, Stack] = {}
+        self.max_stacks = max_stacks  # pipelines kept loaded; the oldest is freed to make room (GPU memory)
+        self.quiet_loading = quiet_loading  # hide the libraries' own load bars (script runs draw their own)
+        self.load_counts: dict[str, int] = {}
+        self._schedule = None  # (mixer, names, weights) while a clip with weight ramps renders
+        self._commits: dict[tuple, str | None] = {}  # hub Source.key() → the cached commit it loaded from
+        self.ladder = MemoryLadder(self.device)  # memory savers taken after out-of-memory errors, kept for the run
+        self._context = None  # the ContextPlan of the clip being prepared
+        self.compile = compile  # torch.compile each stack's UNet (True: inductor, or a backend name)
+        self.embed_cache = embed_cache  # same prompts + text encoder state → encoded once (animate/fastpaths.py)
+        self.compiled: dict = {}  # what compile_unet did, for the sidecar
+
+    # ------------------------------------------------------------------ loading
+    def _count(self, what: str) -> None:
+        self.load_counts[what] = self.load_counts.get(what, 0) + 1
+
+    def stack_for(self, spec: ClipSpec) -> Stack:
+        key = (spec.model.key(), spec.motion_adapter.key(), spec.unet.key() if spec.unet else None)
+        stack = self.stacks.get(key)
+        if stack is None:
+            while self.stacks and len(self.stacks) >= self.max_stacks:
+                del self.stacks[next(iter(self.stacks))]
+                free_memory(self.device)
+            stack = self._build_stack(spec)
+            self.stacks[key] = stack
+        return stack
+
+    def _build_stack(self, spec: ClipSpec) -> Stack:
+        import torch
+
+        from motion.adapters import load_motion_adapter
+        from motion.errors import MotionError
+        from motion.loras import LoraMixer
+
+        from animate.models.family import (has_free_noise, load_full_unet, pipeline_class, render_family,
+                                           restore_added_embedding)
+
+        if self.quiet_loading:
+            import diffusers
+            import transformers
+
+            for lib in (diffusers, transformers):
+                lib.utils.logging.disable_progress_bar()
+                lib.utils.logging.set_verbosity_error()
+        check_reachable(spec.model, "model")
+        check_reachable(spec.motion_adapter, "motion_adapter")
+        check_before_load(spec.model, "model")
+        check_before_load(spec.motion_adapter, "motion_adapter")
+        if spec.unet is not None:
+            check_reachable(spec.unet, "unet")
+            check_before_load(spec.unet, "unet")
+        ma = spec.motion_adapter
+        local = ma.local_file()
+        keys = read_safetensors_keys(local) if local and local.suffix == ".safetensors" else None
+        try:
+            adapter = load_motion_adapter(ma.ref, kind=ma.kind, keys=keys, config=ma.config,
+                                          weight_name=ma.weight_name, revision=ma.revision, dtype=self.dtype,
+                                          use_safetensors=safetensors_only(ma))
+        except MotionError as exc:
+            raise ModelError(str(exc), where="motion_adapter") from None
+        except (OSError, ValueError) as exc:
+            single = ma.kind == "file" or bool(ma.weight_name)
+            hint = ("an original-format file needs its config: {source: FILE, config: FOLDER-WITH-config.json}"
+                    if single and not ma.config else None)
+            raise ModelError(f"cannot load motion adapter {ma.describe()}: {short_reason(exc)}", where="motion_adapter",
+                             hint=hint) from None
+        self._count("motion_adapter")
+        src = spec.model
+        AnimateDiffPipeline = pipeline_class(render_family(src))  # noqa: N806  the family's pipeline class
+        try:
+            if src.kind == "file":
+                kwargs = {"config": src.config} if src.config else {}
+                pipe = AnimateDiffPipeline.from_single_file(src.ref, motion_adapter=adapter, torch_dtype=self.dtype,
+                                                            **kwargs)
+            else:
+                pipe = AnimateDiffPipeline.from_pretrained(src.ref, motion_adapter=adapter, torch_dtype=self.dtype,
+                                                           revision=src.revision, use_safetensors=safetensors_only(src))
+        except (OSError, ValueError, RuntimeError) as exc:
+            if "motion adapter" in str(exc).lower() or "size mismatch" in str(exc):
+                raise ModelError(f"motion adapter {ma.describe()} does not fit base model {src.describe()}: "
+                                 f"{short_reason(exc)}", where="motion_adapter",
+                                 hint="use a motion adapter made for this base model's family (SD1.5 or SDXL)") \
+                    from None
+            raise ModelError(f"cannot load base model {src.describe()}: {short_reason(exc)}", where="model") from None
+        self._count("model")
+        restore_added_embedding(pipe.unet, src)  # diffusers drops it converting the UNet (animate.models.family)
+        if spec.unet is not None:
+            load_full_unet(pipe.unet, spec.unet)
+            self._count("unet")
+        unet_cross = pipe.unet.config.cross_attention_dim
+        ma_channels = tuple(adapter.config.block_out_channels)
+        if tuple(pipe.unet.config.block_out_channels) != ma_channels:
+            raise ModelError(f"motion adapter {ma.describe()} is built for UNet channels {list(ma_channels)} but the "
+                             f"base model has {list(pipe.unet.config.block_out_channels)} (cross-attention "
+                             f"{unet_cross})", where="motion_adapter", hint="use a motion adapter for this base model")
+        pipe.set_progress_bar_config(disable=True)
+        pipe.to(self.device)
+        # Convert the motion blocks to FreeNoise blocks now, before any LoRA wraps their layers: diffusers
+        # converts by copying state dicts, which fails (and would drop the LoRA) once PEFT layers exist.
+        if has_free_noise(pipe):
+            from motion.freenoise import install_one_window_path
+
+            pipe.enable_free_noise(context_length=16, context_stride=4)
+            install_one_window_path(pipe.unet)
+        from animate.render.fastpaths import quick_dtype_and_device
+
+        quick_dtype_and_device(pipe.unet)
+        # The VAE decodes in fp32 on every device: fp16 VAEs overflow to NaN → black frames.
+        pipe.vae.to(dtype=torch.float32)
+        base_config = dict(pipe.scheduler.config)
+        if self.compile:
+            from animate.render.fastpaths import compile_unet
+
+            self.compiled = compile_unet(pipe, self.device, self.compile)
+        return Stack(pipe=pipe, base_scheduler_config=base_config, mixer=LoraMixer(pipe))
+
+    def _load_adapters(self, stack: Stack, spec: ClipSpec) -> tuple[list[str], list[float]]:
+        from motion.errors import MotionError
+        from motion.loras import load_lora
+
+        names, weights = [], []
+        for i, (name, src, weight, kind) in enumerate(spec.adapters):
+            field_name = f"adapters[{i}] ({name})"
+            internal = stack.adapters.get(src.key())
+            if internal is None:
+                check_reachable(src, field_name)
+                check_before_load(src, field_name)
+                stack.mixer.unfuse()  # PEFT would unmerge on its own and leave our fused record stale
+                internal = _unique_name(name, set(stack.adapters.values()))
+                try:
+                    load_lora(stack.pipe, src.ref, kind=src.kind, adapter_name=internal,
+                              weight_name=src.weight_name, revision=src.revision, allow_pickle=src.allow_pickle)
+                except MotionError as exc:
+                    raise ModelError(str(exc), where=field_name) from None
+                except OSError as exc:
+                    raise ModelError(f"cannot load {src.describe()}: {short_reason(exc)}", where=field_name) from None
+                self._count(f"lora:{src.ref}:{src.weight_name}")
+                stack.adapters[src.key()] = internal
+            names.append(internal)
+            weights.append(weight)
+        return names, weights
+
+    def _controlnet(self, stack: Stack, spec: ClipSpec):
+        from diffusers import ControlNetModel
+
+        src: Source = spec.pose["controlnet"]
+        cn = stack.controlnets.get(src.key())
+        if cn is None:
+            cn = load_control_model(self, stack, ControlNetModel, src, "pose.controlnet", "ControlNet",
+                                    fix="use an SD1.5 OpenPose ControlNet")
+            self._count("controlnet")
+            stack.controlnets[src.key()] = cn
+        return cn
+
+    # ------------------------------------------------------------------ rendering
+    def pipeline_call(self, spec: ClipSpec, pose_frames: list | None = None,
+                      init_frames: list | None = None) -> tuple[Any, dict, Stack]:
+        """Prepare the stack for `spec` and return (pipeline, call kwargs, stack), without running it;
+        `init_frames` (video-to-video clips): the source frames at the clip's size."""
+        from motion.context import split_sizes
+
+        stack = self.stack_for(spec)
+        with split_paused(stack.pipe):  # LoRA loading and FreeNoise want the plain UNet blocks
+            pipe, kwargs = self._prepare(stack, spec, pose_frames)
+        set_split(pipe, split_sizes(spec.frames, self._context.blend))  # the ladder's split rung, if taken, stays
+        if spec.init_video is not None:
+            from animate.render import video_input
+
+            if init_frames is None:
+                init_frames = video_input.sample(spec).images
+            kwargs = video_input.video_kwargs(kwargs, spec, init_frames)
+        self.ladder.before_clip(pipe)
+        return pipe, kwargs, stack
+
+    def _prepare(self, stack: Stack, spec: ClipSpec, pose_frames: list | None) -> tuple[Any, dict]:
+        import torch
+
+        from motion.loras import is_scheduled, weight_at
+
+        names, weights = self._load_adapters(stack, spec)
+        scheduled = any(is_scheduled(w) for w in weights)
+        # A weight that changes between steps can't live fused into the UNet.
+        stack.mixer.apply(names, [weight_at(w, 0, spec.steps) for w in weights], fuse=spec.fuse and not scheduled)
+        self._schedule = (stack.mixer, names, weights) if scheduled else None
+        pipe = stack.pipe
+        if spec.pose is not None:
+            from diffusers import AnimateDiffControlNetPipeline
+
+            from animate.render.fastpaths import derived_pipeline
+
+            # from_pipe casts every component it shares with the stack to its dtype (fp32 unless told): keep the
+            # run's dtype, and the VAE in fp32 as everywhere.
+            pipe = derived_pipeline(AnimateDiffControlNetPipeline, stack.pipe,
+                                    controlnet=self._controlnet(stack, spec), torch_dtype=self.dtype)
+            pipe.vae.to(dtype=torch.float32)
+            pipe.set_progress_bar_config(disable=True)
+        if spec.keyframes is not None:
+            from animate.render.keyframes import sparse_pipeline
+
+            pipe = sparse_pipeline(self, stack, spec)
+        elif spec.init_video is not None:  # video-to-video: the same components, another pipeline
+            from animate.render.video_input import video_pipeline
+
+            pipe = video_pipeline(stack.pipe, pipe.controlnet if spec.pose is not None else None, self.dtype)
+        pipe.scheduler = build_scheduler(spec.scheduler, stack.base_scheduler_config)
+        # SparseCtrl's pipeline has no FreeNoise: its clip is one window, set on the UNet it shares with the stack.
+        self._context = self._enable_context(stack.pipe if spec.keyframes else pipe, spec)
+        if spec.free_init:
+            fi = spec.free_init
+            pipe.enable_free_init(num_iters=fi["iters"], use_fast_sampling=fi["fast"], method=fi["method"])
+        else:
+            pipe.disable_free_init()  # the stack's pipeline is shared by every clip
+        kwargs: dict[str, Any] = dict(
+            num_frames=spec.frames, height=spec.height, width=spec.width, num_inference_steps=spec.steps,
+            guidance_scale=spec.guidance, output_type="latent", **self._noise_kwargs(pipe, spec),
+        )
+        kwargs.update(self._prompt_kwargs(spec))
+        if self.embed_cache:
+            from animate.render.fastpaths import cache_text_embeddings
+
+            cache_text_embeddings(pipe)
+        if spec.pose is not None:
+            scale = spec.pose["scale"]
+            # A scheduled scale runs at 1.0 here; the ControlNet hook multiplies in the step's value.
+            kwargs.update(conditioning_frames=pose_frames,
+                          controlnet_conditioning_scale=1.0 if isinstance(scale, dict) else float(scale),
+                          control_guidance_start=float(spec.pose["start"]),
+                          control_guidance_end=float(spec.pose["end"]))
+        if spec.keyframes is not None:
+            from animate.render.keyframes import keyframe_kwargs
+
+            kwargs.update(keyframe_kwargs(spec))
+        if spec.loop:
+            kwargs["callback_on_step_end_tensor_inputs"] = ["latents", "prompt_embeds"]
+        return pipe, kwargs
+
+    def _enable_context(self, pipe, spec: ClipSpec):
+        """Set the clip's FreeNoise windows (re-enabling only updates window settings: the blocks were converted
+        once). With one window over the whole clip FreeNoise equals the plain path (measured: < 1e-6) and still
+        carries per-frame prompt conditioning."""
+        from motion.context import context_plan
+        from motion.errors import MotionError
+        from motion.travel import interpolation_callback
+        from motion.unet_windows import can_defer, compact_prompts, set_unet_windows
+
+        from animate.models.family import has_free_noise
+
+        max_len = int(getattr(pipe.unet.config, "motion_max_seq_length", 32) or 32)
+        c = spec.context
+        try:
+            plan = context_plan(spec.frames, max_len, c["length"], c["overlap"], c["weighting"], c["noise"],
+                                c.get("blend", "auto"))
+        except MotionError as exc:
+            raise ConfigError(str(exc), where=f"{spec.script or 'clip'}: clip {spec.name}: context") from None
+        # The stack's UNet is shared by every clip: each clip sets (or clears) its window-by-window blend.
+        windowed = plan.blend == "unet" and len(plan.windows) > 1
+        # A pose clip's ControlNet runs window by window inside the UNet's loop, on the window's prompt embeddings;
+        # one that can't takes the clip's per-frame embeddings whole, so its clips keep diffusers' own.
+        controlnet = getattr(pipe, "controlnet", None)
+        set_unet_windows(pipe.unet, plan if windowed else None, controlnet=controlnet)
+        compact_prompts(pipe, windowed and (controlnet is None or can_defer(controlnet)))
+        if not has_free_noise(pipe):  # the SDXL pipeline: one window over the clip (check refuses more)
+            return plan
+        # With the UNet blend the motion modules see one window at a time, which FreeNoise runs as plain blocks;
+        # FreeNoise still draws the clip's noise and the per-frame prompt embeddings (travel).
+        pipe.enable_free_noise(context_length=plan.length, context_stride=plan.stride,
+                               weighting_scheme=plan.weighting, noise_type=plan.noise,
+                               prompt_interpolation_callback=interpolation_callback(spec.interpolation))
+        return plan
+
+    def _noise_kwargs(self, pipe, spec: ClipSpec) -> dict:
+        """The seeded generator, and for repeat_context the one window of noise diffusers fails to draw itself."""
+        import torch
+
+        generator = torch.Generator("cpu").manual_seed(spec.seed)
+        out: dict[str, Any] = {"generator": generator}
+        plan = self._context
+        if plan.noise == "repeat_context" and plan.length < spec.frames:
+            from motion.context import repeat_context_latents
+
+            scale = pipe.vae_scale_factor
+            shape = (1, pipe.unet.config.in_channels, spec.frames, spec.height // scale, spec.width // scale)
+            out["latents"] = repeat_context_latents(shape, plan.length, generator, torch.device(self.device),
+                                                    pipe.unet.dtype)
+        return out
+
+    def _prompt_kwargs(self, spec: ClipSpec) -> dict:
+        from motion.travel import normalize_keyframes
+
+        prompt = (normalize_keyframes(spec.prompt, spec.frames, spec.head, spec.tail) if isinstance(spec.prompt, dict)
+                  else _join(spec.head, spec.prompt, spec.tail))
+        negative = (normalize_keyframes(spec.negative, spec.frames) if isinstance(spec.negative, dict)
+                    else spec.negative or None)
+        return {"prompt": prompt, "negative_prompt": negative}
+
+    def render(self, spec: ClipSpec, pose_frames: list | None = None, keep_float: bool = False,
+               init_frames: list | None = None) -> ClipResult:
+        """One clip → frames. A numeric fault (NaN/inf, flat frames) is retried once with the denoiser in fp32;
+        an out-of-memory error takes the next rung of the memory ladder. Either failing for good raises one line
+        (NumericFaultError, OutOfMemory), and memory is handed back first so the next clip starts clean.
+        Video-to-video clips start from `init_frames` (else their init_video source); a refine pass follows."""
+        from animate.render import video_input
+
+        source = None
+        if spec.init_video is not None and init_frames is None:
+            source = video_input.sample(spec)
+            init_frames = source.images
+        if spec.pose is not None and pose_frames is None:
+            pose_frames = load_pose_frames(spec)
+        result = self._render_pass(spec, pose_frames, keep_float, init_frames)
+        if spec.init_video is None and spec.refine is None:
+            return result
+        return video_input.finish(self, spec, result, source, pose_frames, keep_float)
+
+    def _render_pass(self, spec: ClipSpec, pose_frames: list | None, keep_float: bool,
+                     init_frames: list | None) -> ClipResult:
+        from motion.context import loop_closure
+
+        t0 = time.perf_counter()
+        pipe, kwargs, stack = self.pipeline_call(spec, pose_frames, init_frames)
+        t_load = time.perf_counter() - t0
+
+        retry: dict | None = None
+        t_denoise = 0.0
+        try:
+            while True:
+                t1 = time.perf_counter()
+                latents, steps = self._denoise(spec, pipe, kwargs)
+                t_denoise += time.perf_counter() - t1
+                fault = latents_fault(latents)
+                decoded = None
+                release_heap()  # the denoising steps' freed buffers, before decoding holds the frames
+                if fault is None:
+                    decoded, fault = self._decode(stack.pipe, latents, spec, keep_float)
+                latents = None
+                release_heap()
+                if fault is None:
+                    break
+                decoded = None
+                free_memory(self.device)
+                safer = None if retry else safer_dtype(self.dtype)
+                if safer is None:
+                    raise NumericFaultError(self._fault_line(spec, fault, retry), hint="try another seed or "
+                                            "scheduler, or fewer steps")
+                retry = {"fault": fault, "dtype": dtype_name(self.dtype), "retried_in": dtype_name(safer)}
+                self._set_denoiser_dtype(pipe, safer)
+                kwargs.update(self._noise_kwargs(pipe, spec))  # same noise on retry
+                self._restart_schedule(spec)
+        finally:
+            if retry:
+                self._set_denoiser_dtype(pipe, self.dtype)  # later clips run as their render keys say
+        frames, floats, decode_info = decoded
+        t_decode = time.perf_counter() - t0 - t_load - t_denoise
+        timings = {"load_s": round(t_load, 3), "denoise_s": round(t_denoise, 3), "decode_s": round(t_decode, 3)}
+        info = {"device": self.device, "dtype": dtype_name(self.dtype), **decode_info, **self.ladder.record(),
+                "context": self._context.record(), "loop_closure": loop_closure(frames)}
+        if self.compiled:
+            info["compiled"] = self.compiled
+        split = unet_split_sizes(pipe.unet)
+        if split:
+            info["split_inference"] = split
+        if spec.free_init:
+            info["free_init"] = {**spec.free_init, "denoising_steps": steps.done}
+        if retry:
+            info["numeric_retry"] = retry
+        commits = self._hub_commits(spec)
+        if commits:
+            info["hub_commits"] = commits
+        return ClipResult(frames=frames, spec=spec, timings=timings, info=info, float_frames=floats)
+
+    def _hub_commits(self, spec: ClipSpec) -> dict[str, str]:
+        """field → the commit each hub source was loaded from (`revision:` pins it)."""
+        sources = [(f"adapter:{name}" if name else field, src) for field, name, src in labeled_sources(spec)]
+        out = {}
+        for field_name, src in sources:
+            if src.kind == "hub":
+                if src.key() not in self._commits:
+                    self._commits[src.key()] = hub_commit(src)
+                if self._commits[src.key()]:
+                    out[field_name] = self._commits[src.key()]
+        return out
+
+    def _fault_line(self, spec: ClipSpec, fault: str, retry: dict | None) -> str:
+        head = f"clip {spec.name} seed {spec.seed}: {fault}"
+        if retry:
+            return (f"{head} after retrying the denoiser in {retry['retried_in']} (first try in {retry['dtype']}: "
+                    f"{retry['fault']})")
+        return f"{head} in {dtype_name(self.dtype)}; no precision retry: the denoiser already runs in fp32"
+
+    def _set_denoiser_dtype(self, pipe, dtype) -> None:
+        """The denoising models (UNet with its motion modules, text encoder, ControlNet) to `dtype`; the VAE
+        stays fp32. Going fp16 → fp32 → fp16 gives back the same weights bit for bit."""
+        for name in ("unet", "text_encoder", "text_encoder_2", "controlnet"):
+            model = getattr(pipe, name, None)
+            if model is not None:
+                model.to(dtype=dtype)
+
+    def _denoise(self, spec: ClipSpec, pipe, kwargs: dict):
+        """(latents, the step callback that ran them) of one clip, going down the memory ladder on out-of-memory
+        errors; each attempt gets a fresh callback (loop offset and pose scale back at step 0)."""
+        import torch
+
+        from animate.render.keyframes import keyframe_rng
+
+        while True:
+            steps = _Steps(self, spec, pipe)
+            try:
+                with torch.inference_mode(), keyframe_rng(spec, self.device):
+                    return pipe(**kwargs, callback_on_step_end=steps).frames, steps
+            except (RuntimeError, ValueError, TypeError) as exc:  # a scheduler refusing its steps, MPS OOM...
+                out_of_memory, why = is_out_of_memory(exc), short_reason(exc)
+            finally:
+                steps.close()
+                if spec.init_video is not None:  # diffusers leaves the VAE in the UNet's dtype after encoding
+                    from animate.render.video_input import after_call
+
+                    after_call(pipe)
+            # Outside the `except`: the live exception held the failed call's frames and their tensors.
+            free_memory(self.device)
+            if not out_of_memory:
+                raise RenderError(f"clip {spec.stem} failed while denoising: {why}")
+            if self.ladder.step(pipe) is None:
+                raise OutOfMemory(f"out of memory while denoising {spec.stem} at {spec.width}x{spec.height}, "
+                                  f"{spec.frames} frames, after trying {self.ladder.tried()}",
+                                  hint="lower frames or size" + ("" if self.dtype != _float32() else
+                                                                 ", or use --dtype fp16"))
+            kwargs.update(self._noise_kwargs(pipe, spec))  # same noise on retry
+            self._restart_schedule(spec)
+
+    def _restart_schedule(self, spec: ClipSpec) -> None:
+        """Weight ramps back to step 0: the failed attempt's callback had moved them to the step it reached."""
+        if self._schedule is not None:
+            from motion.loras import weight_at
+
+            mixer, names, weights = self._schedule
+            mixer.set_weights(names, [weight_at(w, 0, spec.steps) for w in weights])
+
+    def decode(self, pipe, latents, spec: ClipSpec, keep_float: bool = False) -> tuple[np.ndarray, np.ndarray | None,
+                                                                                      dict]:
+        """Latents → (uint8 frames F×H×W×3, the [0,1] floats only when asked, info) with the fp32 VAE;
+        NumericFaultError on NaN/inf or flat frames."""
+        fault = latents_fault(latents)
+        decoded, fault = (None, fault) if fault else self._decode(pipe, latents, spec, keep_float)
+        if fault:
+            raise NumericFaultError(f"clip {spec.name} seed {spec.seed}: {fault}")
+        return decoded
+
+    def _decode(self, pipe, latents, spec: ClipSpec, keep_float: bool = False) -> tuple[tuple | None, str | None]:
+        """((uint8 frames, floats or None, info), None), or (None, what is wrong) when a decoded chunk is NaN/inf
+        or flat. A chunk at a time: each moves to the CPU and becomes uint8 at once, so the device holds one
+        chunk and CPU memory no float copy of the clip (4× the frames' bytes); on out-of-memory chunks halve,
+        and at one frame the memory ladder goes down a rung."""
+        import torch
+
+        vae = pipe.vae
+        from animate.render.memory import OFFLOADS
+
+        # The VAE's own device says cpu when offloaded; only then ask the pipeline (its _execution_device walks
+        # every module: ~70 ms a clip on a small model).
+        offloaded = any(rung in OFFLOADS for rung in self.ladder.taken)
+        device = (getattr(pipe, "_execution_device", None) if offloaded else None) or vae.device
+        # The same arithmetic as diffusers' AnimateDiffPipeline.decode_latents, chunk by chunk (scaled per chunk:
+        # a scaled copy of a long clip's latents would outweigh its frames on a VAE that downsamples 2×).
+        scale = 1 / vae.config.scaling_factor
+        flat = latents[0].permute(1, 0, 2, 3)  # (frames, C, h, w): one video per call
+        from animate.render.fastpaths import fit_decode_chunk
+
+        chunk = fit_decode_chunk(spec.decode_chunk, vae, str(device), spec.height, spec.width)
+        floats, start = [], 0
+        done = None  # the clip's uint8 frames, filled chunk by chunk (no list of chunks to join: 2× the bytes)
+        while start < len(flat):
+            out_of_memory = False
+            try:
+                with torch.inference_mode():
+                    piece = vae.decode((scale * flat[start:start + chunk].to(torch.float32)).to(device)).sample \
+                        .float().cpu()
+            except RuntimeError as exc:
+                if not is_out_of_memory(exc):
+                    raise
+                out_of_memory = True
+            if out_of_memory:
+                free_memory(self.device)
+                if chunk > 1:
+                    chunk = max(1, chunk // 2)
+                elif self.ladder.step(pipe) is None:
+                    done = floats = flat = None  # the error's traceback would keep them alive
+                    raise OutOfMemory(f"out of memory decoding {spec.stem} even one frame at a time, after trying "
+                                      f"{self.ladder.tried()}", hint="lower the size")
+                continue
+            fault = frames_fault(piece, start)
+            if fault:
+                return None, fault
+            # (frames, C, H, W) → the pipeline's (1, C, frames, H, W) video layout for its postprocessing.
+            part = pipe.video_processor.postprocess_video(video=piece.permute(1, 0, 2, 3)[None], output_type="np")[0]
+            if done is None:
+                done = np.empty((len(flat), *part.shape[1:]), np.uint8)
+            done[start:start + len(part)] = to_uint8(part)
+            if keep_float:
+                floats.append(part)
+            start += len(piece)
+        return (done, np.concatenate(floats) if keep_float else None, {"decode_chunk": chunk}), None
+
+
+def denoising_steps(spec: ClipSpec) -> int:
+    """UNet passes a clip takes: its steps, once per FreeInit iteration (fast: 1/n, 2/n … of the steps)."""
+    if spec.init_video is not None:
+        from animate.render.video_input import denoising_steps as video_steps
+
+        return video_steps(spec)
+    fi = spec.free_init
+    if not fi or fi["iters"] <= 1:
+        return spec.steps
+    if fi["fast"]:
+        return sum(max(1, int(spec.steps / fi["iters"] * (i + 1))) for i in range(fi["iters"]))
+    return spec.steps * fi["iters"]
+
+
+class _Steps:
+    """The per-step callback of one clip: weight schedules and the pose-scale schedule for the next step, the
+    loop's frame roll, progress. FreeInit runs the steps once per iteration; each starts again at progress 0."""
+
+    def __init__(self, renderer: Renderer, spec: ClipSpec, pipe):
+        from motion.context import LoopShift
+        from motion.loras import weight_at
+
+        self.renderer, self.spec, self.done = renderer, spec, 0
+        self.total = denoising_steps(spec)
+        self.iteration, self.iterations = 0, spec.free_init["iters"] if spec.free_init else 1
+        self.loop = LoopShift(spec.frames) if spec.loop else None
+        scale = spec.pose["scale"] if spec.pose else None
+        self.scale = scale if isinstance(scale, dict) else None
+        self.control_scale = weight_at(self.scale, 0, spec.steps) if self.scale else 1.0
+        self.hook = None
+        controlnet = getattr(pipe, "controlnet", None)
+        if controlnet is not None and (self.scale is not None or self.loop is not None):
+            self.hook = controlnet.register_forward_pre_hook(self._controlnet_inputs, with_kwargs=True)
+
+    def _controlnet_inputs(self, module, args, kwargs):
+        if self.scale is not None:
+            kwargs["conditioning_scale"] = kwargs["conditioning_scale"] * self.control_scale
+        if self.loop is not None:  # pose frames follow the rolled latents
+            kwargs["controlnet_cond"] = self.loop.roll_frames(kwargs["controlnet_cond"], 0, current=True)
+        return args, kwargs
+
+    def __call__(self, pipe, i, t, kw):
+        from motion.loras import weight_at
+
+        n = pipe.num_timesteps  # this FreeInit iteration's steps
+        following = i + 1 if i + 1 < n else 0  # the next step, or the first of the next iteration
+        ends_iteration = i + 1 >= n
+        if ends_iteration:
+            self.iteration += 1
+        schedule = self.renderer._schedule if not ends_iteration or self.iteration < self.iterations else None
+        if schedule is not None:
+            mixer, names, weights = schedule
+            mixer.set_weights(names, [weight_at(w, following, n) for w in weights])
+        if self.scale is not None:
+            self.control_scale = weight_at(self.scale, following, n)
+        if self.loop is not None:
+            shift = self.loop.shift_for(i + 1, n)
+            if shift:
+                self.loop.roll_scheduler(pipe.scheduler, shift, tuple(kw["latents"].shape))
+                kw["latents"] = self.loop.roll_latents(kw["latents"], shift)
+                if "prompt_embeds" in kw:
+                    kw["prompt_embeds"] = self.loop.roll_frames(kw["prompt_embeds"], shift)
+        self.done += 1
+        if self.renderer.on_step:  # some schedulers (PNDM) take one extra step: keep the bar within its total
+            self.renderer.on_step(self.spec, min(self.done, self.total), self.total)
+        if self.renderer.watch:
+            self.renderer.watch(self.spec, min(self.done, self.total), self.total, kw["latents"])
+        return kw
+
+    def close(self) -> None:
+        if self.hook is not None:
+            self.hook.remove()
+            self.hook = None
+
+
+POSE_OPTIONS = ("source_fps", "overrun", "canvas", "threshold", "smooth", "complexity")
+
+
+def pose_cache_dir() -> Path:
+    """The one cache folder of drawn pose frames and extracted keypoints (the pose layer keeps them in its
+    `pose/` subfolder), shared by `render`, `check` and `animate poses`, so a person video is looked at once."""
+    from animate.util.cache import cache_root
+
+    return cache_root()
+
+
+def pose_arguments(spec: ClipSpec) -> dict:
+    """The keyword arguments of motion.pose.pose_frames for a clip's pose (source first)."""
+    pose = spec.pose
+    options = {k: pose[k] for k in POSE_OPTIONS if pose.get(k) is not None}
+    return dict(source=pose["source"], frames=spec.frames, fps=spec.fps, width=spec.width, height=spec.height,
+                fit=pose.get("fit", "contain"), kind=pose.get("kind"), cache_dir=pose_cache_dir(), **options)
+
+
+def load_pose_frames(spec: ClipSpec) -> list:
+    """The pose conditioning images for a clip (cached by the pose layer)."""
+    from PIL import Image
+
+    from motion.errors import PoseSourceError
+    from motion.pose import pose_frames
+
+    try:
+        args = pose_arguments(spec)
+        frames = pose_frames(args.pop("source"), **args)
+    except PoseSourceError as exc:
+        raise PoseError(str(exc), where=f"{spec.script}: clip {spec.name}: pose.source") from None
+    return [Image.fromarray(f) for f in frames]
+
+
+def to_uint8(frames: np.ndarray) -> np.ndarray:
+    """[0,1] floats → uint8 the way diffusers' numpy_to_pil does (×255, round)."""
+    return np.ascontiguousarray((np.clip(frames, 0, 1) * 255).round().astype(np.uint8))
+
+
+def _join(head: str, text: str, tail: str) -> str:
+    return ", ".join(p for p in (head, text, tail) if p)
+
+
+def _unique_name(name: str, taken: set[str]) -> str:
+    candidate, n = name, 2
+    while candidate in taken:
+        candidate, n = f"{name}-{n}", n + 1
+    return candidate
+
+

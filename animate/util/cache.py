@@ -1,0 +1,10 @@
+"""animate.util.cache."""
+from __future__ import annotations
+import os
+from pathlib import Path
+
+
+def cache_root() -> Path:
+    """Where built artefacts live: $ANIMATE_CACHE, else ~/.cache/animate."""
+    env = os.environ.get("ANIMATE_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "animate"
