@@ -12,6 +12,18 @@ import click
 from animate.errors import AnimateError, ConfigError
 from animate.run.limits import CLI_HELP as LIMIT_HELP
 from animate.commands.common import load_checked_script, specs_from_command_line, terminate_like_ctrl_c
+from animate.events import Events, JsonLines, Terminal, error_events
+from animate.models.sources import KNOWN_MODELS, TINY_MODELS
+from animate.models.tiny import ensure_kit, export_kit
+from animate.outputs.framestore import FrameStore
+from animate.outputs.layout import Manifest, OutputLayout
+from animate.run.checks import check_output_root, check_specs, estimate_jobs_bytes
+from animate.run.jobs import plan_jobs
+from animate.run.limits import Limits, check_limits
+from animate.run.plan import print_plan
+from animate.run.ray_backend import RayBackend
+from animate.run.runner import compute_target, machine_fault, run_specs
+from animate.spec import json_schema, list_presets, resolve
 
 
 class Group(click.Group):
@@ -27,7 +39,6 @@ class Group(click.Group):
             click.echo("interrupted", err=True)
             ctx.exit(1)
         except OSError as exc:  # a fault of the machine outside a run's own handling: still one line
-            from animate.run.runner import machine_fault
 
             fault = machine_fault(exc)
             if fault is None or os.environ.get("ANIMATE_DEBUG"):
@@ -37,8 +48,6 @@ class Group(click.Group):
     @staticmethod
     def _report(ctx, exc: AnimateError):
         if ("--json" in sys.argv[1:] or ctx.meta.get("json_events")) and not getattr(exc, "reported", False):
-            from animate.events import JsonLines, error_events
-
             sink = JsonLines()
             for event in error_events(exc, fatal=True):
                 sink(event)
@@ -117,9 +126,6 @@ FLAG_FIELDS = ("preset", "model", "motion_adapter", "scheduler", "steps", "guida
 def render(ctx, script, out, only, force, dry_run, json_events, quiet, device, dtype, compile_unet, keep_frames,
            backend, address, gpus_per_worker, workers, prompt, name, lora, lcm_lora, formats, limit_items, **flags):
     """Render SCRIPT (YAML/JSON/TOML), or one clip from --prompt and flags."""
-    from animate.events import Events, JsonLines, Terminal
-    from animate.run.limits import Limits
-    from animate.run.runner import run_specs
 
     ctx.meta["json_events"] = json_events
     if compile_unet and backend == "ray":
@@ -132,7 +138,6 @@ def render(ctx, script, out, only, force, dry_run, json_events, quiet, device, d
     if dry_run:
         _print_check(specs, stem, out, device, dtype, events if json_events else None, limits, loaded, backend=pool)
         return
-    from animate.run.limits import check_limits
 
     check_limits(specs, limits, loaded)  # refusals located in the script (run_specs checks again, without lines)
     terminate_like_ctrl_c()
@@ -148,8 +153,6 @@ def render(ctx, script, out, only, force, dry_run, json_events, quiet, device, d
 def _backend(ctx, name: str, address, gpus_per_worker: float, workers):
     """The render backend the flags ask for (None: this process)."""
     if name == "ray":
-        from animate.run.ray_backend import RayBackend
-
         return RayBackend(address=address, gpus_per_worker=gpus_per_worker, workers=workers)
     source = ctx.get_parameter_source
     given = [flag for flag, param in (("--address", "address"), ("--gpus-per-worker", "gpus_per_worker"),
@@ -163,12 +166,6 @@ def _backend(ctx, name: str, address, gpus_per_worker: float, workers):
 def _print_check(specs, stem: str, out: Path, device: str, dtype: str, events, limits=None, loaded=None,
                  backend=None) -> dict:
     """Every check, then the plan: which clips are up to date and which outputs would be encoded."""
-    from animate.run.checks import check_output_root, check_specs, estimate_jobs_bytes
-    from animate.outputs.framestore import FrameStore
-    from animate.run.jobs import plan_jobs
-    from animate.outputs.layout import Manifest, OutputLayout
-    from animate.run.plan import print_plan
-    from animate.run.runner import compute_target
 
     # LoRAs fit their slots and the output root takes files; unreachable hub ids are warnings in the plan.
     check_specs(specs, reachable=False, out=out, limits=limits, script=loaded)
@@ -194,9 +191,6 @@ def _print_check(specs, stem: str, out: Path, device: str, dtype: str, events, l
 @click.pass_context
 def check(ctx, script, out, device, dtype, json_events, limit_items):
     """Validate SCRIPT and print the plan; renders nothing."""
-    from animate.events import Events, JsonLines
-    from animate.run.limits import Limits
-    from animate.spec import resolve
 
     ctx.meta["json_events"] = json_events
     limits = Limits.parse(limit_items)
@@ -214,7 +208,6 @@ def models():
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Copy the kit here.")
 def models_tiny(out):
     """Build the tiny offline model kit (random weights, real SD1.5/AnimateDiff shapes)."""
-    from animate.models.tiny import ensure_kit, export_kit
 
     path = export_kit(out) if out else ensure_kit()
     click.echo(str(path))
@@ -223,7 +216,6 @@ def models_tiny(out):
 @models.command("list")
 def models_list():
     """Well-known model names a script may use."""
-    from animate.models.sources import KNOWN_MODELS, TINY_MODELS
 
     for name, info in sorted(KNOWN_MODELS.items()):
         click.echo(f"{name:26} {info['ref']}{' (' + info['weight_name'] + ')' if info.get('weight_name') else ''}")
@@ -234,7 +226,6 @@ def models_list():
 @main.command()
 def presets():
     """List the built-in presets."""
-    from animate.spec import list_presets
 
     for name, text in list_presets().items():
         click.echo(f"{name:14} {text}")
@@ -243,7 +234,6 @@ def presets():
 @main.command()
 def schema():
     """Print the JSON Schema of prompt scripts."""
-    from animate.spec import json_schema
 
     click.echo(json.dumps(json_schema(), indent=2))
 

@@ -6,7 +6,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from click.testing import CliRunner
 
-from animate.models.sources import sources as models
+from animate.models import sources as models
 from animate.run.checks import check_specs
 from animate.cli import main
 from animate.errors import ModelError

@@ -13,7 +13,7 @@ import torch
 import yaml
 from click.testing import CliRunner
 
-from animate.models.sources import weights
+from animate.models import weights
 from animate.cli import main
 from animate.errors import ModelError
 from animate.models.sources import hub_commit, resolve_source

@@ -252,7 +252,7 @@ def test_an_uncached_hub_id_is_judged_from_its_config_where_the_hub_answers(tmp_
 
     from huggingface_hub import constants
 
-    from animate.models.sources import sources as models
+    from animate.models import sources as models
     from animate.models.family import base_family, native_size
     from animate.models.sources import Source
 

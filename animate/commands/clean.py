@@ -4,13 +4,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from animate.errors import OutputError
+from animate.outputs.claims import Claims
+from animate.outputs.framestore import FrameStore, human_bytes
+from animate.outputs.layout import MANIFEST_NAME, Manifest
 
 
 def needed_render_keys(out: Path) -> set[str]:
     """Render keys of the latest entry of every clip in every script's manifest under `out`, and of every clip
     a process is rendering now (its frames are stored before its manifest line is written)."""
-    from animate.outputs.claims import Claims
-    from animate.outputs.layout import MANIFEST_NAME, Manifest
 
     keys = {record["key"] for record in Claims(out).live() if isinstance(record.get("key"), str)}
     for path in sorted(out.glob(f"*/{MANIFEST_NAME}")):
@@ -29,8 +31,6 @@ def needed_render_keys(out: Path) -> set[str]:
 @click.option("--dry-run", is_flag=True, help="Say what would be deleted; delete nothing.")
 def clean(out: Path, everything: bool, dry_run: bool):
     """Delete stored frames that no manifest entry needs (or all of them with --all)."""
-    from animate.errors import OutputError
-    from animate.outputs.framestore import FrameStore, human_bytes
 
     if out.exists() and not out.is_dir():  # one line, as render says it (click's own error is three)
         raise OutputError("the output root is a file, not a folder", where=f"--out {out}",

@@ -6,6 +6,8 @@ from pathlib import Path
 import click
 
 from animate.errors import ConfigError
+from animate.run.limits import check_script_size
+from animate.spec import load_script, resolve, slug, spec_from_fields
 
 
 def terminate_like_ctrl_c() -> None:
@@ -24,7 +26,6 @@ def terminate_like_ctrl_c() -> None:
 def specs_from_command_line(script, prompt, name, only, lora, lcm_lora, formats, flags, limits):
     """(specs, output folder name, reel options, the loaded Script or None) from a script or from --prompt and
     flags."""
-    from animate.spec import resolve, slug, spec_from_fields
 
     overrides = {k: v for k, v in flags.items() if v not in (None, ())}
     if "preset" in overrides and "," in overrides["preset"]:
@@ -73,7 +74,6 @@ def parse_lora(value: str, index: int, flag: str = "--lora") -> dict:
                                   hint=f"use SOURCE:WEIGHT like {head}:0.8") from None
         else:
             source = head
-    from animate.spec import slug
 
     path = Path(source)
     # A file's own name, or its folder's when the file has a generic name (pytorch_lora_weights...).
@@ -88,8 +88,6 @@ def parse_lora(value: str, index: int, flag: str = "--lora") -> dict:
 
 def load_checked_script(script: Path, limits):
     """The script, read only when it is a regular file within the `script` limit."""
-    from animate.run.limits import check_script_size
-    from animate.spec import load_script
 
     if script.is_file():
         check_script_size(script, limits)

@@ -5,6 +5,8 @@ import json
 from pathlib import Path
 
 import click
+from animate.encode import FORMATS, encode_with_report, output_path
+from animate.outputs.readback import read_frames
 
 
 def _formats(values: tuple[str, ...]) -> list[str]:
@@ -25,8 +27,6 @@ def _formats(values: tuple[str, ...]) -> list[str]:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON report per output.")
 def encode_command(input: Path, formats, fps, target, max_bytes, interpolate, out_dir, as_json):
     """Re-encode INPUT (frame folder, video, GIF or clip sidecar JSON) without rendering."""
-    from animate.encode import FORMATS, encode_with_report, output_path
-    from animate.outputs.readback import read_frames
 
     names = _formats(formats)
     unknown = [n for n in names if n not in FORMATS]

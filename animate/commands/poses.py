@@ -11,6 +11,11 @@ import click
 
 from animate.util.atomic import atomic_dir
 from animate.errors import PoseError
+from animate.render.renderer import pose_cache_dir
+from motion.errors import PoseSourceError
+from motion.pose import detect_kind, pose_frames, pose_keypoints
+from motion.pose.draw import draw_pose
+from motion.pose.openpose_json import to_openpose
 
 KINDS = ("skeleton", "openpose-json", "keyframes", "person-video")  # motion.pose.KINDS, without numpy
 FITS = ("contain", "cover", "stretch")
@@ -85,12 +90,7 @@ def poses(source, out, frames, fps, width, height, fit, kind, source_fps, overru
 
     from PIL import Image
 
-    from motion.errors import PoseSourceError
-    from motion.pose import detect_kind, pose_frames, pose_keypoints
-    from motion.pose.draw import draw_pose
-    from motion.pose.openpose_json import to_openpose
 
-    from animate.render.renderer import pose_cache_dir
 
     given = {"source_fps": source_fps, "overrun": overrun, "canvas": canvas, "threshold": threshold,
              "smooth": False if no_smooth else None, "complexity": complexity}

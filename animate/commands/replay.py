@@ -8,11 +8,15 @@ from pathlib import Path
 import click
 
 from animate.errors import ConfigError
+from animate.encode import read_metadata
+from animate.events import Events, Terminal
+from animate.models.tiny import KIT_VERSION, ensure_kit
+from animate.run.runner import run_specs
+from animate.spec import ClipSpec
 
 
 def spec_from_record(data: dict):
     """Rebuild a ClipSpec from the resolved spec an output carries (sidecar `spec` or embedded JSON)."""
-    from animate.spec import ClipSpec
 
     if not isinstance(data, dict):
         raise ConfigError("the recorded clip spec is not a mapping", hint="replay an output written by animate")
@@ -31,7 +35,6 @@ def spec_from_record(data: dict):
 
 def _on_this_machine(source):
     """A recorded source with tiny-kit paths (machine-specific) mapped onto this machine's kit."""
-    from animate.models.tiny import KIT_VERSION, ensure_kit
 
     if not isinstance(source, dict) or not isinstance(source.get("ref"), str):
         return source  # from_dict names what is wrong with it
@@ -51,7 +54,6 @@ def _on_this_machine(source):
 
 def read_record(path: Path) -> dict:
     """The resolved spec of an output file, a PNG-sequence folder, or a sidecar JSON."""
-    from animate.encode import read_metadata
 
     if path.suffix.lower() == ".json" and path.is_file():
         try:
@@ -84,8 +86,6 @@ def replay(file, out, formats, device, dtype, quiet):
     """Re-render the clip that FILE (an output or its .json sidecar) was made from."""
     from dataclasses import replace
 
-    from animate.events import Events, Terminal
-    from animate.run.runner import run_specs
 
     spec = spec_from_record(read_record(file))
     if formats:

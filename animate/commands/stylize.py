@@ -9,6 +9,12 @@ from pathlib import Path
 import click
 
 from animate.run.limits import CLI_HELP as LIMIT_HELP
+from animate.commands.common import specs_from_command_line, terminate_like_ctrl_c
+from animate.errors import ConfigError
+from animate.events import Events, JsonLines, Terminal
+from animate.render.video_input import probe
+from animate.run.limits import Limits, check_limits
+from animate.run.runner import run_specs
 
 
 MAX_FRAMES = 1024  # ClipSpec.frames' limit
@@ -20,8 +26,6 @@ def round_up_8(n: int) -> int:
 
 def stylize_fields(video: Path, *, prompt: str, strength: float | None, fps: float | None) -> dict:
     """The clip fields of a stylize run: the source's frames, rate and size (rounded up to 8, padded)."""
-    from animate.errors import ConfigError
-    from animate.render.video_input import probe
 
     info = probe(video, fps=fps, where="VIDEO")
     rate = fps or info.fps
@@ -70,10 +74,6 @@ def stylize_fields(video: Path, *, prompt: str, strength: float | None, fps: flo
 def stylize(ctx, video, prompt, strength, out, name, fps, lora, lcm_lora, formats, force, json_events, quiet,
             device, dtype, limit_items, **flags):
     """Restyle VIDEO (a video file or a folder of frames) from --prompt, frame for frame."""
-    from animate.commands.common import specs_from_command_line, terminate_like_ctrl_c
-    from animate.events import Events, JsonLines, Terminal
-    from animate.run.limits import Limits, check_limits
-    from animate.run.runner import run_specs
 
     ctx.meta["json_events"] = json_events
     limits = Limits.parse(limit_items)

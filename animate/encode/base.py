@@ -18,6 +18,7 @@ from typing import Any, Callable
 import numpy as np
 
 from animate.errors import EncodeError
+from animate.encode.interpolate import interpolate
 
 # A rule takes (format, option key, value) and returns the value as the writer uses it, or raises EncodeError.
 Rule = Callable[[str, str, Any], Any]
@@ -95,8 +96,6 @@ def encoder(name: str, ext: str, *, folder: bool = False, options: dict[str, Opt
             factor = opts.pop("interpolate")
             report: dict = {}
             if factor > 1:
-                from animate.encode.interpolate import interpolate
-
                 frames = interpolate(frames, factor)
                 report["interpolated"] = factor
             fps = clip.fps

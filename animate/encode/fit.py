@@ -11,6 +11,7 @@ import numpy as np
 from animate.encode.base import MAX_BYTES, fit_inside, rate_text, resize_frames
 from animate.encode.targets import TARGETS, Target, get_target
 from animate.errors import EncodeError
+from animate.encode.interpolate import interpolate
 
 SHRINK = (1.0, 0.85, 0.7, 0.55, 0.4, 0.3, 0.2)
 
@@ -140,8 +141,6 @@ def prepare_for_target(frames: np.ndarray, fps: float, tgt: Target, fps_mode: st
         if fps_mode == "duplicate":
             frames = np.repeat(frames, factor, axis=0)
         else:
-            from animate.encode.interpolate import interpolate
-
             frames = interpolate(frames, factor)
         fps *= factor
         done.append(f"fps ×{factor} by {fps_mode} → {fps:g}")

@@ -24,6 +24,7 @@ from animate.encode.targets import check_target, get_target
 from animate.errors import EncodeError
 from animate.encode.fit import resolve_budget, scaled, search, target_box
 from animate.encode.base import fit_inside
+from animate.util.cpus import usable_cpus
 
 DEFAULT_QUALITY = 85
 TRANSPARENT = 255  # palette slot reserved for "keep the previous pixel"
@@ -170,7 +171,6 @@ def encode_threads() -> int:
     wanted = os.environ.get("ANIMATE_ENCODE_THREADS", "")
     if wanted.isdigit() and int(wanted) > 0:
         return int(wanted)
-    from animate.util.cpus import usable_cpus
 
     return max(1, min(8, usable_cpus() // 2))
 
@@ -325,7 +325,6 @@ def write(frames, path, *, fps, quality, loop, pingpong, denoise, engine, target
 
 def fit_gif(frames: np.ndarray, dest: Path, *, fps: float, quality: int, loop, metadata, engine,
             target, max_bytes) -> dict:
-
     tgt, budget = resolve_budget("gif", target, max_bytes)
     _, h, w, _ = frames.shape
     base = target_box(w, h, tgt)

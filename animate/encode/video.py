@@ -107,12 +107,10 @@ def write_ffv1(frames, path, *, fps, metadata):
 
 def fit_mp4(frames: np.ndarray, dest: Path, *, fps: float, crf: int, preset: str, tune, metadata, target,
             max_bytes, fps_mode: str) -> dict:
-
     tgt, budget = resolve_budget("mp4", target, max_bytes)
     prepared = []
     if tgt:
         frames, fps, prepared = prepare_for_target(frames, fps, tgt, fps_mode)
-    from animate.encode.base import pad_even
 
     frames = pad_even(frames)  # so the reported size is the encoded one
     _, h, w, _ = frames.shape

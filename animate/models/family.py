@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from animate.errors import ConfigError, ModelError
+from animate.models.sources import HUB_ID, Source as _Source, hub_offline, hub_snapshot, hub_unreachable
+from animate.models.weights import read_safetensors_keys
 
 if TYPE_CHECKING:
     from animate.models.sources import Source
@@ -72,7 +74,6 @@ def _hub_json(src: Source, filename: str) -> dict | None:
     """A small config file of a hub source: from the cache, else downloaded where the hub answers."""
     from huggingface_hub import try_to_load_from_cache
 
-    from animate.models.sources import hub_offline, hub_unreachable
 
     try:
         found = try_to_load_from_cache(src.ref, filename, revision=src.revision)
@@ -99,7 +100,6 @@ def _config(src: Source, filename: str) -> dict | None:
     if src.config:
         if Path(src.config).is_dir():
             return _json(Path(src.config) / filename)
-        from animate.models.sources import HUB_ID, Source as _Source
 
         if HUB_ID.match(src.config):
             return _hub_json(_Source(ref=src.config, kind="hub"), filename)
@@ -112,7 +112,6 @@ def _keys(src: Source) -> list[str] | None:
     local = src.local_file()
     if local is None or local.suffix != ".safetensors" or not local.is_file():
         return None
-    from animate.models.weights import read_safetensors_keys
 
     return read_safetensors_keys(local)
 
@@ -350,8 +349,6 @@ def check_family(spec: ClipSpec, label_: str) -> None:
 
 def check_sdxl_features(spec: ClipSpec, label_: str) -> None:
     """AnimateDiffSDXLPipeline has no FreeNoise (so no prompt travel, no context windows) and no ControlNet."""
-    from animate.models.family import motion_max_frames
-
     why = "diffusers' AnimateDiffSDXLPipeline has no FreeNoise"
     for field in ("prompt", "negative"):
         if isinstance(getattr(spec, field), dict):
@@ -475,8 +472,6 @@ def _unet_files(src: Source) -> list[Path]:
         return [Path(src.ref)]
     folder = Path(src.ref) / "unet" if src.kind == "folder" else None
     if src.kind == "hub":
-        from animate.models.sources import hub_snapshot
-
         snapshot = hub_snapshot(src)
         folder = snapshot / "unet" if snapshot is not None else None
     if folder is None:

@@ -123,8 +123,6 @@ def base_scheduler_config(src: Source) -> tuple[dict, str | None]:
 
 def check_steps(spec: ClipSpec, label: str) -> None:
     """The clip's step count against the limits of its scheduler, built as the render will build it."""
-    from animate.models.schedulers import build_scheduler, refusal, step_limits
-
     config, origin = base_scheduler_config(spec.model)
     if spec.scheduler == "default" and not config:
         config = {"_class_name": SINGLE_FILE_SCHEDULER}

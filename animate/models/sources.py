@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from animate.errors import ModelError
+from animate.models.tiny import ensure_kit
+from animate.models.tiny_xl import ensure_xl
 
 PICKLE_SUFFIXES = (".ckpt", ".bin", ".pt", ".pth", ".pkl")
 WEIGHT_SUFFIXES = (".safetensors",) + PICKLE_SUFFIXES
@@ -122,13 +124,9 @@ def known_names() -> list[str]:
 
 
 def _tiny(name: str) -> Source:
-    from animate.models.tiny import ensure_kit
-
     rel, role, config = TINY_MODELS[name]
     kit = ensure_kit()
     if rel.startswith("xl/"):
-        from animate.models.tiny_xl import ensure_xl
-
         ensure_xl(kit)
     path = kit / rel
     return Source(ref=str(path), kind="folder" if path.is_dir() else "file", role=role,

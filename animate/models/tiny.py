@@ -15,6 +15,9 @@ from pathlib import Path
 from animate.util.atomic import atomic_dir, atomic_file, file_lock
 from animate.models.tiny_parts import SEED, save_lora, seeded, make_tokenizer
 from animate.util.cache import cache_root
+from animate.errors import ConfigError
+from animate.models.tiny_ldm import write_controlnet_single_file, write_single_file
+from animate.models.tiny_xl import ensure_xl
 
 KIT_VERSION = 5
 
@@ -166,7 +169,6 @@ def build_kit(dest: Path) -> Path:
         safety_checker=None, feature_extractor=None, requires_safety_checker=False,
     )
     base.save_pretrained(dest / PARTS["base"], safe_serialization=True)
-    from animate.models.tiny_ldm import write_single_file
 
     write_single_file(dest / PARTS["base"], dest / PARTS["base_file"])  # the same model, A1111/CivitAI layout
 
@@ -187,7 +189,6 @@ def build_kit(dest: Path) -> Path:
     save_lora(motion_unet, pattern, "pan", dest / "motion-lora-pan-left", "diffusion_pytorch_model.safetensors", 8)
 
     _controlnet(unet).save_pretrained(dest / PARTS["openpose"], safe_serialization=True)
-    from animate.models.tiny_ldm import write_controlnet_single_file
 
     write_controlnet_single_file(dest / PARTS["openpose"], dest / PARTS["openpose_file"])
     write_sparsectrl(dest)
@@ -198,15 +199,12 @@ def build_kit(dest: Path) -> Path:
 def export_kit(out: str | os.PathLike) -> Path:
     """Copy (building if needed) the kit into `out`."""
     src = ensure_kit()
-    from animate.models.tiny_xl import ensure_xl
 
     ensure_xl(src)  # the SDXL-shaped parts are built on first use; an export carries them too
     out = Path(out)
     if out.resolve() == src.resolve():
         return out
     if out.exists() and any(out.iterdir()) and not (out / "kit.json").exists():
-        from animate.errors import ConfigError
-
         raise ConfigError(f"{out} exists and is not an animate model kit; refusing to replace it", where="--out",
                           hint="give a new or empty folder")
     with atomic_dir(out) as tmp:

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 from animate.util.atomic import atomic_dir
+from animate.models.tiny_parts import make_tokenizer, save_lora, seeded
 
 XL_VERSION = 1
 XL_DIR = "xl"
@@ -42,7 +43,6 @@ def ensure_xl(kit: Path) -> Path:
 def _text_encoders():
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
-    from animate.models.tiny_parts import seeded, make_tokenizer
 
     tokenizer, vocab_size = make_tokenizer()
     tokenizer_2, _ = make_tokenizer()
@@ -63,7 +63,6 @@ def _text_encoders():
 def _unet():
     from diffusers import UNet2DConditionModel
 
-    from animate.models.tiny_parts import seeded
 
     seeded(22)
     return UNet2DConditionModel(
@@ -80,7 +79,6 @@ def _unet():
 def _vae():
     from diffusers import AutoencoderKL
 
-    from animate.models.tiny_parts import seeded
 
     seeded(23)
     # SDXL's VAE config: its own scaling factor, and force_upcast (the stock weights overflow in fp16).
@@ -104,7 +102,6 @@ def _scheduler():
 def _motion_adapter():
     from diffusers import MotionAdapter
 
-    from animate.models.tiny_parts import seeded
 
     seeded(24)
     return MotionAdapter(block_out_channels=UNET_CHANNELS, motion_layers_per_block=2, motion_norm_num_groups=2,
@@ -117,7 +114,6 @@ def build_xl(dest: Path) -> Path:
     from diffusers import StableDiffusionXLPipeline
     from safetensors.torch import save_file
 
-    from animate.models.tiny_parts import save_lora, seeded
 
     dest = Path(dest)
     text_encoder, text_encoder_2, tokenizer, tokenizer_2 = _text_encoders()

@@ -14,6 +14,7 @@ from animate.errors import ModelError
 from animate.util.hashing import file_sha256 as file_digest
 from animate.util.hashing import folder_sha256 as folder_digest
 from animate.models.sources import PICKLE_SUFFIXES
+from animate.models.sources import hub_snapshot
 
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 MAX_HEADER_BYTES = 100 * 1024 * 1024  # the safetensors library's own limit
@@ -133,8 +134,6 @@ def safetensors_files(src) -> list[Path]:
     a hub source, those already in the local hub cache (one not downloaded yet is checked by the hub client's
     safetensors loader only)."""
     if src.kind == "hub":
-        from animate.models.sources import hub_snapshot
-
         snapshot = hub_snapshot(src)
         if snapshot is None:
             return []
@@ -185,7 +184,6 @@ def read_safetensors_keys(path: str | os.PathLike) -> list[str]:
     """Tensor names of a .safetensors file, reading only its header (judged first: animate.models.weights)."""
     from safetensors import safe_open
 
-    from animate.models.weights import check_safetensors_header
 
     check_safetensors_header(path)
 

@@ -21,6 +21,8 @@ from animate.util.atomic import atomic_file, sweep_partials
 from animate.errors import ConfigError, OutputError
 from animate.util.hashing import file_sha256  # noqa: F401  (the one hasher; sidecars and callers import it here)
 from animate.util.names import reserved_name
+from animate.outputs.claims import CLAIMS_DIR
+from animate.outputs.framestore import STORE_DIR
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 # A stem is a clip name plus an optional seed suffix, so it may be a little longer than a name.
@@ -77,9 +79,6 @@ class OutputLayout:
     def _check_links(self) -> None:
         """Refuse, before anything is written, a symlink planted in the output folder that leads out of it:
         the script folder, the frame store and claims under --out, the manifest, gallery and previews."""
-        from animate.outputs.claims import CLAIMS_DIR
-        from animate.outputs.framestore import STORE_DIR
-        from animate.outputs.layout import PREVIEW_DIR
 
         out = self.out.resolve()
         for path in (self.root, self.out / STORE_DIR, self.out / CLAIMS_DIR):

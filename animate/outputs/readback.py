@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from animate.errors import EncodeError
+from animate.encode.metadata import read_metadata
+from animate.outputs.framestore import FrameStore
 
 DEFAULT_FPS = 8.0  # design default, used when a frame folder carries no fps
 # Lossless first: re-encoding from them loses nothing; then the best lossy ones.
@@ -38,7 +40,6 @@ def _fps_from_metadata(text: str | None) -> float | None:
 def _read_folder(path: Path) -> tuple[np.ndarray, float]:
     import cv2
 
-    from animate.encode.metadata import read_metadata
 
     files = sorted(path.glob("*.png"))
     if not files:
@@ -110,8 +111,6 @@ def _read_sidecar(path: Path) -> tuple[np.ndarray, float]:
                           hint="pass the clip's .json written beside its outputs, a video or a frame folder")
     fps = spec.get("fps")
     if isinstance(record.get("frames"), str):
-        from animate.outputs.framestore import FrameStore
-
         store_file = (path.parent / record["frames"]).resolve()
         key = store_file.stem
         try:

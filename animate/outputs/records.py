@@ -9,6 +9,10 @@ from pathlib import Path
 from animate.outputs.framestore import FrameStore
 from animate.outputs.layout import Manifest, OutputLayout, build_sidecar, file_sha256, measure, write_sidecar
 from animate.outputs.layout import PREVIEW_DIR
+from animate.encode import encode_with_report
+from animate.encode.base import fit_inside, resize_frames
+from animate.outputs.gallery import write_gallery
+from motion.loras import weight_label
 
 PREVIEW_MAX_SIDE = 320
 
@@ -51,8 +55,6 @@ def preview_path(layout: OutputLayout, stem: str) -> Path:
 
 def write_preview(frames, dest: Path, fps: float) -> Path:
     """A small looping WebP of the lossless frames for the gallery (any output may be letterboxed or fitted)."""
-    from animate.encode import encode_with_report
-    from animate.encode.base import fit_inside, resize_frames
 
     _, h, w, _ = frames.shape
     width, height = fit_inside(w, h, PREVIEW_MAX_SIDE, PREVIEW_MAX_SIDE)
@@ -93,9 +95,6 @@ class Records:
 
     def write_gallery(self) -> Path | None:
         """The gallery of every clip the manifest holds (not only this run's), previews from the frame store."""
-        from motion.loras import weight_label
-
-        from animate.outputs.gallery import write_gallery
 
         layout = self.layout
         entries = []

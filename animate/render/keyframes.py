@@ -16,6 +16,10 @@ from typing import Any
 from animate.errors import ConfigError, ModelError
 from animate.util.hashing import content_hash_or_none
 from animate.models.sources import Source
+from animate.models.sources import hub_snapshot
+from animate.render.fastpaths import derived_pipeline
+from animate.render.loading import load_control_model
+from motion.pose.fit import fit_image
 
 
 # ---------------------------------------------------------------- resolution (no model, no image decoded)
@@ -57,8 +61,6 @@ def sparsectrl_config(src: Source) -> dict:
 
     folders = [src.ref if src.kind == "folder" else None, src.config]
     if src.kind == "hub":
-        from animate.models.sources import hub_snapshot
-
         snapshot = hub_snapshot(src)
         folders.append(str(snapshot) if snapshot else None)
     for folder in folders:
@@ -83,7 +85,6 @@ def keyframe_images(spec) -> list:
     import numpy as np
     from PIL import Image
 
-    from motion.pose.fit import fit_image
 
     kf = spec.keyframes
     out = []
@@ -107,7 +108,6 @@ def sparse_pipeline(renderer, stack, spec):
     import torch
     from diffusers import AnimateDiffSparseControlNetPipeline
 
-    from animate.render.fastpaths import derived_pipeline
 
     net = load_sparsectrl(renderer, stack, spec)
     # from_pipe casts the shared components to its dtype (fp32 unless told): keep the run's; the VAE stays fp32.
@@ -143,7 +143,6 @@ def load_sparsectrl(renderer, stack, spec):
     """The clip's SparseCtrl model, loaded once per stack (as the pose ControlNets are)."""
     from diffusers import SparseControlNetModel
 
-    from animate.render.loading import load_control_model
 
     src: Source = spec.keyframes["sparsectrl"]
     key = ("sparsectrl",) + src.key()

@@ -19,6 +19,21 @@ from animate.models.schedulers import build_scheduler
 from animate.spec import ClipSpec
 from animate.spec.clipspec import labeled_sources
 from animate.render.loading import check_before_load, load_control_model, safetensors_only, short_reason
+from animate.models.family import has_free_noise, load_full_unet, pipeline_class, render_family, restore_added_embedding
+from animate.render import video_input
+from animate.render.fastpaths import (cache_text_embeddings, compile_unet, derived_pipeline, fit_decode_chunk,
+                                      quick_dtype_and_device, set_cpu_threads)
+from animate.render.keyframes import keyframe_kwargs, keyframe_rng, sparse_pipeline
+from animate.render.memory import OFFLOADS
+from animate.render.video_input import after_call, denoising_steps as video_steps, video_pipeline
+from animate.util.cache import cache_root
+from motion.adapters import load_motion_adapter
+from motion.context import LoopShift, context_plan, loop_closure, repeat_context_latents, split_sizes
+from motion.errors import MotionError, PoseSourceError
+from motion.freenoise import install_one_window_path
+from motion.loras import LoraMixer, is_scheduled, load_lora, weight_at
+from motion.pose import pose_frames
+from motion.unet_windows import can_defer, compact_prompts, set_unet_windows
 
 
 def pick_device(requested: str | None = None) -> str:
@@ -118,8 +133,6 @@ class Renderer:
     def __init__(self, device: str | None = None, dtype: str | None = None, *, on_step: Callable | None = None,
                  max_stacks: int = 1, quiet_loading: bool = False, compile: bool | str = False,
                  embed_cache: bool = True):
-        from animate.render.fastpaths import set_cpu_threads
-
         set_cpu_threads()
         self.device = pick_device(device)
         self.dtype = pick_dtype(self.device, dtype)
@@ -155,12 +168,7 @@ class Renderer:
     def _build_stack(self, spec: ClipSpec) -> Stack:
         import torch
 
-        from motion.adapters import load_motion_adapter
-        from motion.errors import MotionError
-        from motion.loras import LoraMixer
 
-        from animate.models.family import (has_free_noise, load_full_unet, pipeline_class, render_family,
-                                           restore_added_embedding)
 
         if self.quiet_loading:
             import diffusers
@@ -225,26 +233,18 @@ class Renderer:
         # Convert the motion blocks to FreeNoise blocks now, before any LoRA wraps their layers: diffusers
         # converts by copying state dicts, which fails (and would drop the LoRA) once PEFT layers exist.
         if has_free_noise(pipe):
-            from motion.freenoise import install_one_window_path
-
             pipe.enable_free_noise(context_length=16, context_stride=4)
             install_one_window_path(pipe.unet)
-        from animate.render.fastpaths import quick_dtype_and_device
 
         quick_dtype_and_device(pipe.unet)
         # The VAE decodes in fp32 on every device: fp16 VAEs overflow to NaN → black frames.
         pipe.vae.to(dtype=torch.float32)
         base_config = dict(pipe.scheduler.config)
         if self.compile:
-            from animate.render.fastpaths import compile_unet
-
             self.compiled = compile_unet(pipe, self.device, self.compile)
         return Stack(pipe=pipe, base_scheduler_config=base_config, mixer=LoraMixer(pipe))
 
     def _load_adapters(self, stack: Stack, spec: ClipSpec) -> tuple[list[str], list[float]]:
-        from motion.errors import MotionError
-        from motion.loras import load_lora
-
         names, weights = [], []
         for i, (name, src, weight, kind) in enumerate(spec.adapters):
             field_name = f"adapters[{i}] ({name})"
@@ -284,15 +284,12 @@ class Renderer:
                       init_frames: list | None = None) -> tuple[Any, dict, Stack]:
         """Prepare the stack for `spec` and return (pipeline, call kwargs, stack), without running it;
         `init_frames` (video-to-video clips): the source frames at the clip's size."""
-        from motion.context import split_sizes
 
         stack = self.stack_for(spec)
         with split_paused(stack.pipe):  # LoRA loading and FreeNoise want the plain UNet blocks
             pipe, kwargs = self._prepare(stack, spec, pose_frames)
         set_split(pipe, split_sizes(spec.frames, self._context.blend))  # the ladder's split rung, if taken, stays
         if spec.init_video is not None:
-            from animate.render import video_input
-
             if init_frames is None:
                 init_frames = video_input.sample(spec).images
             kwargs = video_input.video_kwargs(kwargs, spec, init_frames)
@@ -302,7 +299,6 @@ class Renderer:
     def _prepare(self, stack: Stack, spec: ClipSpec, pose_frames: list | None) -> tuple[Any, dict]:
         import torch
 
-        from motion.loras import is_scheduled, weight_at
 
         names, weights = self._load_adapters(stack, spec)
         scheduled = any(is_scheduled(w) for w in weights)
@@ -313,7 +309,6 @@ class Renderer:
         if spec.pose is not None:
             from diffusers import AnimateDiffControlNetPipeline
 
-            from animate.render.fastpaths import derived_pipeline
 
             # from_pipe casts every component it shares with the stack to its dtype (fp32 unless told): keep the
             # run's dtype, and the VAE in fp32 as everywhere.
@@ -322,11 +317,8 @@ class Renderer:
             pipe.vae.to(dtype=torch.float32)
             pipe.set_progress_bar_config(disable=True)
         if spec.keyframes is not None:
-            from animate.render.keyframes import sparse_pipeline
-
             pipe = sparse_pipeline(self, stack, spec)
         elif spec.init_video is not None:  # video-to-video: the same components, another pipeline
-            from animate.render.video_input import video_pipeline
 
             pipe = video_pipeline(stack.pipe, pipe.controlnet if spec.pose is not None else None, self.dtype)
         pipe.scheduler = build_scheduler(spec.scheduler, stack.base_scheduler_config)
@@ -343,8 +335,6 @@ class Renderer:
         )
         kwargs.update(self._prompt_kwargs(spec))
         if self.embed_cache:
-            from animate.render.fastpaths import cache_text_embeddings
-
             cache_text_embeddings(pipe)
         if spec.pose is not None:
             scale = spec.pose["scale"]
@@ -354,8 +344,6 @@ class Renderer:
                           control_guidance_start=float(spec.pose["start"]),
                           control_guidance_end=float(spec.pose["end"]))
         if spec.keyframes is not None:
-            from animate.render.keyframes import keyframe_kwargs
-
             kwargs.update(keyframe_kwargs(spec))
         if spec.loop:
             kwargs["callback_on_step_end_tensor_inputs"] = ["latents", "prompt_embeds"]
@@ -365,12 +353,8 @@ class Renderer:
         """Set the clip's FreeNoise windows (re-enabling only updates window settings: the blocks were converted
         once). With one window over the whole clip FreeNoise equals the plain path (measured: < 1e-6) and still
         carries per-frame prompt conditioning."""
-        from motion.context import context_plan
-        from motion.errors import MotionError
-        from motion.travel import interpolation_callback
-        from motion.unet_windows import can_defer, compact_prompts, set_unet_windows
+        from motion.travel import interpolation_callback  # loads torch: the planner imports this module
 
-        from animate.models.family import has_free_noise
 
         max_len = int(getattr(pipe.unet.config, "motion_max_seq_length", 32) or 32)
         c = spec.context
@@ -403,8 +387,6 @@ class Renderer:
         out: dict[str, Any] = {"generator": generator}
         plan = self._context
         if plan.noise == "repeat_context" and plan.length < spec.frames:
-            from motion.context import repeat_context_latents
-
             scale = pipe.vae_scale_factor
             shape = (1, pipe.unet.config.in_channels, spec.frames, spec.height // scale, spec.width // scale)
             out["latents"] = repeat_context_latents(shape, plan.length, generator, torch.device(self.device),
@@ -412,7 +394,7 @@ class Renderer:
         return out
 
     def _prompt_kwargs(self, spec: ClipSpec) -> dict:
-        from motion.travel import normalize_keyframes
+        from motion.travel import normalize_keyframes  # loads torch: the planner imports this module
 
         prompt = (normalize_keyframes(spec.prompt, spec.frames, spec.head, spec.tail) if isinstance(spec.prompt, dict)
                   else _join(spec.head, spec.prompt, spec.tail))
@@ -426,7 +408,6 @@ class Renderer:
         an out-of-memory error takes the next rung of the memory ladder. Either failing for good raises one line
         (NumericFaultError, OutOfMemory), and memory is handed back first so the next clip starts clean.
         Video-to-video clips start from `init_frames` (else their init_video source); a refine pass follows."""
-        from animate.render import video_input
 
         source = None
         if spec.init_video is not None and init_frames is None:
@@ -441,8 +422,6 @@ class Renderer:
 
     def _render_pass(self, spec: ClipSpec, pose_frames: list | None, keep_float: bool,
                      init_frames: list | None) -> ClipResult:
-        from motion.context import loop_closure
-
         t0 = time.perf_counter()
         pipe, kwargs, stack = self.pipeline_call(spec, pose_frames, init_frames)
         t_load = time.perf_counter() - t0
@@ -527,7 +506,6 @@ class Renderer:
         errors; each attempt gets a fresh callback (loop offset and pose scale back at step 0)."""
         import torch
 
-        from animate.render.keyframes import keyframe_rng
 
         while True:
             steps = _Steps(self, spec, pipe)
@@ -539,7 +517,6 @@ class Renderer:
             finally:
                 steps.close()
                 if spec.init_video is not None:  # diffusers leaves the VAE in the UNet's dtype after encoding
-                    from animate.render.video_input import after_call
 
                     after_call(pipe)
             # Outside the `except`: the live exception held the failed call's frames and their tensors.
@@ -557,8 +534,6 @@ class Renderer:
     def _restart_schedule(self, spec: ClipSpec) -> None:
         """Weight ramps back to step 0: the failed attempt's callback had moved them to the step it reached."""
         if self._schedule is not None:
-            from motion.loras import weight_at
-
             mixer, names, weights = self._schedule
             mixer.set_weights(names, [weight_at(w, 0, spec.steps) for w in weights])
 
@@ -580,7 +555,6 @@ class Renderer:
         import torch
 
         vae = pipe.vae
-        from animate.render.memory import OFFLOADS
 
         # The VAE's own device says cpu when offloaded; only then ask the pipeline (its _execution_device walks
         # every module: ~70 ms a clip on a small model).
@@ -590,7 +564,6 @@ class Renderer:
         # a scaled copy of a long clip's latents would outweigh its frames on a VAE that downsamples 2×).
         scale = 1 / vae.config.scaling_factor
         flat = latents[0].permute(1, 0, 2, 3)  # (frames, C, h, w): one video per call
-        from animate.render.fastpaths import fit_decode_chunk
 
         chunk = fit_decode_chunk(spec.decode_chunk, vae, str(device), spec.height, spec.width)
         floats, start = [], 0
@@ -631,8 +604,6 @@ class Renderer:
 def denoising_steps(spec: ClipSpec) -> int:
     """UNet passes a clip takes: its steps, once per FreeInit iteration (fast: 1/n, 2/n … of the steps)."""
     if spec.init_video is not None:
-        from animate.render.video_input import denoising_steps as video_steps
-
         return video_steps(spec)
     fi = spec.free_init
     if not fi or fi["iters"] <= 1:
@@ -647,9 +618,6 @@ class _Steps:
     loop's frame roll, progress. FreeInit runs the steps once per iteration; each starts again at progress 0."""
 
     def __init__(self, renderer: Renderer, spec: ClipSpec, pipe):
-        from motion.context import LoopShift
-        from motion.loras import weight_at
-
         self.renderer, self.spec, self.done = renderer, spec, 0
         self.total = denoising_steps(spec)
         self.iteration, self.iterations = 0, spec.free_init["iters"] if spec.free_init else 1
@@ -670,8 +638,6 @@ class _Steps:
         return args, kwargs
 
     def __call__(self, pipe, i, t, kw):
-        from motion.loras import weight_at
-
         n = pipe.num_timesteps  # this FreeInit iteration's steps
         following = i + 1 if i + 1 < n else 0  # the next step, or the first of the next iteration
         ends_iteration = i + 1 >= n
@@ -709,7 +675,6 @@ POSE_OPTIONS = ("source_fps", "overrun", "canvas", "threshold", "smooth", "compl
 def pose_cache_dir() -> Path:
     """The one cache folder of drawn pose frames and extracted keypoints (the pose layer keeps them in its
     `pose/` subfolder), shared by `render`, `check` and `animate poses`, so a person video is looked at once."""
-    from animate.util.cache import cache_root
 
     return cache_root()
 
@@ -726,8 +691,6 @@ def load_pose_frames(spec: ClipSpec) -> list:
     """The pose conditioning images for a clip (cached by the pose layer)."""
     from PIL import Image
 
-    from motion.errors import PoseSourceError
-    from motion.pose import pose_frames
 
     try:
         args = pose_arguments(spec)

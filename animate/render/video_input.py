@@ -17,6 +17,10 @@ from typing import Any
 import numpy as np
 
 from animate.errors import ConfigError
+from animate.models.schedulers import check_steps
+from animate.render.fastpaths import derived_pipeline
+from motion.pose.fit import fit_image
+from motion.pose.media import VIDEO_SUFFIXES, list_images, read_image
 
 # Timestamps within 1 ms count as equal: MKV stores milliseconds, so 12 fps frame 2 (1/6 s) reads 0.167 s and
 # must still be on screen at 1/6 s. A quarter of a frame even at 240 fps.
@@ -52,8 +56,6 @@ def _where(spec, key: str = "source") -> str:
 
 
 def _is_video(path: Path) -> bool:
-    from motion.pose.media import VIDEO_SUFFIXES
-
     return path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES
 
 
@@ -72,8 +74,6 @@ def _open(path: Path, where: str):
 
 
 def _frame_files(path: Path, where: str) -> list[Path]:
-    from motion.pose.media import list_images
-
     files = list_images(path)
     if not files:
         raise ConfigError(f"no images (.png, .jpg, .webp) in folder {str(path)!r}", where=where,
@@ -113,7 +113,6 @@ def probe(source: str | Path, *, fps: float | None = None, where: str = "init_vi
     path = Path(source)
     if path.is_dir():
         files = _frame_files(path, where)
-        from motion.pose.media import read_image
 
         h, w = read_image(files[0]).shape[:2]
         return SourceInfo(len(files), fps, w, h, len(files) / fps if fps else None)
@@ -168,8 +167,6 @@ def sample(spec) -> SourceFrames:
 
 
 def _read_files(files: list[Path], indices: list[int]) -> dict[int, np.ndarray]:
-    from motion.pose.media import read_image
-
     return {k: read_image(files[k]) for k in sorted(set(indices))}
 
 
@@ -199,7 +196,6 @@ def _read_video(path: Path, indices: list[int], where: str) -> dict[int, np.ndar
 def fit_frame(image: np.ndarray, width: int, height: int, fit: str) -> np.ndarray:
     """contain / cover / stretch as pose sources fit (motion.pose.fit); `pad` keeps the source's pixels 1:1,
     centred, its edge pixels extended where the canvas is larger and cropped where it is smaller."""
-    from motion.pose.fit import fit_image
 
     if fit != "pad":
         return fit_image(image, width, height, fit)
@@ -261,7 +257,6 @@ def check(spec, label: str) -> None:
 def _check_schedule(spec, label: str) -> None:
     """With enforce_inference_steps diffusers builds an int(steps / strength)-step schedule: the scheduler must
     take that many (LCM stops at its original_inference_steps)."""
-    from animate.models.schedulers import check_steps
 
     length = int(spec.steps / spec.init_video["strength"])
     try:
@@ -288,7 +283,6 @@ def video_pipeline(stack_pipe, controlnet, dtype):
     import torch
     from diffusers import AnimateDiffVideoToVideoControlNetPipeline, AnimateDiffVideoToVideoPipeline
 
-    from animate.render.fastpaths import derived_pipeline
 
     if controlnet is None:
         pipe = derived_pipeline(AnimateDiffVideoToVideoPipeline, stack_pipe, torch_dtype=dtype)
@@ -350,8 +344,6 @@ def finish(renderer, spec, result, source: SourceFrames | None, pose_frames, kee
         second_spec = refine_spec(spec)
         second_pose = None
         if spec.pose is not None and pose_frames is not None:
-            from motion.pose.fit import fit_image
-
             second_pose = [_pil(fit_image(np.asarray(p), second_spec.width, second_spec.height, "stretch"))
                            for p in pose_frames]
         second = renderer.render(second_spec, pose_frames=second_pose, keep_float=keep_float,

@@ -21,6 +21,13 @@ from animate.models.sources import Source, check_reachable
 from animate.models.weights import read_safetensors_keys
 from animate.models.sources import cached_hub_file
 from animate.models.schedulers import check_steps
+from animate.encode import check_output
+from animate.models.family import motion_max_frames
+from animate.models.weights import check_weights
+from animate.render import video_input
+from animate.render.keyframes import check_keyframes
+from motion.errors import MotionError
+from motion.loras import check_slot, inspect_lora, pick_weight_name
 
 if TYPE_CHECKING:
     from animate.spec import ClipSpec, Script
@@ -35,7 +42,6 @@ def check_specs(specs: list[ClipSpec], *, reachable: bool = True, out: str | os.
     past them every check runs on every clip and all the problems found are raised together, one line each
     (`Problems`), so a script is fixed in one pass. `reachable=False` skips the hub look-ups (`animate check`
     reports uncached hub ids as plan warnings); LoRA files are still read and checked."""
-    from animate.render import video_input
 
     check_limits(specs, limits, script)
     seen: set = set()
@@ -50,9 +56,6 @@ def check_specs(specs: list[ClipSpec], *, reachable: bool = True, out: str | os.
             video_input.check(spec, label)
         check_sources(spec, label, reachable=reachable, seen=seen, problems=problems)
         if spec.keyframes:
-            from animate.render.keyframes import check_keyframes
-            from animate.models.family import motion_max_frames
-
             with problems.collect():
                 check_keyframes(spec, label, motion_max=motion_max_frames(spec.motion_adapter))
         with problems.collect():
@@ -103,7 +106,6 @@ RESERVED_OUTPUT_OPTIONS = {"fps": "set the clip's `fps` (or re-encode with `anim
 def check_outputs(spec: ClipSpec, label: str) -> None:
     """Every output's options as its encoder judges them for this clip's size, length and fps (unknown keys,
     values, limits such as GIF's fps), without encoding anything; options animate sets itself are refused."""
-    from animate.encode import check_output
 
     for fmt, options in spec.outputs.items():
         for key in options or {}:
@@ -128,7 +130,6 @@ def check_sources(spec: ClipSpec, label: str, *, reachable: bool, seen: set, pro
     whose local files fail their `sha256:` pin or their .safetensors header check (animate.models.weights).
     `seen` holds sources already checked for earlier clips (a bad one is reported for the first clip using
     it). The failure goes into `problems`."""
-    from animate.models.weights import check_weights
 
     family = base_family(spec.model) or "sd15"
     checks = [(spec.model, "model", None), (spec.motion_adapter, "motion_adapter", None)]
@@ -162,8 +163,6 @@ def check_sources(spec: ClipSpec, label: str, *, reachable: bool, seen: set, pro
 def check_adapter(src: Source, kind: str, field_name: str, reachable: bool = True, family: str = "sd15") -> None:
     """The source can be had, and a LoRA file we can read without downloading (local, or already in the hub
     cache) is a LoRA that fits its slot and the base's `family` (read from its header)."""
-    from motion.errors import MotionError
-    from motion.loras import check_slot, inspect_lora, pick_weight_name
 
     if reachable:
         check_reachable(src, field_name)

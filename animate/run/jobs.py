@@ -27,6 +27,9 @@ from pathlib import Path
 from animate.util.hashing import content_hash_or_none
 from animate.outputs.layout import Manifest, OutputLayout, canonical_json, hash_resolved, measure
 from animate.spec.clipspec import labeled_sources
+from animate.encode import extension
+from animate.render.keyframes import content_hashes
+from motion.context import resolved_blend
 
 # Fields of ClipSpec.to_dict() that do not change a single rendered frame.
 NOT_IN_RENDER_KEY = ("name", "multi_seed", "outputs", "script", "preset", "fuse", "decode_chunk", "fps")
@@ -74,7 +77,6 @@ def _without_unset_additions(data: dict) -> dict:
         # The blend as it runs, and only when it is the UNet's: a clip blended in the motion modules keeps the
         # record and key it had before `blend` existed, and a long clip that `auto` now blends in the UNet gets
         # a new key (its frames differ).
-        from motion.context import resolved_blend
 
         blend = resolved_blend(data["frames"], context["blend"])
         data["context"] = {k: v for k, v in context.items() if k != "blend"}
@@ -108,8 +110,6 @@ def render_identity(spec, dtype: str) -> dict:
                         "source": {"content": content_hash_or_none(source)} if isinstance(source, str) else source}
         data["fps"] = spec.fps  # a pose video is sampled by time
     if data.get("keyframes") is not None:
-        from animate.render.keyframes import content_hashes
-
         data["keyframes"] = {**data["keyframes"], "sparsectrl": _identity(data["keyframes"]["sparsectrl"]),
                              "images": content_hashes(spec)}
     if data.get("init_video") is not None:  # sampled by time from the source's bytes, like a pose video
@@ -142,7 +142,6 @@ def output_key(render: str, fmt: str, options: dict, fps: float) -> str:
 
 def output_paths(layout: OutputLayout, spec) -> dict[str, Path]:
     """Format → the path it writes (a folder for frame sequences)."""
-    from animate.encode import extension
 
     paths = {}
     for fmt in spec.outputs:

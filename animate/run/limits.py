@@ -26,6 +26,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
 from animate.errors import ConfigError
+from animate.spec.positions import located, lookup
+from animate.spec.values import loc_text
+from motion.pose.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
 CLI_HELP = ("Raise or lift a resource limit (repeatable): pixels, total-pixels, clips, prompt, script, video, "
             "json, image; e.g. pixels=1G, json=200MB, clips=none. See docs/limits.md.")
@@ -177,7 +180,6 @@ def _input_files(spec: ClipSpec):
 
 def _input_problems(source: str, limits: Limits) -> list[str]:
     """Why an input source is too big or not a plain file (a FIFO or a device never ends)."""
-    from motion.pose.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
     path = Path(source)
     try:
@@ -215,8 +217,6 @@ class _Locator:
         self.index = {c.name: i for i, c in enumerate(self.script.model.clips)} if self.script else {}
 
     def _pos(self, path: tuple) -> str:
-        from animate.spec.positions import located, lookup
-
         return located(str(self.script.path), lookup(self.positions, path))
 
     def _set_at(self, spec, path: tuple) -> tuple | None:
@@ -235,8 +235,6 @@ class _Locator:
         return fields[0]
 
     def __call__(self, spec, field: str, path: tuple | None = None) -> str:
-        from animate.spec.values import loc_text
-
         path = path or (field,)
         if self.script is None:
             return f"{spec.script or 'command line'}: clip {spec.name}: {loc_text(path)}"

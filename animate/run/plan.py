@@ -9,6 +9,17 @@ from animate.models.family import SDXL, SDXL_COST, base_family
 from animate.spec import ClipSpec
 from animate.spec.clipspec import labeled_sources
 from animate.models.family import motion_max_frames
+from animate.events import Plan
+from animate.models.family import family_warnings, sdxl_gib
+from animate.models.sources import hub_offline, hub_snapshot, is_cached
+from animate.models.weights import parameter_count
+from animate.outputs.framestore import human_bytes
+from animate.render.renderer import pick_device, pose_arguments
+from animate.render.video_input import refine_spec
+from motion.context import SPLIT_FROM_FRAMES, context_plan, splits_long_clip
+from motion.errors import MotionError, PoseSourceError
+from motion.loras import weight_label
+from motion.pose import count_frames, detect_kind, frames_to_extract
 
 # Rough per-UNet-call cost of SD1.5 + motion module at 16 frames, 512×512 (seconds), and weights in GiB.
 # Figures are order-of-magnitude (A100-class GPU fp16; CPU fp32 ~60× slower); the tiny kit has its own model.
@@ -26,8 +37,6 @@ RUNTIME_GIB = {"cpu": 0.9, "cuda": 0.5, "mps": 0.3}
 def parameters(src, prefix: str = "") -> int | None:
     """Numbers held by a model source's .safetensors files (headers only; a hub source only when cached), or
     None when they cannot be read without loading or downloading."""
-    from animate.models.sources import hub_snapshot
-    from animate.models.weights import parameter_count
 
     path = hub_snapshot(src) if src.kind == "hub" else (src.local_file() or Path(src.ref))
     if path is None or not path.exists():
@@ -54,7 +63,6 @@ def replace_ref(src, ref: Path):
 
 def warnings_for(spec: ClipSpec) -> list[str]:
     """Plain-language warnings for one clip."""
-    from animate.models.family import family_warnings
 
     # LoRA slot and base-family mistakes are errors raised by the preflight, not warnings here.
     out = []
@@ -95,7 +103,6 @@ def warnings_for(spec: ClipSpec) -> list[str]:
 
 def download_notes(spec: ClipSpec) -> list[str]:
     """Hub sources that are not cached yet: the first render downloads them."""
-    from animate.models.sources import hub_offline, is_cached
 
     sources = [(f"adapter {name}" if name else field, src) for field, name, src in labeled_sources(spec)
                if field != "unet"]  # (as before: a hub UNet's note is not given here)
@@ -114,10 +121,7 @@ def pose_report(spec: ClipSpec) -> dict:
     also how many of its frames still go to the detector and about how long that takes."""
     import os
 
-    from motion.errors import PoseSourceError
-    from motion.pose import count_frames, detect_kind, frames_to_extract
 
-    from animate.render.renderer import pose_arguments
 
     pose = spec.pose
     try:
@@ -152,8 +156,6 @@ def pose_warnings(spec: ClipSpec) -> list[str]:
 
 def context_report(spec: ClipSpec) -> dict:
     """The clip's context windows as the renderer will set them (the adapter's length read from its config)."""
-    from motion.context import SPLIT_FROM_FRAMES, context_plan, splits_long_clip
-    from motion.errors import MotionError
 
     c = spec.context
     try:
@@ -212,7 +214,6 @@ def estimate(spec: ClipSpec, device: str, dtype: str) -> tuple[float, float]:
     if spec.refine:  # two passes: the clip, then the refine pass at its larger size
         import dataclasses
 
-        from animate.render.video_input import refine_spec
 
         s1, g1 = estimate(dataclasses.replace(spec, refine=None), device, dtype)
         s2, g2 = estimate(refine_spec(spec), device, dtype)
@@ -239,8 +240,6 @@ def memory_gib(spec: ClipSpec, kind: str, dtype: str, unet: int | None) -> float
     the denoising activations, which grow with the UNet's width, the latent pixels and classifier-free guidance."""
     precision = "fp16" if dtype in ("fp16", "bf16") else "fp32"
     if unet is None and base_family(spec.model) == SDXL:
-        from animate.models.family import sdxl_gib
-
         return RUNTIME_GIB.get(kind, 0.5) + sdxl_gib(spec, precision)
     counts = [parameters(src) for _, _, src in labeled_sources(spec)]
     if unet is None or None in counts:
@@ -257,9 +256,6 @@ def build_plan(specs: list[ClipSpec], *, jobs: list | None = None, device: str =
                out=None, store=None) -> dict:
     """The fields of the `plan` event: every clip with its render key, what it still needs (render, encode,
     record or nothing) and which outputs would be encoded, model loads, estimates and warnings."""
-    from motion.loras import weight_label
-
-    from animate.render.renderer import pick_device
 
     try:
         dev = pick_device(device)
@@ -327,8 +323,6 @@ def print_plan(specs: list[ClipSpec], *, jobs: list | None = None, device: str =
                out=None, store=None, events=None) -> dict:
     import click
 
-    from animate.events import Plan
-    from animate.outputs.framestore import human_bytes
 
     plan = build_plan(specs, jobs=jobs, device=device, dtype=dtype, out=out, store=store)
     if events is not None:

@@ -32,6 +32,8 @@ from animate.events import ClipStart, Step
 from animate.run.jobs import Job, stack_key
 from animate.render.renderer import dtype_name
 from animate.run.runner import POLL_S, _Runner
+from animate.render.renderer import Renderer, pick_dtype
+from animate.spec import ClipSpec
 
 WORKER_RESTARTS = 4  # times Ray restarts one dead worker before the driver gives up on it
 JOB_ATTEMPTS = 3  # a job whose worker died this many times fails (it may be what kills them)
@@ -96,9 +98,6 @@ class RenderWorker:
 
     def _render(self, spec_data: dict, messages: queue.Queue) -> None:
         try:
-            from animate.render.renderer import Renderer
-            from animate.spec import ClipSpec
-
             spec = ClipSpec.from_dict(spec_data)
             if self.renderer is None:
                 self.renderer = Renderer(device=self.device, dtype=self.dtype, quiet_loading=True)
@@ -159,7 +158,6 @@ class RayBackend:
     def target(self, device: str | None, dtype: str | None) -> tuple[str, str]:
         """(device, dtype label) the workers render with: render keys need the dtype before any worker runs,
         and the driver may have no GPU while its workers do."""
-        from animate.render.renderer import pick_dtype
 
         if device in (None, "auto"):
             device = "cuda" if self.gpus_per_worker > 0 else "cpu"

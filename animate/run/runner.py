@@ -19,6 +19,14 @@ from animate.outputs.framestore import FrameStore
 from animate.run.jobs import Job, plan_job, plan_jobs
 from animate.outputs.layout import Manifest, OutputLayout, canonical_json
 from animate.outputs.records import Records, preview_path, write_preview
+from animate.encode import encode_with_report
+from animate.encode.reel import write_reel
+from animate.outputs.readback import read_frames
+from animate.render.renderer import Renderer, dtype_name, pick_device, pick_dtype
+from animate.run.checks import check_output_root, check_specs, estimate_jobs_bytes
+from animate.run.plan import build_plan
+from animate.util.atomic import sweep_partials
+from animate.util.hashing import content_hash
 
 REEL_STEM = "reel"
 POLL_S = 0.5  # how often a process waiting on another's claim looks again
@@ -43,7 +51,6 @@ class RunSummary:
 
 def compute_target(device: str | None, dtype: str | None) -> tuple[str, str]:
     """(device, dtype label) a Renderer with these arguments would use: render keys need the dtype up front."""
-    from animate.render.renderer import dtype_name, pick_device, pick_dtype
 
     dev = pick_device(device)
     return dev, dtype_name(pick_dtype(dev, dtype))
@@ -229,8 +236,6 @@ class _Runner:
         return self.renderer
 
     def _encode(self, job: Job, fmt: str, frames, metadata: str):
-        from animate.encode import encode_with_report
-
         t0 = time.perf_counter()
         options = dict(job.spec.outputs.get(fmt) or {})
         path, report = encode_with_report(fmt, frames, job.paths[fmt], fps=job.spec.fps, metadata=metadata, **options)
@@ -340,8 +345,6 @@ def run_specs(specs: list, *, out: str | Path, script_stem: str, renderer=None, 
     `backend` renders somewhere else (animate.run.ray_backend.RayBackend): its `target(device, dtype)` gives the
     (device, dtype label) its workers render with, and `runner(**kwargs)` a _Runner subclass that sends renders
     to them; planning, claims, encoding and records stay here."""
-    from animate.run.checks import check_output_root, check_specs, estimate_jobs_bytes
-    from animate.run.plan import build_plan
 
     events = events or Events()
     layout = OutputLayout(out, script_stem)
@@ -350,8 +353,6 @@ def run_specs(specs: list, *, out: str | Path, script_stem: str, renderer=None, 
                           hint="rename the clip")
     check_specs(specs, out=out, limits=limits)
     if renderer is not None:
-        from animate.render.renderer import dtype_name
-
         dev, dt = renderer.device, dtype_name(renderer.dtype)
     elif backend is not None:
         dev, dt = backend.target(device, dtype)
@@ -362,7 +363,6 @@ def run_specs(specs: list, *, out: str | Path, script_stem: str, renderer=None, 
     jobs = plan_jobs(specs, layout, records.manifest, store, dtype=dt, force=force)
     work = [job for job in jobs if job.status != "done"]
     check_output_root(layout.root, estimate_jobs_bytes(work))
-    from animate.util.atomic import sweep_partials
 
     sweep_partials(layout.root)  # temp files of writers that are gone; the folder appears on first write
     sweep_partials(store.root)  # a killed frame store write leaves a whole clip's frames in a temp file
@@ -376,8 +376,6 @@ def run_specs(specs: list, *, out: str | Path, script_stem: str, renderer=None, 
                                  skipped=True))
 
     def make_renderer():
-        from animate.render.renderer import Renderer
-
         return renderer or Renderer(device=dev, dtype=dtype, quiet_loading=True, compile=compile_unet)
 
     claims = claims or Claims(layout.out)
@@ -442,9 +440,6 @@ def write_script_reel(layout: OutputLayout, specs: list, options: dict, base_dir
     """One MP4 of every clip in script order, from each clip's lossless frames in the frame store. Like a
     clip's output it has a key (the clips' render keys in order, its options, its audio's content) in the
     manifest, and is rebuilt only when that key changes or the file is not the one recorded."""
-    from animate.outputs.readback import read_frames
-    from animate.encode.reel import write_reel
-    from animate.util.hashing import content_hash
 
     path = layout.file(REEL_STEM, "mp4")
     audio = options.get("audio")

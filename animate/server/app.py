@@ -18,6 +18,15 @@ from animate.events import error_events
 from animate.server.config import ServeConfig, is_local
 from animate.server.inputs import Submission, checked_stem, clip_script, suffix_for
 from animate.server.queue import FINISHED, JobQueue, QueueFull
+from animate import __version__
+from animate.encode.targets import target_names
+from animate.errors import ConfigError
+from animate.models.schedulers import SCHEDULERS
+from animate.models.sources import KNOWN_MODELS, TINY_MODELS
+from animate.outputs.records import read_sidecar
+from animate.server.history import history, script_for
+from animate.server.uploads import Incoming, checked_name, over_limit, suffixes
+from animate.spec import OUTPUT_FORMATS, list_presets
 
 STATIC = Path(__file__).parent / "static"
 TOKEN_COOKIE = "animate_token"
@@ -109,7 +118,6 @@ def create_app(config: ServeConfig, queue: JobQueue | None = None) -> FastAPI:
     async def upload(request: Request, name: str | None = None):
         """A pose or init video, a keyframe image or an OpenPose .json: the raw file as the body (any Content-Type),
         `name` its file name. Stored under OUT/.serve/uploads/<sha256[:16]>/; `source` is what a script names."""
-        from animate.server.uploads import Incoming, checked_name, over_limit
 
         stored, kind = checked_name(name)
         limit = getattr(config.limits, kind)
@@ -177,8 +185,6 @@ def create_app(config: ServeConfig, queue: JobQueue | None = None) -> FastAPI:
 
     @app.get("/api/history")
     async def past():
-        from animate.server.history import history
-
         return {"clips": await asyncio.to_thread(history, config.out)}
 
     @app.get("/api/history/{script}/{stem}/script")
@@ -186,8 +192,6 @@ def create_app(config: ServeConfig, queue: JobQueue | None = None) -> FastAPI:
         """The YAML of a one-clip script that renders this recorded clip again (`animate render FILE`)."""
         import yaml
 
-        from animate.outputs.records import read_sidecar
-        from animate.server.history import script_for
 
         found = contained(config.out, f"{script}/{stem}.json")
         spec = read_sidecar(found).get("spec") if found is not None else None
@@ -286,11 +290,6 @@ async def _sse(job, request: Request, start: int):
 def _options(config: ServeConfig) -> dict:
     """What the page offers: presets, known models by role, local model folders and files under the input roots,
     schedulers, formats and targets, the extensions an upload may have by kind."""
-    from animate.encode.targets import target_names
-    from animate.models.sources import KNOWN_MODELS, TINY_MODELS
-    from animate.models.schedulers import SCHEDULERS
-    from animate.spec import OUTPUT_FORMATS, list_presets
-    from animate.server.uploads import suffixes
 
     roles: dict[str, list[str]] = {}
     for name, info in KNOWN_MODELS.items():
@@ -316,12 +315,8 @@ def _not_found() -> JSONResponse:
 
 
 def _config_error(message: str, hint: str):
-    from animate.errors import ConfigError
-
     return ConfigError(message, where="clip", hint=hint)
 
 
 def _version() -> str:
-    from animate import __version__
-
     return __version__

@@ -7,6 +7,9 @@ from pathlib import Path
 import click
 
 from animate.errors import ConfigError
+from animate.render.renderer import pick_device
+from animate.run.limits import Limits
+from animate.server.config import MAX_BODY_BYTES, ServeConfig, is_local
 
 
 @click.command("serve")
@@ -29,8 +32,6 @@ from animate.errors import ConfigError
               help="A script resource limit, as for `animate render --limit` (repeatable).")
 def serve(host, port, out, token, input_roots, device, dtype, max_body, limit_items):
     """Serve the page and the HTTP API, with one warm Renderer."""
-    from animate.run.limits import Limits
-    from animate.server.config import MAX_BODY_BYTES, ServeConfig, is_local
 
     if not is_local(host) and not token:
         raise ConfigError(f"--host {host} lets other machines connect, so it needs a token",
@@ -46,7 +47,6 @@ def serve(host, port, out, token, input_roots, device, dtype, max_body, limit_it
     except ModuleNotFoundError as exc:
         raise ConfigError(f"`animate serve` needs {exc.name}", where="serve",
                           hint='pip install "animate[serve]"') from None
-    from animate.render.renderer import pick_device
     from animate.server.app import create_app
 
     config = ServeConfig(out=out, host=host, port=port, token=token, input_roots=list(input_roots),

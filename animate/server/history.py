@@ -8,6 +8,7 @@ from pathlib import Path
 from animate.outputs.layout import MANIFEST_NAME, Manifest
 from animate.outputs.records import read_sidecar
 from animate.outputs.layout import PREVIEW_DIR
+from animate.models.sources import TINY_MODELS
 
 # ClipSpec fields a script does not take (derived, or the script's own path).
 NOT_SCRIPT_FIELDS = ("multi_seed", "script", "extra", "preset")
@@ -63,7 +64,6 @@ def script_source(src: dict | str | None):
     """A recorded source as a script writes it: a `tiny*` name for the offline kit, else its ref and options."""
     if not isinstance(src, dict):
         return src
-    from animate.models.sources import TINY_MODELS
 
     ref, config = str(src.get("ref", "")), src.get("config")
     kit = re.search(r"[/\\]tiny-v\d+[/\\](.+)$", ref)

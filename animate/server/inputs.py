@@ -12,6 +12,9 @@ from pathlib import Path
 from animate.errors import ConfigError
 from animate.spec import Script, parse_script, presets_dir, resolve, slug
 from animate.server.config import ServeConfig
+from animate.models.tiny import kit_dir
+from animate.run.checks import check_specs
+from animate.spec.clipspec import labeled_sources
 
 STEM_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 SUFFIXES = {"json": ".json", "yaml": ".yaml", "yml": ".yaml", "toml": ".toml"}
@@ -69,7 +72,6 @@ def clip_script(fields: dict) -> str:
 
 def load_submission(sub: Submission, config: ServeConfig) -> tuple[PostedScript, list]:
     """(the validated script, its ClipSpecs) after every check `animate render` makes before a model loads."""
-    from animate.run.checks import check_specs
 
     limits = config.limits
     size = len(sub.text.encode("utf-8"))
@@ -88,7 +90,6 @@ def load_submission(sub: Submission, config: ServeConfig) -> tuple[PostedScript,
 
 def allowed_roots(config: ServeConfig) -> list[Path]:
     """Where model sources (and their configs) may lie: the input roots and the offline kit."""
-    from animate.models.tiny import kit_dir
 
     return [*config.input_roots, kit_dir().resolve()]
 
@@ -127,7 +128,6 @@ def check_presets(script: Script, config: ServeConfig) -> None:
 def check_paths(script: Script, specs: list, config: ServeConfig) -> None:
     """Every local model source and config folder inside the allowed roots; every pose file, init video and
     keyframe image inside the input roots or the uploads; the reel's audio inside the input roots."""
-    from animate.spec.clipspec import labeled_sources
 
     roots, files = allowed_roots(config), file_roots(config)
     for spec in specs:

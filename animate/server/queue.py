@@ -16,6 +16,10 @@ from animate.errors import AnimateError, Cancelled, Interrupted
 from animate.events import Error, Event, Events, error_events
 from animate.server.config import ServeConfig
 from animate.server.inputs import Submission, load_submission
+from animate.render.renderer import Renderer
+from animate.run.runner import run_specs
+from animate.server.preview import latent_preview_png
+from animate.util.atomic import atomic_file
 
 JOBS_DIR = Path(".serve") / "jobs"
 FINISHED = ("done", "failed", "cancelled")
@@ -86,8 +90,6 @@ class JobQueue:
         return self.folder / f"{job_id}.json"
 
     def _save(self, job: ServeJob) -> None:
-        from animate.util.atomic import atomic_file
-
         with atomic_file(self._path(job.id)) as tmp:
             tmp.write_text(json.dumps(job.record(), ensure_ascii=False), encoding="utf-8")
 
@@ -180,8 +182,6 @@ class JobQueue:
             old.events, old.preview = [], None
 
     def _run(self, job: ServeJob) -> str:
-        from animate.run.runner import run_specs
-
         events = Events(lambda event: self._emit(job, event))
         try:
             script, specs = load_submission(Submission(job.stem, job.suffix, job.text), self.config)
@@ -204,8 +204,6 @@ class JobQueue:
 
     def _renderer(self):
         if self.renderer is None:
-            from animate.render.renderer import Renderer
-
             self.renderer = Renderer(device=self.config.device, dtype=self.config.dtype, quiet_loading=True)
         self.renderer.watch = self._watch
         return self.renderer
@@ -217,8 +215,6 @@ class JobQueue:
             return
         job.progress = {"clip": spec.stem, "step": step, "total": total}
         try:
-            from animate.server.preview import latent_preview_png
-
             job.preview = latent_preview_png(latents) or job.preview
         except Exception:  # noqa: BLE001 - a preview is a nicety; the render goes on without it
             pass

@@ -16,6 +16,7 @@ from animate.errors import ConfigError
 from animate.run.limits import Limits, amount
 from animate.util.names import reserved_name
 from animate.server.config import ServeConfig
+from motion.pose.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
 HASH_CHARS = 16  # the folder: the first 16 hex digits of the content's SHA-256
 MAX_STEM = 80  # characters of the stored name before its extension
@@ -23,7 +24,6 @@ MAX_STEM = 80  # characters of the stored name before its extension
 
 def suffixes() -> dict[str, list[str]]:
     """The extensions an upload may have, by kind (the ones pose, init_video and keyframes read)."""
-    from motion.pose.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
     return {"video": list(VIDEO_SUFFIXES), "image": list(IMAGE_SUFFIXES), "json": [".json"]}
 

@@ -22,6 +22,7 @@ from pydantic import Field, StrictBool, StrictFloat, StrictInt, StrictStr, TypeA
 
 from animate.errors import ConfigError
 from animate.models.sources import Source
+from animate.spec import subspecs
 from animate.spec.lines import validation_problems
 from animate.spec.values import (AdapterName, ClipName, Data, OutputName, Prompt, Range, Schedule, SchedulerName, Seed,
                                  Size, Text, Weight, loc_text, show)
@@ -205,7 +206,6 @@ def _validated(kind: str, value: Any, path: tuple) -> Any:
 
 
 def _invalid(exc: ValidationError, value: Any, path: tuple, root=None) -> ConfigError:
-
     loc, message = (validation_problems(exc, value, root) or [((), f"is not valid (got {show(value)})")])[0]
     return _fail(path + loc, message)
 
@@ -258,9 +258,7 @@ def _read_with_source(model: str, source_field: str):
     def read(value: Any, path: tuple) -> dict | None:
         if value is None:
             return None
-        from animate.spec import subspecs as schema  # the sub-spec models
-
-        cls = getattr(schema, model)
+        cls = getattr(subspecs, model)
         _check_keys(value, path, required=list(dict.fromkeys([*cls.model_fields, source_field])))
         rest = {k: v for k, v in value.items() if k != source_field}
         try:
@@ -277,9 +275,7 @@ def _read_options(model: str, optional: bool):
     def read(value: Any, path: tuple):
         if value is None and optional:
             return None
-        from animate.spec import subspecs as schema  # the sub-spec models
-
-        cls = getattr(schema, model)
+        cls = getattr(subspecs, model)
         _check_keys(value, path, required=list(cls.model_fields))
         try:
             return cls.model_validate(value).model_dump()

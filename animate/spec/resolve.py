@@ -19,6 +19,9 @@ from animate.spec.positions import MAX_SCRIPT_BYTES, located, lookup, parse, raw
 from animate.spec.schema import ClipFields, ScriptModel, cross_checks
 from animate.spec.subspecs import ContextSpec, FreeInitSpec, InitVideoSpec, PoseSpec, RefineSpec
 from animate.spec.values import loc_text, show
+from animate.models.family import SDXL, base_family, native_size
+from animate.models.sources import resolve_source
+from animate.spec.keyframes import resolve_keyframes
 
 # Built-in defaults: the bottom layer of every clip (the plain fields' own come from ClipSpec).
 BUILTIN: dict[str, Any] = {
@@ -283,7 +286,6 @@ def resolve(script: Script, overrides: dict | None = None, *, only: list[str] | 
 def _resolve_clip(name: str, f: dict, origin: dict, sites: _Sites, script: Script,
                   preset_name: str | None) -> tuple[list[ClipSpec], list[str]]:
     """One clip's ClipSpecs (one per seed) and its problems."""
-    from animate.models.sources import resolve_source
 
     base_dir = script.base_dir
     problems: list[str] = []
@@ -354,7 +356,6 @@ def _resolve_clip(name: str, f: dict, origin: dict, sites: _Sites, script: Scrip
                 problems.append(f"{sites(('pose', 'source', k), key=True)}: pose keyframe {k} is past the last frame "
                                 f"({frames - 1}); use keys below {frames} or raise `frames`")
         pose = p
-    from animate.spec.keyframes import resolve_keyframes
 
     keyframes = resolve_keyframes(f, frames=frames, base_dir=base_dir, src=src, sites=sites, origin=origin,
                                   problems=problems)
@@ -381,7 +382,6 @@ def _resolve_clip(name: str, f: dict, origin: dict, sites: _Sites, script: Scrip
     seeds = f["seed"] if isinstance(f["seed"], list) else [f["seed"]]
     plain = {key: plain_value(key, f[key]) for key in PLAIN}  # BUILTIN gives each one a value
     if origin.get("width") == origin.get("height") == "built-in":  # no layer gave a size: the base's native one
-        from animate.models.family import SDXL, base_family, native_size
 
         if base_family(model) == SDXL:
             plain["width"] = plain["height"] = native_size(model) or 1024

@@ -11,6 +11,8 @@ from typing import Annotated, Any, Union
 from pydantic import AfterValidator, Field, StrictFloat, StrictInt
 from pydantic_core import PydanticCustomError
 from animate.util.names import NAME_RE, slug
+from animate.models.schedulers import SCHEDULERS
+from animate.util.names import reserved_name
 
 OUTPUT_FORMATS = ("gif", "mp4", "webm", "webp", "png", "prores", "ffv1", "sheet")
 MAX_SEED = 2**63 - 1
@@ -60,7 +62,6 @@ def Range(kind: Any, lo: float, hi: float, *, lo_open: bool = False) -> Any:
 
 def name_problem(name: str, what: str = "clip") -> str | None:
     """Why `name` cannot be a file name, or None. Names become output files, so they are kept plain."""
-    from animate.util.names import reserved_name
 
     reserved = reserved_name(name) if what == "clip" else None  # clip names become files; adapter names don't
     if re.fullmatch(NAME_RE, name) and not name.endswith(".part") and not reserved:
@@ -108,8 +109,6 @@ def _check_format(name: str) -> str:
 
 
 def _check_scheduler(name: str) -> str:
-    from animate.models.schedulers import SCHEDULERS
-
     if name not in SCHEDULERS:
         close = difflib.get_close_matches(name.lower(), list(SCHEDULERS), n=1, cutoff=0.5)
         hint = f"did you mean `{close[0]}`?" if close else f"choose from {', '.join(SCHEDULERS)}"

@@ -13,6 +13,7 @@ import time
 import uuid
 from pathlib import Path
 from typing import Iterator
+from animate.util.hosts import pid_alive, this_host
 
 PART = ".part"
 # A temp file whose writer can't be checked (another host, an older version) is swept once it is this old.
@@ -21,8 +22,6 @@ _WRITER = re.compile(r"\.w([0-9a-f]{6})-(\d+)-[0-9a-f]{8}\.")
 
 
 def _host_tag() -> str:
-    from animate.util.hosts import this_host
-
     return hashlib.sha1(this_host().encode()).hexdigest()[:6]
 
 
@@ -108,8 +107,6 @@ def atomic_dir(dest: str | os.PathLike) -> Iterator[Path]:
 
 
 def _writer_gone(path: Path) -> bool:
-    from animate.util.hosts import pid_alive
-
     m = _WRITER.search(path.name)
     if m and m.group(1) == _host_tag():
         return not pid_alive(int(m.group(2)))
