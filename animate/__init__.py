@@ -7,6 +7,7 @@
     summary = animate.run_script("script.yaml", out="outputs", on_event=print)       # a whole script, with events
 """
 from __future__ import annotations
+from pathlib import Path
 
 __version__ = "0.1.0"
 
@@ -24,7 +25,6 @@ def run_script(script=None, *, specs=None, out="outputs", on_event=None, only=No
         device: str | None = None, dtype: str | None = None, **overrides):
     """Run a script (or a list of ClipSpecs) as `animate render` does: plan, render what is not up to date,
     encode, record. `on_event(event)` receives every typed event (animate.events); returns the RunSummary."""
-    from pathlib import Path
 
     from animate.events import Events
     from animate.run.runner import run_specs

@@ -24,6 +24,7 @@ from animate.run.plan import print_plan
 from animate.run.ray_backend import RayBackend
 from animate.run.runner import compute_target, machine_fault, run_specs
 from animate.spec import json_schema, list_presets, resolve
+import importlib
 
 
 class Group(click.Group):
@@ -240,7 +241,6 @@ def schema():
 
 def _add_optional_commands() -> None:
     # Commands living in their own modules; each is light to import.
-    import importlib
 
     for module, attr in (("animate.commands.encode", "encode_command"), ("animate.commands.poses", "poses"),
                          ("animate.commands.replay", "replay"), ("animate.commands.clean", "clean"),

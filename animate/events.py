@@ -9,6 +9,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, ClassVar
+from tqdm import tqdm
 
 
 @dataclass
@@ -212,8 +213,6 @@ class Terminal:
         return self.stream or sys.stderr
 
     def _tqdm(self, **kw):
-        from tqdm import tqdm
-
         return tqdm(file=self._out(), dynamic_ncols=True, **kw)
 
     def __call__(self, event: Event) -> None:

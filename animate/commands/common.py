@@ -8,13 +8,13 @@ import click
 from animate.errors import ConfigError
 from animate.run.limits import check_script_size
 from animate.spec import load_script, resolve, slug, spec_from_fields
+import signal
+import threading
 
 
 def terminate_like_ctrl_c() -> None:
     """SIGTERM (a scheduler, `kill`, a container stop) ends a run the way Ctrl-C does: temp files are removed,
     finished clips are kept, exit code 1."""
-    import signal
-    import threading
 
     def handler(signum, frame):
         raise KeyboardInterrupt

@@ -16,6 +16,8 @@ from motion.errors import PoseSourceError
 from motion.pose import detect_kind, pose_frames, pose_keypoints
 from motion.pose.draw import draw_pose
 from motion.pose.openpose_json import to_openpose
+import json
+import yaml
 
 KINDS = ("skeleton", "openpose-json", "keyframes", "person-video")  # motion.pose.KINDS, without numpy
 FITS = ("contain", "cover", "stretch")
@@ -24,8 +26,8 @@ OVERRUNS = ("error", "hold", "loop")
 
 def contact_sheet(frames, *, thumb: int = 128, gap: int = 2):
     """A grid of thumbnails (longer side `thumb` px) on dark grey, about square, in frame order."""
-    import numpy as np
-    from PIL import Image
+    import numpy as np  # media library: loaded on use
+    from PIL import Image  # media library: loaded on use
 
     height, width = frames[0].shape[:2]
     k = min(1.0, thumb / max(width, height))
@@ -42,9 +44,6 @@ def contact_sheet(frames, *, thumb: int = 128, gap: int = 2):
 
 
 def _load_keyframes(path: Path) -> dict:
-    import json
-
-    import yaml
 
     text = path.read_text()
     data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
@@ -86,9 +85,8 @@ def poses(source, out, frames, fps, width, height, fit, kind, source_fps, overru
 
     Keypoint sources (OpenPose JSON, keyframes, a person video) also get keypoints.json: the drawn
     keypoints in output pixels as OpenPose COCO-18 frames, ready for a pose editor or a `pose:` source."""
-    import json
 
-    from PIL import Image
+    from PIL import Image  # media library: loaded on use
 
 
 

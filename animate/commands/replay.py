@@ -13,6 +13,7 @@ from animate.events import Events, Terminal
 from animate.models.tiny import KIT_VERSION, ensure_kit
 from animate.run.runner import run_specs
 from animate.spec import ClipSpec
+from dataclasses import replace
 
 
 def spec_from_record(data: dict):
@@ -84,7 +85,6 @@ def read_record(path: Path) -> dict:
 @click.option("--quiet", "-q", is_flag=True)
 def replay(file, out, formats, device, dtype, quiet):
     """Re-render the clip that FILE (an output or its .json sidecar) was made from."""
-    from dataclasses import replace
 
 
     spec = spec_from_record(read_record(file))

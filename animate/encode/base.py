@@ -243,7 +243,7 @@ def fps_fraction(fps: float) -> Fraction:
 
 
 def ffmpeg_exe() -> str:
-    import imageio_ffmpeg
+    import imageio_ffmpeg  # media library: loaded on use
 
     return imageio_ffmpeg.get_ffmpeg_exe()
 
@@ -289,7 +289,7 @@ def metadata_args(metadata: str | None) -> list[str]:
 
 def resize_frames(frames: np.ndarray, width: int, height: int) -> np.ndarray:
     """Resize every frame to width×height with area averaging (sharp and alias-free when shrinking)."""
-    import cv2
+    import cv2  # media library: loaded on use
 
     _, h, w, _ = frames.shape
     if (w, h) == (width, height):

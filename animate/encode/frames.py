@@ -41,7 +41,7 @@ def write_png16(rgb16: np.ndarray, dest: Path, metadata: str | None, level: int 
 
 
 def _png_info(metadata: str | None):
-    from PIL.PngImagePlugin import PngInfo
+    from PIL.PngImagePlugin import PngInfo  # media library: loaded on use
 
     info = PngInfo()
     if metadata:
@@ -53,7 +53,7 @@ def _png_info(metadata: str | None):
                                           "compress_level": Option(1, integer(0, 9))})
 def write_png(frames, path, *, fps, bits, compress_level, metadata):
     """A folder of frame_00000.png…; 16-bit frames hold v×257 so they decode back to the exact 8-bit v."""
-    from PIL import Image
+    from PIL import Image  # media library: loaded on use
 
     with atomic_dir(path) as tmp:
         for i, frame in enumerate(frames):
@@ -81,7 +81,7 @@ def sheet_layout(n: int, w: int, h: int, columns: int | None, max_width: int | N
                                    "gap": Option(2, integer(0, 64)), "every": Option(1, integer(1, 10_000))})
 def write_sheet(frames, path, *, fps, columns, max_width, gap, every, metadata):
     """A contact sheet: every `every`-th frame in a grid of at most `columns` columns, ≤ max_width px."""
-    from PIL import Image
+    from PIL import Image  # media library: loaded on use
 
     frames = frames[::every]
     n, h, w, _ = frames.shape

@@ -25,6 +25,8 @@ from animate.errors import EncodeError
 from animate.encode.fit import resolve_budget, scaled, search, target_box
 from animate.encode.base import fit_inside
 from animate.util.cpus import usable_cpus
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 DEFAULT_QUALITY = 85
 TRANSPARENT = 255  # palette slot reserved for "keep the previous pixel"
@@ -166,7 +168,6 @@ def encode_threads() -> int:
     """Threads for the per-frame work (Pillow's dithering and numpy release the GIL): ANIMATE_ENCODE_THREADS,
     else half the usable CPUs, up to 8 (the rest run the denoiser and the other encoders; on 2 cores the pool
     measured 1.13–1.22× slower than one thread, so there it is one)."""
-    import os
 
     wanted = os.environ.get("ANIMATE_ENCODE_THREADS", "")
     if wanted.isdigit() and int(wanted) > 0:
@@ -181,14 +182,13 @@ def parallel_map(fn, items) -> list:
     threads = min(encode_threads(), len(items))
     if threads <= 1:
         return [fn(x) for x in items]
-    from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(threads, thread_name_prefix="gif") as pool:
         return list(pool.map(fn, items))
 
 
 def _dither(frame: np.ndarray, pal_image, n: int) -> np.ndarray:
-    from PIL import Image
+    from PIL import Image  # media library: loaded on use
 
     ind = np.array(Image.fromarray(frame).quantize(palette=pal_image, dither=Image.Dither.FLOYDSTEINBERG))
     ind[ind >= n] = 0  # padding slots repeat colour 0
@@ -209,8 +209,8 @@ def temporal_denoise(frames: np.ndarray, threshold: int = 6) -> np.ndarray:
 
 def quantize_clip(frames: np.ndarray, quality: int):
     """Frames → (palette, [(index array, (x, y))]) with reused pixels set to TRANSPARENT and cropped."""
-    import cv2
-    from PIL import Image
+    import cv2  # media library: loaded on use
+    from PIL import Image  # media library: loaded on use
 
     colors, t_mean, t_local = quality_params(quality)
     pal = build_palette(frames, colors)
@@ -248,7 +248,7 @@ def quantize_clip(frames: np.ndarray, quality: int):
 
 def _lzw(indices: np.ndarray) -> bytes:
     """LZW-compressed image data sub-blocks, produced by Pillow's C GIF encoder."""
-    from PIL import Image, ImageFile
+    from PIL import Image, ImageFile  # media library: loaded on use
 
     im = Image.fromarray(indices, "L")
     buf = io.BytesIO()
@@ -283,7 +283,7 @@ def write_gif_file(dest: Path, size: tuple[int, int], palette: np.ndarray, parts
 
 def _gifski(frames, fps, dest: Path, quality: int, loop) -> None:
     exe = gifski_exe()
-    from PIL import Image
+    from PIL import Image  # media library: loaded on use
 
     with tempfile.TemporaryDirectory() as tmp:
         names = []

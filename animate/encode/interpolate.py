@@ -10,7 +10,7 @@ import numpy as np
 
 
 def _flow(dis, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    import cv2
+    import cv2  # media library: loaded on use
 
     ga, gb = cv2.cvtColor(a, cv2.COLOR_RGB2GRAY), cv2.cvtColor(b, cv2.COLOR_RGB2GRAY)
     return dis.calc(ga, gb, None)
@@ -18,7 +18,7 @@ def _flow(dis, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def _warp(img: np.ndarray, grid: np.ndarray, flow: np.ndarray, t: float) -> np.ndarray:
     """Sample img at x − t·flow(x): the backward warp used for both directions."""
-    import cv2
+    import cv2  # media library: loaded on use
 
     m = grid - t * flow
     return cv2.remap(img, m[..., 0], m[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
@@ -26,7 +26,7 @@ def _warp(img: np.ndarray, grid: np.ndarray, flow: np.ndarray, t: float) -> np.n
 
 def _consistent(f_ab: np.ndarray, f_ba: np.ndarray, grid: np.ndarray) -> np.ndarray:
     """1.0 where following a→b then b→a returns within tolerance of the start, else 0.0."""
-    import cv2
+    import cv2  # media library: loaded on use
 
     back = cv2.remap(f_ba, *(grid + f_ab).transpose(2, 0, 1), cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     err = np.linalg.norm(f_ab + back, axis=-1)
@@ -36,7 +36,7 @@ def _consistent(f_ab: np.ndarray, f_ba: np.ndarray, grid: np.ndarray) -> np.ndar
 
 def between(a: np.ndarray, b: np.ndarray, ts: list[float], dis=None) -> list[np.ndarray]:
     """Frames at fractions `ts` (0 < t < 1) of the way from a to b."""
-    import cv2
+    import cv2  # media library: loaded on use
 
     if dis is None:
         dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
@@ -62,7 +62,7 @@ def between(a: np.ndarray, b: np.ndarray, ts: list[float], dis=None) -> list[np.
 def interpolate(frames: np.ndarray, factor: int) -> np.ndarray:
     """F frames → F×factor frames at factor× the fps, same duration: factor−1 new frames between each
     pair, and the last frame held (a clip is not assumed to loop seamlessly)."""
-    import cv2
+    import cv2  # media library: loaded on use
 
     if factor <= 1 or len(frames) < 2:
         return np.repeat(frames, max(factor, 1), axis=0)

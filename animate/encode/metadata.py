@@ -15,7 +15,7 @@ def read_metadata(path) -> str | None:
         return read_metadata(frames[0]) if frames else None
     suffix = path.suffix.lower()
     if suffix in (".png", ".gif", ".webp"):
-        from PIL import Image
+        from PIL import Image  # media library: loaded on use
 
         try:
             im = Image.open(path)
@@ -29,7 +29,7 @@ def read_metadata(path) -> str | None:
                 return comment.decode("utf-8") if isinstance(comment, bytes) else comment
             value = im.getexif().get(EXIF_IMAGE_DESCRIPTION)
             return value.decode("utf-8") if isinstance(value, bytes) else value
-    import av
+    import av  # media library: loaded on use
 
     with av.open(str(path)) as container:
         tags = {k.lower(): v for k, v in container.metadata.items()}

@@ -20,7 +20,7 @@ from animate.errors import EncodeError
 
 def _clip(frames: np.ndarray, src_fps: float, fps: float):
     """A moviepy clip showing frame floor(t·src_fps), resampled to whole frames at the reel's fps."""
-    from moviepy import VideoClip
+    from moviepy import VideoClip  # media library: loaded on use
 
     count = max(1, round(len(frames) / src_fps * fps))
     last = len(frames) - 1
@@ -39,7 +39,7 @@ def reel_frame_count(clips, fps: float, crossfade: float) -> int:
 def write_reel(clips: list[tuple[np.ndarray, float]], path, *, fps: float | None = None, audio=None,
                crossfade: float = 0.0, crf: int = 18, metadata: str | None = None) -> Path:
     """One MP4 of `clips` (frames, fps) in order; fps defaults to the fastest clip's."""
-    from moviepy import AudioFileClip, concatenate_videoclips, vfx
+    from moviepy import AudioFileClip, concatenate_videoclips, vfx  # media library: loaded on use
 
     if not clips:
         raise EncodeError("a reel needs at least one clip", where="reel")

@@ -73,7 +73,7 @@ def _prores_profile(fmt: str, key: str, value) -> str:
 def _stream_pix_fmt(path) -> str | None:
     """The pixel format the written file's video stream reports (as ffprobe does), read with PyAV."""
     try:
-        import av
+        import av  # media library: loaded on use
 
         with av.open(str(path)) as container:
             return container.streams.video[0].codec_context.pix_fmt

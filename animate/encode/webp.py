@@ -43,7 +43,7 @@ def check_webp_clip(opts: dict, clip: Clip) -> None:
          clip_rule=check_webp_clip)
 def write(frames, path, *, fps, quality, lossless, loop, pingpong, metadata):
     """Animated WebP that loops `loop` times (0 = forever); `pingpong` plays forward then back."""
-    from PIL import Image
+    from PIL import Image  # media library: loaded on use
 
     if pingpong and len(frames) > 2:
         frames = list(frames) + list(frames[-2:0:-1])  # there and back, without doubled ends (as the GIF does)
@@ -78,7 +78,7 @@ def _frame_sequence_class():  # built on first use: Pillow is imported only when
 
         def seek(self, index: int) -> None:
             if index != self._index:
-                import numpy as np
+                import numpy as np  # media library: loaded on use
 
                 frame = Image.fromarray(np.ascontiguousarray(self._frames[index]))
                 self.im, self._mode, self._size, self._index = frame.im, frame.mode, frame.size, index

@@ -72,7 +72,7 @@ def _json(path: Path) -> dict | None:
 
 def _hub_json(src: Source, filename: str) -> dict | None:
     """A small config file of a hub source: from the cache, else downloaded where the hub answers."""
-    from huggingface_hub import try_to_load_from_cache
+    from huggingface_hub import try_to_load_from_cache  # hub client: slow to import, loaded on use
 
 
     try:
@@ -83,7 +83,7 @@ def _hub_json(src: Source, filename: str) -> dict | None:
         return _json(Path(found))
     if hub_offline() or hub_unreachable() is not None:
         return None
-    from huggingface_hub import constants, hf_hub_download
+    from huggingface_hub import constants, hf_hub_download  # hub client: slow to import, loaded on use
 
     try:  # the endpoint the probe answered (HF_ENDPOINT)
         return _json(Path(hf_hub_download(src.ref, filename, revision=src.revision, endpoint=constants.ENDPOINT)))
@@ -294,10 +294,10 @@ def lightning_steps(spec: ClipSpec) -> int | None:
 def pipeline_class(family: str):
     """The diffusers text-to-video pipeline of a family."""
     if family == SDXL:
-        from diffusers import AnimateDiffSDXLPipeline
+        from diffusers import AnimateDiffSDXLPipeline  # torch stack: kept out of light commands
 
         return AnimateDiffSDXLPipeline
-    from diffusers import AnimateDiffPipeline
+    from diffusers import AnimateDiffPipeline  # torch stack: kept out of light commands
 
     return AnimateDiffPipeline
 
@@ -401,11 +401,11 @@ def family_warnings(spec: ClipSpec) -> list[str]:
 def load_full_unet(unet, src: Source) -> None:
     """Load a full UNet state dict (SDXL-Lightning's `*_unet.safetensors`) into the pipeline's UNet, which has the
     base's config: every 2D layer must be in the file, and nothing else; the motion modules stay the adapter's."""
-    from safetensors.torch import load_file
+    from safetensors.torch import load_file  # torch stack: kept out of light commands
 
     path = src.local_file()
     if src.kind == "hub":
-        from huggingface_hub import hf_hub_download
+        from huggingface_hub import hf_hub_download  # hub client: slow to import, loaded on use
 
         if not src.weight_name:
             raise ModelError(f"unet {src.ref} needs the file to load", where="unet",
@@ -486,7 +486,7 @@ def _unet_files(src: Source) -> list[Path]:
 
 def added_embedding_state(src: Source) -> dict:
     """The base's `add_embedding.*` tensors (diffusers names), read from its UNet file(s) or checkpoint."""
-    from safetensors import safe_open
+    from safetensors import safe_open  # torch stack: kept out of light commands
 
     out = {}
     for path in _unet_files(src):

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 def _make(cls_name: str, **overrides: Any) -> Callable[[dict], Any]:
     def build(base_config: dict):
-        import diffusers
+        import diffusers  # torch stack: kept out of light commands
 
         return getattr(diffusers, cls_name).from_config(base_config, **overrides)
 
@@ -46,8 +46,8 @@ def own_scheduler_class(base_config: dict):
     """The scheduler class a model's config names. diffusers' top-level module is lazy: a class is only in its
     `__dict__` once accessed, so it is looked up with getattr, and only scheduler classes are accepted (a config
     is data, never a way to pick arbitrary code)."""
-    import diffusers
-    from diffusers import SchedulerMixin
+    import diffusers  # torch stack: kept out of light commands
+    from diffusers import SchedulerMixin  # torch stack: kept out of light commands
 
     name = base_config.get("_class_name")
     cls = getattr(diffusers, name, None) if isinstance(name, str) else None

@@ -214,7 +214,7 @@ def check_safe(src: Source, field: str) -> None:
 
 
 def hub_offline() -> bool:
-    from huggingface_hub import constants
+    from huggingface_hub import constants  # hub client: slow to import, loaded on use
 
     return bool(constants.HF_HUB_OFFLINE)
 
@@ -223,7 +223,7 @@ def is_cached(src: Source) -> bool:
     """Whether a hub source is already in the local hub cache (never downloads)."""
     if src.kind != "hub":
         return True
-    from huggingface_hub import try_to_load_from_cache
+    from huggingface_hub import try_to_load_from_cache  # hub client: slow to import, loaded on use
 
     try:
         if src.weight_name:
@@ -246,7 +246,7 @@ PROBE_TIMEOUT_S = 3.0
 
 def hub_unreachable() -> str | None:
     """Why the hub endpoint (HF_ENDPOINT) can't be reached, or None when it answers."""
-    from huggingface_hub import constants
+    from huggingface_hub import constants  # hub client: slow to import, loaded on use
 
     return _probe(constants.ENDPOINT)
 
@@ -271,13 +271,13 @@ def _short_reason(exc: BaseException) -> str:
 
 def in_local_cache(src: Source) -> bool:
     """Whether a hub source can be had from the local hub cache alone (never touches the network)."""
-    from huggingface_hub import try_to_load_from_cache
-    from huggingface_hub.errors import LocalEntryNotFoundError
+    from huggingface_hub import try_to_load_from_cache  # hub client: slow to import, loaded on use
+    from huggingface_hub.errors import LocalEntryNotFoundError  # hub client: slow to import, loaded on use
 
     try:
         if src.weight_name:
             return isinstance(try_to_load_from_cache(src.ref, src.weight_name, revision=src.revision), str)
-        from huggingface_hub import snapshot_download
+        from huggingface_hub import snapshot_download  # hub client: slow to import, loaded on use
 
         snapshot_download(src.ref, revision=src.revision, local_files_only=True)
         return True
@@ -290,7 +290,7 @@ def check_reachable(src: Source, field: str) -> None:
     (HF_HUB_OFFLINE=1) or does not answer one short probe. Where the hub answers, the render downloads it."""
     if src.kind != "hub" or in_local_cache(src):
         return
-    from huggingface_hub import constants
+    from huggingface_hub import constants  # hub client: slow to import, loaded on use
 
     if hub_offline():
         why = "the hub is offline (HF_HUB_OFFLINE=1)"
@@ -308,7 +308,7 @@ def hub_snapshot(src: Source) -> Path | None:
     when it is not cached. Never touches the network."""
     if src.kind != "hub":
         return None
-    from huggingface_hub import snapshot_download, try_to_load_from_cache
+    from huggingface_hub import snapshot_download, try_to_load_from_cache  # hub client: slow to import, loaded on use
 
     try:
         if src.weight_name:
@@ -330,7 +330,7 @@ def hub_commit(src: Source) -> str | None:
 
 
 def cached_hub_file(repo: str, filename: str, revision: str | None) -> str | None:
-    from huggingface_hub import try_to_load_from_cache
+    from huggingface_hub import try_to_load_from_cache  # hub client: slow to import, loaded on use
 
     try:
         found = try_to_load_from_cache(repo, filename, revision=revision)

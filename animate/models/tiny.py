@@ -18,6 +18,7 @@ from animate.util.cache import cache_root
 from animate.errors import ConfigError
 from animate.models.tiny_ldm import write_controlnet_single_file, write_single_file
 from animate.models.tiny_xl import ensure_xl
+import re
 
 KIT_VERSION = 5
 
@@ -56,8 +57,8 @@ def ensure_kit(out: str | os.PathLike | None = None) -> Path:
 
 
 def _base_components():
-    from diffusers import AutoencoderKL, PNDMScheduler, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel
+    from diffusers import AutoencoderKL, PNDMScheduler, UNet2DConditionModel  # torch stack: kept out of light commands
+    from transformers import CLIPTextConfig, CLIPTextModel  # torch stack: kept out of light commands
 
     tokenizer, vocab_size = make_tokenizer()
     seeded(0)
@@ -93,7 +94,7 @@ def _base_components():
 
 
 def _motion_adapter():
-    from diffusers import MotionAdapter
+    from diffusers import MotionAdapter  # torch stack: kept out of light commands
 
     seeded(3)
     return MotionAdapter(
@@ -105,9 +106,8 @@ def _motion_adapter():
 def to_original_motion_keys(state: dict, max_seq_length: int) -> dict:
     """Diffusers MotionAdapter keys → original AnimateDiff keys (the inverse of diffusers' converter),
     adding the sinusoidal `pos_encoder.pe` buffers the original files carry."""
-    import re
 
-    import torch
+    import torch  # torch stack: kept out of light commands
 
     out = {}
     dims = {}
@@ -132,9 +132,9 @@ def to_original_motion_keys(state: dict, max_seq_length: int) -> dict:
 
 
 def _controlnet(unet):
-    from diffusers import ControlNetModel
+    from diffusers import ControlNetModel  # torch stack: kept out of light commands
 
-    import torch
+    import torch  # torch stack: kept out of light commands
 
     seeded(7)
     net = ControlNetModel(
@@ -158,9 +158,9 @@ def _controlnet(unet):
 
 def build_kit(dest: Path) -> Path:
     """Write every part of the kit into `dest` (an empty folder)."""
-    import torch
-    from diffusers import StableDiffusionPipeline, UNetMotionModel
-    from safetensors.torch import save_file
+    import torch  # torch stack: kept out of light commands
+    from diffusers import StableDiffusionPipeline, UNetMotionModel  # torch stack: kept out of light commands
+    from safetensors.torch import save_file  # torch stack: kept out of light commands
 
     dest = Path(dest)
     unet, vae, text_encoder, tokenizer, scheduler = _base_components()
@@ -219,8 +219,8 @@ def _sparsectrl():
     """A SparseControlNetModel shaped like guoyww/animatediff-sparsectrl-rgb: the keyframes enter as 4-channel
     VAE latents plus the keyframe mask (conditioning_channels=4, concat_conditioning_mask) through the one-conv
     "simplified" embedding, which is what makes diffusers' pipeline VAE-encode the images."""
-    import torch
-    from diffusers import SparseControlNetModel
+    import torch  # torch stack: kept out of light commands
+    from diffusers import SparseControlNetModel  # torch stack: kept out of light commands
 
     seeded(9)
     net = SparseControlNetModel(
@@ -242,7 +242,7 @@ def write_sparsectrl(kit: Path) -> Path:
     """The kit's SparseCtrl folder and single file, written (atomically) when a kit built before them lacks
     them. The single file has the original checkpoint's motion-module names (`temporal_transformer`,
     `attention_blocks`, `pos_encoder.pe`), which diffusers' from_single_file converts back."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save_file  # torch stack: kept out of light commands
 
     dest = Path(kit) / PARTS["sparsectrl"]
     single = Path(kit) / PARTS["sparsectrl_file"]

@@ -275,7 +275,7 @@ def to_original_checkpoint(unet_state: dict, vae_state: dict, text_encoder_state
 
 def _load_component(folder: Path) -> tuple[dict, dict]:
     """(state dict, config) of one component folder, read straight from its safetensors file(s)."""
-    from safetensors.torch import load_file
+    from safetensors.torch import load_file  # torch stack: kept out of light commands
 
     files = sorted(folder.glob("*.safetensors"))
     files = [f for f in files if ".fp16." not in f.name] or files  # prefer full-precision variants
@@ -309,7 +309,7 @@ def write_controlnet_single_file(folder: str | os.PathLike, dest_file: str | os.
 
 
 def _save(checkpoint: dict, dest_file: str | os.PathLike) -> Path:
-    from safetensors.torch import save_file
+    from safetensors.torch import save_file  # torch stack: kept out of light commands
 
     dest = Path(dest_file)
     dest.parent.mkdir(parents=True, exist_ok=True)

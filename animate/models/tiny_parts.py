@@ -7,7 +7,7 @@ SEED = 1234
 
 
 def seeded(offset: int):
-    import torch
+    import torch  # torch stack: kept out of light commands
 
     torch.manual_seed(SEED + offset)
 
@@ -27,7 +27,7 @@ def byte_symbols() -> list[str]:
 
 def make_tokenizer():
     """A byte-level CLIP tokenizer built without the hub: 256 byte symbols, their `</w>` forms, BOS/EOS."""
-    from transformers import CLIPTokenizer
+    from transformers import CLIPTokenizer  # torch stack: kept out of light commands
 
     symbols = byte_symbols()
     vocab = {s: i for i, s in enumerate(symbols)}
@@ -38,9 +38,9 @@ def make_tokenizer():
 
 
 def save_lora(unet, pattern: str, adapter: str, folder: Path, weight_name: str, offset: int) -> None:
-    from diffusers import StableDiffusionPipeline
-    from peft import LoraConfig
-    from peft.utils import get_peft_model_state_dict
+    from diffusers import StableDiffusionPipeline  # torch stack: kept out of light commands
+    from peft import LoraConfig  # torch stack: kept out of light commands
+    from peft.utils import get_peft_model_state_dict  # torch stack: kept out of light commands
 
     seeded(offset)
     cfg = LoraConfig(r=4, lora_alpha=4, target_modules=pattern, init_lora_weights=False)

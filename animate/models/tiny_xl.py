@@ -41,6 +41,7 @@ def ensure_xl(kit: Path) -> Path:
 
 
 def _text_encoders():
+    # torch stack: kept out of light commands
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
 
@@ -61,7 +62,7 @@ def _text_encoders():
 
 
 def _unet():
-    from diffusers import UNet2DConditionModel
+    from diffusers import UNet2DConditionModel  # torch stack: kept out of light commands
 
 
     seeded(22)
@@ -77,7 +78,7 @@ def _unet():
 
 
 def _vae():
-    from diffusers import AutoencoderKL
+    from diffusers import AutoencoderKL  # torch stack: kept out of light commands
 
 
     seeded(23)
@@ -91,7 +92,7 @@ def _vae():
 
 
 def _scheduler():
-    from diffusers import EulerDiscreteScheduler
+    from diffusers import EulerDiscreteScheduler  # torch stack: kept out of light commands
 
     # stabilityai/stable-diffusion-xl-base-1.0's scheduler config.
     return EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
@@ -100,7 +101,7 @@ def _scheduler():
 
 
 def _motion_adapter():
-    from diffusers import MotionAdapter
+    from diffusers import MotionAdapter  # torch stack: kept out of light commands
 
 
     seeded(24)
@@ -110,9 +111,9 @@ def _motion_adapter():
 
 def build_xl(dest: Path) -> Path:
     """Write every SDXL-shaped part into `dest` (an empty folder)."""
-    import torch
-    from diffusers import StableDiffusionXLPipeline
-    from safetensors.torch import save_file
+    import torch  # torch stack: kept out of light commands
+    from diffusers import StableDiffusionXLPipeline  # torch stack: kept out of light commands
+    from safetensors.torch import save_file  # torch stack: kept out of light commands
 
 
     dest = Path(dest)

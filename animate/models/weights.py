@@ -15,6 +15,7 @@ from animate.util.hashing import file_sha256 as file_digest
 from animate.util.hashing import folder_sha256 as folder_digest
 from animate.models.sources import PICKLE_SUFFIXES
 from animate.models.sources import hub_snapshot
+import zipfile
 
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 MAX_HEADER_BYTES = 100 * 1024 * 1024  # the safetensors library's own limit
@@ -163,9 +164,8 @@ def pickle_file(src) -> Path | None:
 def check_pickle(path: str | os.PathLike, field: str | None = None) -> None:
     """Unpickle with `weights_only=True` (never anything else) before any library loads the file: an object
     that is not tensors, numbers and containers (code, a class to build) is refused, not run."""
-    import zipfile
 
-    import torch
+    import torch  # torch stack: kept out of light commands
 
     try:
         # mmap maps the tensor bytes of a zip-format checkpoint instead of reading them all in.
@@ -182,7 +182,7 @@ def check_pickle(path: str | os.PathLike, field: str | None = None) -> None:
 
 def read_safetensors_keys(path: str | os.PathLike) -> list[str]:
     """Tensor names of a .safetensors file, reading only its header (judged first: animate.models.weights)."""
-    from safetensors import safe_open
+    from safetensors import safe_open  # torch stack: kept out of light commands
 
 
     check_safetensors_header(path)

@@ -38,7 +38,7 @@ def _fps_from_metadata(text: str | None) -> float | None:
 
 
 def _read_folder(path: Path) -> tuple[np.ndarray, float]:
-    import cv2
+    import cv2  # media library: loaded on use
 
 
     files = sorted(path.glob("*.png"))
@@ -59,7 +59,7 @@ def _read_folder(path: Path) -> tuple[np.ndarray, float]:
 
 
 def _read_animated_image(path: Path) -> tuple[np.ndarray, float]:
-    from PIL import Image
+    from PIL import Image  # media library: loaded on use
 
     frames, ms = [], []
     try:
@@ -77,7 +77,7 @@ def _read_animated_image(path: Path) -> tuple[np.ndarray, float]:
 
 
 def _read_video(path: Path) -> tuple[np.ndarray, float]:
-    import av
+    import av  # media library: loaded on use
 
     try:
         with av.open(str(path)) as container:

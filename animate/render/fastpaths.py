@@ -8,6 +8,7 @@ import os
 from collections import OrderedDict
 from pathlib import Path
 from animate.util.cpus import usable_cpus
+import inspect
 
 EMBED_CACHE_SIZE = 64  # prompt sets kept per text encoder (a 77×768 fp16 embedding is 118 kB)
 THREAD_ENV = ("ANIMATE_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
@@ -17,7 +18,7 @@ def set_cpu_threads() -> int:
     """torch's default thread count is the machine's cores, which oversubscribes a process pinned to fewer
     (containers, taskset): threads then spin against each other. Lower it to the usable CPUs, unless the user
     chose a count (ANIMATE_THREADS, OMP_NUM_THREADS, MKL_NUM_THREADS) or the process already runs fewer."""
-    import torch
+    import torch  # torch stack: kept out of light commands
 
     wanted = os.environ.get("ANIMATE_THREADS")
     if wanted and wanted.isdigit() and int(wanted) > 0:
@@ -84,9 +85,8 @@ def cache_text_embeddings(pipe) -> EmbeddingCache | None:
     shared by every pipeline built from the stack (pose clips' ControlNet pipelines). Whatever the pipeline's
     signature (SD1.5's, SDXL's with prompt_2 and pooled embeddings), every argument is in the key; given
     embedding tensors are passed through. Returns the cache."""
-    import inspect
 
-    import torch
+    import torch  # torch stack: kept out of light commands
 
     te = getattr(pipe, "text_encoder", None)
     if te is None or not hasattr(pipe, "encode_prompt"):
@@ -120,7 +120,7 @@ def cache_text_embeddings(pipe) -> EmbeddingCache | None:
 def free_bytes(device: str) -> int | None:
     """Memory free for new tensors: CUDA's own count, on the CPU MemAvailable (or free pages); None on MPS."""
     if device.startswith("cuda"):
-        import torch
+        import torch  # torch stack: kept out of light commands
 
         free, _ = torch.cuda.mem_get_info(torch.device(device))
         return int(free)
@@ -171,7 +171,7 @@ def compile_unet(pipe, device: str, backend: bool | str = True) -> dict:
     serves every clip of the stack: fused LoRA weights (the default `fuse: true`) change tensors, not the
     graph, so new weights do not recompile; unfused weights are Python floats and recompile per value (torch
     falls back to eager after its recompile limit). `backend` True means inductor."""
-    import torch
+    import torch  # torch stack: kept out of light commands
 
     record = {"backend": "inductor" if backend is True else str(backend)}
     if device.startswith("cuda"):

@@ -20,6 +20,8 @@ from animate.models.sources import hub_snapshot
 from animate.render.fastpaths import derived_pipeline
 from animate.render.loading import load_control_model
 from motion.pose.fit import fit_image
+import json
+import contextlib
 
 
 # ---------------------------------------------------------------- resolution (no model, no image decoded)
@@ -30,7 +32,7 @@ from motion.pose.fit import fit_image
 def check_keyframes(spec, label: str, *, motion_max: int) -> None:
     """Every keyframe image opens and decodes; the clip fits one window of the motion adapter and of the
     SparseCtrl model; a SparseCtrl folder whose config is readable is an RGB one."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError  # media library: loaded on use
 
     kf = spec.keyframes
     for k, path in kf["images"].items():
@@ -57,7 +59,6 @@ def check_keyframes(spec, label: str, *, motion_max: int) -> None:
 
 def sparsectrl_config(src: Source) -> dict:
     """The SparseCtrl model's config.json when it can be read without loading or downloading, else {}."""
-    import json
 
     folders = [src.ref if src.kind == "folder" else None, src.config]
     if src.kind == "hub":
@@ -82,8 +83,8 @@ def _reason(exc: BaseException) -> str:
 
 def keyframe_images(spec) -> list:
     """The keyframe images fitted to the clip's size (RGB PIL images, in frame order)."""
-    import numpy as np
-    from PIL import Image
+    import numpy as np  # media library: loaded on use
+    from PIL import Image  # media library: loaded on use
 
 
     kf = spec.keyframes
@@ -105,8 +106,8 @@ def keyframe_kwargs(spec, images: list | None = None) -> dict[str, Any]:
 
 def sparse_pipeline(renderer, stack, spec):
     """AnimateDiffSparseControlNetPipeline sharing every component of the stack's pipeline."""
-    import torch
-    from diffusers import AnimateDiffSparseControlNetPipeline
+    import torch  # torch stack: kept out of light commands
+    from diffusers import AnimateDiffSparseControlNetPipeline  # torch stack: kept out of light commands
 
 
     net = load_sparsectrl(renderer, stack, spec)
@@ -141,7 +142,7 @@ def _encode_in_vae_dtype(vae) -> None:
 
 def load_sparsectrl(renderer, stack, spec):
     """The clip's SparseCtrl model, loaded once per stack (as the pose ControlNets are)."""
-    from diffusers import SparseControlNetModel
+    from diffusers import SparseControlNetModel  # torch stack: kept out of light commands
 
 
     src: Source = spec.keyframes["sparsectrl"]
@@ -164,9 +165,8 @@ def keyframe_rng(spec, device: str):
     """The global random state the keyframe encode draws from, seeded with the clip's seed for the call and
     given back afterwards. diffusers' SparseCtrl pipeline samples the keyframes' VAE latents without a
     generator (from the global RNG), so without this the same clip would come out differently each time."""
-    import contextlib
 
-    import torch
+    import torch  # torch stack: kept out of light commands
 
     if not spec.keyframes:
         return contextlib.nullcontext()

@@ -4,6 +4,10 @@ a rung that cannot work on this device is skipped with the reason recorded."""
 from __future__ import annotations
 
 from contextlib import contextmanager
+import ctypes
+import ctypes.util
+import sys
+import gc
 
 # Cheapest first: the first four change nothing about the pictures (FreeNoise split and VAE slicing compute
 # the same values in pieces); the offloads trade speed for memory.
@@ -15,7 +19,7 @@ SPLIT_SIZES = dict(spatial_split_size=256, temporal_split_size=8)
 
 def is_out_of_memory(exc: BaseException) -> bool:
     """CUDA raises its own type; MPS raises a RuntimeError that says so."""
-    import torch
+    import torch  # torch stack: kept out of light commands
 
     if isinstance(exc, torch.cuda.OutOfMemoryError):
         return True
@@ -38,10 +42,6 @@ _malloc_trim = None
 
 
 def _find_malloc_trim():
-    import ctypes
-    import ctypes.util
-    import sys
-
     if not sys.platform.startswith("linux"):
         return False
     try:
@@ -53,9 +53,8 @@ def _find_malloc_trim():
 def free_memory(device: str) -> None:
     """Collect garbage and hand cached device memory back (call outside an `except` block: a live exception
     holds the failed call's frames and their tensors)."""
-    import gc
 
-    import torch
+    import torch  # torch stack: kept out of light commands
 
     gc.collect()
     if device.startswith("cuda"):
@@ -161,7 +160,7 @@ def _split_holders(unet):
 
 
 def _wrapped(unet):
-    from diffusers.pipelines.free_noise_utils import SplitInferenceModule
+    from diffusers.pipelines.free_noise_utils import SplitInferenceModule  # torch stack: kept out of light commands
 
     for holder, attr in _split_holders(unet):
         if attr is not None:

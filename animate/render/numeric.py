@@ -10,7 +10,7 @@ BLACK_LEVEL = -1 + 8 / 255
 
 def latents_fault(latents) -> str | None:
     """What is wrong with denoised latents (B×C×F×H×W), or None."""
-    import torch
+    import torch  # torch stack: kept out of light commands
 
     if not torch.isfinite(latents).all():
         return "the denoiser produced NaN/inf latents"
@@ -23,7 +23,7 @@ def latents_fault(latents) -> str | None:
 
 def frames_fault(piece, first_frame: int = 0) -> str | None:
     """What is wrong with a decoded chunk (N×3×H×W, about [-1, 1]) whose first frame is `first_frame`, or None."""
-    import torch
+    import torch  # torch stack: kept out of light commands
 
     if not torch.isfinite(piece).all():
         return f"the VAE produced NaN/inf values (frames from {first_frame})"

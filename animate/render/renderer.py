@@ -38,7 +38,7 @@ from motion.unet_windows import can_defer, compact_prompts, set_unet_windows
 
 def pick_device(requested: str | None = None) -> str:
     """cuda > mps > cpu, unless the user named one (checked, so a typo is one clear line)."""
-    import torch
+    import torch  # torch stack: kept out of light commands
 
     if requested and requested != "auto":
         try:
@@ -72,7 +72,7 @@ DTYPES = {"fp32": "float32", "float32": "float32", "fp16": "float16", "float16":
 
 def pick_dtype(device: str, requested: str | None = None):
     """fp16 on GPUs, fp32 on CPU (safe default), unless the user named one."""
-    import torch
+    import torch  # torch stack: kept out of light commands
 
     if requested and requested != "auto":
         try:
@@ -91,13 +91,13 @@ def dtype_name(dtype) -> str:
 
 def safer_dtype(dtype):
     """The precision a numeric fault is retried in: fp32 after fp16 or bf16; None when already fp32."""
-    import torch
+    import torch  # torch stack: kept out of light commands
 
     return None if dtype == torch.float32 else torch.float32
 
 
 def _float32():
-    import torch
+    import torch  # torch stack: kept out of light commands
 
     return torch.float32
 
@@ -166,13 +166,13 @@ class Renderer:
         return stack
 
     def _build_stack(self, spec: ClipSpec) -> Stack:
-        import torch
+        import torch  # torch stack: kept out of light commands
 
 
 
         if self.quiet_loading:
-            import diffusers
-            import transformers
+            import diffusers  # torch stack: kept out of light commands
+            import transformers  # torch stack: kept out of light commands
 
             for lib in (diffusers, transformers):
                 lib.utils.logging.disable_progress_bar()
@@ -268,7 +268,7 @@ class Renderer:
         return names, weights
 
     def _controlnet(self, stack: Stack, spec: ClipSpec):
-        from diffusers import ControlNetModel
+        from diffusers import ControlNetModel  # torch stack: kept out of light commands
 
         src: Source = spec.pose["controlnet"]
         cn = stack.controlnets.get(src.key())
@@ -297,7 +297,7 @@ class Renderer:
         return pipe, kwargs, stack
 
     def _prepare(self, stack: Stack, spec: ClipSpec, pose_frames: list | None) -> tuple[Any, dict]:
-        import torch
+        import torch  # torch stack: kept out of light commands
 
 
         names, weights = self._load_adapters(stack, spec)
@@ -307,7 +307,7 @@ class Renderer:
         self._schedule = (stack.mixer, names, weights) if scheduled else None
         pipe = stack.pipe
         if spec.pose is not None:
-            from diffusers import AnimateDiffControlNetPipeline
+            from diffusers import AnimateDiffControlNetPipeline  # torch stack: kept out of light commands
 
 
             # from_pipe casts every component it shares with the stack to its dtype (fp32 unless told): keep the
@@ -381,7 +381,7 @@ class Renderer:
 
     def _noise_kwargs(self, pipe, spec: ClipSpec) -> dict:
         """The seeded generator, and for repeat_context the one window of noise diffusers fails to draw itself."""
-        import torch
+        import torch  # torch stack: kept out of light commands
 
         generator = torch.Generator("cpu").manual_seed(spec.seed)
         out: dict[str, Any] = {"generator": generator}
@@ -504,7 +504,7 @@ class Renderer:
     def _denoise(self, spec: ClipSpec, pipe, kwargs: dict):
         """(latents, the step callback that ran them) of one clip, going down the memory ladder on out-of-memory
         errors; each attempt gets a fresh callback (loop offset and pose scale back at step 0)."""
-        import torch
+        import torch  # torch stack: kept out of light commands
 
 
         while True:
@@ -552,7 +552,7 @@ class Renderer:
         or flat. A chunk at a time: each moves to the CPU and becomes uint8 at once, so the device holds one
         chunk and CPU memory no float copy of the clip (4× the frames' bytes); on out-of-memory chunks halve,
         and at one frame the memory ladder goes down a rung."""
-        import torch
+        import torch  # torch stack: kept out of light commands
 
         vae = pipe.vae
 
@@ -689,7 +689,7 @@ def pose_arguments(spec: ClipSpec) -> dict:
 
 def load_pose_frames(spec: ClipSpec) -> list:
     """The pose conditioning images for a clip (cached by the pose layer)."""
-    from PIL import Image
+    from PIL import Image  # media library: loaded on use
 
 
     try:

@@ -60,7 +60,7 @@ def _is_video(path: Path) -> bool:
 
 
 def _open(path: Path, where: str):
-    import av
+    import av  # media library: loaded on use
 
     try:
         container = av.open(str(path))
@@ -280,7 +280,8 @@ def denoising_steps(spec) -> int:
 
 def video_pipeline(stack_pipe, controlnet, dtype):
     """diffusers' video-to-video pipeline (with the ControlNet when given) sharing the stack's components."""
-    import torch
+    import torch  # torch stack: kept out of light commands
+    # torch stack: kept out of light commands
     from diffusers import AnimateDiffVideoToVideoControlNetPipeline, AnimateDiffVideoToVideoPipeline
 
 
@@ -300,7 +301,7 @@ def video_pipeline(stack_pipe, controlnet, dtype):
 
 def after_call(pipe) -> None:
     """The VAE back in fp32 (diffusers leaves it in the UNet's dtype after encoding the source)."""
-    import torch
+    import torch  # torch stack: kept out of light commands
 
     pipe.vae.to(dtype=torch.float32)
 
@@ -308,7 +309,7 @@ def after_call(pipe) -> None:
 def video_kwargs(kwargs: dict, spec, images: list) -> dict:
     """Text-to-video call kwargs → the video-to-video call's: the source frames, strength and step semantics
     instead of a frame count and noise latents (the source's latents are the start)."""
-    from PIL import Image
+    from PIL import Image  # media library: loaded on use
 
     iv = spec.init_video
     out = {k: v for k, v in kwargs.items() if k not in ("num_frames", "latents")}
@@ -372,6 +373,6 @@ def finish(renderer, spec, result, source: SourceFrames | None, pose_frames, kee
 
 
 def _pil(image: np.ndarray):
-    from PIL import Image
+    from PIL import Image  # media library: loaded on use
 
     return Image.fromarray(image)

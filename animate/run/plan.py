@@ -20,6 +20,9 @@ from motion.context import SPLIT_FROM_FRAMES, context_plan, splits_long_clip
 from motion.errors import MotionError, PoseSourceError
 from motion.loras import weight_label
 from motion.pose import count_frames, detect_kind, frames_to_extract
+import dataclasses
+import os
+import click
 
 # Rough per-UNet-call cost of SD1.5 + motion module at 16 frames, 512×512 (seconds), and weights in GiB.
 # Figures are order-of-magnitude (A100-class GPU fp16; CPU fp32 ~60× slower); the tiny kit has its own model.
@@ -56,8 +59,6 @@ def unet_parameters(src) -> int | None:
 
 
 def replace_ref(src, ref: Path):
-    import dataclasses
-
     return dataclasses.replace(src, ref=str(ref), kind="folder")
 
 
@@ -119,7 +120,6 @@ EXTRACT_SECONDS_PER_FRAME = 1.3  # person-video: 20 MediaPipe looks at 416 px, o
 def pose_report(spec: ClipSpec) -> dict:
     """Pose source kind and frame count against the clip's, without drawing anything; for a person video
     also how many of its frames still go to the detector and about how long that takes."""
-    import os
 
 
 
@@ -212,7 +212,6 @@ def estimate(spec: ClipSpec, device: str, dtype: str) -> tuple[float, float]:
     from animate.render.renderer import denoising_steps
 
     if spec.refine:  # two passes: the clip, then the refine pass at its larger size
-        import dataclasses
 
 
         s1, g1 = estimate(dataclasses.replace(spec, refine=None), device, dtype)
@@ -321,7 +320,6 @@ STATUS_TEXT = {"render": "render", "encode": "encode from stored frames", "recor
 
 def print_plan(specs: list[ClipSpec], *, jobs: list | None = None, device: str = "auto", dtype: str = "auto",
                out=None, store=None, events=None) -> dict:
-    import click
 
 
     plan = build_plan(specs, jobs=jobs, device=device, dtype=dtype, out=out, store=store)

@@ -34,6 +34,7 @@ from animate.render.renderer import dtype_name
 from animate.run.runner import POLL_S, _Runner
 from animate.render.renderer import Renderer, pick_dtype
 from animate.spec import ClipSpec
+import logging
 
 WORKER_RESTARTS = 4  # times Ray restarts one dead worker before the driver gives up on it
 JOB_ATTEMPTS = 3  # a job whose worker died this many times fails (it may be what kills them)
@@ -46,7 +47,7 @@ FORWARDED_ENV = ("HF_HUB_OFFLINE", "HF_ENDPOINT", "TRANSFORMERS_VERBOSITY", "DIF
 def import_ray():
     """The `ray` module, or one line saying how to install it."""
     try:
-        import ray
+        import ray  # optional extra: loaded on use
     except ImportError:
         raise ConfigError("needs Ray, which is not installed here", where="--backend ray",
                           hint='pip install "animate[ray]"') from None
@@ -173,7 +174,6 @@ class RayBackend:
     # ------------------------------------------------------------------ the pool
     def connect(self) -> bool:
         """Join the cluster at `address`, or start a local Ray; True when this call started it."""
-        import logging
 
         ray = import_ray()
         if ray.is_initialized():

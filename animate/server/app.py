@@ -27,6 +27,7 @@ from animate.outputs.records import read_sidecar
 from animate.server.history import history, script_for
 from animate.server.uploads import Incoming, checked_name, over_limit, suffixes
 from animate.spec import OUTPUT_FORMATS, list_presets
+import yaml
 
 STATIC = Path(__file__).parent / "static"
 TOKEN_COOKIE = "animate_token"
@@ -190,7 +191,6 @@ def create_app(config: ServeConfig, queue: JobQueue | None = None) -> FastAPI:
     @app.get("/api/history/{script}/{stem}/script")
     async def past_script(script: str, stem: str):
         """The YAML of a one-clip script that renders this recorded clip again (`animate render FILE`)."""
-        import yaml
 
 
         found = contained(config.out, f"{script}/{stem}.json")

@@ -15,6 +15,7 @@ from animate.server.config import ServeConfig
 from animate.models.tiny import kit_dir
 from animate.run.checks import check_specs
 from animate.spec.clipspec import labeled_sources
+import json
 
 STEM_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 SUFFIXES = {"json": ".json", "yaml": ".yaml", "yml": ".yaml", "toml": ".toml"}
@@ -58,7 +59,6 @@ def checked_stem(stem: str | None, default: str = "serve") -> str:
 
 def clip_script(fields: dict) -> str:
     """One clip's fields (as in a script's clip) as the JSON text of a one-clip script."""
-    import json
 
     if not isinstance(fields, dict):
         raise ConfigError("a clip must be a JSON object of clip fields", where="clip")

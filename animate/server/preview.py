@@ -11,9 +11,9 @@ PREVIEW_SIDE = 128
 
 def latent_preview_png(latents, side: int = PREVIEW_SIDE) -> bytes | None:
     """The middle frame of AnimateDiff latents (B×4×F×h×w, or B×4×h×w) as a small PNG; None for other shapes."""
-    import numpy as np
-    import torch
-    from PIL import Image
+    import numpy as np  # media library: loaded on use
+    import torch  # torch stack: kept out of light commands
+    from PIL import Image  # media library: loaded on use
 
     if not isinstance(latents, torch.Tensor) or latents.ndim not in (4, 5) or latents.shape[1] != 4:
         return None

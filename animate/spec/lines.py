@@ -10,6 +10,7 @@ from pydantic import BaseModel, ValidationError
 
 from animate.spec.positions import located, lookup
 from animate.spec.values import loc_text, show
+import typing
 
 # Common names from other tools → our field.
 SYNONYMS = {
@@ -61,8 +62,6 @@ def _real_loc(raw: tuple, data: Any) -> tuple[tuple, tuple | None, bool]:
 
 
 def _inner_model(annotation):
-    import typing
-
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
     for arg in typing.get_args(annotation):

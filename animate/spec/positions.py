@@ -13,6 +13,8 @@ import re
 from typing import Any
 
 from animate.errors import ConfigError
+import yaml
+from json.decoder import scanstring
 
 MAX_SCRIPT_BYTES = 2_000_000
 MAX_DEPTH = 32  # a real script nests about 7 levels (clips → pose → source → keyframe → points)
@@ -45,8 +47,6 @@ def _record(positions: dict, path: tuple, pos: tuple[int, int], key_pos: tuple[i
 
 @functools.lru_cache(maxsize=None)
 def _yaml_loader():
-    import yaml
-
     class ScriptLoader(yaml.SafeLoader):
         """The safe loader, refusing anchors and aliases (cheap 'billion laughs' bombs) and deep nesting."""
 
@@ -70,8 +70,6 @@ def _yaml_loader():
 
 
 def _parse_yaml(text: str) -> tuple[Any, dict, list]:
-    import yaml
-
     loader = None
     try:
         loader = _yaml_loader()(text)  # the reader checks for unprintable characters here
@@ -132,7 +130,6 @@ _JSON_ATOM = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][-+]?\d+)?|true|false
 
 def _json_positions(text: str) -> tuple[dict, list]:
     """Positions of every value in JSON text that `json.loads` already accepted; also duplicate keys."""
-    from json.decoder import scanstring
 
     starts = [0] + [m.end() for m in re.finditer("\n", text)]
     positions: dict = {}
@@ -235,7 +232,7 @@ def _toml_positions(text: str) -> dict:
 
 def _parse_toml(text: str) -> tuple[Any, dict, list]:
     try:
-        import tomllib
+        import tomllib  # TOML reader: by Python version
     except ImportError:  # Python 3.10
         import tomli as tomllib
     try:

@@ -22,6 +22,8 @@ from animate.spec.values import loc_text, show
 from animate.models.family import SDXL, base_family, native_size
 from animate.models.sources import resolve_source
 from animate.spec.keyframes import resolve_keyframes
+from importlib.resources import files
+import yaml
 
 # Built-in defaults: the bottom layer of every clip (the plain fields' own come from ClipSpec).
 BUILTIN: dict[str, Any] = {
@@ -120,14 +122,12 @@ def presets_dir() -> Path:
     for candidate in (here.parent / "presets", here / "presets"):
         if candidate.is_dir():
             return candidate
-    from importlib.resources import files
 
     return Path(str(files("animate") / "presets"))
 
 
 def list_presets() -> dict[str, str]:
     """Built-in preset name → its one-line description."""
-    import yaml
 
     out = {}
     for p in sorted(presets_dir().glob("*.yaml")):

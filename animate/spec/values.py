@@ -13,6 +13,7 @@ from pydantic_core import PydanticCustomError
 from animate.util.names import NAME_RE, slug
 from animate.models.schedulers import SCHEDULERS
 from animate.util.names import reserved_name
+import unicodedata
 
 OUTPUT_FORMATS = ("gif", "mp4", "webm", "webp", "png", "prores", "ffv1", "sheet")
 MAX_SEED = 2**63 - 1
@@ -79,7 +80,6 @@ def name_problem(name: str, what: str = "clip") -> str | None:
     elif len(name) > 64:
         why = f"a {what} name is at most 64 characters"
     elif not name.isascii():  # look-alike letters, right-to-left marks, zero-width spaces disguise file names
-        import unicodedata
 
         char = next(c for c in name if not c.isascii())
         fix = slug(unicodedata.normalize("NFKC", name))  # fullwidth letters fold to ASCII; look-alikes do not

@@ -71,7 +71,7 @@ def file_lock(path: str | os.PathLike) -> Iterator[None]:
     """Hold an exclusive lock on `path` (created if missing) while the block runs, so two processes that both
     find something missing build it once. Without fcntl (Windows) it does not exclude: the build is atomic anyway."""
     try:
-        import fcntl
+        import fcntl  # POSIX only
     except ImportError:
         yield
         return
