@@ -19,8 +19,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from animate.errors import ConfigError, ModelError
-from animate.models.sources import HUB_ID, Source as _Source, hub_offline, hub_snapshot, hub_unreachable
+from animate.models.sources import HUB_ID, Source as _Source, hub_offline, hub_unreachable
 from animate.models.weights import read_safetensors_keys
 
 if TYPE_CHECKING:
@@ -31,8 +30,6 @@ SD15, SDXL = "sd15", "sdxl"
 LABELS = {SD15: "SD1.5", SDXL: "SDXL"}
 NATIVE_SIZE = {SD15: 512, SDXL: 1024}
 SDXL_BLOCKS = 3  # down blocks of an SDXL-shaped UNet (SDXL, SSD-1B); SD1.5 has four
-# (block_out_channels, layers_per_block) of the UNet diffusers builds for a family's single checkpoint.
-STANDARD_UNET = {SD15: ((320, 640, 1280, 1280), 2), SDXL: ((320, 640, 1280), 2)}
 # Hub ids whose family is known even where neither the cache nor the hub can tell (offline `check`).
 KNOWN_FAMILIES = {"stabilityai/stable-diffusion-xl-base-1.0": SDXL, "segmind/SSD-1B": SDXL,
                   "stabilityai/sdxl-turbo": SDXL, "emilianJR/epiCRealism": SD15,
@@ -62,7 +59,7 @@ def label(family: str | None) -> str:
 
 # ---------------------------------------------------------------- reading configs without loading
 
-def _json(path: Path) -> dict | None:
+def read_json(path: Path) -> dict | None:
     try:
         data = json.loads(Path(path).read_text())
     except (OSError, ValueError):
@@ -80,26 +77,26 @@ def _hub_json(src: Source, filename: str) -> dict | None:
     except (OSError, ValueError):
         found = None
     if isinstance(found, str):
-        return _json(Path(found))
+        return read_json(Path(found))
     if hub_offline() or hub_unreachable() is not None:
         return None
     from huggingface_hub import constants, hf_hub_download  # hub client: slow to import, loaded on use
 
     try:  # the endpoint the probe answered (HF_ENDPOINT)
-        return _json(Path(hf_hub_download(src.ref, filename, revision=src.revision, endpoint=constants.ENDPOINT)))
+        return read_json(Path(hf_hub_download(src.ref, filename, revision=src.revision, endpoint=constants.ENDPOINT)))
     except Exception:  # noqa: BLE001  no such file in the repo, gated, a transport error: the family stays unknown
         return None
 
 
-def _config(src: Source, filename: str) -> dict | None:
+def read_config(src: Source, filename: str) -> dict | None:
     """`filename` (e.g. unet/config.json) of a base or adapter: its folder, its `config:` folder, or the hub."""
     if src.kind == "folder":
-        found = _json(Path(src.ref) / filename)
+        found = read_json(Path(src.ref) / filename)
         if found is not None:
             return found
     if src.config:
         if Path(src.config).is_dir():
-            return _json(Path(src.config) / filename)
+            return read_json(Path(src.config) / filename)
 
         if HUB_ID.match(src.config):
             return _hub_json(_Source(ref=src.config, kind="hub"), filename)
@@ -108,7 +105,7 @@ def _config(src: Source, filename: str) -> dict | None:
     return None
 
 
-def _keys(src: Source) -> list[str] | None:
+def tensor_names(src: Source) -> list[str] | None:
     local = src.local_file()
     if local is None or local.suffix != ".safetensors" or not local.is_file():
         return None
@@ -137,15 +134,15 @@ def family_of_checkpoint(keys: list[str]) -> str | None:
 
 @functools.lru_cache(maxsize=256)
 def _base_family(src: Source) -> str | None:
-    index = _config(src, "model_index.json")
+    index = read_config(src, "model_index.json")
     if index is not None and ("text_encoder_2" in index or "XL" in str(index.get("_class_name", ""))):
         return SDXL
-    unet = _config(src, "unet/config.json")
+    unet = read_config(src, "unet/config.json")
     if unet is not None:
         return family_of_unet_config(unet)
     if index is not None:
         return SD15
-    keys = _keys(src) if src.kind == "file" else None
+    keys = tensor_names(src) if src.kind == "file" else None
     if keys is not None:
         found = family_of_checkpoint(keys)
         if found:
@@ -167,7 +164,7 @@ def render_family(src: Source) -> str:
 def native_size(src: Source) -> int | None:
     """The base's native width/height: the UNet's sample size × the VAE's scale (SDXL 1024, SD1.5 512)."""
     family = base_family(src)
-    unet, vae = _config(src, "unet/config.json"), _config(src, "vae/config.json")
+    unet, vae = read_config(src, "unet/config.json"), read_config(src, "vae/config.json")
     if unet and unet.get("sample_size") and vae and vae.get("block_out_channels"):
         size = unet["sample_size"]
         size = size[0] if isinstance(size, (list, tuple)) else size
@@ -178,84 +175,14 @@ def native_size(src: Source) -> int | None:
 @functools.lru_cache(maxsize=256)
 def adapter_blocks(src: Source) -> int | None:
     """How many UNet blocks a motion adapter is built for (its config, else its tensor names)."""
-    config = _config(src, "config.json") if not (src.kind == "file" and not src.config) else None
+    config = read_config(src, "config.json") if not (src.kind == "file" and not src.config) else None
     if config is not None and config.get("block_out_channels"):
         return len(config["block_out_channels"])
-    keys = _keys(src)
+    keys = tensor_names(src)
     if keys is None:
         return None
     blocks = {int(m.group(1)) for k in keys for m in [re.match(r"down_blocks\.(\d+)\.motion_modules\.", k)] if m}
     return max(blocks) + 1 if blocks else None
-
-
-def adapter_layers(src: Source) -> int | None:
-    """Motion layers per block of a motion adapter (its config, else its tensor names)."""
-    config = _config(src, "config.json") if not (src.kind == "file" and not src.config) else None
-    if config is not None and config.get("motion_layers_per_block") is not None:
-        layers = config["motion_layers_per_block"]
-        return int(layers if isinstance(layers, int) else max(layers))
-    keys = _keys(src)
-    found = {int(m.group(1)) for k in keys or [] for m in [re.match(r"down_blocks\.\d+\.motion_modules\.(\d+)\.", k)]
-             if m}
-    return max(found) + 1 if found else None
-
-
-def unet_shape(base: Source, family: str) -> tuple[tuple[int, ...], int]:
-    """The base UNet's (block_out_channels, layers_per_block): its config, else the family's standard UNet (what
-    diffusers builds for a single checkpoint without a config)."""
-    config = _config(base, "unet/config.json")
-    if config and config.get("block_out_channels"):
-        return tuple(config["block_out_channels"]), int(config.get("layers_per_block", 2))
-    return STANDARD_UNET[family]
-
-
-def motion_misfit(adapter: Source, base: Source, family: str) -> str | None:
-    """Why a motion adapter cannot be built into the base's UNet, or None. diffusers' UNetMotionModel.from_unet2d
-    needs the same number of blocks and layers per block, and the motion modules' channels must match the UNet's
-    blocks: that, not the family, decides whether they fit."""
-    channels, layers = unet_shape(base, family)
-    config = _config(adapter, "config.json") if not (adapter.kind == "file" and not adapter.config) else None
-    own = tuple(config["block_out_channels"]) if config and config.get("block_out_channels") else None
-    blocks = len(own) if own else adapter_blocks(adapter)
-    if blocks is None:  # nothing readable (an uncached hub id, offline): the registry's family, if it knows
-        known = known_family(adapter)
-        if known is not None and known != family:
-            return (f"{adapter.describe()} is an {label(known)} motion adapter but model {base.describe()} is "
-                    f"{label(family)}")
-        return None
-    built_for = f"{blocks} blocks" + (f" of {list(own)} channels" if own else "")
-    has = f"{len(channels)} blocks of {list(channels)} channels"
-    if blocks != len(channels) or (own is not None and own != channels):
-        return (f"{adapter.describe()} is built for a UNet with {built_for}, but model {base.describe()} "
-                f"({label(family)}) has {has}")
-    motion_layers = adapter_layers(adapter)
-    if motion_layers is not None and motion_layers != layers:
-        return (f"{adapter.describe()} has {motion_layers} motion layers per block, but model {base.describe()}'s "
-                f"UNet has {layers} layers per block")
-    return None
-
-
-def controlnet_misfit(controlnet: Source, base: Source, family: str) -> str | None:
-    """Why a ControlNet's residuals cannot be added to the base UNet's blocks (other channels), or None."""
-    config = _config(controlnet, "config.json") if not (controlnet.kind == "file" and not controlnet.config) else None
-    if not config or not config.get("block_out_channels"):
-        return None
-    channels, _ = unet_shape(base, family)
-    own = tuple(config["block_out_channels"])
-    if own != channels:
-        return (f"{controlnet.describe()} is built for a UNet with {len(own)} blocks of {list(own)} channels, but "
-                f"model {base.describe()} ({label(family)}) has {len(channels)} blocks of {list(channels)} channels")
-    return None
-
-
-def conditioning_models(spec: ClipSpec) -> list[tuple[str, Source]]:
-    """The ControlNet-shaped models a clip adds to its base (pose ControlNet, SparseCtrl), with their fields."""
-    found = []
-    if spec.pose is not None and spec.pose.get("controlnet") is not None:
-        found.append(("pose.controlnet", spec.pose["controlnet"]))
-    if spec.keyframes is not None and spec.keyframes.get("sparsectrl") is not None:
-        found.append(("keyframes.sparsectrl", spec.keyframes["sparsectrl"]))
-    return found
 
 
 def adapter_family(src: Source) -> str | None:
@@ -268,7 +195,7 @@ def adapter_family(src: Source) -> str | None:
 
 def unet_file_family(src: Source) -> str | None:
     """A full UNet state dict's family (SDXL's carries the added text/time embedding)."""
-    keys = _keys(src)
+    keys = tensor_names(src)
     if keys is None:
         return None
     if not any(k.startswith(("conv_in.", "down_blocks.")) for k in keys):
@@ -309,123 +236,8 @@ def has_free_noise(pipe) -> bool:
 
 # ---------------------------------------------------------------- checks before anything loads
 
-def check_family(spec: ClipSpec, label_: str) -> None:
-    """Motion adapter and `unet:` against the base's family, and what the SDXL pipeline cannot do; one line
-    each (LoRAs are checked with the LoRA slot checks, which read their headers)."""
-    family = base_family(spec.model)
-    if family is None:
-        return
-    where = f"{label_}: "
-    misfit = motion_misfit(spec.motion_adapter, spec.model, family)
-    if misfit:
-        raise ModelError(misfit, where=f"{where}motion_adapter",
-                         hint=f"use a motion adapter made for this base (for an {label(family)} base e.g. "
-                              f"{FIX[family]['motion_adapter']}), or the base it was made for")
-    for field_name, src in conditioning_models(spec):
-        misfit = controlnet_misfit(src, spec.model, family)
-        if misfit:
-            raise ModelError(misfit, where=f"{where}{field_name}",
-                             hint="use a ControlNet trained for this base model's family and shape")
-    if spec.unet is not None:
-        unet = unet_file_family(spec.unet)
-        if unet is None and spec.unet.local_file() is not None and spec.unet.local_file().suffix == ".safetensors":
-            raise ModelError(f"{spec.unet.describe()} holds no UNet weights (no conv_in / down_blocks tensors)",
-                             where=f"{where}unet", hint="give a full UNet checkpoint such as "
-                                                        "sdxl_lightning_4step_unet.safetensors")
-        if unet is not None and unet != family:
-            raise ModelError(f"{spec.unet.describe()} is an {label(unet)} UNet but model {spec.model.describe()} "
-                             f"is {label(family)}", where=f"{where}unet",
-                             hint=f"use an {label(family)} UNet checkpoint, or remove `unet:`")
-    for i, (name, src, _, _) in enumerate(spec.adapters):  # LoRAs whose header could not be read (not cached)
-        known = known_family(src)
-        if known is not None and known != family:
-            raise ModelError(f"{src.describe()} is an {label(known)} LoRA and cannot be applied to an {label(family)} "
-                             f"model", where=f"{where}adapters[{i}] ({name})",
-                             hint=f"use an {label(family)} LoRA (e.g. {FIX[family]['lora']}), or an {label(known)} "
-                                  "base model")
-    if family == SDXL:
-        check_sdxl_features(spec, label_)
-
-
-def check_sdxl_features(spec: ClipSpec, label_: str) -> None:
-    """AnimateDiffSDXLPipeline has no FreeNoise (so no prompt travel, no context windows) and no ControlNet."""
-    why = "diffusers' AnimateDiffSDXLPipeline has no FreeNoise"
-    for field in ("prompt", "negative"):
-        if isinstance(getattr(spec, field), dict):
-            raise ConfigError(f"{field}: prompt travel (keyframes) is not supported with an SDXL base ({why})",
-                              where=label_, hint=f"give `{field}` as one text, or use an SD1.5 base")
-    length = spec.context["length"]
-    max_frames = motion_max_frames(spec.motion_adapter)
-    if (length is not None and length < spec.frames) or (length is None and spec.frames > max_frames):
-        raise ConfigError(f"frames: {spec.frames} needs context windows, which an SDXL base cannot use ({why})",
-                          where=label_, hint=f"use at most {max_frames} frames (the motion adapter's length) and no "
-                                             "shorter context.length")
-    if spec.pose is not None:
-        raise ConfigError("pose: ControlNet pose guidance is not supported with an SDXL base (diffusers has no "
-                          "AnimateDiff SDXL ControlNet pipeline)", where=label_,
-                          hint="remove `pose:`, or use an SD1.5 base")
-    for field, pipeline in (("keyframes", "AnimateDiffSparseControlNetPipeline"),
-                            ("init_video", "AnimateDiffVideoToVideoPipeline"),
-                            ("refine", "AnimateDiffVideoToVideoPipeline")):
-        if getattr(spec, field) is not None:
-            raise ConfigError(f"{field}: not supported with an SDXL base (diffusers' {pipeline} is SD1.5 only)",
-                              where=label_, hint=f"remove `{field}:`, or use an SD1.5 base")
-
-
-def family_warnings(spec: ClipSpec) -> list[str]:
-    """Plan warnings for the SDXL family: an SDXL-Lightning UNet or LoRA run off the steps, scheduler or
-    guidance it was distilled for."""
-    out = []
-    if base_family(spec.model) == SDXL:
-        need = sdxl_memory(spec, "fp16")
-        if need["decode"] > max(need["denoise"], 8.0):
-            chunk = max(1, int(max(need["denoise"], 8.0) // decode_gib(spec, 1)))
-            out.append(f"decoding {min(spec.decode_chunk, spec.frames)} frames at once at {spec.width}x{spec.height} "
-                       f"needs about {need['decode']:.0f} GiB in the fp32 VAE: set decode_chunk: {chunk} (about "
-                       f"{decode_gib(spec, chunk):.0f} GiB); on out-of-memory the renderer halves the chunk itself")
-    steps = lightning_steps(spec)
-    if steps is not None:
-        if spec.steps != steps:
-            out.append(f"the SDXL-Lightning checkpoint is distilled for {steps} steps but the clip uses {spec.steps}")
-        if spec.scheduler != SDXL_SCHEDULER:
-            out.append(f"SDXL-Lightning expects scheduler {SDXL_SCHEDULER} (Euler, trailing timesteps); got "
-                       f"{spec.scheduler}")
-        if spec.guidance > 1:
-            out.append(f"guidance {spec.guidance:g} with SDXL-Lightning (0, no CFG, expected) gives burnt frames "
-                       "and doubles the UNet work")
-    return out
-
 
 # ---------------------------------------------------------------- loading a full UNet checkpoint
-
-def load_full_unet(unet, src: Source) -> None:
-    """Load a full UNet state dict (SDXL-Lightning's `*_unet.safetensors`) into the pipeline's UNet, which has the
-    base's config: every 2D layer must be in the file, and nothing else; the motion modules stay the adapter's."""
-    from safetensors.torch import load_file  # torch stack: kept out of light commands
-
-    path = src.local_file()
-    if src.kind == "hub":
-        from huggingface_hub import hf_hub_download  # hub client: slow to import, loaded on use
-
-        if not src.weight_name:
-            raise ModelError(f"unet {src.ref} needs the file to load", where="unet",
-                             hint="give {source: REPO, weight_name: sdxl_lightning_4step_unet.safetensors}")
-        path = Path(hf_hub_download(src.ref, src.weight_name, revision=src.revision))
-    if path is None or path.suffix != ".safetensors":
-        raise ModelError(f"unet {src.describe()} must be one .safetensors UNet file", where="unet")
-    state = load_file(str(path))
-    try:
-        result = unet.load_state_dict(state, strict=False)
-    except RuntimeError as exc:  # shapes that do not fit the base's UNet
-        line = next((ln.strip() for ln in str(exc).splitlines() if "size mismatch" in ln), str(exc).splitlines()[0])
-        raise ModelError(f"unet {src.describe()} does not fit the base model's UNet ({line[:200]})", where="unet",
-                         hint="use a UNet checkpoint made for this base model") from None
-    missing = [k for k in result.missing_keys if ".motion_modules." not in k]
-    if result.unexpected_keys or missing:
-        what = (f"{len(result.unexpected_keys)} tensor(s) the base's UNet lacks (e.g. {result.unexpected_keys[0]})"
-                if result.unexpected_keys else f"no {missing[0]} (and {len(missing) - 1} more)")
-        raise ModelError(f"unet {src.describe()} does not fit the base model's UNet: {what}", where="unet",
-                         hint="use a full UNet checkpoint made for this base model")
 
 
 # ---------------------------------------------------------------- what SDXL costs (check's estimate)
@@ -458,61 +270,6 @@ def sdxl_gib(spec: ClipSpec, precision: str) -> float:
     """An SDXL clip's peak: its weights plus the larger of denoising's activations and one decode chunk."""
     need = sdxl_memory(spec, precision)
     return round(need["weights"] + max(need["denoise"], need["decode"]), 1)
-
-
-# ---------------------------------------------------------------- diffusers' gap: the added embedding
-# UNetMotionModel.from_unet2d (diffusers 0.42) copies every 2D layer except `add_embedding`, SDXL's text/time
-# embedding: AnimateDiffSDXLPipeline then runs it with fresh random weights (raised in diffusers PR #6721's review,
-# left for later). The renderer puts the base's own weights back, read from its files.
-ADDED_EMBEDDING_LDM = {"label_emb.0.0.": "linear_1.", "label_emb.0.2.": "linear_2."}
-
-
-def _unet_files(src: Source) -> list[Path]:
-    if src.kind == "file":
-        return [Path(src.ref)]
-    folder = Path(src.ref) / "unet" if src.kind == "folder" else None
-    if src.kind == "hub":
-        snapshot = hub_snapshot(src)
-        folder = snapshot / "unet" if snapshot is not None else None
-    if folder is None:
-        return []
-    index = _json(folder / "diffusion_pytorch_model.safetensors.index.json")
-    if index is not None:
-        return sorted({folder / name for key, name in index.get("weight_map", {}).items()
-                       if key.startswith("add_embedding.")})
-    single = folder / "diffusion_pytorch_model.safetensors"
-    return [single] if single.is_file() else []
-
-
-def added_embedding_state(src: Source) -> dict:
-    """The base's `add_embedding.*` tensors (diffusers names), read from its UNet file(s) or checkpoint."""
-    from safetensors import safe_open  # torch stack: kept out of light commands
-
-    out = {}
-    for path in _unet_files(src):
-        with safe_open(str(path), framework="pt") as fh:
-            for key in fh.keys():
-                if src.kind != "file" and key.startswith("add_embedding."):
-                    out[key.removeprefix("add_embedding.")] = fh.get_tensor(key)
-                elif src.kind == "file" and key.startswith("model.diffusion_model.label_emb."):
-                    rest = key.removeprefix("model.diffusion_model.")
-                    for old, new in ADDED_EMBEDDING_LDM.items():
-                        if rest.startswith(old):
-                            out[new + rest.removeprefix(old)] = fh.get_tensor(key)
-    return out
-
-
-def restore_added_embedding(unet, src: Source) -> None:
-    """Give an SDXL motion UNet its base's added text/time embedding (see above); a base whose files hold none
-    (a UNet without `text_time`) is left alone."""
-    embedding = getattr(unet, "add_embedding", None)
-    if embedding is None:
-        return
-    state = added_embedding_state(src)
-    if not state:
-        raise ModelError(f"cannot find the added text/time embedding (add_embedding) in {src.describe()}",
-                         where="model", hint="give the SDXL base as a diffusers folder or hub id")
-    embedding.load_state_dict({k: v.to(next(embedding.parameters()).dtype) for k, v in state.items()})
 
 
 DEFAULT_MAX_FRAMES = 32  # motion_max_seq_length of the SD1.5 AnimateDiff adapters

@@ -19,7 +19,8 @@ from animate.models.schedulers import build_scheduler
 from animate.spec import ClipSpec
 from animate.spec.clipspec import labeled_sources
 from animate.render.loading import check_before_load, load_control_model, safetensors_only, short_reason
-from animate.models.family import has_free_noise, load_full_unet, pipeline_class, render_family, restore_added_embedding
+from animate.models.family import has_free_noise, pipeline_class, render_family
+from animate.render.loading import load_full_unet, restore_added_embedding
 from animate.render import video_input
 from animate.render.fastpaths import (cache_text_embeddings, compile_unet, derived_pipeline, fit_decode_chunk,
                                       quick_dtype_and_device, set_cpu_threads)

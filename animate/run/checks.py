@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from animate.errors import AnimateError, ConfigError, ModelError, OutputError
-from animate.models.family import base_family, check_family
+from animate.models.family import base_family
+from animate.models.fit import check_family
 from animate.run.limits import Limits, check_limits
 from animate.models.sources import Source, check_reachable
 from animate.models.weights import read_safetensors_keys

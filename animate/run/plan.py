@@ -10,7 +10,8 @@ from animate.spec import ClipSpec
 from animate.spec.clipspec import labeled_sources
 from animate.models.family import motion_max_frames
 from animate.events import Plan
-from animate.models.family import family_warnings, sdxl_gib
+from animate.models.family import sdxl_gib
+from animate.models.fit import family_warnings
 from animate.models.sources import hub_offline, hub_snapshot, is_cached
 from animate.models.weights import parameter_count
 from animate.outputs.framestore import human_bytes
