@@ -14,8 +14,9 @@ from animate.util.names import NAME_RE, slug
 from animate.models.schedulers import SCHEDULERS
 from animate.util.names import reserved_name
 import unicodedata
+from animate.encode import FORMATS
 
-OUTPUT_FORMATS = ("gif", "mp4", "webm", "webp", "png", "prores", "ffv1", "sheet")
+OUTPUT_FORMATS = tuple(FORMATS)  # the encoders' registry: a new format is one module in animate/encode/
 MAX_SEED = 2**63 - 1
 
 
