@@ -48,7 +48,7 @@ def render(prompt=None, *, spec=None, device: str | None = None, dtype: str | No
     Renderers are cached per (device, dtype), so repeated calls reuse the loaded pipeline and adapters.
     """
     from animate.run.checks import check_specs
-    from animate.render.renderer import Renderer
+    from animate.rendering.renderer import Renderer
     from animate.spec import spec_from_fields
 
     if spec is None:
@@ -64,7 +64,7 @@ def render(prompt=None, *, spec=None, device: str | None = None, dtype: str | No
 def __getattr__(name):
     # Heavy modules load on first use so `animate --help` starts instantly.
     if name in ("Renderer", "ClipResult"):
-        from animate.render import renderer as _render
+        from animate.rendering import renderer as _render
 
         return getattr(_render, name)
     if name in ("ClipSpec",):

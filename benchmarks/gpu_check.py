@@ -166,9 +166,9 @@ def build_models(dest: Path, cfg: dict, device: str) -> dict:
     from diffusers import AutoencoderKL, MotionAdapter, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    from animate.models.tiny_parts import tokenizer
+    from animate.models.tiny_parts import make_tokenizer
 
-    tokenizer, _ = tokenizer()
+    tokenizer, _ = make_tokenizer()
     torch.manual_seed(0)
     with torch.device(device):
         unet = UNet2DConditionModel.from_config(cfg["unet"])
@@ -217,7 +217,7 @@ class Ctx:
         return spec_from_fields(fields, name=name)[0]
 
     def renderer(self, dtype: str, compile=False):
-        from animate.render.renderer import Renderer
+        from animate.rendering.renderer import Renderer
 
         key = (dtype, compile)
         if key not in self.renderers:
@@ -444,7 +444,7 @@ def row_vae_fp16(ctx: Ctx) -> dict:
 
 
 def row_decode_chunk_memory(ctx: Ctx) -> dict:
-    from animate.render import fastpaths
+    from animate.rendering import fastpaths
 
     r = ctx.renderer(ctx.half)
     if "latents" not in ctx.results:

@@ -55,7 +55,7 @@ def main(argv=None) -> None:
     import torch
 
     from animate.cli import quiet_libraries
-    from animate.render.renderer import Renderer
+    from animate.rendering.renderer import Renderer
     from animate.spec import spec_from_fields
 
     quiet_libraries()

@@ -235,7 +235,7 @@ def _fields(spec) -> dict:
 def section_embeddings(kit, rows: Rows, reps: int, steps: int) -> None:
     import torch
 
-    from animate.render.renderer import Renderer
+    from animate.rendering.renderer import Renderer
 
     on, off = Renderer(device="cpu", quiet_loading=True), Renderer(device="cpu", quiet_loading=True, embed_cache=False)
     seeds = iter(range(100, 10_000))
@@ -256,7 +256,7 @@ def section_embeddings(kit, rows: Rows, reps: int, steps: int) -> None:
 
 
 def section_memory(kit, rows: Rows, steps: int) -> None:
-    from animate.render.renderer import Renderer
+    from animate.rendering.renderer import Renderer
     from animate.spec import spec_from_fields
 
     r = Renderer(device="cpu", quiet_loading=True)
@@ -355,7 +355,7 @@ import time, sys
 t0 = time.perf_counter()
 import torch
 torch.set_num_threads(1)
-from animate.render.renderer import Renderer
+from animate.rendering.renderer import Renderer
 from animate.spec import spec_from_fields
 def step(spec, i, n):
     if i == 1:
@@ -404,7 +404,7 @@ def section_startup(rows: Rows, reps: int) -> None:
 
 # ---------------------------------------------------------------------------------------- main
 def run_size(size: str, rows: Rows, reps: int, quick: bool) -> dict:
-    from animate.render.renderer import Renderer
+    from animate.rendering.renderer import Renderer
 
     meta = {}
     if size == "small":

@@ -82,10 +82,10 @@ def build_small(dest: Path) -> Kit:
                            UNet2DConditionModel, UNetMotionModel)
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    from animate.models.tiny_parts import save_lora, tokenizer
+    from animate.models.tiny_parts import make_tokenizer, save_lora
 
     seed = 4321
-    tokenizer, vocab = tokenizer()
+    tokenizer, vocab = make_tokenizer()
     torch.manual_seed(seed)
     unet = UNet2DConditionModel(
         block_out_channels=(32, 64), layers_per_block=2, sample_size=32, in_channels=4, out_channels=4,
@@ -200,7 +200,7 @@ def naive_clip(kit: Kit, spec) -> None:
 
 
 def section_reuse(kit: Kit, table: Table, reps: int, clips: int, steps: int) -> dict:
-    from animate.render.renderer import Renderer
+    from animate.rendering.renderer import Renderer
 
     specs = [make_spec(kit, weights=WEIGHTS[i % len(WEIGHTS)], steps=steps, name=f"c{i}") for i in range(clips)]
     counts = {}
@@ -326,7 +326,7 @@ def run(args) -> tuple[Table, dict]:
     quiet()
     import diffusers
 
-    from animate.render.renderer import Renderer
+    from animate.rendering.renderer import Renderer
 
     t_start = time.perf_counter()
     meta = {"size": args.size, "quick": args.quick, "rss_start_mb": peak_rss_mb(), "diffusers": diffusers.__version__,

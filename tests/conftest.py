@@ -43,7 +43,7 @@ def kit():
 @pytest.fixture(scope="session")
 def renderer(kit):
     """One CPU renderer shared by the session, as a long script run would share it."""
-    from animate.render.renderer import Renderer
+    from animate.rendering.renderer import Renderer
 
     return Renderer(device="cpu")
 

@@ -90,7 +90,7 @@ def six_clip_script(tmp_path):
 
 DIES_ON_FIRST_RENDER = textwrap.dedent("""
     import os, signal, sys
-    from animate.render.renderer import Renderer
+    from animate.rendering.renderer import Renderer
     def die(self, spec, *a, **kw):
         print("claimed", spec.stem, flush=True)
         os.kill(os.getpid(), signal.SIGKILL)   # kill -9 mid-clip, while holding its claim

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from animate.render import fastpaths
-from animate.render.renderer import Renderer
+from animate.rendering import fastpaths
+from animate.rendering.renderer import Renderer
 from animate.spec import spec_from_fields
 
 

@@ -125,7 +125,7 @@ def test_encode_and_reel_read_the_frame_store_not_a_fitted_output(kit, tmp_path,
 def test_encoders_overlap_the_next_clips_denoising(kit, tmp_path, renderer, monkeypatch):
     """Clip N's encoder waits until clip N+1 has taken a denoising step: a runner that encodes in series with
     rendering would time out here, and the event order would show it."""
-    import animate.encode
+    import animate.run.runner
     from animate.events import EncodeDone, Events, Recorder, Step
     from animate.run.runner import run_specs
     from animate.spec import spec_from_fields
@@ -146,7 +146,7 @@ def test_encoders_overlap_the_next_clips_denoising(kit, tmp_path, renderer, monk
             stepped[f"c{index + 1}"].wait(timeout=60)
         return original(fmt, frames, path, **kw)
 
-    monkeypatch.setattr(animate.encode, "encode_with_report", gated)
+    monkeypatch.setattr(animate.run.runner, "encode_with_report", gated)  # where the runner looks it up
     run_specs(specs, out=tmp_path, script_stem="overlap", renderer=renderer, events=Events(recorder, mark))
     events = recorder.events
     for n in range(3):
@@ -161,7 +161,7 @@ def test_at_most_max_pending_clips_wait_for_encoders(kit, tmp_path, renderer, mo
     """The first clip's GIF encoder is held until a third clip starts rendering (or 5 s pass). A runner that
     rendered ahead without bound would render it at once; with max_pending=2 a render starts only while at most
     one earlier clip still waits for its encoders."""
-    import animate.encode
+    import animate.run.runner
     from animate.events import Events
     from animate.run.runner import run_specs
     from animate.spec import spec_from_fields
@@ -188,7 +188,7 @@ def test_at_most_max_pending_clips_wait_for_encoders(kit, tmp_path, renderer, mo
         if event.name == "clip_done":
             counts["done"] += 1
 
-    monkeypatch.setattr(animate.encode, "encode_with_report", held)
+    monkeypatch.setattr(animate.run.runner, "encode_with_report", held)  # where the runner looks it up
     monkeypatch.setattr(type(renderer), "render", counting)
     summary = run_specs(specs, out=tmp_path, script_stem="bounded", renderer=renderer, events=Events(watch),
                         max_pending=2, workers=1)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import motion.context as context
-from animate.render.memory import split_active
+from animate.rendering.memory import split_active
 from animate.spec import spec_from_fields
 
 FIELDS = dict(model="tiny", motion_adapter="tiny", scheduler="lcm", steps=2, guidance=1.5, width=32, height=32,
@@ -51,7 +51,7 @@ def test_set_split_puts_every_wrapper_on_and_off(renderer):
     other sizes re-wrap."""
     from diffusers.pipelines.free_noise_utils import SplitInferenceModule
 
-    from animate.render.memory import set_split, split_sizes
+    from animate.rendering.memory import set_split, split_sizes
 
     pipe = renderer.stack_for(spec_from_fields({**FIELDS, "frames": 8})[0]).pipe
     wrappers = lambda: sum(isinstance(m, SplitInferenceModule) for m in pipe.unet.modules())  # noqa: E731

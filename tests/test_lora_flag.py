@@ -3,7 +3,7 @@ import pytest
 from click.testing import CliRunner
 
 from animate.cli import main
-from animate.commands.common import _parse_lora
+from animate.commands.common import parse_lora
 from animate.errors import ConfigError
 
 
@@ -17,7 +17,7 @@ def test_a_weight_that_is_not_a_number(kit, tmp_path):
 
 def test_the_lcm_flag_names_itself():
     with pytest.raises(ConfigError, match=r"^--lcm tiny-lcm:x: weight 'x' is not a number"):
-        _parse_lora("tiny-lcm:x", 0, flag="--lcm")
+        parse_lora("tiny-lcm:x", 0, flag="--lcm")
 
 
 @pytest.mark.parametrize("value, source, weight", [
@@ -32,21 +32,21 @@ def test_the_lcm_flag_names_itself():
     ("guoyww/animatediff-motion-lora-zoom-in:-0.5", "guoyww/animatediff-motion-lora-zoom-in", -0.5),
 ])
 def test_sources_with_colons(value, source, weight):
-    entry = _parse_lora(value, 1)
+    entry = parse_lora(value, 1)
     assert (entry["source"], entry["weight"]) == (source, weight)
 
 
 def test_hub_ids_with_revisions():
-    entry = _parse_lora("owner/film-grain@3c1d9f0:0.6", 1)
+    entry = parse_lora("owner/film-grain@3c1d9f0:0.6", 1)
     assert entry == {"name": "film-grain", "weight": 0.6,
                      "source": {"source": "owner/film-grain", "revision": "3c1d9f0"}}
-    assert _parse_lora("owner/name@main", 1)["source"] == {"source": "owner/name", "revision": "main"}
+    assert parse_lora("owner/name@main", 1)["source"] == {"source": "owner/name", "revision": "main"}
 
 
 def test_a_file_whose_name_holds_a_colon(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "take:2.safetensors").write_bytes(b"")
-    assert _parse_lora("take:2.safetensors", 1)["source"] == "take:2.safetensors"
+    assert parse_lora("take:2.safetensors", 1)["source"] == "take:2.safetensors"
 
 
 def test_a_pinned_hub_lora_reaches_the_plan(kit, tmp_path):

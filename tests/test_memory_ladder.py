@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from animate.errors import OutOfMemory
-from animate.render.memory import RUNGS, split_active
-from animate.render.renderer import Renderer
+from animate.rendering.memory import RUNGS, split_active
+from animate.rendering.renderer import Renderer
 from animate.run.runner import run_specs
 from animate.spec import spec_from_fields
 
@@ -196,7 +196,7 @@ def test_a_new_lora_loads_after_the_split_rung(kit, monkeypatch):
 
 
 def test_what_counts_as_out_of_memory():
-    from animate.render.memory import is_out_of_memory
+    from animate.rendering.memory import is_out_of_memory
 
     assert is_out_of_memory(torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"))
     assert is_out_of_memory(RuntimeError("MPS backend out of memory (MPS allocated: 17.00 GB)"))

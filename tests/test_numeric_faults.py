@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from animate.errors import NumericFaultError
-from animate.render.numeric import frames_fault, latents_fault
-from animate.render.renderer import Renderer
+from animate.rendering.numeric import frames_fault, latents_fault
+from animate.rendering.renderer import Renderer
 from animate.run.runner import run_specs
 from animate.spec import spec_from_fields
 

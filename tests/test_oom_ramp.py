@@ -2,7 +2,7 @@
 import numpy as np
 import torch
 
-from animate.render.renderer import Renderer
+from animate.rendering.renderer import Renderer
 from animate.spec import spec_from_fields
 
 FAIL_AFTER_STEP = 2  # the callback of this step (0-based) has moved the ramp on before the failure

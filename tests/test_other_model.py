@@ -39,7 +39,7 @@ def build_other_model(root, kit):
 def test_other_model_matches_diffusers(kit, tmp_path):
     from diffusers import AnimateDiffPipeline, EulerDiscreteScheduler, MotionAdapter
 
-    from animate.render.renderer import Renderer
+    from animate.rendering.renderer import Renderer
     from animate.spec import spec_from_fields
 
     root = build_other_model(tmp_path, kit)

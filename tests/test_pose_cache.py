@@ -3,9 +3,10 @@ import numpy as np
 from click.testing import CliRunner
 from PIL import Image
 
-import motion.pose
+import animate.commands.poses
+import animate.rendering.renderer
 from animate.cli import main
-from animate.render.renderer import load_pose_frames
+from animate.rendering.renderer import load_pose_frames
 from animate.spec import spec_from_fields
 
 
@@ -32,8 +33,9 @@ def test_a_person_video_goes_to_the_same_cache_from_both(kit, tmp_path, monkeypa
         seen.append(("render", cache_dir))
         return [np.zeros((height, width, 3), np.uint8)] * frames
 
-    monkeypatch.setattr(motion.pose, "pose_keypoints", keypoints)
-    monkeypatch.setattr(motion.pose, "pose_frames", drawn)
+    # Patched where `animate poses` and the renderer look them up.
+    monkeypatch.setattr(animate.commands.poses, "pose_keypoints", keypoints)
+    monkeypatch.setattr(animate.rendering.renderer, "pose_frames", drawn)
     result = poses_command(video, tmp_path / "out", "--kind", "person-video")
     assert result.exit_code == 0, result.output
     load_pose_frames(pose_spec(video, kind="person-video"))

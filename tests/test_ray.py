@@ -67,7 +67,7 @@ def comparable(entry):
 def test_ray_gives_the_local_frames_and_manifest_and_builds_each_stack_once_per_worker(local_ray, kit, renderer,
                                                                                         tmp_path, monkeypatch):
     from animate import load_specs
-    from animate.render.renderer import Renderer
+    from animate.rendering.renderer import Renderer
     from animate.run.runner import run_specs
 
     script = six_clips(tmp_path)

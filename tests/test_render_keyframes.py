@@ -156,7 +156,7 @@ def test_single_file_sparsectrl_renders_like_the_folder(kit, renderer, tiny_fiel
 def test_fp16_keyframe_clip_matches_fp32(kit, renderer, tiny_fields, tmp_path):
     """In fp16 (the GPU default) the pipeline hands the fp32 VAE fp16 keyframe images and wants fp16 latents
     back; the clip renders and stays within rounding of the fp32 one."""
-    from animate.render.renderer import Renderer
+    from animate.rendering.renderer import Renderer
 
     Image.fromarray(gradient(32, 32, (200, 120, 0))).save(tmp_path / "a.png")
     Image.fromarray(gradient(32, 32, (0, 120, 200), flip=True)).save(tmp_path / "b.png")

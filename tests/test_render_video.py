@@ -11,7 +11,7 @@ from test_render_pose import skeleton_frames
 from video_helpers import constant_rate, write_video
 
 from animate.spec import spec_from_fields
-from animate.render.video_input import sample
+from animate.rendering.video_input import sample
 
 LORAS = [{"name": "lcm", "source": "tiny-lcm"}, {"name": "zoom", "source": "tiny-zoom-in", "weight": 0.6}]
 LORA_FILES = {"lcm": ("lcm-lora", "pytorch_lora_weights.safetensors"),

@@ -125,7 +125,7 @@ def test_sigterm_is_treated_like_ctrl_c(kit, tmp_path):
 
 
 def test_interrupt_message_counts_in_words(kit, tmp_path, monkeypatch):
-    from animate.render.renderer import Renderer
+    from animate.rendering.renderer import Renderer
 
     script, out = script_of(tmp_path, n=3, outputs=("gif",)), tmp_path / "out"
     original = Renderer.render
@@ -154,7 +154,7 @@ def test_output_root_that_is_a_file_is_one_line(kit, tmp_path):
 
 
 def test_read_only_output_root_is_one_line_before_rendering(kit, tmp_path, monkeypatch):
-    from animate.render.renderer import Renderer
+    from animate.rendering.renderer import Renderer
 
     out = tmp_path / "ro"
     out.mkdir()
@@ -203,7 +203,7 @@ def test_ctrl_c_while_rendering_gives_the_clips_claim_back(kit, tmp_path, render
 def test_an_encoder_failing_at_run_time_fails_only_its_clip_in_one_line(kit, tmp_path, monkeypatch):
     """A size budget one clip's content cannot reach, or an encoder raising a multi-line message, fails that
     clip (exit 1, one line naming it); the other clips still render and are recorded."""
-    import animate.encode
+    import animate.run.runner
 
     script = tmp_path / "enc.yaml"
     script.write_text(yaml.safe_dump({"version": 1, "defaults": {
@@ -217,7 +217,7 @@ def test_an_encoder_failing_at_run_time_fails_only_its_clip_in_one_line(kit, tmp
             raise ValueError("first line of a library's message\nsecond line\nthird line")
         return original(fmt, frames, path, **kw)
 
-    monkeypatch.setattr(animate.encode, "encode_with_report", multi_line)
+    monkeypatch.setattr(animate.run.runner, "encode_with_report", multi_line)  # where the runner looks it up
     out = tmp_path / "out"
     result = CliRunner().invoke(main, ["render", str(script), "--out", str(out), "--quiet", "--device", "cpu"])
     assert result.exit_code == 1, result.output
@@ -258,12 +258,12 @@ def test_a_full_disk_when_claiming_keeps_the_clips_already_rendered(kit, tmp_pat
 def test_a_full_disk_while_writing_the_reel_is_one_line_an_error_event_and_a_summary(kit, tmp_path, monkeypatch):
     """The reel is written after the clips: a full disk there is the one line on stderr and, with --json, the
     same `error` event then the `summary` on stdout, so a pipeline reading events sees why the run stopped."""
-    import animate.encode.reel
+    import animate.run.runner
 
     def full(*a, **kw):
         raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "out" / "faults" / "reel.mp4"))
 
-    monkeypatch.setattr(animate.encode.reel, "write_reel", full)
+    monkeypatch.setattr(animate.run.runner, "write_reel", full)  # where the runner looks it up
     script = tmp_path / "faults.yaml"
     script.write_text(yaml.safe_dump({"version": 1, "outputs": ["reel"], "defaults": {
         "preset": "tiny", "frames": 4, "width": 32, "height": 32, "steps": 1, "outputs": ["gif"]},

@@ -21,7 +21,7 @@ def write_script(path, weights=(0.2, 0.5, 0.9), outputs=("png", "gif")):
 
 
 def count_renders(monkeypatch):
-    from animate.render.renderer import Renderer
+    from animate.rendering.renderer import Renderer
 
     calls = []
     original = Renderer.render
@@ -111,7 +111,7 @@ def test_kill_9_mid_clip_then_complete(kit, tmp_path, monkeypatch):
 
 
 def test_ctrl_c_keeps_finished_clips(kit, tmp_path, monkeypatch):
-    from animate.render.renderer import Renderer
+    from animate.rendering.renderer import Renderer
 
     script, out = tmp_path / "stop.yaml", tmp_path / "out"
     write_script(script)

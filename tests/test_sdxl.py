@@ -25,7 +25,7 @@ def xl(kit):
 
 @pytest.fixture(scope="module")
 def xl_renderer(xl):
-    from animate.render.renderer import Renderer
+    from animate.rendering.renderer import Renderer
 
     return Renderer(device="cpu", quiet_loading=True)
 

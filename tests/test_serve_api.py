@@ -109,7 +109,7 @@ def test_sse_events_equal_the_cli_json_events(kit, renderer, tmp_path):
 
 
 def test_two_queued_jobs_run_in_order_and_the_second_loads_nothing(kit, tmp_path):
-    from animate.render.renderer import Renderer
+    from animate.rendering.renderer import Renderer
 
     fresh = Renderer(device="cpu")
     client, queue = client_for(tmp_path / "out", fresh)

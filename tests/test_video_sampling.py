@@ -5,7 +5,7 @@ from video_helpers import constant_rate, frame_image, frame_index, write_video
 
 from animate.errors import ConfigError
 from animate.spec import spec_from_fields
-from animate.render.video_input import check, fit_frame, sample
+from animate.rendering.video_input import check, fit_frame, sample
 
 
 def spec_for(source, tiny_fields, **init):

@@ -12,7 +12,7 @@ from animate.run.limits import CLI_HELP as LIMIT_HELP
 from animate.commands.common import specs_from_command_line, terminate_like_ctrl_c
 from animate.errors import ConfigError
 from animate.events import Events, JsonLines, Terminal
-from animate.render.video_input import probe
+from animate.rendering.video_input import probe
 from animate.run.limits import Limits, check_limits
 from animate.run.runner import run_specs
 

@@ -76,8 +76,9 @@ def controlnet_misfit(controlnet: Source, base: Source, family: str) -> str | No
     channels, _ = unet_shape(base, family)
     own = tuple(config["block_out_channels"])
     if own != channels:
-        return (f"{controlnet.describe()} is built for a UNet with {len(own)} blocks of {list(own)} channels, but "
-                f"model {base.describe()} ({label(family)}) has {len(channels)} blocks of {list(channels)} channels")
+        return (f"{controlnet.describe()} does not fit model {base.describe()}: it is built for a UNet with {len(own)} "
+                f"blocks of {list(own)} channels, but the model ({label(family)}) has {len(channels)} blocks of "
+                f"{list(channels)} channels")
     return None
 
 

@@ -25,8 +25,8 @@ from animate.models.schedulers import check_steps
 from animate.encode import check_output
 from animate.models.family import motion_max_frames
 from animate.models.weights import check_weights
-from animate.render import video_input
-from animate.render.keyframes import check_keyframes
+from animate.rendering import video_input
+from animate.rendering.keyframes import check_keyframes
 from motion.errors import MotionError
 from motion.loras import check_slot, inspect_lora, pick_weight_name
 

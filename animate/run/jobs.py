@@ -28,7 +28,7 @@ from animate.util.hashing import content_hash_or_none
 from animate.outputs.layout import Manifest, OutputLayout, canonical_json, hash_resolved, measure
 from animate.spec.clipspec import labeled_sources
 from animate.encode import extension
-from animate.render.keyframes import content_hashes
+from animate.rendering.keyframes import content_hashes
 from motion.context import resolved_blend
 
 # Fields of ClipSpec.to_dict() that do not change a single rendered frame.

@@ -15,8 +15,8 @@ from animate.models.fit import family_warnings
 from animate.models.sources import hub_offline, hub_snapshot, is_cached
 from animate.models.weights import parameter_count
 from animate.outputs.framestore import human_bytes
-from animate.render.renderer import pick_device, pose_arguments
-from animate.render.video_input import refine_spec
+from animate.rendering.renderer import pick_device, pose_arguments
+from animate.rendering.video_input import refine_spec
 from motion.context import SPLIT_FROM_FRAMES, context_plan, splits_long_clip
 from motion.errors import MotionError, PoseSourceError
 from motion.loras import weight_label
@@ -171,7 +171,7 @@ def context_report(spec: ClipSpec) -> dict:
 
 def free_init_report(spec: ClipSpec) -> dict | None:
     """FreeInit's cost: the denoising passes it adds (its iterations × the steps)."""
-    from animate.render.renderer import denoising_steps
+    from animate.rendering.renderer import denoising_steps
 
     if not spec.free_init:
         return None
@@ -188,7 +188,7 @@ def keyframes_report(spec: ClipSpec) -> dict | None:
             "fit": kf["fit"]}
 def video_report(spec: ClipSpec) -> dict | None:
     """Video-to-video and refine: the source, the strength and the denoising steps each pass runs."""
-    from animate.render.video_input import denoising_steps, refine_size, refine_spec
+    from animate.rendering.video_input import denoising_steps, refine_size, refine_spec
 
     if not spec.init_video and not spec.refine:
         return None
@@ -210,7 +210,7 @@ def video_report(spec: ClipSpec) -> dict | None:
 
 def estimate(spec: ClipSpec, device: str, dtype: str) -> tuple[float, float]:
     """(seconds, GiB) for one clip: a rough guide, not a promise. FreeInit multiplies the denoising passes."""
-    from animate.render.renderer import denoising_steps
+    from animate.rendering.renderer import denoising_steps
 
     if spec.refine:  # two passes: the clip, then the refine pass at its larger size
 

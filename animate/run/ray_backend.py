@@ -30,9 +30,9 @@ from animate import errors
 from animate.errors import AnimateError, ConfigError, RenderError
 from animate.events import ClipStart, Step
 from animate.run.jobs import Job, stack_key
-from animate.render.renderer import dtype_name
+from animate.rendering.renderer import dtype_name
 from animate.run.runner import POLL_S, _Runner
-from animate.render.renderer import Renderer, pick_dtype
+from animate.rendering.renderer import Renderer, pick_dtype
 from animate.spec import ClipSpec
 import logging
 

@@ -22,7 +22,7 @@ from animate.outputs.records import Records, preview_path, write_preview
 from animate.encode import encode_with_report
 from animate.encode.reel import write_reel
 from animate.outputs.readback import read_frames
-from animate.render.renderer import Renderer, dtype_name, pick_device, pick_dtype
+from animate.rendering.renderer import Renderer, dtype_name, pick_device, pick_dtype
 from animate.run.checks import check_output_root, check_specs, estimate_jobs_bytes
 from animate.run.plan import build_plan
 from animate.util.atomic import sweep_partials

@@ -16,7 +16,7 @@ from animate.errors import AnimateError, Cancelled, Interrupted
 from animate.events import Error, Event, Events, error_events
 from animate.server.config import ServeConfig
 from animate.server.inputs import Submission, load_submission
-from animate.render.renderer import Renderer
+from animate.rendering.renderer import Renderer
 from animate.run.runner import run_specs
 from animate.server.preview import latent_preview_png
 from animate.util.atomic import atomic_file

@@ -20,11 +20,6 @@ from motion.errors import PoseSourceError
 from motion.pose import cache
 from motion.pose.cache import cache_root
 from motion.pose.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, list_images, read_video, video_info
-from motion.pose import openpose_json
-from motion.pose.coverage import check_extent, keypoint_extent
-from motion.pose.extract import frames_to_extract as uncached
-from motion.pose.sources import KEYPOINT_SOURCES, SOURCES, SPECK_FIXES
-from motion.pose.timing import source_indices
 
 KINDS = ("skeleton", "openpose-json", "keyframes", "person-video")
 # A frame counts as a drawn skeleton when most of it is black (skeletons cover ~5-20% of the frame; photos
@@ -98,6 +93,7 @@ def _frames_entry(source_hash: str, kind: str, args: dict, opts: dict, cache_dir
 def pose_frames(source, *, frames: int, fps: float, width: int, height: int, fit: str = "contain",
                 cache_dir=None, kind: str | None = None, **opts) -> list[np.ndarray]:
     """One RGB uint8 (height, width, 3) OpenPose skeleton image per frame from any pose source."""
+    from motion.pose.sources import SOURCES
 
     if frames < 1 or width < 1 or height < 1:
         raise PoseSourceError(f"pose source {source}: frames, width and height must be positive "
@@ -122,6 +118,7 @@ def pose_keypoints(source, *, frames: int, fps: float, width: int, height: int, 
                    cache_dir=None, kind: str | None = None, **opts) -> list[np.ndarray]:
     """The keypoints pose_frames draws: one (people, 18, 3) float32 array per frame, x and y in output
     pixels, points below the source's `threshold` set to 0 (missing). Skeleton images have none."""
+    from motion.pose.sources import KEYPOINT_SOURCES
 
     kind = _kind(source, kind)
     if kind not in KEYPOINT_SOURCES:
@@ -136,6 +133,8 @@ def pose_keypoints(source, *, frames: int, fps: float, width: int, height: int, 
         pose = np.array(pose, np.float32, copy=True)
         pose[pose[..., 2] < threshold] = 0.0
         out.append(pose)
+    from motion.pose.coverage import check_extent, keypoint_extent
+    from motion.pose.sources import SPECK_FIXES
 
     where = "pose keyframes" if kind == "keyframes" else f"pose source {source}"
     check_extent(keypoint_extent(out, threshold, width, height), where=where, width=width, height=height,
@@ -147,6 +146,8 @@ def frames_to_extract(source, *, frames: int, fps: float, width: int, height: in
                       cache_dir=None, kind: str | None = None, **opts) -> int:
     """How many video frames pose_frames(...) with these arguments would send to the pose detector now:
     0 unless the source is a person video whose drawn frames or keypoints are not cached yet."""
+    from motion.pose.extract import frames_to_extract as uncached
+    from motion.pose.timing import source_indices
 
     kind = _kind(source, kind)
     if kind != "person-video":
@@ -165,6 +166,7 @@ def frames_to_extract(source, *, frames: int, fps: float, width: int, height: in
 
 def count_frames(source, *, kind: str | None = None) -> int | None:
     """How many frames a source holds (None for keyframes, which fit any length), for preflight checks."""
+    from motion.pose import openpose_json
 
     kind = _kind(source, kind)
     if kind == "keyframes":

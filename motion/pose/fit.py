@@ -7,7 +7,6 @@ sources that are already images are resized as images.
 from __future__ import annotations
 
 import numpy as np
-from motion.errors import PoseSourceError
 
 FITS = ("contain", "cover", "stretch")
 
@@ -15,6 +14,8 @@ FITS = ("contain", "cover", "stretch")
 def check_fit(fit: str, *, where: str) -> str:
     """Return `fit` if it is a known mode, else raise a PoseSourceError naming the choices."""
     if fit not in FITS:
+        from motion.errors import PoseSourceError
+
         raise PoseSourceError(f"{where}: fit {fit!r} is not one of {', '.join(FITS)}; pick one of them")
     return fit
 

@@ -6,7 +6,6 @@ confidence 0 means the point is missing.
 from __future__ import annotations
 
 import numpy as np
-from motion.errors import PoseSourceError
 
 # OpenPose COCO-18 order, the layout OpenPose ControlNets were trained on. "r_" is the person's right.
 COCO18 = (
@@ -34,6 +33,7 @@ def empty_pose(people: int = 0) -> np.ndarray:
 
 def from_openpose_flat(flat, *, where: str) -> np.ndarray:
     """One person's `pose_keypoints_2d` [x, y, c, ...] (COCO-18 or BODY_25, told by length) → (18, 3)."""
+    from motion.errors import PoseSourceError
 
     values = np.asarray(flat, np.float32).reshape(-1)
     if values.size == 18 * 3:

@@ -21,8 +21,6 @@ from motion.pose.fit import check_fit, fit_image, fit_points
 from motion.pose.media import VIDEO_SUFFIXES, list_images, read_image, read_video, video_info
 from motion.pose.smooth import BETA, MIN_CUTOFF, fill_gaps, smooth_track
 from motion.pose.timing import source_indices
-from motion.pose.extract import extract_keypoints
-from motion.pose.extract_env import LANDMARK_MODELS, ensure_pose_env, has_model
 
 
 def _options(opts: dict, known: dict, where: str) -> dict:
@@ -103,6 +101,8 @@ def person_track(source, *, indices=None, threshold=THRESHOLD, smooth=True, smoo
     """The person's keypoints on the frames `indices` (ascending; default all) of `source`, in its pixels:
     detected (cached per frame), gap-filled and, with `smooth`, despiked and smoothed along those frames.
     Returns ((len(indices), 1, 18, 3), the video's fps, (width, height))."""
+    from motion.pose.extract import extract_keypoints
+    from motion.pose.extract_env import LANDMARK_MODELS, ensure_pose_env, has_model
 
     where = f"pose source {source}"
     if complexity not in LANDMARK_MODELS:

@@ -7,7 +7,6 @@ round(t * source_fps), ties going to the later frame. A source shorter than the 
 from __future__ import annotations
 
 import math
-from motion.errors import PoseSourceError
 
 OVERRUNS = ("error", "hold", "loop")
 
@@ -15,6 +14,7 @@ OVERRUNS = ("error", "hold", "loop")
 def source_indices(frames: int, fps: float, source_count: int, source_fps: float | None, *,
                    overrun: str = "error", where: str = "pose source") -> list[int]:
     """Source frame index for each of the clip's `frames` frames (see the module docstring)."""
+    from motion.errors import PoseSourceError
 
     if overrun not in OVERRUNS:
         raise PoseSourceError(f"{where}: overrun {overrun!r} is not one of {', '.join(OVERRUNS)}")

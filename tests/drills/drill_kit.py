@@ -102,10 +102,10 @@ def run_child(renderer, argv: list[str], install, workdir: Path) -> ChildResult:
 
 
 def _child(renderer, argv, install, fired_path) -> int:
-    import animate.render.renderer
+    import animate.rendering.renderer
     from animate.cli import main
 
-    animate.render.renderer.Renderer = lambda *a, **kw: renderer  # the warm renderer; everything else is the real path
+    animate.rendering.renderer.Renderer = lambda *a, **kw: renderer  # the warm renderer; everything else is the real path
 
     def fire(what: str, kill: bool = True) -> None:
         with open(fired_path, "a") as fh:
@@ -194,7 +194,7 @@ def loaded_pipe(renderer):
 def target_key(renderer, script: Path) -> str:
     """The render key of the target clip (the frame store's file name)."""
     from animate.run.jobs import render_key
-    from animate.render.renderer import dtype_name
+    from animate.rendering.renderer import dtype_name
     from animate.spec import load_script, resolve
 
     spec = next(s for s in resolve(load_script(script)) if s.name == TARGET)

@@ -10,23 +10,23 @@ from typing import Any, Callable
 import numpy as np
 
 from animate.errors import ConfigError, ModelError, NumericFaultError, OutOfMemory, PoseError, RenderError
-from animate.render.memory import MemoryLadder, free_memory, is_out_of_memory, release_heap, set_split, split_paused
-from animate.render.memory import split_sizes as unet_split_sizes
+from animate.rendering.memory import MemoryLadder, free_memory, is_out_of_memory, release_heap, set_split, split_paused
+from animate.rendering.memory import split_sizes as unet_split_sizes
 from animate.models.sources import Source, check_reachable, hub_commit
 from animate.models.weights import read_safetensors_keys
-from animate.render.numeric import frames_fault, latents_fault
+from animate.rendering.numeric import frames_fault, latents_fault
 from animate.models.schedulers import build_scheduler
 from animate.spec import ClipSpec
 from animate.spec.clipspec import labeled_sources
-from animate.render.loading import check_before_load, load_control_model, safetensors_only, short_reason
+from animate.rendering.loading import check_before_load, load_control_model, safetensors_only, short_reason
 from animate.models.family import has_free_noise, pipeline_class, render_family
-from animate.render.loading import load_full_unet, restore_added_embedding
-from animate.render import video_input
-from animate.render.fastpaths import (cache_text_embeddings, compile_unet, derived_pipeline, fit_decode_chunk,
+from animate.rendering.loading import load_full_unet, restore_added_embedding
+from animate.rendering import video_input
+from animate.rendering.fastpaths import (cache_text_embeddings, compile_unet, derived_pipeline, fit_decode_chunk,
                                       quick_dtype_and_device, set_cpu_threads)
-from animate.render.keyframes import keyframe_kwargs, keyframe_rng, sparse_pipeline
-from animate.render.memory import OFFLOADS
-from animate.render.video_input import after_call, denoising_steps as video_steps, video_pipeline
+from animate.rendering.keyframes import keyframe_kwargs, keyframe_rng, sparse_pipeline
+from animate.rendering.memory import OFFLOADS
+from animate.rendering.video_input import after_call, denoising_steps as video_steps, video_pipeline
 from animate.util.cache import cache_root
 from motion.adapters import load_motion_adapter
 from motion.context import LoopShift, context_plan, loop_closure, repeat_context_latents, split_sizes

@@ -18,7 +18,7 @@ import numpy as np
 
 from animate.errors import ConfigError
 from animate.models.schedulers import check_steps
-from animate.render.fastpaths import derived_pipeline
+from animate.rendering.fastpaths import derived_pipeline
 from motion.pose.fit import fit_image
 from motion.pose.media import VIDEO_SUFFIXES, list_images, read_image
 

@@ -17,8 +17,8 @@ from animate.errors import ConfigError, ModelError
 from animate.util.hashing import content_hash_or_none
 from animate.models.sources import Source
 from animate.models.sources import hub_snapshot
-from animate.render.fastpaths import derived_pipeline
-from animate.render.loading import load_control_model
+from animate.rendering.fastpaths import derived_pipeline
+from animate.rendering.loading import load_control_model
 from motion.pose.fit import fit_image
 import json
 import contextlib

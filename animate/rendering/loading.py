@@ -1,4 +1,4 @@
-"""animate.render.loading."""
+"""animate.rendering.loading."""
 from __future__ import annotations
 from typing import TYPE_CHECKING
 from animate.errors import ModelError
@@ -9,7 +9,7 @@ from animate.models.family import read_json
 from animate.models.sources import hub_snapshot
 
 if TYPE_CHECKING:
-    from animate.render.renderer import Renderer, Stack
+    from animate.rendering.renderer import Renderer, Stack
 
 
 def load_control_model(renderer: Renderer, stack: Stack, cls, src: Source, field: str, what: str, *, fix: str):
