@@ -13,7 +13,7 @@ from unittest import mock
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from matrix_helpers import (BASE_FIELDS, DERIVED, FEATURES, MUST_RENDER, SDXL, TALLY, Combo, combinations, counts,
+from matrix_helpers import (BASE, BASE_FIELDS, DERIVED, FEATURES, MUST_RENDER, SDXL, TALLY, Combo, combinations, counts,
                             reason, refused_table, write_inputs, write_script)
 
 from animate.cli import main
@@ -324,18 +324,47 @@ def test_check_and_render_agree_on_the_corpus(name, tmp_path, monkeypatch):
     assert (code, lines) == (checked.exit_code, error_lines(checked.output)), (checked.output, output)
 
 
-def test_a_pose_source_of_another_length_is_refused_by_check_and_render(kit, tmp_path):
+def _pose_folder(folder: Path, count: int) -> str:
     from PIL import Image
 
-    folder = tmp_path / "poses"
     folder.mkdir()
-    for k in range(40):
+    for k in range(count):
         image = np.zeros((32, 32, 3), np.uint8)
         image[4:28, 10 + k % 4:14 + k % 4] = 255
         Image.fromarray(image).save(folder / f"{k:03d}.png")
-    script = write_script(tmp_path / "pose.yaml", [{"name": "dance", "prompt": "a dancer", "frames": 8,
-                                                    "pose": {"source": "poses", "controlnet": "tiny"}}])
+    return folder.name
+
+
+def _pose_json(path: Path) -> str:
+    neck = [0.0] * 54
+    neck[3:6], neck[6:9] = [40.0, 30.0, 0.9], [20.0, 30.0, 0.9]  # pixels of an image of unknown size
+    path.write_text(json.dumps([{"people": [{"pose_keypoints_2d": neck}]}] * 2), encoding="utf-8")
+    return path.name
+
+
+# Scripts `check` once let through and `render` refused before loading: (clip fields, script-level fields, what the
+# one line says).
+DISAGREED = {
+    "pose-folder-of-40-frames": (lambda d: {"frames": 8, "pose": {"source": _pose_folder(d / "poses", 40),
+                                                                  "controlnet": "tiny"}}, {},
+                                 "has 40 frames but the clip has 8"),
+    "pose-pixels-without-canvas": (lambda d: {"pose": {"source": _pose_json(d / "pose.json"), "controlnet": "tiny"}},
+                                   {}, "keypoints are in pixels but the image size is unknown"),
+    "clip-named-reel": (lambda d: {"name": "reel"}, {"outputs": ["reel"]}, "collide with the script's reel"),
+    "refine-without-a-step": (lambda d: {"refine": {"strength": 0.5}, "init_video": {
+        "source": _pose_folder(d / "frames", 8), "fps": 8, "strength": 1.0, "enforce_inference_steps": False}},
+                              {}, "runs no denoising step"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DISAGREED))
+def test_check_refuses_what_render_refuses(case, kit, tmp_path):
+    clip, top, expect = DISAGREED[case]
+    doc = {"version": 1, "defaults": dict(BASE), "clips": [{"name": "c", "prompt": "a dancer", **clip(tmp_path)}],
+           **top}
+    script = tmp_path / "script.yaml"
+    script.write_text(json.dumps(doc), encoding="utf-8")
     checked = invoke("check", script, "--out", tmp_path / "out")
     code, lines, output = render_until_load(script, tmp_path / "out")
     assert checked.exit_code == 2 and (code, lines) == (2, error_lines(checked.output)), (checked.output, output)
-    assert len(lines) == 1 and "has 40 frames but the clip has 8" in lines[0] and "pose.source" in lines[0], lines
+    assert len(lines) == 1 and expect in lines[0], lines
