@@ -1,9 +1,11 @@
 """Every check that needs no model loaded, for all clips before anything is written or loaded.
 
-`check_specs` is the one entry point shared by `animate check`, `animate render` (and `--dry-run`), the runner
-and the Python API, so each mistake is caught once, the same way, before a model loads: output options,
-scheduler step limits, model sources (reachable, and LoRA files that are LoRAs fit for their slot) and the
-output root. Each failure is one line naming the script, the clip, the field, the value and the fix.
+`preflight` is the one entry point of `animate check`, `animate render` (and `--dry-run`), `replay` and the server:
+limits, every clip (`check_specs`, also what the Python API runs), the script's reel, the plan and the room it
+needs, in that order, so `check` and `render` refuse a script with the same lines before a model loads: output
+options, scheduler step limits, model sources (reachable, and LoRA files that are LoRAs fit for their slot), pose
+sources, video-to-video passes, keyframes, the model family and the output root. Each failure is one line naming
+the script, the clip, the field, the value and the fix.
 """
 from __future__ import annotations
 
@@ -12,16 +14,55 @@ import os
 import shutil
 import tempfile
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
-from .errors import AnimateError, ConfigError, ModelError, OutputError
+from .errors import AnimateError, ConfigError, ModelError, OutputError, PoseError
 from .family import base_family, check_family
 from .limits import Limits, check_limits
 from .models import Source, check_reachable, read_safetensors_keys
 
 if TYPE_CHECKING:
+    from .framestore import FrameStore
+    from .jobs import Job
+    from .outputs import OutputLayout
     from .spec import ClipSpec, Script
+
+REEL_STEM = "reel"  # the script reel's file name beside the clips
+
+
+@dataclass
+class Preflight:
+    """What passed every check: the plan `check` prints and `render` runs."""
+
+    layout: OutputLayout
+    store: FrameStore
+    jobs: list[Job]
+    device: str
+    dtype: str
+
+
+def preflight(specs: list[ClipSpec], *, out: str | os.PathLike, script_stem: str,
+              target: Callable[[], tuple[str, str]], limits: Limits | None = None, script: Script | None = None,
+              reel: dict | None = None, reachable: bool = True, force: bool = False) -> Preflight:
+    """Everything refused before anything loads, for `check` and `render` alike, then the plan: `target()` gives
+    the (device, dtype label) render keys are made for. `reachable=False` (`check`) leaves uncached hub ids to the
+    plan's warnings instead of probing the hub; every other check runs the same way for both."""
+    from .framestore import FrameStore
+    from .jobs import plan_jobs
+    from .outputs import Manifest, OutputLayout
+
+    if reel is not None and any(spec.stem == REEL_STEM for spec in specs):
+        raise ConfigError("a clip named `reel` would collide with the script's reel output", where="reel",
+                          hint="rename the clip")
+    check_specs(specs, reachable=reachable, out=out, limits=limits, script=script)
+    device, dtype = target()
+    layout = OutputLayout(out, script_stem)
+    store = FrameStore(layout.out)
+    jobs = plan_jobs(specs, layout, Manifest(layout.manifest), store, dtype=dtype, force=force)
+    check_output_root(layout.root, estimate_jobs_bytes(jobs))
+    return Preflight(layout, store, jobs, device, dtype)
 
 
 def check_specs(specs: list[ClipSpec], *, reachable: bool = True, out: str | os.PathLike | None = None,
@@ -46,6 +87,10 @@ def check_specs(specs: list[ClipSpec], *, reachable: bool = True, out: str | os.
             check_steps(spec, label)
         with problems.collect():
             video_input.check(spec, label)
+            check_refine(spec, label)
+        if spec.pose:
+            with problems.collect():
+                check_pose(spec, label)
         check_sources(spec, label, reachable=reachable, seen=seen, problems=problems)
         if spec.keyframes:
             from .keyframes import check_keyframes
@@ -166,6 +211,82 @@ def check_steps(spec: ClipSpec, label: str) -> None:
     if why:
         raise ConfigError(f"steps: the {spec.scheduler} scheduler ({cls}) refuses {spec.steps} steps: {why}",
                           where=label, hint="use fewer steps or another scheduler")
+
+
+# ------------------------------------------------------------------ conditioning
+
+def check_refine(spec: ClipSpec, label: str) -> None:
+    """The refine pass is a video-to-video clip of its own (video_input.refine_spec, with init_video's
+    enforce_inference_steps): it must run a denoising step, and its stretched schedule fit the scheduler."""
+    import dataclasses
+
+    from .video_input import refine_spec
+
+    if spec.refine is None:
+        return
+    second = refine_spec(spec)
+    steps, strength = second.steps, second.init_video["strength"]
+    if not second.init_video["enforce_inference_steps"]:
+        if int(steps * strength) < 1:
+            raise ConfigError(f"refine: {steps} steps × strength {strength:g} runs no denoising step (with "
+                              "init_video.enforce_inference_steps: false diffusers runs int(steps × strength))",
+                              where=label, hint="raise refine.steps or refine.strength, or set "
+                                                "init_video.enforce_inference_steps: true")
+        return
+    length = int(steps / strength)
+    try:
+        check_steps(dataclasses.replace(second, steps=length), label)
+    except ConfigError as exc:
+        raise ConfigError(f"refine: {steps} steps at strength {strength:g} need a {length}-step schedule, and "
+                          f"{exc.message}", where=label, hint="raise refine.strength or lower refine.steps") from None
+
+
+def check_pose(spec: ClipSpec, label: str) -> None:
+    """The pose source as the render reads it, short of drawing or detecting: its kind and options, its keypoints
+    (JSON, keyframes) and how its frames map onto the clip's (motion.pose.timing). A source of another length
+    without `source_fps`, or too short, is refused here with the render's own line, not after the plan."""
+    from motion.errors import PoseSourceError
+    from motion.pose import _kind, frames_to_extract
+    from motion.pose.coverage import check_extent, keypoint_extent
+    from motion.pose.fit import check_fit
+    from motion.pose.media import VIDEO_SUFFIXES, list_images, video_info
+    from motion.pose.sources import KEYPOINT_SOURCES, SPECK_FIXES, _options
+    from motion.pose.timing import source_indices
+
+    from .renderer import pose_arguments
+
+    args = pose_arguments(spec)
+    source, kind, cache_dir = args.pop("source"), args.pop("kind"), args.pop("cache_dir")
+    try:
+        kind = _kind(source, kind)
+        where = "pose keyframes" if kind == "keyframes" else f"pose source {source}"
+        if kind in ("keyframes", "openpose-json"):  # keypoints are cheap to read: the render's own code
+            poses, threshold = KEYPOINT_SOURCES[kind](source, **args)
+            check_extent(keypoint_extent(poses, threshold, spec.width, spec.height), where=where,
+                         width=spec.width, height=spec.height, fix=SPECK_FIXES[kind])
+            return
+        frames, fps = args.pop("frames"), args.pop("fps")
+        check_fit(args.pop("fit"), where=where)
+        for key in ("width", "height"):
+            args.pop(key)
+        if kind == "person-video":  # (motion.pose.sources.person_video_points' options)
+            _options(args, {"overrun": "error", "threshold": None, "smooth": None, "complexity": None}, where)
+            frames_to_extract(source, frames=frames, fps=fps, width=spec.width, height=spec.height,
+                              fit=spec.pose.get("fit", "contain"), cache_dir=cache_dir, kind=kind, **args)
+            return
+        o = _options(args, {"source_fps": None, "overrun": "error"}, where)  # (skeleton_frames' options)
+        path = Path(source)
+        if path.is_dir():
+            count, rate = len(list_images(path)), o["source_fps"]
+        elif path.suffix.lower() in VIDEO_SUFFIXES:
+            info = video_info(path)
+            count, rate = info.frames, o["source_fps"] or info.fps
+        else:
+            return  # one image: a still pose for every frame
+        if count:
+            source_indices(frames, fps, count, rate, overrun=o["overrun"], where=where)
+    except PoseSourceError as exc:
+        raise PoseError(str(exc), where=f"{label}: pose.source") from None
 
 
 # ------------------------------------------------------------------ model sources

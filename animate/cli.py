@@ -175,16 +175,15 @@ def render(ctx, script, out, only, force, dry_run, json_events, quiet, device, d
     events = Events(JsonLines() if json_events else None, Terminal(quiet=quiet or dry_run))
     pool = _backend(ctx, backend, address, gpus_per_worker, workers)
     if dry_run:
-        _print_check(specs, stem, out, device, dtype, events if json_events else None, limits, loaded, backend=pool)
+        _print_check(specs, stem, out, device, dtype, events if json_events else None, limits, loaded, backend=pool,
+                     reel=reel)
         return
-    from .limits import check_limits
-
-    check_limits(specs, limits, loaded)  # refusals located in the script (run_specs checks again, without lines)
     terminate_like_ctrl_c()
     try:
         summary = run_specs(specs, out=out, script_stem=stem, force=force, events=events, device=device,
                             dtype=dtype, reel=reel, base_dir=script.parent if script else ".",
-                            keep_frames=keep_frames, backend=pool, limits=limits, compile_unet=compile_unet)
+                            keep_frames=keep_frames, backend=pool, limits=limits, compile_unet=compile_unet,
+                            script=loaded)
     finally:
         events.close()
     sys.exit(summary.exit_code)
@@ -253,26 +252,24 @@ def _load(script: Path, limits):
 
 
 def _print_check(specs, stem: str, out: Path, device: str, dtype: str, events, limits=None, loaded=None,
-                 backend=None) -> dict:
-    """Every check, then the plan: which clips are up to date and which outputs would be encoded."""
-    from .checks import check_output_root, check_specs, estimate_jobs_bytes
-    from .framestore import FrameStore
-    from .jobs import plan_jobs
-    from .outputs import Manifest, OutputLayout
+                 backend=None, reel=None) -> dict:
+    """Every check `render` makes before loading (animate.checks.preflight), then the plan: which clips are up to
+    date and which outputs would be encoded."""
+    from .checks import preflight
     from .plan import print_plan
     from .run import compute_target
 
+    def target() -> tuple[str, str]:
+        try:
+            return backend.target(device, dtype) if backend is not None else compute_target(device, dtype)
+        except AnimateError:  # a device this machine lacks: the plan is still worth printing
+            return device, dtype
+
     # LoRAs fit their slots and the output root takes files; unreachable hub ids are warnings in the plan.
-    check_specs(specs, reachable=False, out=out, limits=limits, script=loaded)
-    try:
-        dev, dt = backend.target(device, dtype) if backend is not None else compute_target(device, dtype)
-    except AnimateError:
-        dev, dt = device, dtype
-    layout = OutputLayout(out, stem)
-    store = FrameStore(layout.out)
-    jobs = plan_jobs(specs, layout, Manifest(layout.manifest), store, dtype=dt)
-    check_output_root(layout.root, estimate_jobs_bytes(jobs))
-    return print_plan(specs, jobs=jobs, device=dev, dtype=dt, out=layout.root, store=store, events=events)
+    checked = preflight(specs, out=out, script_stem=stem, target=target, limits=limits, script=loaded, reel=reel,
+                        reachable=False)
+    return print_plan(specs, jobs=checked.jobs, device=checked.device, dtype=checked.dtype,
+                      out=checked.layout.root, store=checked.store, events=events)
 
 
 @main.command()
@@ -294,7 +291,7 @@ def check(ctx, script, out, device, dtype, json_events, limit_items):
     limits = Limits.parse(limit_items)
     loaded = _load(script, limits)
     _print_check(resolve(loaded), loaded.stem, out, device, dtype, Events(JsonLines()) if json_events else None,
-                 limits, loaded)
+                 limits, loaded, reel=loaded.model.reel_options())
 
 
 @main.group()

@@ -12,15 +12,15 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .checks import REEL_STEM
 from .claims import Claim, Claims
-from .errors import AnimateError, ConfigError, Interrupted, RenderError, WriteError
+from .errors import AnimateError, Interrupted, RenderError, WriteError
 from .events import ClipDone, ClipStart, EncodeDone, Events, Plan, Step, Summary, error_events, plural
 from .framestore import FrameStore
-from .jobs import Job, plan_job, plan_jobs
+from .jobs import Job, plan_job
 from .outputs import Manifest, OutputLayout, canonical_json
 from .records import Records, preview_path, write_preview
 
-REEL_STEM = "reel"
 POLL_S = 0.5  # how often a process waiting on another's claim looks again
 MACHINE_ERRNOS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
                   errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
@@ -333,35 +333,32 @@ def run_specs(specs: list, *, out: str | Path, script_stem: str, renderer=None, 
               events: Events | None = None, device: str | None = None, dtype: str | None = None,
               reel: dict | None = None, base_dir: str | Path = ".", keep_frames: bool = True, max_pending: int = 2,
               workers: int = 2, claims: Claims | None = None, backend=None, limits=None,
-              compile_unet: bool = False) -> RunSummary:
+              compile_unet: bool = False, script=None) -> RunSummary:
     """Render, encode and record every spec that is not up to date; return what happened. `limits`
-    (animate.limits.Limits, default: the defaults) bounds what the specs may ask of the machine.
+    (animate.limits.Limits, default: the defaults) bounds what the specs may ask of the machine; `script` (the
+    loaded Script the specs came from, when there is one) places refusals at their lines.
 
     `backend` renders somewhere else (animate.ray_backend.RayBackend): its `target(device, dtype)` gives the
     (device, dtype label) its workers render with, and `runner(**kwargs)` a _Runner subclass that sends renders
     to them; planning, claims, encoding and records stay here."""
-    from .checks import check_output_root, check_specs, estimate_jobs_bytes
+    from .checks import preflight
     from .plan import build_plan
 
     events = events or Events()
-    layout = OutputLayout(out, script_stem)
-    if reel is not None and any(spec.stem == REEL_STEM for spec in specs):
-        raise ConfigError("a clip named `reel` would collide with the script's reel output", where="reel",
-                          hint="rename the clip")
-    check_specs(specs, out=out, limits=limits)
-    if renderer is not None:
-        from .renderer import dtype_name
 
-        dev, dt = renderer.device, dtype_name(renderer.dtype)
-    elif backend is not None:
-        dev, dt = backend.target(device, dtype)
-    else:
-        dev, dt = compute_target(device, dtype)
-    store = FrameStore(layout.out)
+    def target() -> tuple[str, str]:
+        if renderer is not None:
+            from .renderer import dtype_name
+
+            return renderer.device, dtype_name(renderer.dtype)
+        return backend.target(device, dtype) if backend is not None else compute_target(device, dtype)
+
+    # The same checks and plan as `animate check` (animate.checks.preflight), before anything loads.
+    checked = preflight(specs, out=out, script_stem=script_stem, target=target, limits=limits, script=script,
+                        reel=reel, force=force)
+    layout, store, jobs, dev, dt = checked.layout, checked.store, checked.jobs, checked.device, checked.dtype
     records = Records(layout, store)
-    jobs = plan_jobs(specs, layout, records.manifest, store, dtype=dt, force=force)
     work = [job for job in jobs if job.status != "done"]
-    check_output_root(layout.root, estimate_jobs_bytes(work))
     from .atomic import sweep_partials
 
     sweep_partials(layout.root)  # temp files of writers that are gone; the folder appears on first write
