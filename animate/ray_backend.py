@@ -51,6 +51,60 @@ def import_ray():
     return ray
 
 
+AUTH_HINT = ("run `ray get-auth-token` on the head node and set RAY_AUTH_TOKEN to what it prints here, "
+             "or copy the head's ~/.ray/auth_token to this machine")
+
+
+def use_cluster_token() -> bool:
+    """Join an address in token mode when a token is here (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH, ~/.ray/auth_token):
+    True when the driver will send one. `ray.init` does this itself only for a cluster it finds on its own, never
+    for an address, while `ray start --head` (Ray >= 2.59) turns token auth on whenever it finds a token. A cluster
+    without auth takes a driver in token mode too; an explicit RAY_AUTH_MODE is left as it is. Workers need
+    nothing from here: they inherit their node's mode, and read its token, from the raylet that starts them."""
+    import logging
+
+    try:  # Ray's own check and switch (the switch must also refresh Ray's cached config, not only the env var)
+        from ray._private.authentication import authentication_token_setup as setup
+
+        enable = setup.maybe_enable_token_auth_if_token_available
+    except (ImportError, AttributeError):  # a Ray without token auth (< 2.52), or one that moved it
+        return os.environ.get("RAY_AUTH_MODE", "").lower() == "token"
+    log = logging.getLogger(setup.__name__)
+    level = log.level
+    log.setLevel(logging.ERROR)  # its "token authentication is enabled ... opt out" notice is for `ray start`
+    try:
+        return bool(enable(warn_if_disabled=False))
+    finally:
+        log.setLevel(level)
+
+
+def auth_refused(exc: BaseException) -> bool:
+    """Whether `ray.init` failed on the cluster's token auth: Ray raises AuthenticationError when token mode has
+    no token, and a ConnectionError over a RuntimeError that quotes "AuthenticationError ... InvalidAuthToken"
+    when the cluster turns the driver's token (or its missing one) away."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if type(exc).__name__ == "AuthenticationError" or any(
+                mark in str(exc) for mark in ("InvalidAuthToken", "AuthenticationError")):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def auth_error(address: str, sent_token: bool, exc: BaseException) -> ConfigError:
+    """One line for a token the cluster did not take, naming where the right one comes from (never the token)."""
+    mode = os.environ.get("RAY_AUTH_MODE")
+    if sent_token and "no authentication token was found" not in str(exc):
+        what = "refused the auth token found here (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token)"
+    elif not sent_token and mode is not None:
+        return ConfigError(f"the Ray cluster at {address} needs an auth token, and RAY_AUTH_MODE is {mode!r} here",
+                           where="--address", hint=f"unset RAY_AUTH_MODE (or set it to token), and {AUTH_HINT}")
+    else:
+        what = "needs an auth token, and none was found here (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH, ~/.ray/auth_token)"
+    return ConfigError(f"the Ray cluster at {address} {what}", where="--address", hint=AUTH_HINT)
+
+
 def stack_label(spec) -> str:
     return f"{spec.model.describe()} + {spec.motion_adapter.describe()}"
 
@@ -180,10 +234,13 @@ class RayBackend:
         ray = import_ray()
         if ray.is_initialized():
             return False
+        sends_token = self.address is not None and use_cluster_token()
         try:
             ray.init(address=self.address, include_dashboard=False, logging_level=logging.ERROR,
                      log_to_driver=bool(os.environ.get("ANIMATE_DEBUG")))
-        except (ConnectionError, ValueError, RuntimeError) as exc:
+        except (ConnectionError, ValueError, RuntimeError, ray.exceptions.RayError) as exc:
+            if self.address is not None and auth_refused(exc):
+                raise auth_error(self.address, sends_token, exc) from None
             raise ConfigError(f"cannot reach a Ray cluster at {self.address}: {str(exc).splitlines()[0]}",
                               where="--address", hint="start it with `ray start --head` and give its address "
                               "(host:6379), or leave --address out for a local Ray") from None
