@@ -187,3 +187,166 @@ def test_backend_ray_without_ray_is_one_line(tmp_path, monkeypatch):
 def test_ray_flags_need_the_ray_backend(tmp_path):
     result = CliRunner().invoke(main, ["render", str(six_clips(tmp_path)), "--workers", "2"])
     assert result.exit_code == 2 and "--workers needs --backend ray" in result.output
+
+
+# ---------------------------------------------------------------------------------------------- token auth
+# Ray >= 2.59's `ray start --head` turns token auth on when it finds a token; `ray.init(address=...)` does not
+# follow on its own. The errors below are what Ray 2.60 raises inside `ray.init` (copied from real runs).
+RAY_AUTH_VARS = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_ADDRESS")
+GCS_REFUSED = ("Failed to connect to GCS. Last connection error: Traceback (most recent call last):\n"
+               '  File "python/ray/includes/common.pxi", line 119, in ray._raylet.check_status\n'
+               "ray.exceptions.AuthenticationError: RPC error: InvalidAuthToken: Authentication token is missing or "
+               "incorrect. Note: RAY_AUTH_MODE is currently 'disabled' (not 'token'). Ensure that the token for the "
+               "cluster is available in a local file (e.g., ~/.ray/auth_token or via RAY_AUTH_TOKEN_PATH) or as the "
+               "`RAY_AUTH_TOKEN` environment variable.\n")
+FIX = ("run `ray get-auth-token` on the head node and set RAY_AUTH_TOKEN to what it prints here, or copy the "
+       "head's ~/.ray/auth_token to this machine")
+
+
+def refused_by_the_cluster():
+    """A token the GCS turned away (none sent, or a wrong one): a ConnectionError over a RuntimeError."""
+    try:
+        raise ConnectionError("Failed to connect to Ray cluster at 192.0.2.2:46379") from RuntimeError(GCS_REFUSED)
+    except ConnectionError as exc:
+        return exc
+
+
+@pytest.fixture
+def token_sandbox(tmp_path):
+    """A HOME of its own and no RAY_AUTH_* variable; Ray's cached auth mode and token are re-read on both ends,
+    so nothing here leaks into the session's other Ray tests."""
+    ray = pytest.importorskip("ray")
+    raylet = pytest.importorskip("ray._raylet")
+    if not hasattr(raylet, "AuthenticationTokenLoader"):
+        pytest.skip("this Ray has no token authentication")
+
+    def reload():
+        raylet.Config.initialize("")
+        raylet.AuthenticationTokenLoader.instance().reset_cache()
+
+    with pytest.MonkeyPatch.context() as mp:
+        for name in RAY_AUTH_VARS:
+            mp.delenv(name, raising=False)
+        mp.setenv("HOME", str(tmp_path / "home"))
+        mp.setattr(ray, "is_initialized", lambda: False)  # the session's local Ray may be up
+        reload()
+        yield mp, tmp_path / "home" / ".ray" / "auth_token"
+    reload()
+
+
+def init_raising(exc, seen=None):
+    def init(**kwargs):
+        from ray._raylet import AuthenticationMode, get_authentication_mode
+
+        if seen is not None:
+            seen.append(get_authentication_mode() == AuthenticationMode.TOKEN)
+        raise exc
+    return init
+
+
+def render_at_address(tmp_path, *extra):
+    return CliRunner().invoke(main, ["render", str(six_clips(tmp_path)), "--out", str(tmp_path / "o"), "--backend",
+                                     "ray", "--address", "127.0.0.1:46379", "--gpus-per-worker", "0", "--quiet",
+                                     *extra])
+
+
+def test_a_token_here_makes_the_driver_join_an_address_in_token_mode(token_sandbox):
+    """The default token file alone (as `ray start --head` found it) is enough: no RAY_AUTH_MODE by hand."""
+    import ray
+
+    from animate.ray_backend import RayBackend
+
+    mp, token_file = token_sandbox
+    token_file.parent.mkdir(parents=True)
+    token_file.write_text("a" * 64)
+    seen = []
+    mp.setattr(ray, "init", init_raising(RuntimeError("stop here"), seen))
+    with pytest.raises(ConfigError):
+        RayBackend(address="127.0.0.1:46379", gpus_per_worker=0).connect()
+    assert seen == [True]
+
+
+def test_without_a_token_the_driver_joins_as_before(token_sandbox):
+    import ray
+
+    from animate.ray_backend import RayBackend
+
+    mp, _ = token_sandbox
+    seen = []
+    mp.setattr(ray, "init", init_raising(RuntimeError("stop here"), seen))
+    with pytest.raises(ConfigError):
+        RayBackend(address="127.0.0.1:46379", gpus_per_worker=0).connect()
+    assert seen == [False]
+
+
+def test_a_cluster_that_wants_a_token_none_here_is_one_line_naming_the_fix(token_sandbox, kit, tmp_path):
+    import ray
+
+    mp, _ = token_sandbox
+    mp.setattr(ray, "init", init_raising(refused_by_the_cluster()))
+    result = render_at_address(tmp_path)
+    assert result.exit_code == 2
+    assert result.output.strip() == (
+        "error: --address: the Ray cluster at 127.0.0.1:46379 needs an auth token, and none was found here "
+        f"(RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH, ~/.ray/auth_token); {FIX}")
+
+
+def test_a_wrong_token_is_one_line_and_never_printed(token_sandbox, kit, tmp_path):
+    import ray
+
+    mp, _ = token_sandbox
+    secret = "0123456789abcdef" * 4
+    mp.setenv("RAY_AUTH_TOKEN", secret)
+    mp.setattr(ray, "init", init_raising(refused_by_the_cluster()))
+    result = render_at_address(tmp_path)
+    assert result.exit_code == 2 and secret not in result.output
+    assert result.output.strip() == (
+        "error: --address: the Ray cluster at 127.0.0.1:46379 refused the auth token found here (RAY_AUTH_TOKEN, "
+        f"RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token); {FIX}")
+
+
+def test_token_mode_by_hand_without_a_token_is_one_line_not_a_traceback(token_sandbox, kit, tmp_path):
+    """RAY_AUTH_MODE=token and no token: Ray raises its AuthenticationError (a RayError) before connecting."""
+    import ray
+
+    mp, _ = token_sandbox
+    mp.setenv("RAY_AUTH_MODE", "token")
+    mp.setattr(ray, "init", init_raising(ray.exceptions.AuthenticationError(
+        "Token authentication is enabled but no authentication token was found")))
+    result = render_at_address(tmp_path)
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        "error: --address: the Ray cluster at 127.0.0.1:46379 needs an auth token, and none was found here "
+        f"(RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH, ~/.ray/auth_token); {FIX}"]
+
+
+def test_auth_turned_off_by_hand_is_named(token_sandbox, kit, tmp_path):
+    import ray
+
+    mp, token_file = token_sandbox
+    token_file.parent.mkdir(parents=True)
+    token_file.write_text("a" * 64)  # a token is here, but RAY_AUTH_MODE says not to send it
+    mp.setenv("RAY_AUTH_MODE", "disabled")
+    mp.setattr(ray, "init", init_raising(refused_by_the_cluster()))
+    result = render_at_address(tmp_path)
+    assert result.exit_code == 2
+    assert result.output.strip() == (
+        "error: --address: the Ray cluster at 127.0.0.1:46379 needs an auth token, and RAY_AUTH_MODE is "
+        f"'disabled' here; unset RAY_AUTH_MODE (or set it to token), and {FIX}")
+
+
+def test_an_unreachable_cluster_still_says_how_to_start_one(token_sandbox, kit, tmp_path):
+    import ray
+
+    mp, _ = token_sandbox
+    try:
+        raise ConnectionError("Failed to connect to Ray cluster at 127.0.0.1:46379") from RuntimeError(
+            "Failed to connect to GCS within 60 seconds. GCS may have been killed.")
+    except ConnectionError as exc:
+        mp.setattr(ray, "init", init_raising(exc))
+    result = render_at_address(tmp_path)
+    assert result.exit_code == 2
+    assert result.output.strip() == (
+        "error: --address: cannot reach a Ray cluster at 127.0.0.1:46379: Failed to connect to Ray cluster at "
+        "127.0.0.1:46379; start it with `ray start --head` and give its address (host:6379), or leave --address "
+        "out for a local Ray")
