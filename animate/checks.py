@@ -151,7 +151,10 @@ def check_steps(spec: ClipSpec, label: str) -> None:
     config, origin = base_scheduler_config(spec.model)
     if spec.scheduler == "default" and not config:
         config = {"_class_name": SINGLE_FILE_SCHEDULER}
-    scheduler = build_scheduler(spec.scheduler, config)
+    try:
+        scheduler = build_scheduler(spec.scheduler, config)
+    except ConfigError as exc:
+        raise ConfigError(exc.message, where=label, hint=exc.hint) from None
     cls = type(scheduler).__name__
     for key, limit in step_limits(scheduler).items():
         if spec.steps > limit:

@@ -29,6 +29,8 @@ SD15, SDXL = "sd15", "sdxl"
 LABELS = {SD15: "SD1.5", SDXL: "SDXL"}
 NATIVE_SIZE = {SD15: 512, SDXL: 1024}
 SDXL_BLOCKS = 3  # down blocks of an SDXL-shaped UNet (SDXL, SSD-1B); SD1.5 has four
+# (block_out_channels, layers_per_block) of the UNet diffusers builds for a family's single checkpoint.
+STANDARD_UNET = {SD15: ((320, 640, 1280, 1280), 2), SDXL: ((320, 640, 1280), 2)}
 # Hub ids whose family is known even where neither the cache nor the hub can tell (offline `check`).
 KNOWN_FAMILIES = {"stabilityai/stable-diffusion-xl-base-1.0": SDXL, "segmind/SSD-1B": SDXL,
                   "stabilityai/sdxl-turbo": SDXL, "emilianJR/epiCRealism": SD15,
@@ -187,7 +189,78 @@ def adapter_blocks(src: Source) -> int | None:
     return max(blocks) + 1 if blocks else None
 
 
+def adapter_layers(src: Source) -> int | None:
+    """Motion layers per block of a motion adapter (its config, else its tensor names)."""
+    config = _config(src, "config.json") if not (src.kind == "file" and not src.config) else None
+    if config is not None and config.get("motion_layers_per_block") is not None:
+        layers = config["motion_layers_per_block"]
+        return int(layers if isinstance(layers, int) else max(layers))
+    keys = _keys(src)
+    found = {int(m.group(1)) for k in keys or [] for m in [re.match(r"down_blocks\.\d+\.motion_modules\.(\d+)\.", k)]
+             if m}
+    return max(found) + 1 if found else None
+
+
+def unet_shape(base: Source, family: str) -> tuple[tuple[int, ...], int]:
+    """The base UNet's (block_out_channels, layers_per_block): its config, else the family's standard UNet (what
+    diffusers builds for a single checkpoint without a config)."""
+    config = _config(base, "unet/config.json")
+    if config and config.get("block_out_channels"):
+        return tuple(config["block_out_channels"]), int(config.get("layers_per_block", 2))
+    return STANDARD_UNET[family]
+
+
+def motion_misfit(adapter: Source, base: Source, family: str) -> str | None:
+    """Why a motion adapter cannot be built into the base's UNet, or None. diffusers' UNetMotionModel.from_unet2d
+    needs the same number of blocks and layers per block, and the motion modules' channels must match the UNet's
+    blocks: that, not the family, decides whether they fit."""
+    channels, layers = unet_shape(base, family)
+    config = _config(adapter, "config.json") if not (adapter.kind == "file" and not adapter.config) else None
+    own = tuple(config["block_out_channels"]) if config and config.get("block_out_channels") else None
+    blocks = len(own) if own else adapter_blocks(adapter)
+    if blocks is None:  # nothing readable (an uncached hub id, offline): the registry's family, if it knows
+        known = known_family(adapter)
+        if known is not None and known != family:
+            return (f"{adapter.describe()} is an {label(known)} motion adapter but model {base.describe()} is "
+                    f"{label(family)}")
+        return None
+    built_for = f"{blocks} blocks" + (f" of {list(own)} channels" if own else "")
+    has = f"{len(channels)} blocks of {list(channels)} channels"
+    if blocks != len(channels) or (own is not None and own != channels):
+        return (f"{adapter.describe()} is built for a UNet with {built_for}, but model {base.describe()} "
+                f"({label(family)}) has {has}")
+    motion_layers = adapter_layers(adapter)
+    if motion_layers is not None and motion_layers != layers:
+        return (f"{adapter.describe()} has {motion_layers} motion layers per block, but model {base.describe()}'s "
+                f"UNet has {layers} layers per block")
+    return None
+
+
+def controlnet_misfit(controlnet: Source, base: Source, family: str) -> str | None:
+    """Why a ControlNet's residuals cannot be added to the base UNet's blocks (other channels), or None."""
+    config = _config(controlnet, "config.json") if not (controlnet.kind == "file" and not controlnet.config) else None
+    if not config or not config.get("block_out_channels"):
+        return None
+    channels, _ = unet_shape(base, family)
+    own = tuple(config["block_out_channels"])
+    if own != channels:
+        return (f"{controlnet.describe()} is built for a UNet with {len(own)} blocks of {list(own)} channels, but "
+                f"model {base.describe()} ({label(family)}) has {len(channels)} blocks of {list(channels)} channels")
+    return None
+
+
+def conditioning_models(spec: ClipSpec) -> list[tuple[str, Source]]:
+    """The ControlNet-shaped models a clip adds to its base (pose ControlNet, SparseCtrl), with their fields."""
+    found = []
+    if spec.pose is not None and spec.pose.get("controlnet") is not None:
+        found.append(("pose.controlnet", spec.pose["controlnet"]))
+    if spec.keyframes is not None and spec.keyframes.get("sparsectrl") is not None:
+        found.append(("keyframes.sparsectrl", spec.keyframes["sparsectrl"]))
+    return found
+
+
 def adapter_family(src: Source) -> str | None:
+    """A label for messages only: fit is decided by shape (motion_misfit)."""
     blocks = adapter_blocks(src)
     if blocks is None:
         return known_family(src)
@@ -244,12 +317,16 @@ def check_family(spec: ClipSpec, label_: str) -> None:
     if family is None:
         return
     where = f"{label_}: "
-    adapter = adapter_family(spec.motion_adapter)
-    if adapter is not None and adapter != family:
-        raise ModelError(f"{spec.motion_adapter.describe()} is an {label(adapter)} motion adapter but "
-                         f"model {spec.model.describe()} is {label(family)}", where=f"{where}motion_adapter",
-                         hint=f"use an {label(family)} motion adapter (e.g. {FIX[family]['motion_adapter']}), or an "
-                              f"{label(adapter)} base model")
+    misfit = motion_misfit(spec.motion_adapter, spec.model, family)
+    if misfit:
+        raise ModelError(misfit, where=f"{where}motion_adapter",
+                         hint=f"use a motion adapter made for this base (for an {label(family)} base e.g. "
+                              f"{FIX[family]['motion_adapter']}), or the base it was made for")
+    for field_name, src in conditioning_models(spec):
+        misfit = controlnet_misfit(src, spec.model, family)
+        if misfit:
+            raise ModelError(misfit, where=f"{where}{field_name}",
+                             hint="use a ControlNet trained for this base model's family and shape")
     if spec.unet is not None:
         unet = unet_file_family(spec.unet)
         if unet is None and spec.unet.local_file() is not None and spec.unet.local_file().suffix == ".safetensors":

@@ -3,18 +3,20 @@ paths and keys, and what is already done.
 
 Identity:
 - the **render key** hashes exactly what determines the frames: the base model, motion adapter, adapters (with
-  their weights or weight ramps and kinds) and ControlNet, each with the size and modification time of every
-  local file; the scheduler, steps, guidance, frames, width, height, seed, prompts (text or travel keyframes,
-  head, tail, interpolation), negative prompts, the compute dtype, and for pose guidance the pose settings,
-  the content (SHA-256) of the pose source and the clip's fps (pose videos are sampled by time); for image
-  keyframes their settings, the SparseCtrl model and the content (SHA-256) of every keyframe image; for
-  video-to-video the init_video and refine settings, the content of the source video and the clip's fps. It leaves out
-  the clip's name, the adapters' names, its outputs, the script path, the preset name (its values are in the
-  fields above), the sources' `sha256` pins and registry roles, and the speed knobs `fuse` and `decode_chunk`,
-  which change frames only by float rounding.
+  their weights or weight ramps and kinds), UNet, ControlNet and SparseCtrl model, each as a hub id with its
+  revision and file, or as the content (SHA-256) of its local file or folder and of its local `config:` folder; the
+  scheduler, steps, guidance, frames, width, height, seed, prompts (text or travel keyframes, head, tail,
+  interpolation), negative prompts, the compute dtype, and for pose guidance the pose settings, the content of the
+  pose source and the clip's fps (pose videos are sampled by time); for image keyframes their settings and the
+  content of every keyframe image; for video-to-video the init_video and refine settings, the content of the source
+  video and the clip's fps. No path is in it: a model kit, a script with its inputs or the output root moved or
+  copied elsewhere keeps its keys. It leaves out the clip's name, the adapters' names, its outputs, the script path,
+  the preset name (its values are in the fields above), the sources' `sha256` pins and registry roles, and the speed
+  knobs `fuse` and `decode_chunk`, which change frames only by float rounding.
 - an **output key** is the render key plus the format, its options and the fps.
-- the **spec hash** covers the whole resolved spec (and the model fingerprints): when it changes but the
-  render key does not, only the sidecar and the manifest line are rewritten.
+- the **spec hash** covers the whole resolved spec as the sidecar records it (paths included, for people) and the
+  models' content: when it changes but the render key does not (a moved script or model), only the sidecar and the
+  manifest line are rewritten.
 """
 from __future__ import annotations
 
@@ -22,7 +24,8 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .outputs import Manifest, OutputLayout, canonical_json, file_sha256, hash_resolved, measure
+from .hashing import content_hash_or_none
+from .outputs import Manifest, OutputLayout, canonical_json, hash_resolved, measure
 from .spec.clipspec import labeled_sources
 
 # Fields of ClipSpec.to_dict() that do not change a single rendered frame.
@@ -40,27 +43,17 @@ def model_sources(spec) -> list:
     return [src for _, _, src in labeled_sources(spec)]
 
 
-def fingerprint(src) -> str:
-    """Size and modification time of a local model file, or of every file in a model folder."""
-    path = src.local_file() or Path(src.ref)
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    return ";".join(f"{p.relative_to(path) if p != path else p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}"
-                    for p in files)
+def source_content(src) -> str | None:
+    """A local source's content: its file (or `weight_name` in its folder), else its whole folder — the digest its
+    `sha256:` pin names. None for a hub id."""
+    if src.kind == "hub":
+        return None
+    return content_hash_or_none(src.local_file() or src.ref)
 
 
-def fingerprints(spec) -> dict[str, str]:
-    return {src.describe(): fingerprint(src) for src in model_sources(spec) if src.kind != "hub"}
-
-
-def content_hash(path: str | Path) -> str:
-    """SHA-256 of a file, or of every file (names and contents) in a folder."""
-    path = Path(path)
-    if path.is_file():
-        return file_sha256(path)
-    digest = hashlib.sha256()
-    for p in sorted(q for q in path.rglob("*") if q.is_file()):
-        digest.update(p.relative_to(path).as_posix().encode() + b"\0" + file_sha256(p).encode())
-    return digest.hexdigest()
+def fingerprints(spec) -> dict[str, str | None]:
+    """Each local model's content, by the source as people read it (the spec hash carries them)."""
+    return {src.describe(): source_content(src) for src in model_sources(spec) if src.kind != "hub"}
 
 
 def spec_record(spec) -> dict:
@@ -91,44 +84,56 @@ def _without_unset_additions(data: dict) -> dict:
 
 
 def spec_hash(spec, record: dict | None = None) -> str:
-    """One hash of the whole resolved spec and its model fingerprints: the manifest and sidecar carry it."""
+    """One hash of the whole resolved spec and its models' content: the manifest and sidecar carry it."""
     return hash_resolved({**(record or spec_record(spec)), "fingerprints": fingerprints(spec)})
 
 
 def render_key(spec, dtype: str) -> str:
+    return _digest(render_identity(spec, dtype))
+
+
+def render_identity(spec, dtype: str) -> dict:
+    """What the render key hashes: plain data without a single path."""
     data = {k: v for k, v in spec.to_dict().items() if k not in NOT_IN_RENDER_KEY}
     # An adapter's name is a label (PEFT loads it under its own name); its source, weight, kind and order count.
-    data["adapters"] = [{k: _where(v) if k == "source" else v for k, v in adapter.items() if k != "name"}
+    data["adapters"] = [{k: _identity(v) if k == "source" else v for k, v in adapter.items() if k != "name"}
                         for adapter in data["adapters"]]
-    data["model"], data["motion_adapter"] = _where(data["model"]), _where(data["motion_adapter"])
+    data["model"], data["motion_adapter"] = _identity(data["model"]), _identity(data["motion_adapter"])
     _without_unset_additions(data)
     if data.get("unet") is not None:
-        data["unet"] = _where(data["unet"])
+        data["unet"] = _identity(data["unet"])
     if data.get("pose"):
-        data["pose"] = {**data["pose"], "controlnet": _where(data["pose"]["controlnet"])}
+        source = data["pose"]["source"]  # a file or folder of poses, or keypoints written in the script
+        data["pose"] = {**data["pose"], "controlnet": _identity(data["pose"]["controlnet"]),
+                        "source": {"content": content_hash_or_none(source)} if isinstance(source, str) else source}
+        data["fps"] = spec.fps  # a pose video is sampled by time
     if data.get("keyframes") is not None:
         from .keyframes import content_hashes
 
-        data["keyframes"] = {**data["keyframes"], "sparsectrl": _where(data["keyframes"]["sparsectrl"])}
-        data["keyframe_content"] = content_hashes(spec)
+        data["keyframes"] = {**data["keyframes"], "sparsectrl": _identity(data["keyframes"]["sparsectrl"]),
+                             "images": content_hashes(spec)}
+    if data.get("init_video") is not None:  # sampled by time from the source's bytes, like a pose video
+        source = data["init_video"]["source"]
+        data["init_video"] = {**data["init_video"], "source": {"content": content_hash_or_none(source)}}
+        data["fps"] = spec.fps
     data["dtype"] = dtype
-    data["fingerprints"] = fingerprints(spec)
-    if spec.pose:
-        data["fps"] = spec.fps
-        source = spec.pose["source"]
-        if isinstance(source, str) and Path(source).exists():
-            data["pose_content"] = content_hash(source)
-    if spec.init_video:  # sampled by time from the source's bytes, like a pose video
-        data["fps"] = spec.fps
-        if Path(spec.init_video["source"]).exists():
-            data["init_video_content"] = content_hash(spec.init_video["source"])
-    return _digest(data)
+    return data
 
 
-def _where(source: dict | None) -> dict | None:
-    """A source as far as frames care: where the weights come from. A `sha256` pin only guards the same bytes
-    (their fingerprint is in the key), and `role` is a registry hint, so adding either re-renders nothing."""
-    return None if source is None else {k: v for k, v in source.items() if k not in ("sha256", "role")}
+def _identity(source: dict | None) -> dict | None:
+    """A source as far as frames care: a hub id with its revision and file, or a local source's content, never its
+    path (nor its file's name). A `sha256` pin only guards the same bytes and `role` is a registry hint, so adding
+    either re-renders nothing; a local `config:` folder counts by its content too."""
+    if source is None:
+        return None
+    data = {k: v for k, v in source.items() if k not in ("sha256", "role")}
+    if data["kind"] != "hub":
+        ref, name = Path(data.pop("ref")), data.pop("weight_name", None)
+        data["content"] = content_hash_or_none(ref / name if name else ref)
+    config = data.get("config")
+    if config and Path(config).is_absolute():  # resolution made a local config folder absolute; a hub id is not
+        data["config"] = {"content": content_hash_or_none(config)}
+    return data
 
 
 def output_key(render: str, fmt: str, options: dict, fps: float) -> str:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .errors import ConfigError, ModelError
+from .hashing import content_hash_or_none
 from .models import Source
 from .spec.resolve import local_path
 
@@ -97,6 +98,9 @@ def check_keyframes(spec, label: str, *, motion_max: int) -> None:
         try:
             with Image.open(path) as im:
                 im.load()
+        except Image.DecompressionBombError as exc:  # a header that claims far more pixels than the file holds
+            raise ConfigError(f"keyframes[{k}]: image {path} is too large to decode safely ({_reason(exc)})",
+                              where=label, hint="resize it to the clip's size (or near it) and save it again") from None
         except (OSError, UnidentifiedImageError, ValueError) as exc:
             raise ConfigError(f"keyframes[{k}]: cannot read image {path} ({_reason(exc)})", where=label,
                               hint="give a PNG, JPEG or WebP image file") from None
@@ -249,8 +253,7 @@ def keyframe_rng(spec, device: str):
     return seeded()
 
 
-def content_hashes(spec) -> dict[str, str]:
-    """frame → SHA-256 of its keyframe image (the render key holds them: same name, new picture, new frames)."""
-    from .jobs import content_hash
-
-    return {str(k): content_hash(path) for k, path in sorted(spec.keyframes["images"].items())}
+def content_hashes(spec) -> dict[str, str | None]:
+    """frame → SHA-256 of its keyframe image (the render key holds them, never the paths: same name, new picture,
+    new frames; the same pictures in another folder, the same frames). None for an image that cannot be read."""
+    return {str(k): content_hash_or_none(path) for k, path in sorted(spec.keyframes["images"].items())}

@@ -13,13 +13,13 @@ import json
 import os
 import platform
 import re
-import threading
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterable
 
 from animate.atomic import atomic_file, sweep_partials
-from animate.errors import ConfigError
+from animate.errors import ConfigError, OutputError
+from animate.hashing import file_sha256  # noqa: F401  (the one hasher; sidecars and callers import it here)
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 # A stem is a clip name plus an optional seed suffix, so it may be a little longer than a name.
@@ -98,6 +98,10 @@ class OutputLayout:
         root = self.root.resolve()
         for name in (MANIFEST_NAME, GALLERY_NAME, PREVIEW_DIR):
             _inside(self.root / name, root)
+        for folder in (self.root, self.out / STORE_DIR, self.out / CLAIMS_DIR):
+            if folder.exists() and not folder.is_dir():
+                raise OutputError(f"{folder} is a file, but the outputs need a folder there", where=f"--out {self.out}",
+                                  hint="move the file away, or choose another --out")
 
     @property
     def resolved_root(self) -> Path:
@@ -175,27 +179,6 @@ def hash_resolved(resolved: dict) -> str:
     """A stable hash of a resolved clip spec, ignoring run-only keys (timings, device, versions)."""
     kept = {k: v for k, v in resolved.items() if k not in VOLATILE_KEYS}
     return hashlib.sha256(canonical_json(kept).encode("utf-8")).hexdigest()
-
-
-_hash_cache: dict[tuple[str, int, int], str] = {}
-_hash_lock = threading.Lock()
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """SHA-256 of a file, cached on (path, size, mtime) so multi-GB checkpoints are hashed once."""
-    real = Path(path).resolve()
-    st = real.stat()
-    key = (str(real), st.st_size, st.st_mtime_ns)
-    with _hash_lock:
-        if key in _hash_cache:
-            return _hash_cache[key]
-    digest = hashlib.sha256()
-    with open(real, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    with _hash_lock:
-        _hash_cache[key] = digest.hexdigest()
-    return _hash_cache[key]
 
 
 def package_versions() -> dict[str, str | None]:

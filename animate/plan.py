@@ -6,7 +6,7 @@ import json
 import re
 from pathlib import Path
 
-from .family import SDXL, base_family
+from .family import SDXL, SDXL_COST, base_family
 from .spec import ClipSpec
 from .spec.clipspec import labeled_sources
 
@@ -17,10 +17,40 @@ WEIGHTS_GIB = {"fp16": 2.6, "fp32": 5.2}
 DEFAULT_MAX_FRAMES = 32  # motion_max_seq_length of the SD1.5 AnimateDiff adapters
 
 
-def is_tiny(src) -> bool:
-    from .tiny import cache_root
+SD15_UNET_PARAMS = 860e6  # where a UNet's own size is unknown (an uncached hub id), SD1.5's is assumed
+OVERHEAD_BOUND_PARAMS = 50e6  # a smaller UNet (a test or toy model) costs mostly per-call overhead, not compute
+# Memory beside weights and activations: on CPU the process itself (torch, diffusers, transformers measured
+# 0.9 GiB RSS on import), on CUDA the context and kernels' workspace.
+RUNTIME_GIB = {"cpu": 0.9, "cuda": 0.5, "mps": 0.3}
 
-    return str(src.ref).startswith(str(cache_root()))
+
+def parameters(src, prefix: str = "") -> int | None:
+    """Numbers held by a model source's .safetensors files (headers only; a hub source only when cached), or
+    None when they cannot be read without loading or downloading."""
+    from .models import hub_snapshot
+    from .weights import parameter_count
+
+    path = hub_snapshot(src) if src.kind == "hub" else (src.local_file() or Path(src.ref))
+    if path is None or not path.exists():
+        return None
+    files = [path] if path.is_file() else sorted(path.rglob("*.safetensors"))
+    counts = [parameter_count(f, prefix) for f in files if f.suffix == ".safetensors"]
+    return sum(counts) if counts and None not in counts else None
+
+
+def unet_parameters(src) -> int | None:
+    """The base UNet's parameter count: its unet/ folder, or a single checkpoint's diffusion_model tensors."""
+    if src.kind == "folder":
+        return parameters(replace_ref(src, Path(src.ref) / "unet"))
+    if src.kind == "file":
+        return parameters(src, "model.diffusion_model.")
+    return None
+
+
+def replace_ref(src, ref: Path):
+    import dataclasses
+
+    return dataclasses.replace(src, ref=str(ref), kind="folder")
 
 
 def motion_max_frames(src) -> int:
@@ -203,20 +233,36 @@ def estimate(spec: ClipSpec, device: str, dtype: str) -> tuple[float, float]:
     calls = denoising_steps(spec) * (2 if spec.guidance > 1 else 1)
     control = 1.4 if spec.pose or spec.keyframes else 1.0  # the ControlNet (or SparseCtrl) adds ~40% per call
     kind = device.split(":")[0]
-    if is_tiny(spec.model):
-        # The tiny kit is overhead-bound: ~0.3 s per call for 16 frames at 64x64 on one CPU thread.
+    unet = unet_parameters(spec.model)
+    if unet is not None and unet < OVERHEAD_BOUND_PARAMS:
+        # Overhead-bound (the tiny kit: ~0.3 s per call for 16 frames at 64x64 on one CPU thread).
         scale = (spec.frames / 16) * (spec.width * spec.height) / (64 * 64)
-        per_call = (0.05 + 0.3 * scale) * (0.1 if kind in ("cuda", "mps") else 1.0)
-        return calls * per_call * control, 0.3 + 0.01 * scale
-    scale = (spec.frames / 16) * (spec.width * spec.height) / (512 * 512)
-    if base_family(spec.model) == SDXL:
-        from .family import SDXL_COST, sdxl_gib
+        seconds = calls * (0.05 + 0.3 * scale) * (0.1 if kind in ("cuda", "mps") else 1.0) * control
+    else:
+        scale = (spec.frames / 16) * (spec.width * spec.height) / (512 * 512)
+        size = (unet or SD15_UNET_PARAMS) / SD15_UNET_PARAMS
+        cost = SDXL_COST if base_family(spec.model) == SDXL and unet is None else size
+        seconds = calls * scale * control * cost * SECONDS_PER_CALL.get(kind, SECONDS_PER_CALL["cpu"])
+    return seconds, memory_gib(spec, kind, dtype, unet)
 
-        seconds = calls * scale * control * SDXL_COST * SECONDS_PER_CALL.get(kind, SECONDS_PER_CALL["cpu"])
-        return seconds, sdxl_gib(spec, "fp16" if dtype in ("fp16", "bf16") else "fp32")
-    seconds = calls * scale * control * SECONDS_PER_CALL.get(kind, SECONDS_PER_CALL["cpu"])
-    activations = 1.6 * scale * (2 if spec.guidance > 1 else 1)
-    return seconds, WEIGHTS_GIB["fp16" if dtype == "fp16" else "fp32"] + activations
+
+def memory_gib(spec: ClipSpec, kind: str, dtype: str, unet: int | None) -> float:
+    """Peak device memory of one clip: the stack's weights (read from its files' headers where they can be) and
+    the denoising activations, which grow with the UNet's width, the latent pixels and classifier-free guidance."""
+    precision = "fp16" if dtype in ("fp16", "bf16") else "fp32"
+    if unet is None and base_family(spec.model) == SDXL:
+        from .family import sdxl_gib
+
+        return RUNTIME_GIB.get(kind, 0.5) + sdxl_gib(spec, precision)
+    counts = [parameters(src) for _, _, src in labeled_sources(spec)]
+    if unet is None or None in counts:
+        weights = WEIGHTS_GIB[precision]
+    else:
+        weights = sum(counts) * (2 if precision == "fp16" else 4) / 2 ** 30
+    width = (unet or SD15_UNET_PARAMS) / SD15_UNET_PARAMS
+    latent = (spec.frames / 16) * (spec.width * spec.height) / (512 * 512)
+    activations = 1.6 * latent * width ** 0.5 * (2 if spec.guidance > 1 else 1)
+    return RUNTIME_GIB.get(kind, 0.5) + weights + activations
 
 
 def build_plan(specs: list[ClipSpec], *, jobs: list | None = None, device: str = "auto", dtype: str = "auto",

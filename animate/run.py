@@ -444,7 +444,7 @@ def write_script_reel(layout: OutputLayout, specs: list, options: dict, base_dir
     manifest, and is rebuilt only when that key changes or the file is not the one recorded."""
     from .encode.inputs import read_frames
     from .encode.reel import write_reel
-    from .jobs import content_hash
+    from .hashing import content_hash
 
     path = layout.file(REEL_STEM, "mp4")
     audio = options.get("audio")

@@ -31,9 +31,26 @@ SCHEDULERS: dict[str, tuple[Callable[[dict], Any], str]] = {
                 "DPM++ 2M"),
     "dpm++2m-karras": (_make("DPMSolverMultistepScheduler", algorithm_type="dpmsolver++", solver_order=2,
                              use_karras_sigmas=True), "DPM++ 2M Karras"),
-    "default": (lambda cfg: __import__("diffusers").__dict__[cfg["_class_name"]].from_config(cfg),
-                "the base model's own scheduler"),
+    "default": (lambda cfg: own_scheduler_class(cfg).from_config(cfg), "the base model's own scheduler"),
 }
+
+
+def own_scheduler_class(base_config: dict):
+    """The scheduler class a model's config names. diffusers' top-level module is lazy: a class is only in its
+    `__dict__` once accessed, so it is looked up with getattr, and only scheduler classes are accepted (a config
+    is data, never a way to pick arbitrary code)."""
+    import diffusers
+    from diffusers import SchedulerMixin
+
+    name = base_config.get("_class_name")
+    cls = getattr(diffusers, name, None) if isinstance(name, str) else None
+    if not (isinstance(cls, type) and issubclass(cls, SchedulerMixin)):
+        raise ConfigError(f"the model's scheduler config names {name!r}, which is not a diffusers scheduler",
+                          where="scheduler",
+                          hint=f"choose a scheduler by name instead of default: {', '.join(SCHEDULERS)}")
+    return cls
+
+
 DISTILLED = {"lcm", "animatelcm", "lightning", "lightning-xl"}
 
 

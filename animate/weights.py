@@ -3,14 +3,16 @@ plain bytes and JSON, so a hostile file allocates nothing), and pickles (only wh
 `torch.load(weights_only=True)`, which refuses any object that is not tensors and plain containers."""
 from __future__ import annotations
 
-import hashlib
 import json
+import math
 import os
 import re
 import struct
 from pathlib import Path
 
 from .errors import ModelError
+from .hashing import file_sha256 as file_digest
+from .hashing import folder_sha256 as folder_digest
 from .models import PICKLE_SUFFIXES
 
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -19,33 +21,9 @@ MAX_TENSORS = 100_000  # an SD1.5 checkpoint holds ~1,100; an SDXL one ~2,500
 MAX_DIMS = 8
 DTYPE_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1, "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
                "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8}
-_CHUNK = 1 << 20
-_digests: dict[tuple, str] = {}  # (path, size, mtime_ns) → digest: `check` and `render` hash a file once
 
 
 # ---------------------------------------------------------------- sha256 pins
-
-def file_digest(path: str | os.PathLike) -> str:
-    path = Path(path)
-    st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _digests:
-        digest = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(_CHUNK), b""):
-                digest.update(block)
-        _digests[key] = digest.hexdigest()
-    return _digests[key]
-
-
-def folder_digest(folder: str | os.PathLike) -> str:
-    """One digest of every file in a folder (links followed), the same as
-    `cd FOLDER && find -L . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum`."""
-    folder = Path(folder)
-    names = sorted("./" + p.relative_to(folder).as_posix() for p in _files(folder))
-    listing = "".join(f"{file_digest(folder / name[2:])}  {name}\n" for name in names)
-    return hashlib.sha256(listing.encode("utf-8")).hexdigest()
-
 
 def _files(folder: Path):
     for root, _, names in os.walk(folder, followlinks=True):
@@ -75,6 +53,21 @@ def check_pin(src, field: str) -> None:
 
 
 # ---------------------------------------------------------------- .safetensors headers
+
+def parameter_count(path: str | os.PathLike, prefix: str = "") -> int | None:
+    """How many numbers a .safetensors file holds in tensors named `prefix...` (its header only), or None when it
+    cannot be read."""
+    try:
+        with open(path, "rb") as fh:
+            (length,) = struct.unpack("<Q", fh.read(8))
+            if length > MAX_HEADER_BYTES:
+                return None
+            header = json.loads(fh.read(length))
+        return sum(math.prod(info.get("shape") or []) for name, info in header.items()
+                   if name != "__metadata__" and name.startswith(prefix) and isinstance(info, dict))
+    except (OSError, ValueError, TypeError, AttributeError, struct.error):
+        return None
+
 
 def check_safetensors_header(path: str | os.PathLike, field: str | None = None) -> int:
     """Read and judge a .safetensors header without allocating any tensor: its length, JSON, tensor count,

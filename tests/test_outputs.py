@@ -254,3 +254,24 @@ def test_concurrent_appends_never_interleave(tmp_path):
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(worker, range(4)))
     assert len(m.entries()) == 100 and m.skipped == 0
+
+
+@pytest.mark.parametrize("taken", ["demo", ".frames", ".claims"])
+@pytest.mark.parametrize("command", ["check", "render"])
+def test_a_file_where_an_output_folder_goes_is_one_line(kit, tmp_path, command, taken):
+    from click.testing import CliRunner
+
+    from animate.cli import main
+    from cli_helpers import assert_one_error_line
+
+    script = tmp_path / "demo.yaml"
+    script.write_text("version: 1\ndefaults: {preset: tiny, frames: 2, width: 16, height: 16}\n"
+                      "clips:\n  - {name: a, prompt: x}\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / taken).write_text("someone's notes")
+    result = CliRunner().invoke(main, [command, str(script), "--out", str(out)])
+    assert_one_error_line(result, tmp_path / "nothing", f"--out {out}", f"{out / taken} is a file",
+                          "move the file away")
+    assert sorted(p.name for p in out.rglob("*")) == [taken]  # nothing written beside it
+    assert (out / taken).read_text() == "someone's notes"

@@ -71,3 +71,38 @@ def test_preset_list_merges_render_and_output_presets(kit, tmp_path):
     result = check(tmp_path, [{"name": "c", "prompt": "x"}], {"preset": ["tiny", "editing"]})
     assert result.exit_code == 0, result.output
     assert "png, prores, ffv1" in result.output and "4 steps lcm" in result.output
+
+
+def test_memory_estimate_follows_the_models_own_size_wherever_it_lives(kit, tmp_path):
+    """A copy of the tiny kit (another path, so nothing can recognise it by name) is estimated from its files'
+    headers like the original, near what the process really holds (~1 GiB RSS here: 0.9 GiB of it the libraries),
+    not as an SD1.5 model (5.2 GiB)."""
+    import shutil
+
+    from animate.plan import estimate, parameters
+    from animate.spec import spec_from_fields
+
+    copy = tmp_path / "kit"
+    shutil.copytree(kit / "base", copy / "base")
+    shutil.copytree(kit / "motion-adapter", copy / "motion-adapter")
+    fields = dict(model="tiny", motion_adapter="tiny", scheduler="lcm", steps=4, guidance=1.0, frames=8, width=64,
+                  height=64, prompt="x")
+    (own,) = spec_from_fields(fields)
+    (moved,) = spec_from_fields({**fields, "model": str(copy / "base"), "motion_adapter": str(copy / "motion-adapter")})
+    assert estimate(moved, "cpu", "fp32") == estimate(own, "cpu", "fp32")
+    seconds, gib = estimate(moved, "cpu", "fp32")
+    assert 0.9 <= gib < 1.5 and seconds < 5
+    assert estimate(moved, "cuda", "fp16")[1] < 1.0  # no process runtime on the device, half-size weights
+    # The weights' part is what the headers hold: the stack's numbers times 4 bytes in fp32.
+    count = parameters(own.model) + parameters(own.motion_adapter)
+    assert count < 5e6
+
+
+def test_memory_estimate_of_an_unreadable_base_keeps_the_sd15_figures(tmp_path):
+    from animate.plan import WEIGHTS_GIB, estimate
+    from animate.spec import spec_from_fields
+
+    (spec,) = spec_from_fields(dict(model="emilianJR/epiCRealism", motion_adapter="guoyww/animatediff-motion-adapter-v1-5-2",
+                                    scheduler="ddim", steps=4, guidance=7.5, frames=16, width=512, height=512, prompt="x"))
+    _, gib = estimate(spec, "cuda", "fp16")
+    assert WEIGHTS_GIB["fp16"] + 3.0 < gib < WEIGHTS_GIB["fp16"] + 4.5  # weights + 2 x 1.6 GiB activations + context

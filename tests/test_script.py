@@ -244,7 +244,8 @@ def test_did_you_mean_at_every_level():
     assert errors(HUB + "  - name: a\n    prompt: x\n    negative_prompt: ugly\n") == [
         "s.yaml:7:5: clips[0].negative_prompt: unknown field; did you mean `negative`?"]
     assert errors(HUB + "  - name: a\n    prompt: x\n    adapters: [{name: z, zzz: 1}]\n") == [
-        "s.yaml:7:26: clips[0].adapters[0].zzz: unknown field; fields here: name, source, weight, kind"]
+        "s.yaml:7:26: clips[0].adapters[0].zzz: unknown field; fields here: name, source, weight, kind, revision, weight_name, config, "
+        "allow_pickle, sha256"]
 
 
 def test_json_and_toml_positions():

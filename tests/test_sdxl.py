@@ -143,9 +143,10 @@ def test_script_renders_resumes_and_takes_the_native_size(tmp_path):
 # ---------------------------------------------------------------- families that do not mix: one line, exit 2
 
 @pytest.mark.parametrize("clip, fragments", [
-    ({"motion_adapter": "tiny-motion"}, ["motion_adapter", "SD1.5 motion adapter", "is SDXL", "SDXL motion adapter"]),
+    ({"motion_adapter": "tiny-motion"},
+     ["motion_adapter", "built for a UNet with 2 blocks of [8, 8] channels", "(SDXL) has 3 blocks", "sdxl-beta"]),
     ({"model": "tiny", "motion_adapter": "tiny-xl-motion"},
-     ["motion_adapter", "SDXL motion adapter", "is SD1.5", "animatediff-v1-5-2"]),
+     ["motion_adapter", "built for a UNet with 3 blocks", "(SD1.5) has 2 blocks", "animatediff-v1-5-2"]),
     ({"adapters": [{"name": "lcm", "source": "tiny-lcm"}]},
      ["adapters[0] (lcm)", "SD1.5 LoRA", "SDXL model", "lcm-lora-sdxl"]),
     ({"model": "tiny", "motion_adapter": "tiny-motion", "adapters": [XL_LORA]},

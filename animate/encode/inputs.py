@@ -61,11 +61,17 @@ def _read_animated_image(path: Path) -> tuple[np.ndarray, float]:
     from PIL import Image
 
     frames, ms = [], []
-    with Image.open(path) as im:
-        for i in range(getattr(im, "n_frames", 1)):
-            im.seek(i)
-            frames.append(np.asarray(im.convert("RGB")))
-            ms.append(im.info.get("duration") or 100)
+    try:
+        with Image.open(path) as im:
+            for i in range(getattr(im, "n_frames", 1)):
+                im.seek(i)
+                frames.append(np.asarray(im.convert("RGB")))
+                ms.append(im.info.get("duration") or 100)
+    except Image.DecompressionBombError as exc:  # a header that claims far more pixels than the file holds
+        raise EncodeError(f"input {str(path)!r} is too large to decode safely ({exc})", where="encode INPUT",
+                          hint="resize it first") from None
+    except OSError as exc:
+        raise EncodeError(f"cannot read {str(path)!r} ({exc})", where="encode INPUT") from None
     return _stack(frames, path), 1000.0 * len(ms) / sum(ms)
 
 

@@ -17,7 +17,11 @@ def read_metadata(path) -> str | None:
     if suffix in (".png", ".gif", ".webp"):
         from PIL import Image
 
-        with Image.open(path) as im:
+        try:
+            im = Image.open(path)
+        except (OSError, Image.DecompressionBombError):  # not ours to decode: no metadata
+            return None
+        with im:
             if suffix == ".png":
                 return im.text.get(METADATA_KEY) if hasattr(im, "text") else None
             if suffix == ".gif":

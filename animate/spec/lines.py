@@ -92,6 +92,7 @@ def _unknown_field(loc: tuple, root) -> str:
     key = str(loc[-1])
     parent = root if len(loc) == 1 else _model_for_root(root, loc[:-1])
     names = [n for n in parent.model_fields if n != "description" or parent is ClipFields] if parent else []
+    names += list(getattr(parent, "beside_source", ()))
     msg = "unknown field"
     if not names:
         return msg
@@ -101,7 +102,7 @@ def _unknown_field(loc: tuple, root) -> str:
     close = close or difflib.get_close_matches(key.lower(), names, n=1, cutoff=0.6)
     if close:
         return f"{msg}; did you mean `{close[0]}`?"
-    if len(names) <= 8:
+    if len(names) <= 10:
         return f"{msg}; fields here: {', '.join(names)}"
     return f"{msg}; `animate schema` lists every field"
 

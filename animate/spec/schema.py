@@ -2,7 +2,7 @@
 `defaults:` and a preset are `ClipFields` (every field optional: resolution fills the gaps in layers)."""
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Annotated, Any, ClassVar, Literal, Optional, Union
 
 from pydantic import (BaseModel, ConfigDict, Discriminator, Field, StrictBool, StrictFloat, StrictInt, Tag,
                       create_model, field_validator, model_validator)
@@ -45,6 +45,29 @@ class SourceSpec(Frozen):
 
 
 SourceValue = Union[Text, SourceSpec]
+SOURCE_OPTIONS = tuple(name for name in SourceSpec.model_fields if name != "source")
+
+
+def options_beside_source(data: Any) -> Any:
+    """`{name, source, sha256, revision, weight_name, ...}`: the source's options written beside `source:`, as
+    people write them, folded into the nested form `source: {source, sha256, ...}` that the rest reads. An
+    option given both ways with two values is refused by the nested form's own check."""
+    if not isinstance(data, dict) or not any(key in data for key in SOURCE_OPTIONS):
+        return data
+    options = {key: data[key] for key in SOURCE_OPTIONS if key in data}
+    rest = {key: value for key, value in data.items() if key not in SOURCE_OPTIONS}
+    source = rest.get("source")
+    if source is None:  # the name is the source (a registry name)
+        source = rest.get("name")
+    if isinstance(source, dict):
+        twice = sorted(key for key in options if key in source and source[key] != options[key])
+        if twice:
+            raise PydanticCustomError("source_option_twice", "{key} is given beside `source:` and inside it, with "
+                                      "two values; keep one", {"key": twice[0]})
+        rest["source"] = {**source, **options}
+    else:
+        rest["source"] = {"source": source, **options}
+    return rest
 
 
 class WeightRamp(Frozen):
@@ -80,6 +103,13 @@ class AdapterSpec(Frozen):
     source: SourceValue | None = None
     weight: Scheduled(Weight, WeightRamp) = 1.0
     kind: Literal["lcm", "motion", "style"] | None = None
+
+    beside_source: ClassVar[tuple] = SOURCE_OPTIONS  # also accepted at this level (unknown-field hints list them)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fold_source_options(cls, data):
+        return options_beside_source(data)
 
 
 def _first_repeat(values) -> Any:

@@ -31,6 +31,8 @@ def read_image(path: Path) -> np.ndarray:
     try:
         with Image.open(path) as im:
             return np.asarray(im.convert("RGB"))
+    except Image.DecompressionBombError as exc:  # a header that claims far more pixels than it holds
+        raise PoseSourceError(f"pose source {path}: image too large to decode safely ({exc}); resize it") from None
     except (OSError, UnidentifiedImageError) as exc:
         raise PoseSourceError(f"pose source {path}: cannot read image ({exc}); re-save it as PNG") from None
 
