@@ -21,9 +21,11 @@ from __future__ import annotations
 import os
 import queue
 import socket
+import sys
 import threading
 import time
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from . import errors
@@ -78,6 +80,50 @@ def use_cluster_token() -> bool:
         log.setLevel(level)
 
 
+@contextmanager
+def quiet_native_stderr():
+    """Silence file descriptor 2 for a moment: Ray's C++ client logs there directly, past Python's logging."""
+    if os.environ.get("ANIMATE_DEBUG"):
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def probe_cluster(address: str) -> BaseException | None:
+    """One quiet try at the cluster's GCS in the driver's auth mode: what failed, or None. `ray.init` retries a
+    refused token for ~20 s, printing a C++ warning each second, and then blames the connection; one client asks
+    once (a refusal comes back in milliseconds). None as well where the probe does not apply (a Ray Client
+    `ray://` address, "auto", a Ray without token auth or with another client API): `ray.init` decides there."""
+    if "://" in address or address == "auto":
+        return None
+    try:
+        from ray._private.authentication.authentication_token_setup import ensure_token_if_auth_enabled
+        from ray._raylet import GcsClient
+    except ImportError:
+        return None
+    try:  # token mode without a token: Ray's own AuthenticationError (a client would abort the process instead)
+        ensure_token_if_auth_enabled(None, create_token_if_missing=False)
+    except Exception as exc:  # noqa: BLE001 - judged by the caller like ray.init's errors
+        return exc
+    with quiet_native_stderr():
+        try:
+            client = GcsClient(address=address)
+        except TypeError:  # another signature: leave it to ray.init
+            return None
+        except Exception as exc:  # noqa: BLE001 - AuthenticationError, or RpcError when nothing answers
+            return exc
+    del client
+    return None
+
+
 def auth_refused(exc: BaseException) -> bool:
     """Whether `ray.init` failed on the cluster's token auth: Ray raises AuthenticationError when token mode has
     no token, and a ConnectionError over a RuntimeError that quotes "AuthenticationError ... InvalidAuthToken"
@@ -103,6 +149,12 @@ def auth_error(address: str, sent_token: bool, exc: BaseException) -> ConfigErro
     else:
         what = "needs an auth token, and none was found here (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH, ~/.ray/auth_token)"
     return ConfigError(f"the Ray cluster at {address} {what}", where="--address", hint=AUTH_HINT)
+
+
+def unreachable(address: str | None, exc: BaseException) -> ConfigError:
+    return ConfigError(f"cannot reach a Ray cluster at {address}: {str(exc).splitlines()[0]}", where="--address",
+                       hint="start it with `ray start --head` and give its address (host:6379), or leave --address "
+                       "out for a local Ray")
 
 
 def stack_label(spec) -> str:
@@ -235,15 +287,18 @@ class RayBackend:
         if ray.is_initialized():
             return False
         sends_token = self.address is not None and use_cluster_token()
+        refused = probe_cluster(self.address) if self.address is not None else None
+        if refused is not None:
+            if auth_refused(refused):
+                raise auth_error(self.address, sends_token, refused)
+            raise unreachable(self.address, refused)
         try:
             ray.init(address=self.address, include_dashboard=False, logging_level=logging.ERROR,
                      log_to_driver=bool(os.environ.get("ANIMATE_DEBUG")))
         except (ConnectionError, ValueError, RuntimeError, ray.exceptions.RayError) as exc:
             if self.address is not None and auth_refused(exc):
                 raise auth_error(self.address, sends_token, exc) from None
-            raise ConfigError(f"cannot reach a Ray cluster at {self.address}: {str(exc).splitlines()[0]}",
-                              where="--address", hint="start it with `ray start --head` and give its address "
-                              "(host:6379), or leave --address out for a local Ray") from None
+            raise unreachable(self.address, exc) from None
         return True
 
     def pool_size(self, jobs: int) -> int:

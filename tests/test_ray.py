@@ -350,3 +350,86 @@ def test_an_unreachable_cluster_still_says_how_to_start_one(token_sandbox, kit, 
         "error: --address: cannot reach a Ray cluster at 127.0.0.1:46379: Failed to connect to Ray cluster at "
         "127.0.0.1:46379; start it with `ray start --head` and give its address (host:6379), or leave --address "
         "out for a local Ray")
+
+
+def free_port() -> int:
+    """A port no socket holds on any address, below the ephemeral range: Ray's servers bind the machine's own
+    address with SO_REUSEPORT, so a port that looks free on 127.0.0.1 may be another Ray's, and a port the
+    kernel hands out for `bind(0)` may be taken by any Ray process starting meanwhile."""
+    import random
+    import socket
+
+    for port in random.sample(range(20000, 32000), 200):
+        with socket.socket() as s:
+            try:
+                s.bind(("", port))  # the wildcard conflicts with a holder on any address
+            except OSError:
+                continue
+            return port
+    pytest.skip("no free port in 20000-32000")
+
+
+@pytest.fixture
+def ray_head(tmp_path):
+    """A real head as the README starts it (`ray start --head`), on 127.0.0.1 with its own HOME holding a token
+    (so Ray >= 2.59 turns token auth on) and no RAY_* variable; stopped by its pid, not `ray stop` (which stops
+    every Ray on the machine). Yields (port, the env a person on that machine has)."""
+    import secrets
+    import shutil
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    cli = Path(sys.executable).with_name("ray")
+    if not cli.exists() or not shutil.which(str(cli)):
+        pytest.skip("no `ray` CLI beside this Python")
+    home = tmp_path / "home"
+    (home / ".ray").mkdir(parents=True)
+    (home / ".ray" / "auth_token").write_text(secrets.token_hex(32))
+    temp = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # short: Ray's socket paths under it must fit 107 bytes
+    repo = str(Path(__file__).resolve().parents[1])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    env.update(HOME=str(home), RAY_TMPDIR=temp, PYTHONPATH=os.pathsep.join(  # this checkout, on every "node"
+        [repo, *filter(None, [os.environ.get("PYTHONPATH")])]))
+    port = free_port()
+    log = tmp_path / "head.log"
+    with open(log, "w") as out:
+        head = subprocess.Popen([str(cli), "start", "--head", "--port", str(port), "--num-cpus", "2",
+                                 "--include-dashboard=false", "--disable-usage-stats", "--block"],
+                                env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.time() + 60
+        while "Ray runtime started" not in log.read_text():
+            assert head.poll() is None and time.time() < deadline, log.read_text()[-2000:]
+            time.sleep(0.3)
+        if "Token authentication is enabled" not in log.read_text():
+            pytest.skip("this Ray's `ray start --head` leaves token auth off")
+        yield port, env
+    finally:
+        head.terminate()  # `--block` stops the head's processes as it exits
+        try:
+            head.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
+            head.wait()
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def test_render_against_a_plain_ray_start_head_with_token_auth(ray_head, kit, tmp_path):
+    """The README's cluster steps: `ray start --head`, then `animate render --backend ray --address`, with no
+    RAY_AUTH_MODE set by hand."""
+    import subprocess
+
+    port, env = ray_head
+    script = tmp_path / "one.yaml"
+    script.write_text(yaml.safe_dump({"version": 1, "defaults": {
+        "preset": "tiny", "frames": 4, "width": 32, "height": 32, "steps": 1, "outputs": ["gif"]},
+        "clips": [{"name": "boat", "prompt": "a boat"}]}))
+    done = subprocess.run([sys.executable, "-m", "animate.cli", "render", str(script), "--backend", "ray",
+                           "--address", f"127.0.0.1:{port}", "--gpus-per-worker", "0", "--workers", "1",
+                           "--out", str(tmp_path / "out"), "--quiet"],
+                          env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-3000:] + (tmp_path / "head.log").read_text()[-2000:]
+    assert [entry["key"] for entry in manifest_lines(tmp_path / "out" / "one")] == ["boat"]
+    token = (tmp_path / "home" / ".ray" / "auth_token").read_text()
+    assert token not in done.stdout + done.stderr
