@@ -58,11 +58,11 @@ AUTH_HINT = ("run `ray get-auth-token` on the head node and set RAY_AUTH_TOKEN t
 
 
 def use_cluster_token() -> bool:
-    """Join an address in token mode when a token is here (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH, ~/.ray/auth_token):
-    True when the driver will send one. `ray.init` does this itself only for a cluster it finds on its own, never
-    for an address, while `ray start --head` (Ray >= 2.59) turns token auth on whenever it finds a token. A cluster
-    without auth takes a driver in token mode too; an explicit RAY_AUTH_MODE is left as it is. Workers need
-    nothing from here: they inherit their node's mode, and read its token, from the raylet that starts them."""
+    """Switch this process to token mode when a token is here (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH,
+    ~/.ray/auth_token): True when the driver will send one. `ray.init` does this itself only for a cluster it finds
+    on its own, never for an address, while `ray start --head` (Ray >= 2.59) turns token auth on whenever it finds
+    a token. An explicit RAY_AUTH_MODE is left as it is. Workers need nothing from here: they inherit their node's
+    mode, and read its token, from the raylet that starts them."""
     import logging
 
     try:  # Ray's own check and switch (the switch must also refresh Ray's cached config, not only the env var)
@@ -97,31 +97,52 @@ def quiet_native_stderr():
         os.close(saved)
 
 
-def probe_cluster(address: str) -> BaseException | None:
-    """One quiet try at the cluster's GCS in the driver's auth mode: what failed, or None. `ray.init` retries a
-    refused token for ~20 s, printing a C++ warning each second, and then blames the connection; one client asks
-    once (a refusal comes back in milliseconds). None as well where the probe does not apply (a Ray Client
-    `ray://` address, "auto", a Ray without token auth or with another client API): `ray.init` decides there."""
-    if "://" in address or address == "auto":
-        return None
+def gcs_client_class():
+    """Ray's GCS client where this Ray has token auth (>= 2.52), else None."""
     try:
-        from ray._private.authentication.authentication_token_setup import ensure_token_if_auth_enabled
+        from ray._private.authentication import authentication_token_setup  # noqa: F401 - only: is it there
         from ray._raylet import GcsClient
     except ImportError:
         return None
+    return GcsClient
+
+
+def probe_cluster(address: str) -> BaseException | None:
+    """One quiet try at the cluster's GCS in this process's auth mode: what failed, or None. `ray.init` retries a
+    refused token for ~20 s, printing a C++ warning each second, and then blames the connection; one client asks
+    once (a refusal comes back in milliseconds)."""
+    from ray._private.authentication.authentication_token_setup import ensure_token_if_auth_enabled
+
     try:  # token mode without a token: Ray's own AuthenticationError (a client would abort the process instead)
         ensure_token_if_auth_enabled(None, create_token_if_missing=False)
     except Exception as exc:  # noqa: BLE001 - judged by the caller like ray.init's errors
         return exc
     with quiet_native_stderr():
         try:
-            client = GcsClient(address=address)
+            client = gcs_client_class()(address=address)
         except TypeError:  # another signature: leave it to ray.init
             return None
         except Exception as exc:  # noqa: BLE001 - AuthenticationError, or RpcError when nothing answers
             return exc
     del client
     return None
+
+
+def settle_auth(address: str) -> tuple[bool, BaseException | None]:
+    """(whether the driver sends a token, what the cluster said to it). The driver must join in the cluster's own
+    mode, since the workers call back into it: a token-mode driver on a cluster without auth passes the GCS but
+    turns its workers away ("Missing authorization header"), and a driver without a token is refused by a cluster
+    with auth. So ask as Ray would (no token unless RAY_AUTH_MODE says so), and only on a refusal switch to the
+    token found here and ask again. A Ray Client `ray://` address, "auto" or a Ray without token auth: no probe,
+    token mode when a token is here, and `ray.init` decides."""
+    if "://" in address or address == "auto" or gcs_client_class() is None:
+        return use_cluster_token(), None
+    if "RAY_AUTH_MODE" in os.environ:
+        return use_cluster_token(), probe_cluster(address)
+    refused = probe_cluster(address)
+    if refused is not None and auth_refused(refused) and use_cluster_token():
+        return True, probe_cluster(address)
+    return False, refused
 
 
 def auth_refused(exc: BaseException) -> bool:
@@ -286,8 +307,7 @@ class RayBackend:
         ray = import_ray()
         if ray.is_initialized():
             return False
-        sends_token = self.address is not None and use_cluster_token()
-        refused = probe_cluster(self.address) if self.address is not None else None
+        sends_token, refused = settle_auth(self.address) if self.address is not None else (False, None)
         if refused is not None:
             if auth_refused(refused):
                 raise auth_error(self.address, sends_token, refused)
