@@ -107,6 +107,10 @@ def gcs_client_class():
     return GcsClient
 
 
+class NoProbe(Exception):
+    """This Ray's GCS client cannot be asked the way `probe_cluster` does: `ray.init` decides."""
+
+
 def probe_cluster(address: str) -> BaseException | None:
     """One quiet try at the cluster's GCS in this process's auth mode: what failed, or None. `ray.init` retries a
     refused token for ~20 s, printing a C++ warning each second, and then blames the connection; one client asks
@@ -120,8 +124,8 @@ def probe_cluster(address: str) -> BaseException | None:
     with quiet_native_stderr():
         try:
             client = gcs_client_class()(address=address)
-        except TypeError:  # another signature: leave it to ray.init
-            return None
+        except TypeError:  # another signature
+            raise NoProbe from None
         except Exception as exc:  # noqa: BLE001 - AuthenticationError, or RpcError when nothing answers
             return exc
     del client
@@ -135,14 +139,17 @@ def settle_auth(address: str) -> tuple[bool, BaseException | None]:
     with auth. So ask as Ray would (no token unless RAY_AUTH_MODE says so), and only on a refusal switch to the
     token found here and ask again. A Ray Client `ray://` address, "auto" or a Ray without token auth: no probe,
     token mode when a token is here, and `ray.init` decides."""
-    if "://" in address or address == "auto" or gcs_client_class() is None:
+    try:
+        if "://" in address or address == "auto" or gcs_client_class() is None:
+            raise NoProbe
+        if "RAY_AUTH_MODE" in os.environ:
+            return use_cluster_token(), probe_cluster(address)
+        refused = probe_cluster(address)
+        if refused is not None and auth_refused(refused) and use_cluster_token():
+            return True, probe_cluster(address)
+        return False, refused
+    except NoProbe:
         return use_cluster_token(), None
-    if "RAY_AUTH_MODE" in os.environ:
-        return use_cluster_token(), probe_cluster(address)
-    refused = probe_cluster(address)
-    if refused is not None and auth_refused(refused) and use_cluster_token():
-        return True, probe_cluster(address)
-    return False, refused
 
 
 def auth_refused(exc: BaseException) -> bool:
