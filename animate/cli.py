@@ -15,12 +15,9 @@ from animate.commands.common import load_checked_script, specs_from_command_line
 from animate.events import Events, JsonLines, Terminal, error_events
 from animate.models.sources import KNOWN_MODELS, TINY_MODELS
 from animate.models.tiny import ensure_kit, export_kit
-from animate.outputs.framestore import FrameStore
-from animate.outputs.layout import Manifest, OutputLayout
-from animate.run.checks import check_output_root, check_specs, estimate_jobs_bytes
-from animate.run.jobs import plan_jobs
-from animate.run.limits import Limits, check_limits
+from animate.run.limits import Limits
 from animate.run.plan import print_plan
+from animate.run.preflight import preflight
 from animate.run.ray_backend import RayBackend
 from animate.run.runner import compute_target, machine_fault, run_specs
 from animate.spec import json_schema, list_presets, resolve
@@ -137,15 +134,15 @@ def render(ctx, script, out, only, force, dry_run, json_events, quiet, device, d
     events = Events(JsonLines() if json_events else None, Terminal(quiet=quiet or dry_run))
     pool = _backend(ctx, backend, address, gpus_per_worker, workers)
     if dry_run:
-        _print_check(specs, stem, out, device, dtype, events if json_events else None, limits, loaded, backend=pool)
+        _print_check(specs, stem, out, device, dtype, events if json_events else None, limits, loaded, backend=pool,
+                     reel=reel)
         return
-
-    check_limits(specs, limits, loaded)  # refusals located in the script (run_specs checks again, without lines)
     terminate_like_ctrl_c()
     try:
         summary = run_specs(specs, out=out, script_stem=stem, force=force, events=events, device=device,
                             dtype=dtype, reel=reel, base_dir=script.parent if script else ".",
-                            keep_frames=keep_frames, backend=pool, limits=limits, compile_unet=compile_unet)
+                            keep_frames=keep_frames, backend=pool, limits=limits, compile_unet=compile_unet,
+                            script=loaded)
     finally:
         events.close()
     sys.exit(summary.exit_code)
@@ -165,20 +162,21 @@ def _backend(ctx, name: str, address, gpus_per_worker: float, workers):
 
 
 def _print_check(specs, stem: str, out: Path, device: str, dtype: str, events, limits=None, loaded=None,
-                 backend=None) -> dict:
-    """Every check, then the plan: which clips are up to date and which outputs would be encoded."""
+                 backend=None, reel=None) -> dict:
+    """Every check `render` makes before loading (animate.run.preflight), then the plan: which clips are up to
+    date and which outputs would be encoded."""
+
+    def target() -> tuple[str, str]:
+        try:
+            return backend.target(device, dtype) if backend is not None else compute_target(device, dtype)
+        except AnimateError:  # a device this machine lacks: the plan is still worth printing
+            return device, dtype
 
     # LoRAs fit their slots and the output root takes files; unreachable hub ids are warnings in the plan.
-    check_specs(specs, reachable=False, out=out, limits=limits, script=loaded)
-    try:
-        dev, dt = backend.target(device, dtype) if backend is not None else compute_target(device, dtype)
-    except AnimateError:
-        dev, dt = device, dtype
-    layout = OutputLayout(out, stem)
-    store = FrameStore(layout.out)
-    jobs = plan_jobs(specs, layout, Manifest(layout.manifest), store, dtype=dt)
-    check_output_root(layout.root, estimate_jobs_bytes(jobs))
-    return print_plan(specs, jobs=jobs, device=dev, dtype=dt, out=layout.root, store=store, events=events)
+    checked = preflight(specs, out=out, script_stem=stem, target=target, limits=limits, script=loaded, reel=reel,
+                        reachable=False)
+    return print_plan(specs, jobs=checked.jobs, device=checked.device, dtype=checked.dtype,
+                      out=checked.layout.root, store=checked.store, events=events)
 
 
 @main.command()
@@ -197,7 +195,7 @@ def check(ctx, script, out, device, dtype, json_events, limit_items):
     limits = Limits.parse(limit_items)
     loaded = load_checked_script(script, limits)
     _print_check(resolve(loaded), loaded.stem, out, device, dtype, Events(JsonLines()) if json_events else None,
-                 limits, loaded)
+                 limits, loaded, reel=loaded.model.reel_options())
 
 
 @main.group()

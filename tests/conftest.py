@@ -60,12 +60,31 @@ def tiny_fields():
 # Under xdist the drills run in the workers and the controller never loads tests/drills/conftest.py: it adds
 # up each worker's tally here and prints the one line (and fails the run if an output was lost).
 DRILLS_SEEN = []
+MATRIX_SEEN = []  # the combination matrix's tally from each worker (tests/matrix_helpers.py)
 
 
 def pytest_testnodedown(node, error):
     tally = getattr(node, "workeroutput", {}).get("drill_tally")
     if tally and tally["drills"]:
         DRILLS_SEEN.append(tally)
+    matrix = getattr(node, "workeroutput", {}).get("matrix_tally")
+    if matrix and matrix["run"]:
+        MATRIX_SEEN.append(matrix)
+
+
+def _matrix_tally():
+    """The matrix's tally: the workers' added up, or this process's (no xdist); None when it did not run."""
+    import sys
+
+    helpers = sys.modules.get("matrix_helpers")
+    if not MATRIX_SEEN and (helpers is None or not helpers.TALLY.run):
+        return None
+    from matrix_helpers import Tally
+
+    total = Tally()
+    for seen in MATRIX_SEEN or [vars(helpers.TALLY)]:
+        total.add(seen)
+    return total
 
 
 def _drills_tally():
@@ -81,6 +100,9 @@ def _drills_tally():
 
 
 def pytest_terminal_summary(terminalreporter):
+    matrix = _matrix_tally()
+    if matrix is not None:
+        terminalreporter.write_line(matrix.line())
     if DRILLS_SEEN:
         total = _drills_tally()
         terminalreporter.write_line(total.line())
@@ -89,5 +111,11 @@ def pytest_terminal_summary(terminalreporter):
 
 
 def pytest_sessionfinish(session, exitstatus):
+    import sys
+
+    workeroutput = getattr(session.config, "workeroutput", None)
+    helpers = sys.modules.get("matrix_helpers")
+    if workeroutput is not None and helpers is not None:  # an xdist worker that ran the matrix
+        workeroutput["matrix_tally"] = vars(helpers.TALLY)
     if DRILLS_SEEN and _drills_tally().lost:
         session.exitstatus = 1

@@ -73,13 +73,19 @@ def test_controlnet_that_does_not_fit(kit, tmp_path):
 def test_check_reports_pose_frames(kit, tmp_path):
     openpose_file(tmp_path / "short.json", 3)
     script = tmp_path / "plan.yaml"
-    script.write_text(yaml.safe_dump({"version": 1, "defaults": {"preset": "tiny", "frames": 4},
-                                      "clips": [{"name": "d", "prompt": "x",
-                                                 "pose": {"source": "short.json", "controlnet": "tiny"}}]}))
-    result = CliRunner().invoke(main, ["check", str(script)])
+
+    def check(pose):
+        script.write_text(yaml.safe_dump({"version": 1, "defaults": {"preset": "tiny", "frames": 4},
+                                          "clips": [{"name": "d", "prompt": "x", "pose": pose}]}))
+        return CliRunner().invoke(main, ["check", str(script)])
+
+    # Another frame count without source_fps is refused by `check` as `render` refuses it (tests/test_matrix.py).
+    result = check({"source": "short.json", "controlnet": "tiny"})
+    assert result.exit_code == 2 and "has 3 frames but the clip has 4" in result.output, result.output
+    result = check({"source": "short.json", "controlnet": "tiny", "source_fps": 8, "canvas": [64, 64]})
     assert result.exit_code == 0, result.output
     assert "pose openpose-json (3 frames)" in result.output
-    assert "pose source has 3 frames but the clip has 4" in result.output
+    assert "pose source has 3 frames for 4 clip frames: sampled by time" in result.output
 
 
 def test_single_file_controlnet_without_config(kit, tmp_path):

@@ -13,22 +13,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from animate.outputs.claims import Claim, Claims
-from animate.errors import AnimateError, ConfigError, Interrupted, RenderError, WriteError
+from animate.errors import AnimateError, Interrupted, RenderError, WriteError
 from animate.events import ClipDone, ClipStart, EncodeDone, Events, Plan, Step, Summary, error_events, plural
 from animate.outputs.framestore import FrameStore
-from animate.run.jobs import Job, plan_job, plan_jobs
+from animate.run.jobs import Job, plan_job
 from animate.outputs.layout import Manifest, OutputLayout, canonical_json
 from animate.outputs.records import Records, preview_path, write_preview
 from animate.encode import encode_with_report
 from animate.encode.reel import write_reel
 from animate.outputs.readback import read_frames
 from animate.rendering.renderer import Renderer, dtype_name, pick_device, pick_dtype
-from animate.run.checks import check_output_root, check_specs, estimate_jobs_bytes
+from animate.run.preflight import REEL_STEM, preflight
 from animate.run.plan import build_plan
 from animate.util.atomic import sweep_partials
 from animate.util.hashing import content_hash
 
-REEL_STEM = "reel"
 POLL_S = 0.5  # how often a process waiting on another's claim looks again
 MACHINE_ERRNOS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
                   errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
@@ -338,31 +337,27 @@ def run_specs(specs: list, *, out: str | Path, script_stem: str, renderer=None, 
               events: Events | None = None, device: str | None = None, dtype: str | None = None,
               reel: dict | None = None, base_dir: str | Path = ".", keep_frames: bool = True, max_pending: int = 2,
               workers: int = 2, claims: Claims | None = None, backend=None, limits=None,
-              compile_unet: bool = False) -> RunSummary:
+              compile_unet: bool = False, script=None) -> RunSummary:
     """Render, encode and record every spec that is not up to date; return what happened. `limits`
-    (animate.run.limits.Limits, default: the defaults) bounds what the specs may ask of the machine.
+    (animate.run.limits.Limits, default: the defaults) bounds what the specs may ask of the machine; `script` (the
+    loaded Script the specs came from, when there is one) places refusals at their lines.
 
     `backend` renders somewhere else (animate.run.ray_backend.RayBackend): its `target(device, dtype)` gives the
     (device, dtype label) its workers render with, and `runner(**kwargs)` a _Runner subclass that sends renders
     to them; planning, claims, encoding and records stay here."""
-
     events = events or Events()
-    layout = OutputLayout(out, script_stem)
-    if reel is not None and any(spec.stem == REEL_STEM for spec in specs):
-        raise ConfigError("a clip named `reel` would collide with the script's reel output", where="reel",
-                          hint="rename the clip")
-    check_specs(specs, out=out, limits=limits)
-    if renderer is not None:
-        dev, dt = renderer.device, dtype_name(renderer.dtype)
-    elif backend is not None:
-        dev, dt = backend.target(device, dtype)
-    else:
-        dev, dt = compute_target(device, dtype)
-    store = FrameStore(layout.out)
+
+    def target() -> tuple[str, str]:
+        if renderer is not None:
+            return renderer.device, dtype_name(renderer.dtype)
+        return backend.target(device, dtype) if backend is not None else compute_target(device, dtype)
+
+    # The same checks and plan as `animate check` (animate.run.preflight), before anything loads.
+    checked = preflight(specs, out=out, script_stem=script_stem, target=target, limits=limits, script=script,
+                        reel=reel, force=force)
+    layout, store, jobs, dev, dt = checked.layout, checked.store, checked.jobs, checked.device, checked.dtype
     records = Records(layout, store)
-    jobs = plan_jobs(specs, layout, records.manifest, store, dtype=dt, force=force)
     work = [job for job in jobs if job.status != "done"]
-    check_output_root(layout.root, estimate_jobs_bytes(work))
 
     sweep_partials(layout.root)  # temp files of writers that are gone; the folder appears on first write
     sweep_partials(store.root)  # a killed frame store write leaves a whole clip's frames in a temp file
