@@ -1,5 +1,5 @@
 """The combination matrix: every clip feature from ONE list (FEATURES), each alone and in every pair, on the tiny
-kits. tests/test_matrix.py runs it; docs/matrix.md holds the refused pairs it finds (`refused_table`).
+kits. tests/run/test_matrix.py runs it; docs/matrix.md holds the refused pairs it finds (`refused_table`).
 
 A feature is one thing a person turns on in a clip, as a fragment of the clip's YAML. Variants of one feature (every
 scheduler, every output format, every adapter weight form on every adapter kind) share a `group`: each variant is
@@ -301,7 +301,7 @@ def reason(line: str) -> str:
 
 DOC_HEAD = """# The combination matrix
 
-`tests/test_matrix.py` renders every clip feature of a script alone and in every pair on the tiny offline kits.
+`tests/run/test_matrix.py` renders every clip feature of a script alone and in every pair on the tiny offline kits.
 `tests/matrix_helpers.py` holds the one list of features (`FEATURES`); a script field that no feature covers fails
 the suite. Variants of a feature (every scheduler, every output format with its options and targets, every adapter
 weight form on every adapter kind, both context blends, pose from keyframes and from OpenPose JSON, ...) are each
@@ -315,7 +315,7 @@ Each combination either
   line and exit code 2 before anything loads.
 
 A lone feature must render. This table is generated from the matrix (`ANIMATE_WRITE_MATRIX_DOC=1 pytest
-tests/test_matrix.py` rewrites it; a test fails when it is out of date): the refused pairs and why.
+tests/run/test_matrix.py` rewrites it; a test fails when it is out of date): the refused pairs and why.
 
 | combination | reason |
 |---|---|

@@ -1,7 +1,7 @@
 """Speed-ups around the pipeline call that leave the pictures as they are: text embeddings cached across clips,
 CPU threads capped to the CPUs this process may use, the VAE decode chunk sized from free memory, the UNet's
 dtype and device read without a walk over its modules, and the opt-in `--compile` of the UNet. Each is measured
-in benchmarks/perf.py and tested in tests/test_fastpaths.py."""
+in benchmarks/perf.py and tested in tests/rendering/test_fastpaths.py."""
 from __future__ import annotations
 
 import os

@@ -263,7 +263,7 @@ def check_adapter(src: Source, kind: str, field_name: str, reachable: bool = Tru
 # ------------------------------------------------------------------ output root
 
 # Bytes written per raw RGB byte (frames × width × height × 3), generous: the tiny kit's noise-like frames, which
-# barely compress, stay under them (tests/test_checks.py); real clips write a half to a tenth of this.
+# barely compress, stay under them (tests/run/test_checks.py); real clips write a half to a tenth of this.
 FORMAT_FACTORS = {"gif": 0.5, "webp": 0.5, "mp4": 0.3, "webm": 0.3, "png": 1.0, "prores": 0.6, "ffv1": 1.0,
                   "sheet": 0.1}
 UNKNOWN_FORMAT_FACTOR = 1.0

@@ -79,7 +79,7 @@ def test_check_reports_pose_frames(kit, tmp_path):
                                           "clips": [{"name": "d", "prompt": "x", "pose": pose}]}))
         return CliRunner().invoke(main, ["check", str(script)])
 
-    # Another frame count without source_fps is refused by `check` as `render` refuses it (tests/test_matrix.py).
+    # Another frame count without source_fps is refused by `check` as `render` refuses it (tests/run/test_matrix.py).
     result = check({"source": "short.json", "controlnet": "tiny"})
     assert result.exit_code == 2 and "has 3 frames but the clip has 4" in result.output, result.output
     result = check({"source": "short.json", "controlnet": "tiny", "source_fps": 8, "canvas": [64, 64]})

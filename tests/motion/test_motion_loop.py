@@ -5,7 +5,7 @@ import pytest
 
 from animate.spec import spec_from_fields
 from motion.context import LoopShift, loop_closure
-from tests.test_render_pose import skeleton_frames
+from tests.rendering.test_render_pose import skeleton_frames
 
 FIELDS = dict(model="tiny", motion_adapter="tiny", scheduler="lcm", steps=3, guidance=1.0, width=32, height=32,
               prompt="a red fox in snow", negative="blurry")

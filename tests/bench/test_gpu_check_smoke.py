@@ -1,6 +1,6 @@
 """`python -m benchmarks.gpu_check --smoke` runs the GPU check's code on the CPU with tiny shapes, so it never
 rots: every row is in the JSON, and no row failed. The compile row is skipped here (dynamo's trace of the
-four-level UNet takes ~100 s on two shared cores); tests/test_fastpaths.py covers --compile."""
+four-level UNet takes ~100 s on two shared cores); tests/rendering/test_fastpaths.py covers --compile."""
 import json
 import os
 import subprocess
@@ -9,7 +9,7 @@ from pathlib import Path
 
 from benchmarks.gpu_check import ROWS
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_gpu_check_smoke_writes_every_row(tmp_path):

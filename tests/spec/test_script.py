@@ -9,7 +9,7 @@ from animate.cli import main
 from animate.errors import ConfigError
 from animate.spec import ScriptModel, load_script, parse_script, resolve, spec_from_fields
 
-HERE = Path(__file__).parent / "scripts"
+HERE = Path(__file__).parents[1] / "scripts"
 BAD = HERE / "bad"
 GOOD = HERE / "good"
 SUFFIXES = (".yaml", ".json", ".toml")

@@ -166,7 +166,7 @@ def test_cancel_stops_a_job_between_steps(renderer, tmp_path):
 
 
 def _serve(out: Path, port: int) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "OMP_NUM_THREADS": "1"}
     return subprocess.Popen([sys.executable, "-c", "from animate.cli import main; main()", "serve", "--out", str(out),
                              "--port", str(port), "--device", "cpu"], env=env, stderr=subprocess.PIPE, text=True)
 

@@ -8,7 +8,7 @@ import yaml
 from animate.errors import ConfigError
 from animate.spec import parse_script, resolve, spec_from_fields
 from motion.loras import schedule_value, weight_at, weight_label
-from tests.test_render_pose import skeleton_frames
+from tests.rendering.test_render_pose import skeleton_frames
 
 SCHEDULE = {0.0: 1.0, 0.5: 0.6, 1.0: 0.3}
 

@@ -242,7 +242,7 @@ def ray_head(tmp_path):
     (home / ".ray").mkdir(parents=True)
     (home / ".ray" / "auth_token").write_text(secrets.token_hex(32))
     temp = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # short: Ray's socket paths under it must fit 107 bytes
-    repo = str(Path(__file__).resolve().parents[1])
+    repo = str(Path(__file__).resolve().parents[2])
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
     env.update(HOME=str(home), RAY_TMPDIR=temp, PYTHONPATH=os.pathsep.join(  # this checkout, on the "node" too
         [repo, *filter(None, [os.environ.get("PYTHONPATH")])]))

@@ -19,8 +19,8 @@ from matrix_helpers import (BASE, BASE_FIELDS, DERIVED, FEATURES, MUST_RENDER, S
 from animate.cli import main
 
 COMBOS = combinations()
-DOC = Path(__file__).resolve().parent.parent / "docs" / "matrix.md"
-CORPUS = Path(__file__).resolve().parent / "drills" / "corpus"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "matrix.md"
+CORPUS = Path(__file__).resolve().parents[1] / "drills" / "corpus"
 
 
 class Loading(BaseException):

@@ -182,7 +182,7 @@ def test_a_pose_controlnet_runs_window_by_window_with_the_same_frames(renderer, 
     """Under the UNet blend the ControlNet is called per window (its full-clip residuals would hold feature maps
     of every frame at every down-path resolution); being 2D, it gives each frame the same residuals either way."""
     import motion.unet_windows as unet_windows
-    from tests.test_render_pose import skeleton_frames
+    from tests.rendering.test_render_pose import skeleton_frames
 
     clip = spec_from_fields({**FIELDS, "frames": 20, "context": {**CONTEXT, "blend": "unet"},
                              "pose": {"source": str(tmp_path), "controlnet": "tiny", "scale": 0.8}})[0]
@@ -213,7 +213,7 @@ def test_a_pose_controlnet_runs_window_by_window_with_the_same_frames(renderer, 
 def test_a_controlnet_called_whole_under_the_unet_blend_gets_per_frame_prompts(renderer, tmp_path):
     """Offload hooks taken after a pose clip was set up (the memory ladder) make the ControlNet run whole: the
     one-per-batch-entry prompt embedding it was set up with goes back to one per frame, same frames."""
-    from tests.test_render_pose import skeleton_frames
+    from tests.rendering.test_render_pose import skeleton_frames
 
     clip = spec_from_fields({**FIELDS, "frames": 20, "context": {**CONTEXT, "blend": "unet"},
                              "pose": {"source": str(tmp_path), "controlnet": "tiny", "scale": 0.8}})[0]
