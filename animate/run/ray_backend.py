@@ -1,7 +1,7 @@
 """The Ray backend: one prompt script over many GPUs and machines.
 
 The driver (this process) plans, claims, encodes and records exactly as the local backend does: the runner below
-is the local `_Runner` with another loop. Only rendering moves: a pool of Ray actors, each a `RenderWorker`
+is the local `Runner` with another loop. Only rendering moves: a pool of Ray actors, each a `RenderWorker`
 holding one Renderer (its model stack built once, kept for the clips that follow, `num_gpus` per actor), takes
 ClipSpecs as plain data (`ClipSpec.to_dict`) and streams back its steps and then the clip's uint8 frames.
 The driver sends a job to a worker that already holds its stack when one is free, and hands the frames to the
@@ -33,7 +33,7 @@ from animate.errors import AnimateError, ConfigError, RenderError
 from animate.events import ClipStart, Step
 from animate.run.jobs import Job, stack_key
 from animate.rendering.renderer import dtype_name
-from animate.run.runner import POLL_S, _Runner
+from animate.run.runner import POLL_S, Runner
 from animate.rendering.renderer import Renderer, pick_dtype
 from animate.spec import ClipSpec
 import logging
@@ -361,7 +361,7 @@ class RayBackend:
                 pass
 
 
-class RayRunner(_Runner):
+class RayRunner(Runner):
     """The local runner's claims, encoders and records, with renders sent to Ray workers."""
 
     def __init__(self, backend: RayBackend, **kwargs):
@@ -379,7 +379,7 @@ class RayRunner(_Runner):
         except KeyboardInterrupt:
             self._release_flights()
             self.backend.stop_workers(self.slots)
-            self._interrupted()
+            self.interrupted()
         finally:
             self._release_flights()
             self.backend.stop_workers(self.slots)
@@ -412,16 +412,16 @@ class RayRunner(_Runner):
                     else:
                         self._receive(ref, queue_)
             elif self.pending:
-                self._collect(block=True)
+                self.collect(block=True)
                 continue
             else:  # every worker is restarting: ping them again soon
                 time.sleep(WAIT_S)
-            self._collect(block=False)
+            self.collect(block=False)
             if not self.slots and (queue_ or waiting) and self.fatal is None:
                 self.fatal = RenderError("every Ray worker died and Ray could not restart them",
                                          hint="see the Ray logs (/tmp/ray/session_latest/logs) on the nodes")
         while self.pending:  # a fatal error stops new work; clips already rendered still get their outputs
-            self._collect(block=True)
+            self.collect(block=True)
 
     # ------------------------------------------------------------------ sending jobs
     def _dispatch(self, queue_: deque, waiting: list) -> None:
@@ -434,16 +434,16 @@ class RayRunner(_Runner):
             if job is None:
                 return
             queue_.remove(job)
-            taken = self._take(job, waiting)
+            taken = self.take(job, waiting)
             if taken is None:
                 continue
             claim, fresh = taken
-            frames, render_now = self._stored_frames(fresh)
+            frames, render_now = self.stored_frames(fresh)
             if not render_now:  # frames from the store, or only the records: no worker needed
                 spec = fresh.spec
                 self.events.emit(ClipStart(clip=fresh.stem, seed=spec.seed, frames=spec.frames, steps=spec.steps,
                                            render_key=fresh.render_key, source="store"))
-                self._deliver(fresh, claim, frames)
+                self.deliver(fresh, claim, frames)
                 continue
             if not idle:  # planned from the store, but its frames are gone since: it waits for a worker now
                 claim.release()
@@ -495,12 +495,12 @@ class RayRunner(_Runner):
         del self.flights[gen]
         slot.busy = False
         if "error" in message:
-            self._render_failed(job, flight.claim, error_from_record(message["error"], job.stem), slot.label)
+            self.render_failed(job, flight.claim, error_from_record(message["error"], job.stem), slot.label)
             return
         if message.get("built"):
             key = (slot.label, stack_label(job.spec))
             self.backend.builds[key] = self.backend.builds.get(key, 0) + 1
-        self._deliver(job, flight.claim, message["frames"], message["timings"], message["info"], rendered=True,
+        self.deliver(job, flight.claim, message["frames"], message["timings"], message["info"], rendered=True,
                       worker=slot.label)
 
     def _worker_died(self, gen, queue_: deque) -> None:
@@ -517,7 +517,7 @@ class RayRunner(_Runner):
         if flight.started:
             self.attempts[job.render_key] = self.attempts.get(job.render_key, 0) + 1
         if self.attempts.get(job.render_key, 0) >= JOB_ATTEMPTS:
-            self._render_failed(job, flight.claim, RenderError(
+            self.render_failed(job, flight.claim, RenderError(
                 f"clip {job.stem}: its Ray worker died {JOB_ATTEMPTS} times while rendering it",
                 hint="see the Ray logs (/tmp/ray/session_latest/logs); lower frames or size if memory ran out"),
                 slot.label)

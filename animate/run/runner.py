@@ -80,7 +80,14 @@ class _Pending:
     worker: str | None = None  # the backend worker that rendered it (None: this process)
 
 
-class _Runner:
+class Runner:
+    """Claims, renders, encodes and records a list of jobs, encoding while the next job denoises.
+
+    Where frames come from is the one part another backend replaces (animate.run.ray_backend.RayRunner): it
+    overrides `run` with its own dispatch loop and uses the same steps the local loop uses: `take` (claim a job, or
+    learn it is done elsewhere), `stored_frames` (frames already in the store), `deliver` (hand frames to the
+    encoders and records), `render_failed`, `collect` (finished encodes) and `interrupted`."""
+
     def __init__(self, *, layout: OutputLayout, records: Records, store: FrameStore, claims: Claims, events: Events,
                  summary: RunSummary, make_renderer, dtype: str, force: bool, keep_frames: bool, max_pending: int,
                  workers: int):
@@ -100,13 +107,13 @@ class _Runner:
             while (queue or waiting) and self.fatal is None:
                 if not queue:  # every job left is held by another process: wait for it, or for its death
                     if self.pending:
-                        self._collect(block=True)
+                        self.collect(block=True)
                     else:
                         time.sleep(POLL_S)
                     queue.extend(waiting)
                     waiting.clear()
                     continue
-                taken = self._take(queue.popleft(), waiting)
+                taken = self.take(queue.popleft(), waiting)
                 if taken is None:
                     continue
                 claim, fresh = taken
@@ -116,35 +123,35 @@ class _Runner:
                     if not any(p.claim is claim for p in self.pending):
                         claim.release()
                     raise
-                self._collect(block=False)
+                self.collect(block=False)
                 while len(self.pending) >= self.max_pending:
-                    self._collect(block=True)
+                    self.collect(block=True)
             while self.pending:
-                self._collect(block=True)
+                self.collect(block=True)
         except KeyboardInterrupt:
-            self._interrupted()
+            self.interrupted()
         finally:
             self.pool.shutdown(wait=True)
             for p in self.pending:  # only when something escaped: give the claims back, keep nothing half-done
                 if p.claim is not None:
                     p.claim.release()
 
-    def _interrupted(self) -> None:
+    def interrupted(self) -> None:
         """After Ctrl-C: clips already rendered still get their outputs (seconds, against minutes of denoising);
         a second Ctrl-C stops now, and queued encoders never start."""
         self.summary.interrupted = True
         try:
             while self.pending:
-                self._collect(block=True)
+                self.collect(block=True)
         except KeyboardInterrupt:
             self.pool.shutdown(wait=True, cancel_futures=True)
-            self._collect(block=False)
+            self.collect(block=False)
             for p in self.pending:
                 if p.claim is not None:
                     p.claim.release()
             self.pending.clear()
 
-    def _take(self, job: Job, waiting: list) -> tuple[Claim, Job] | None:
+    def take(self, job: Job, waiting: list) -> tuple[Claim, Job] | None:
         """Claim `job` and plan it again (another process may have finished it meanwhile): (claim, fresh job),
         or None when it is done now (reported as up to date), held by a live owner (put in `waiting`), or the
         claim could not be written (a full disk: the run's fatal error, finished clips still recorded)."""
@@ -181,34 +188,34 @@ class _Runner:
 
     # ------------------------------------------------------------------ one job
     def _start(self, job: Job, claim: Claim) -> None:
-        frames, render_now = self._stored_frames(job)
+        frames, render_now = self.stored_frames(job)
         spec = job.spec
         self.events.emit(ClipStart(clip=job.stem, seed=spec.seed, frames=spec.frames, steps=spec.steps,
                                    render_key=job.render_key, source="render" if render_now else "store"))
         if not render_now:
-            self._deliver(job, claim, frames)
+            self.deliver(job, claim, frames)
             return
         try:
             result = self._renderer().render(spec)
         except Exception as exc:  # noqa: BLE001 - one clip's failure must not lose the others' outputs
-            self._render_failed(job, claim, exc)
+            self.render_failed(job, claim, exc)
             return
-        self._deliver(job, claim, result.frames, result.timings, result.info, rendered=True)
+        self.deliver(job, claim, result.frames, result.timings, result.info, rendered=True)
 
-    def _stored_frames(self, job: Job):
+    def stored_frames(self, job: Job):
         """(the job's frames read back from the frame store or None, whether it must render)."""
         needs_frames = bool(job.encode) or not preview_path(self.layout, job.stem).is_file()
         frames = self.store.load(job.render_key) if needs_frames and not self.force else None
         return frames, bool(job.encode) and frames is None
 
-    def _render_failed(self, job: Job, claim: Claim | None, exc: BaseException, worker: str | None = None) -> None:
+    def render_failed(self, job: Job, claim: Claim | None, exc: BaseException, worker: str | None = None) -> None:
         if claim is not None:
             claim.release()
         self._failed(job, exc if isinstance(exc, AnimateError) else
                      RenderError(f"clip {job.stem} failed while rendering: {type(exc).__name__}: {one_line(exc)}"),
                      worker)
 
-    def _deliver(self, job: Job, claim: Claim | None, frames, timings: dict | None = None, info: dict | None = None,
+    def deliver(self, job: Job, claim: Claim | None, frames, timings: dict | None = None, info: dict | None = None,
                  *, rendered: bool = False, worker: str | None = None) -> None:
         """Hand a clip's frames (rendered here, by a backend's worker, or read back from the store) to the encoder
         pool: the frame store, every output to write and the gallery preview; `_collect` records it when done."""
@@ -243,7 +250,7 @@ class _Runner:
                                     bytes=int(report.get("bytes", 0)), seconds=report["seconds"]))
         return Path(path), report
 
-    def _collect(self, block: bool) -> None:
+    def collect(self, block: bool) -> None:
         """Write the records of every clip whose encoders are done (waiting for one first when `block`)."""
         if block:
             running = [f for p in self.pending for f in p.futures.values() if not f.done()]
@@ -343,7 +350,7 @@ def run_specs(specs: list, *, out: str | Path, script_stem: str, renderer=None, 
     loaded Script the specs came from, when there is one) places refusals at their lines.
 
     `backend` renders somewhere else (animate.run.ray_backend.RayBackend): its `target(device, dtype)` gives the
-    (device, dtype label) its workers render with, and `runner(**kwargs)` a _Runner subclass that sends renders
+    (device, dtype label) its workers render with, and `runner(**kwargs)` a Runner subclass that sends renders
     to them; planning, claims, encoding and records stay here."""
     events = events or Events()
 
@@ -374,7 +381,7 @@ def run_specs(specs: list, *, out: str | Path, script_stem: str, renderer=None, 
         return renderer or Renderer(device=dev, dtype=dtype, quiet_loading=True, compile=compile_unet)
 
     claims = claims or Claims(layout.out)
-    make_runner = backend.runner if backend is not None else _Runner
+    make_runner = backend.runner if backend is not None else Runner
     runner = make_runner(layout=layout, records=records, store=store, claims=claims, events=events,
                          summary=summary, make_renderer=make_renderer, dtype=dt, force=force, keep_frames=keep_frames,
                          max_pending=max_pending, workers=workers)
