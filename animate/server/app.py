@@ -42,6 +42,9 @@ class TooLarge(Exception):
 
 
 def create_app(config: ServeConfig, queue: JobQueue | None = None) -> FastAPI:
+    """The app: every route is a short closure over this server's `config` and `queue`, registered here in the
+    order of the page's calls (FastAPI's app-factory idiom). That is why this function is long: the routes are its
+    body, each a few lines that check the request and hand the work to `animate.run` through the queue."""
     app = FastAPI(title="animate serve", version=_version(),
                   description="Submit prompt scripts or single clips, follow their events, fetch their outputs; "
                               "upload the pose videos, init videos and keyframe images they name.")
