@@ -16,8 +16,8 @@ import time
 import uuid
 from pathlib import Path
 from animate.util.hosts import pid_alive, this_host
+from animate.outputs.layout import CLAIMS_DIR
 
-CLAIMS_DIR = ".claims"
 HEARTBEAT_S = float(os.environ.get("ANIMATE_CLAIM_HEARTBEAT", "5"))
 STALE_S = float(os.environ.get("ANIMATE_CLAIM_STALE", "60"))
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from animate.util.atomic import atomic_file
+from animate.outputs.layout import STORE_DIR
 
-STORE_DIR = ".frames"
 _KEY = re.compile(r"[0-9a-f]{16,64}")
 
 

@@ -20,37 +20,34 @@ from typing import Any, Iterable
 from animate.util.atomic import atomic_file, sweep_partials
 from animate.errors import ConfigError, OutputError
 from animate.util.hashing import file_sha256  # noqa: F401  (the one hasher; sidecars and callers import it here)
-from animate.util.names import reserved_name
-from animate.outputs.claims import CLAIMS_DIR
-from animate.outputs.framestore import STORE_DIR
+from animate.util.names import NAME, NAME_RULE, STEM_RE, reserved_name, slug
 
-_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
-# A stem is a clip name plus an optional seed suffix, so it may be a little longer than a name.
-_STEM = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}(-s-?[0-9]{1,20})?")
 _EXT = re.compile(r"[a-z0-9]{1,8}")
-NAME_RULE = "use 1-64 characters from a-z 0-9 . _ - starting with a letter or digit"
 
 
+# Every name under the output root, here and nowhere else: per script, the manifest, gallery and previews beside
+# the clips; per root, the frame store, the claims and the web app's folder (uploads, jobs), never served.
 MANIFEST_NAME = "manifest.jsonl"
 GALLERY_NAME = "index.html"
+PREVIEW_DIR = ".previews"
+STORE_DIR = ".frames"
+CLAIMS_DIR = ".claims"
+SERVE_DIR = Path(".serve")
+UPLOADS_DIR = SERVE_DIR / "uploads"
+JOBS_DIR = SERVE_DIR / "jobs"
+INTERNAL_DIRS = frozenset({STORE_DIR, CLAIMS_DIR, str(SERVE_DIR)})  # under the output root, never served
 # Keys of a resolved spec that describe a run, not the clip: they never change the spec hash.
 VOLATILE_KEYS = frozenset({"timings", "packages", "device", "created", "host", "spec_hash"})
 PACKAGES = ("torch", "diffusers", "transformers", "peft", "numpy", "animate")
 
 
-def slugify(text: str) -> str:
-    """A close valid clip name for `text` (used in error hints)."""
-    slug = re.sub(r"[^a-z0-9._-]+", "-", str(text).lower()).strip("-._")
-    return slug[:64].rstrip("-._") or "clip"
-
-
 def safe_name(name: str) -> str:
     """Return `name` unchanged if it is a valid clip name, else raise ConfigError saying how to fix it."""
-    if isinstance(name, str) and _NAME.fullmatch(name) and name not in (".", "..") and not reserved_name(name):
+    if isinstance(name, str) and re.fullmatch(NAME, name) and name not in (".", "..") and not reserved_name(name):
         return name
     shown = repr(name) if len(repr(name)) <= 80 else repr(name)[:77] + "..."
     raise ConfigError(f"clip name {shown} is not allowed",
-                      hint=f"{NAME_RULE}, for example {slugify(name)!r}")
+                      hint=f"{NAME_RULE}, for example {slug(str(name), limit=64)!r}")
 
 
 def _inside(path: Path, root: Path) -> Path:
@@ -109,7 +106,7 @@ class OutputLayout:
         return f"{clip}-s{seed}" if multi_seed else clip
 
     def _checked_stem(self, stem: str) -> str:
-        if not isinstance(stem, str) or not _STEM.fullmatch(stem):
+        if not isinstance(stem, str) or not STEM_RE.fullmatch(stem):
             raise ConfigError(f"output stem {stem!r} is not allowed", hint=NAME_RULE)
         return stem
 
@@ -329,4 +326,3 @@ class Manifest:
         return self._absolute(path).resolve().relative_to(self.folder.resolve()).as_posix()
 
 
-PREVIEW_DIR = ".previews"

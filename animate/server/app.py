@@ -28,10 +28,10 @@ from animate.server.history import history, script_for
 from animate.server.uploads import Incoming, checked_name, over_limit, suffixes
 from animate.spec import OUTPUT_FORMATS, list_presets
 import yaml
+from animate.outputs.layout import INTERNAL_DIRS
 
 STATIC = Path(__file__).parent / "static"
 TOKEN_COOKIE = "animate_token"
-INTERNAL = {".serve", ".claims", ".frames"}  # under the output root, never served
 SSE_POLL_S = 0.05
 MAX_LISTED = 5000
 UPLOADS_PATH = "/api/uploads"
@@ -251,10 +251,11 @@ def contained(root: Path, relative: str) -> Path | None:
     if not relative or "\x00" in relative or "\\" in relative:
         return None
     rel = Path(relative)
-    if rel.is_absolute() or any(part in ("..", ".") or part in INTERNAL for part in rel.parts):
+    if rel.is_absolute() or any(part in ("..", ".") or part in INTERNAL_DIRS for part in rel.parts):
         return None
     path = (root / rel).resolve()
-    if not path.is_relative_to(root.resolve()) or any(p in INTERNAL for p in path.relative_to(root.resolve()).parts):
+    inside = path.is_relative_to(root.resolve())
+    if not inside or any(p in INTERNAL_DIRS for p in path.relative_to(root.resolve()).parts):
         return None
     return path if path.is_file() else None
 

@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from animate.run.limits import Limits
+from animate.outputs.layout import UPLOADS_DIR  # noqa: F401  (the server's names are the layout's)
 
 MAX_BODY_BYTES = 2_000_000  # a request body: a script is a few KB; the script limit's default
-UPLOADS_DIR = Path(".serve") / "uploads"
 LOCAL_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
 
 

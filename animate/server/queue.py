@@ -20,8 +20,8 @@ from animate.rendering.renderer import Renderer
 from animate.run.runner import run_specs
 from animate.server.preview import latent_preview_png
 from animate.util.atomic import atomic_file
+from animate.outputs.layout import JOBS_DIR
 
-JOBS_DIR = Path(".serve") / "jobs"
 FINISHED = ("done", "failed", "cancelled")
 MAX_WAITING = 100  # queued jobs; more is refused (429) rather than piling up files
 KEEP_EVENTS = 50  # finished jobs whose events (and last preview) stay in memory; older ones keep only status

@@ -1,7 +1,7 @@
-"""animate.util.names."""
+"""The one rule for names that become files (clip names, stems, output folders) and the one slug."""
 from __future__ import annotations
-import re
 
+import re
 
 # Names Windows keeps for devices, with any extension (`nul.gif` opens the null device there), compared
 # case-insensitively; a trailing dot is dropped by Windows, so `a.` and `a` would be one file.
@@ -18,7 +18,11 @@ def reserved_name(name: str) -> str | None:
     return None
 
 
-NAME_RE = r"^[a-z0-9][a-z0-9._-]{0,63}$"
+NAME = r"[a-z0-9][a-z0-9._-]{0,63}"
+NAME_RE = f"^{NAME}$"
+# A stem is a clip name plus an optional seed suffix, so it may be a little longer than a name.
+STEM_RE = re.compile(NAME + r"(-s-?[0-9]{1,20})?")
+NAME_RULE = "use 1-64 characters from a-z 0-9 . _ - starting with a letter or digit"
 
 
 def slug(text: str, limit: int = 40) -> str:
