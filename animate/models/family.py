@@ -14,13 +14,12 @@ Where a family is read from:
 from __future__ import annotations
 
 import functools
-import json
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from animate.models.sources import HUB_ID, Source as _Source, hub_offline, hub_unreachable
 from animate.models.weights import read_safetensors_keys
+from animate.models.configs import read_config
 
 if TYPE_CHECKING:
     from animate.models.sources import Source
@@ -58,52 +57,6 @@ def label(family: str | None) -> str:
 
 
 # ---------------------------------------------------------------- reading configs without loading
-
-def read_json(path: Path) -> dict | None:
-    try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def _hub_json(src: Source, filename: str) -> dict | None:
-    """A small config file of a hub source: from the cache, else downloaded where the hub answers."""
-    from huggingface_hub import try_to_load_from_cache  # hub client: slow to import, loaded on use
-
-
-    try:
-        found = try_to_load_from_cache(src.ref, filename, revision=src.revision)
-    except (OSError, ValueError):
-        found = None
-    if isinstance(found, str):
-        return read_json(Path(found))
-    if hub_offline() or hub_unreachable() is not None:
-        return None
-    from huggingface_hub import constants, hf_hub_download  # hub client: slow to import, loaded on use
-
-    try:  # the endpoint the probe answered (HF_ENDPOINT)
-        return read_json(Path(hf_hub_download(src.ref, filename, revision=src.revision, endpoint=constants.ENDPOINT)))
-    except Exception:  # noqa: BLE001  no such file in the repo, gated, a transport error: the family stays unknown
-        return None
-
-
-def read_config(src: Source, filename: str) -> dict | None:
-    """`filename` (e.g. unet/config.json) of a base or adapter: its folder, its `config:` folder, or the hub."""
-    if src.kind == "folder":
-        found = read_json(Path(src.ref) / filename)
-        if found is not None:
-            return found
-    if src.config:
-        if Path(src.config).is_dir():
-            return read_json(Path(src.config) / filename)
-
-        if HUB_ID.match(src.config):
-            return _hub_json(_Source(ref=src.config, kind="hub"), filename)
-    if src.kind == "hub":
-        return _hub_json(src, filename)
-    return None
-
 
 def tensor_names(src: Source) -> list[str] | None:
     local = src.local_file()
@@ -276,11 +229,9 @@ DEFAULT_MAX_FRAMES = 32  # motion_max_seq_length of the SD1.5 AnimateDiff adapte
 
 
 def motion_max_frames(src) -> int:
-    """The adapter's positional-encoding length, read from a local config when there is one."""
-    for folder in (src.ref if src.kind == "folder" else None, src.config):
-        if folder and Path(folder, "config.json").is_file():
-            try:
-                return int(json.loads(Path(folder, "config.json").read_text()).get("motion_max_seq_length", 32))
-            except (ValueError, OSError):  # an unreadable config: fall back to the SD1.5 length
-                pass
-    return DEFAULT_MAX_FRAMES
+    """The adapter's positional-encoding length, from its config where one is readable (else SD1.5's)."""
+    config = read_config(src, "config.json") or {}
+    try:
+        return int(config.get("motion_max_seq_length", DEFAULT_MAX_FRAMES))
+    except (TypeError, ValueError):  # a config with a strange value: the SD1.5 length
+        return DEFAULT_MAX_FRAMES

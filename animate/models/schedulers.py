@@ -4,10 +4,10 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from animate.errors import ConfigError
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING
-from animate.models.sources import Source, cached_hub_file
+from animate.models.sources import Source
+from animate.models.configs import find_config
 
 if TYPE_CHECKING:
     from animate.spec import ClipSpec
@@ -100,25 +100,9 @@ SINGLE_FILE_SCHEDULER = "PNDMScheduler"  # what diffusers gives SD1.5 single fil
 
 
 def base_scheduler_config(src: Source) -> tuple[dict, str | None]:
-    """The base model's scheduler config and the file it came from, when it can be read without loading
-    the model: a diffusers folder, a single file's config folder, a cached hub snapshot. Else ({}, None)."""
-    candidates: list[Path] = []
-    if src.kind == "folder":
-        candidates.append(Path(src.ref) / SCHEDULER_CONFIG)
-    elif src.kind == "hub":
-        cached = cached_hub_file(src.ref, SCHEDULER_CONFIG.as_posix(), src.revision)
-        if cached:
-            candidates.append(Path(cached))
-    if src.config and Path(src.config).is_dir():
-        candidates.append(Path(src.config) / SCHEDULER_CONFIG)
-    for path in candidates:
-        try:
-            config = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        if isinstance(config, dict):
-            return config, str(path)
-    return {}, None
+    """The base model's scheduler config and the file it came from, read without loading the model (the one
+    config reader's order: folder, `config:`, hub cache, hub). Else ({}, None)."""
+    return find_config(src, SCHEDULER_CONFIG.as_posix()) or ({}, None)
 
 
 def check_steps(spec: ClipSpec, label: str) -> None:

@@ -10,18 +10,16 @@ prompt travel, pose guidance, loops and context windows (it has no FreeNoise: th
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from animate.errors import ConfigError, ModelError
 from animate.util.hashing import content_hash_or_none
 from animate.models.sources import Source
-from animate.models.sources import hub_snapshot
 from animate.rendering.fastpaths import derived_pipeline
 from animate.rendering.loading import load_control_model
 from motion.pose.fit import fit_image
-import json
 import contextlib
+from animate.models.configs import read_config
 
 
 # ---------------------------------------------------------------- resolution (no model, no image decoded)
@@ -58,21 +56,8 @@ def check_keyframes(spec, label: str, *, motion_max: int) -> None:
 
 
 def sparsectrl_config(src: Source) -> dict:
-    """The SparseCtrl model's config.json when it can be read without loading or downloading, else {}."""
-
-    folders = [src.ref if src.kind == "folder" else None, src.config]
-    if src.kind == "hub":
-        snapshot = hub_snapshot(src)
-        folders.append(str(snapshot) if snapshot else None)
-    for folder in folders:
-        if folder and Path(folder, "config.json").is_file():
-            try:
-                data = json.loads(Path(folder, "config.json").read_text())
-            except (OSError, ValueError):
-                continue
-            if isinstance(data, dict):
-                return data
-    return {}
+    """The SparseCtrl model's config.json when it can be read without loading it, else {}."""
+    return read_config(src, "config.json") or {}
 
 
 def _reason(exc: BaseException) -> str:

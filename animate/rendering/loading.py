@@ -5,7 +5,7 @@ from animate.errors import ModelError
 from animate.models.sources import Source, check_reachable
 from animate.models.weights import check_pickle, check_weights, pickle_file
 from pathlib import Path
-from animate.models.family import read_json
+from animate.models.configs import read_json
 from animate.models.sources import hub_snapshot
 
 if TYPE_CHECKING:
