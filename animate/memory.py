@@ -189,6 +189,17 @@ def chunk_feed_forward(model, slice_bytes: int = FF_SLICE_BYTES) -> int:
     return count
 
 
+def unchunk_feed_forward(model) -> int:
+    """Undo chunk_feed_forward (benchmarks compare with and without); how many were chunked."""
+    count = 0
+    for module in model.modules():
+        if "_animate_slice_bytes" in vars(module):
+            del module._animate_slice_bytes
+            module.__dict__.pop("forward", None)
+            count += 1
+    return count
+
+
 def feed_forward_rows(module, hidden_states) -> int:
     """Rows of `hidden_states` one slice of a FeedForward takes (at least 1)."""
     width = module.__dict__.get("_animate_width")
