@@ -168,7 +168,6 @@ class Renderer:
         return stack
 
     def _build_stack(self, spec: ClipSpec) -> Stack:
-
         from motion.adapters import load_motion_adapter
         from motion.errors import MotionError
         from motion.loras import LoraMixer
@@ -323,7 +322,6 @@ class Renderer:
         return pipe, kwargs, stack
 
     def _prepare(self, stack: Stack, spec: ClipSpec, pose_frames: list | None) -> tuple[Any, dict]:
-
         from motion.loras import is_scheduled, weight_at
 
         names, weights = self._load_adapters(stack, spec)

@@ -510,9 +510,10 @@ def timed(ctx: Ctx, fn):
 
 
 def row_decode_paths(ctx: Ctx) -> dict:
-    """The same latents decoded as before (fp32 VAE, floats to the host, uint8 there) and as now (the stack's fp16
-    VAE, uint8 on the device), and in bf16; agreement against the fp32 decode. Random weights do not have the
-    overflow real SD1.5 VAEs can show in fp16: that is what the per-chunk fp32 redo is for."""
+    """The same latents decoded as before (fp32 VAE, floats to the host, uint8 there), with the fp16 VAE alone, and
+    as now (the stack's fp16 VAE, uint8 on the device), and in bf16; agreement against the fp32 decode. Random
+    weights do not have the overflow real SD1.5 VAEs can show in fp16: that is what the per-chunk fp32 redo is
+    for."""
     import torch
 
     r = ctx.renderer(ctx.half)
@@ -523,12 +524,15 @@ def row_decode_paths(ctx: Ctx) -> dict:
     out = {}
     for _ in range(2):  # the second pass is the measured one (first: cudnn's choices, allocator)
         old, out["fp32_host"] = timed(ctx, lambda: host_decode(vae32, latents, torch.float32, chunk))
+        _, out["fp16_host"] = timed(ctx, lambda: host_decode(pipe.vae, latents, pipe.vae.dtype, chunk))
         new, out["fp16_device"] = timed(ctx, lambda: r.decode(pipe, latents, spec)[0])
     vae32 = None  # its memory back before the next decode
     vae_bf = copy.deepcopy(pipe.vae).to(dtype=torch.bfloat16)
     bf, out["bf16_host"] = timed(ctx, lambda: host_decode(vae_bf, latents, torch.bfloat16, chunk))
     vae_bf = None
     out["fp16_device_vs_fp32_host"] = round(out["fp16_device"]["s"] / max(1e-9, out["fp32_host"]["s"]), 3)
+    out["fp16_host_vs_fp32_host"] = round(out["fp16_host"]["s"] / max(1e-9, out["fp32_host"]["s"]), 3)  # dtype alone
+    out["fp16_device_vs_fp16_host"] = round(out["fp16_device"]["s"] / max(1e-9, out["fp16_host"]["s"]), 3)  # uint8
     out["fp16_levels"] = frame_diff(new, old)
     out["bf16_levels"] = frame_diff(bf, old)
     return out
