@@ -14,6 +14,9 @@ Rows (per model size: `tiny` = the offline kit, Python-bound; `small` = a larger
   GIF threads   the GIF encoder on its thread pool vs one thread (same bytes)
   memory        peak RSS vs frames and vs decode chunk (and peak VRAM on CUDA)
   start-up      cold process → first denoising step; `animate --help` vs `python -c "import torch"` (< 0.1×)
+  CUDA paths    where the CPU says something: frames made uint8 as on the device vs the host postprocessing;
+                the forward_chunking rung's row slices vs diffusers' chunk_size=1 and vs off (one UNet call);
+                the motion adapter's parameters let go (`--only cuda` runs this section alone)
 """
 from __future__ import annotations
 
@@ -402,8 +405,85 @@ def section_startup(rows: Rows, reps: int) -> None:
                med(res["first"]), "bare python", med(res["bare"]))
 
 
+# ------------------------------------------------------------------------------------------- CUDA paths
+def section_cuda_paths(r, kit, rows: Rows, reps: int) -> None:
+    """The CUDA fast paths a CPU can measure (benchmarks/gpu_check.py measures them on a GPU)."""
+    import json as _json
+
+    import numpy as np
+    import torch
+    from diffusers import MotionAdapter
+    from diffusers.video_processor import VideoProcessor
+
+    from animate.rendering.fastpaths import frames_to_uint8
+    from animate.rendering.memory import chunk_feed_forward, unchunk_feed_forward
+    from animate.rendering.renderer import to_uint8
+
+    if kit.size == "tiny":  # the same at every model size: once
+        torch.manual_seed(0)
+        images = torch.randn(16, 3, 512, 512) * 0.7
+        processor = VideoProcessor(vae_scale_factor=8)
+        got = {}
+
+        def host():
+            got["h"] = to_uint8(processor.postprocess_video(video=images.permute(1, 0, 2, 3)[None],
+                                                            output_type="np")[0])
+
+        res = interleaved(reps * 2, host=lambda: clock(host),
+                          device=lambda: clock(lambda: got.__setitem__("d", frames_to_uint8(images)[0])))
+        same = np.array_equal(got["h"], got["d"])
+        rows.ratio("-", f"uint8: a decoded 16×512² clip, torch arithmetic (on the device there) vs the host's "
+                   f"postprocessing (equal frames: {same})", "frames_to_uint8", med(res["device"]),
+                   "postprocess + to_uint8", med(res["host"]))
+        config = {k: v for k, v in _json.loads((ROOT / "benchmarks" / "configs" / "motion_adapter_v1_5_2.json")
+                                                .read_text()).items() if not k.startswith("_")}
+        with torch.device("meta"):
+            real = sum(p.numel() for p in MotionAdapter.from_config(config).parameters())
+        rows.value("-", "motion adapter let go after the UNet is built (v1.5-2 config)",
+                   f"{real / 1e6:.0f} M parameters, {real * 2 / 2 ** 30:.2f} GiB in fp16")
+    spec = make_spec(kit, weights=None, steps=1, guidance=1.5)
+    pipe, kwargs, _ = r.pipeline_call(spec)
+    seen = {}
+    hook = pipe.unet.register_forward_pre_hook(lambda m, a, kw: seen.setdefault("c", (a, dict(kw))),
+                                               with_kwargs=True)
+    with torch.inference_mode():
+        pipe(**kwargs)
+    hook.remove()
+    args, kw = seen["c"]
+    unet = pipe.unet
+
+    def call():
+        with torch.inference_mode():
+            return unet(*args, **kw).sample
+
+    want = call()
+
+    def per_token():
+        unet.enable_forward_chunking(chunk_size=1, dim=1)
+        try:
+            return clock(call)
+        finally:
+            unet.disable_forward_chunking()
+
+    def sliced():
+        chunk_feed_forward(unet)
+        try:
+            return clock(call)
+        finally:
+            unchunk_feed_forward(unet)
+
+    chunk_feed_forward(unet)
+    diff = float((call() - want).abs().max())
+    unchunk_feed_forward(unet)
+    res = interleaved(reps, off=lambda: clock(call), per_token=per_token, sliced=sliced)
+    rows.ratio(kit.size, f"forward_chunking rung: row slices vs diffusers' chunk_size=1, one UNet call with CFG "
+               f"(max |Δ| vs off {diff:.1e})", "row slices", med(res["sliced"]), "chunk_size=1", med(res["per_token"]))
+    rows.ratio(kit.size, "forward_chunking rung: row slices vs chunking off", "row slices", med(res["sliced"]),
+               "off", med(res["off"]))
+
+
 # ---------------------------------------------------------------------------------------- main
-def run_size(size: str, rows: Rows, reps: int, quick: bool) -> dict:
+def run_size(size: str, rows: Rows, reps: int, quick: bool, only: str | None = None) -> dict:
     from animate.rendering.renderer import Renderer
 
     meta = {}
@@ -419,6 +499,9 @@ def run_size(size: str, rows: Rows, reps: int, quick: bool) -> dict:
     steps = 2 if quick or size == "small" else 4
     r = Renderer(device="cpu", quiet_loading=True)
     r.render(make_spec(kit, weights=WEIGHTS[0], steps=2))  # warm-up: stack and LoRAs loaded
+    if only == "cuda":
+        section_cuda_paths(r, kit, rows, reps)
+        return meta
     section_overhead(r, kit, rows, reps, steps)
     steps_table = StepTable()
     section_fuse(r, kit, steps_table, reps, 3 if quick or size == "small" else 4)
@@ -433,6 +516,7 @@ def run_size(size: str, rows: Rows, reps: int, quick: bool) -> dict:
                        (row["base_wall"], row["base_cpu"]))
     section_travel(r, kit, rows, reps, steps)
     section_model_paths(r, kit, rows, reps, steps)
+    section_cuda_paths(r, kit, rows, reps)
     del r
     section_embeddings(kit, rows, reps, steps)
     section_memory(kit, rows, 2)
@@ -448,6 +532,7 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="one repeat, fewer steps: a smoke test of the harness")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1: shared cores)")
     ap.add_argument("--json", type=Path, help="also write rows and metadata here")
+    ap.add_argument("--only", choices=["cuda"], help="run one section alone (cuda: the CUDA fast paths' CPU rows)")
     args = ap.parse_args(argv)
     import torch
 
@@ -459,9 +544,10 @@ def main(argv=None) -> int:
     t0 = now()
     meta = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "reps": reps}
     for size in [s for s in args.size.split(",") if s]:
-        meta[size] = run_size(size, rows, reps, args.quick)
-    section_gif(rows, reps)
-    section_startup(rows, reps)
+        meta[size] = run_size(size, rows, reps, args.quick, args.only)
+    if not args.only:
+        section_gif(rows, reps)
+        section_startup(rows, reps)
     took = since(t0)
     meta.update(machine=machine_note(), runtime_wall_s=round(took[0], 1), runtime_cpu_s=round(took[1], 1),
                 peak_rss_mb=round(peak_rss_mb()))

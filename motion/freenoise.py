@@ -27,11 +27,14 @@ def install_one_window_path(unet) -> int:
 
 def _forward(self, hidden_states, attention_mask=None, encoder_hidden_states=None, encoder_attention_mask=None,
              cross_attention_kwargs=None, *args, **kwargs):
+    import torch
     from diffusers.models.attention import FreeNoiseTransformerBlock, _chunked_feed_forward
 
     # hidden_states: [batch × pixels, frames, channels]; one window exactly when the frames are its length
     # (diffusers refuses fewer, and more means several windows).
-    if hidden_states.size(1) != self.context_length:
+    # A compiled UNet runs only clips of one window (animate...fastpaths.compile_unet): there, comparing the frames
+    # with the window length would fix the frame count in the graph and recompile for every clip length.
+    if not torch.compiler.is_compiling() and hidden_states.size(1) != self.context_length:
         return FreeNoiseTransformerBlock.forward(self, hidden_states, attention_mask, encoder_hidden_states,
                                                  encoder_attention_mask, cross_attention_kwargs, *args, **kwargs)
     cross_attention_kwargs = dict(cross_attention_kwargs or {})

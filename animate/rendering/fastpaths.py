@@ -1,7 +1,8 @@
 """Speed-ups around the pipeline call that leave the pictures as they are: text embeddings cached across clips,
-CPU threads capped to the CPUs this process may use, the VAE decode chunk sized from free memory, the UNet's
-dtype and device read without a walk over its modules, and the opt-in `--compile` of the UNet. Each is measured
-in benchmarks/perf.py and tested in tests/rendering/test_fastpaths.py."""
+CPU threads capped to the CPUs this process may use, the VAE decode chunk sized from free memory (PyTorch's
+allocator's included), the UNet's dtype and device read without a walk over its modules, frames made uint8 on the
+device, and the opt-in `--compile` of the UNet. Each is measured in benchmarks/perf.py or benchmarks/gpu_check.py
+and tested in tests/rendering/test_fastpaths.py."""
 from __future__ import annotations
 
 import os
@@ -118,12 +119,16 @@ def cache_text_embeddings(pipe) -> EmbeddingCache | None:
 
 # -------------------------------------------------------------------------------------- decode chunk
 def free_bytes(device: str) -> int | None:
-    """Memory free for new tensors: CUDA's own count, on the CPU MemAvailable (or free pages); None on MPS."""
+    """Memory free for new tensors. CUDA: what the driver has free plus what PyTorch's allocator holds cached but
+    unused (`mem_get_info` does not count the cache, which after a denoise can be gigabytes that new tensors
+    reuse without a cudaMalloc). CPU: MemAvailable (or free pages). None on MPS."""
     if device.startswith("cuda"):
         import torch  # torch stack: kept out of light commands
 
-        free, _ = torch.cuda.mem_get_info(torch.device(device))
-        return int(free)
+        dev = torch.device(device)
+        free, _ = torch.cuda.mem_get_info(dev)
+        cached = torch.cuda.memory_reserved(dev) - torch.cuda.memory_allocated(dev)
+        return int(free) + max(0, int(cached))
     if device == "cpu":
         try:
             for line in Path("/proc/meminfo").read_text().splitlines():
@@ -164,21 +169,83 @@ def fit_decode_chunk(requested: int, vae, device: str, height: int, width: int, 
     return max(1, min(requested, fits))
 
 
-# ------------------------------------------------------------------------------------------- compile
-def compile_unet(pipe, device: str, backend: bool | str = True) -> dict:
-    """torch.compile the UNet in place (`Module.compile`: the module stays the same object, so LoRA loading,
-    fusing, FreeNoise and the memory ladder keep working on it), on CUDA in channels_last. One compiled UNet
-    serves every clip of the stack: fused LoRA weights (the default `fuse: true`) change tensors, not the
-    graph, so new weights do not recompile; unfused weights are Python floats and recompile per value (torch
-    falls back to eager after its recompile limit). `backend` True means inductor."""
+# ------------------------------------------------------------------------------------- frames to uint8
+def frames_to_uint8(images, keep_float: bool = False):
+    """Decoded images (N×3×H×W, about [-1, 1], on the device) → (uint8 N×H×W×3 numpy, the [0,1] float32 frames
+    or None). The arithmetic of diffusers' postprocessing and animate's to_uint8 (denormalize, ×255, round half
+    to even) in fp32 on the device, so only the uint8 bytes cross to the host: a quarter of the fp32 ones, and
+    no clamp and round over the clip on the CPU. Bit for bit the frames of the host path."""
     import torch  # torch stack: kept out of light commands
 
-    record = {"backend": "inductor" if backend is True else str(backend)}
+    unit = (images.to(torch.float32) * 0.5 + 0.5).clamp(0, 1)
+    frames = (unit * 255).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous().cpu().numpy()
+    floats = unit.permute(0, 2, 3, 1).cpu().numpy() if keep_float else None
+    return frames, floats
+
+
+# ----------------------------------------------------------------------------------- motion adapter
+def strip_motion_adapter(pipe) -> int:
+    """Let go of the MotionAdapter's tensors once they have been copied into the UNet
+    (UNetMotionModel.from_unet2d loads them in): nothing reads them afterwards, but `pipe.to(device)` would move
+    them too (SD1.5's v1.5-2 adapter: 453 M parameters, 0.9 GB in fp16). The module stays registered, empty, for
+    its config (FreeNoise reads `motion_max_seq_length` from it). Returns the parameters let go."""
+    adapter = getattr(pipe, "motion_adapter", None)
+    if adapter is None:
+        return 0
+    import torch  # torch stack: kept out of light commands
+
+    count = sum(p.numel() for p in adapter.parameters())
+    dtype = next(adapter.parameters(), torch.empty(0)).dtype
+    adapter._modules.clear()  # its blocks, and with them every weight
+    adapter._parameters.clear()
+    adapter._buffers.clear()
+    # An empty tensor keeps `adapter.dtype` and `.device` answerable (pipe.to() asks every component).
+    adapter.register_buffer("_animate_stripped", torch.empty(0, dtype=dtype), persistent=False)
+    return count
+
+
+# ------------------------------------------------------------------------------------------- compile
+FRAMES_DIM = 2  # UNetMotionModel's sample is (batch, channels, frames, height, width)
+
+
+def compile_unet(pipe, device: str, backend=True) -> dict:
+    """torch.compile the UNet in place, on CUDA in channels_last. The module stays the same object (LoRA loading,
+    fusing, FreeNoise and the memory ladder keep working on it): like `Module.compile`, the compiled call is the
+    module's `_compiled_call_impl`, here behind a wrapper that marks the frames dimension of each call's sample
+    dynamic, so clips of other lengths reuse the graphs, and that runs the plain module while `set_eager` says
+    so (windowed clips, whose window loops dynamo would unroll, and unfused LoRA weights, which are Python floats
+    it would guard on). Fused LoRA weights change tensors, not the graph. `backend` True means inductor; a name
+    or a callable is passed to torch.compile as it is."""
+    import torch  # torch stack: kept out of light commands
+
+    unet = pipe.unet
+    name = "inductor" if backend is True else backend
+    record = {"backend": name if isinstance(name, str) else getattr(name, "__name__", str(name))}
     if device.startswith("cuda"):
-        pipe.unet.to(memory_format=torch.channels_last)
+        unet.to(memory_format=torch.channels_last)
         record["channels_last"] = True
-    pipe.unet.compile(backend=record["backend"])
+    compiled = torch.compile(unet._call_impl, backend=name)
+
+    def call(*args, **kwargs):
+        if unet.__dict__.get("_animate_eager"):
+            return unet._call_impl(*args, **kwargs)
+        sample = args[0] if args else kwargs.get("sample")
+        if isinstance(sample, torch.Tensor) and sample.dim() == 5:
+            torch._dynamo.maybe_mark_dynamic(sample, FRAMES_DIM)
+            # FreeNoise hands the UNet one prompt embedding per frame: (batch·frames, tokens, channels).
+            embeddings = kwargs.get("encoder_hidden_states")
+            if isinstance(embeddings, torch.Tensor):
+                torch._dynamo.maybe_mark_dynamic(embeddings, 0)
+        return compiled(*args, **kwargs)
+
+    unet._compiled_call_impl = call
     return record
+
+
+def set_eager(unet, why: str | None) -> str | None:
+    """Run a compiled UNet eagerly for the next calls (`why` says the reason), or compiled again (None)."""
+    unet.__dict__["_animate_eager"] = why
+    return why
 
 
 # ------------------------------------------------------------------------------ model dtype and device

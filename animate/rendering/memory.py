@@ -9,21 +9,34 @@ import ctypes.util
 import sys
 import gc
 
-# Cheapest first: the first four change nothing about the pictures (FreeNoise split and VAE slicing compute
-# the same values in pieces); the offloads trade speed for memory.
+# Cheapest first: the first four change nothing about the pictures (feed-forward chunking, FreeNoise split and VAE
+# slicing compute the same values in pieces); the offloads trade speed for memory.
 RUNGS = ("free_caches", "forward_chunking", "free_noise_split", "vae_slicing_tiling", "model_cpu_offload",
          "sequential_cpu_offload")
 OFFLOADS = ("model_cpu_offload", "sequential_cpu_offload")
 SPLIT_SIZES = dict(spatial_split_size=256, temporal_split_size=8)
 
 
+# What CUDA libraries say when they cannot get device memory: their own allocations fail outside PyTorch's
+# allocator, so torch raises a plain RuntimeError (torch.AcceleratorError) with the library's status, e.g.
+# "CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`" or "cuFFT error: CUFFT_ALLOC_FAILED".
+# cuBLAS also reports a handle it could not create for want of memory as NOT_INITIALIZED.
+LIBRARY_OOM = ("CUBLAS_STATUS_ALLOC_FAILED", "CUDNN_STATUS_ALLOC_FAILED", "CUFFT_ALLOC_FAILED",
+               "CUSOLVER_STATUS_ALLOC_FAILED", "CUSPARSE_STATUS_ALLOC_FAILED",
+               "CUBLAS_STATUS_NOT_INITIALIZED when calling `cublasCreate")
+
+
 def is_out_of_memory(exc: BaseException) -> bool:
-    """CUDA raises its own type; MPS raises a RuntimeError that says so."""
+    """CUDA's allocator raises its own type; MPS and CUDA's libraries (cuBLAS, cuDNN, cuFFT) a RuntimeError
+    that says so."""
     import torch  # torch stack: kept out of light commands
 
     if isinstance(exc, torch.cuda.OutOfMemoryError):
         return True
-    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+    if not isinstance(exc, RuntimeError):
+        return False
+    text = str(exc)
+    return "out of memory" in text.lower() or any(marker in text for marker in LIBRARY_OOM)
 
 
 def release_heap() -> None:
@@ -66,10 +79,17 @@ def free_memory(device: str) -> None:
 class MemoryLadder:
     """The rungs taken so far on one renderer (its whole run), and those this device cannot use."""
 
-    def __init__(self, device: str):
+    def __init__(self, device: str, before_offload=None):
         self.device = device
         self.taken: list[str] = []
         self.skipped: dict[str, str] = {}  # rung → why it cannot work here
+        # Called before an offload rung is applied: fused LoRA weights must come out first (an offloaded model's
+        # weights live in accelerate's hooks, where unfusing cannot reach them).
+        self.before_offload = before_offload
+
+    @property
+    def offloaded(self) -> bool:
+        return any(rung in OFFLOADS for rung in self.taken)
 
     def offload_unavailable(self) -> str | None:
         """Why CPU offload cannot help on this device, or None where it can."""
@@ -92,6 +112,8 @@ class MemoryLadder:
                 if why:
                     self.skipped[rung] = why
                     continue
+            if rung in OFFLOADS and self.before_offload is not None:
+                self.before_offload()
             self.taken.append(rung)
             self._apply(pipe, rung)
             return rung
@@ -123,7 +145,7 @@ class MemoryLadder:
         if rung == "free_caches":
             free_memory(self.device)
         elif rung == "forward_chunking":
-            pipe.unet.enable_forward_chunking(chunk_size=1, dim=1)
+            chunk_feed_forward(pipe.unet)
         elif rung == "free_noise_split":
             # SparseCtrl's pipeline has no FreeNoise methods; its UNet is the stack's, split through that.
             if not split_active(pipe.unet) and hasattr(pipe, "enable_free_noise_split_inference"):
@@ -139,6 +161,67 @@ class MemoryLadder:
             if getattr(pipe, "_animate_offload", None) != rung:
                 pipe.enable_sequential_cpu_offload(device=self.device)  # removes the model offload hooks first
                 pipe._animate_offload = rung
+
+
+# ---------------------------------------------------------------- feed-forward chunking
+# diffusers' enable_forward_chunking(chunk_size=1, dim=1) runs every feed-forward once per token (or per frame in
+# the motion modules): ~10^5 small kernel launches a UNet call. The feed-forward acts on each token alone, so it
+# can run on any slice of the tokens: here each FeedForward runs on slices of its rows (batch × tokens) sized so
+# that its widest activation (the GEGLU projection: 8× the channels) stays under FF_SLICE_BYTES.
+FF_SLICE_BYTES = 128 * 2 ** 20
+
+
+def chunk_feed_forward(model, slice_bytes: int = FF_SLICE_BYTES) -> int:
+    """Run every FeedForward of `model` in row slices of at most `slice_bytes` of its widest activation, from now
+    on (the module keeps its names and parameters: LoRA loading and fusing are unaffected); how many got it."""
+    import types
+
+    from diffusers.models.attention import FeedForward  # torch stack: kept out of light commands
+
+    count = 0
+    for module in model.modules():
+        if isinstance(module, FeedForward):
+            if "forward" not in vars(module):
+                module.forward = types.MethodType(_sliced_feed_forward, module)
+                count += 1
+            module._animate_slice_bytes = slice_bytes
+    return count
+
+
+def unchunk_feed_forward(model) -> int:
+    """Undo chunk_feed_forward (benchmarks compare with and without); how many were chunked."""
+    count = 0
+    for module in model.modules():
+        if "_animate_slice_bytes" in vars(module):
+            del module._animate_slice_bytes
+            module.__dict__.pop("forward", None)
+            count += 1
+    return count
+
+
+def feed_forward_rows(module, hidden_states) -> int:
+    """Rows of `hidden_states` one slice of a FeedForward takes (at least 1)."""
+    width = module.__dict__.get("_animate_width")
+    if width is None:  # the widest layer's outputs (a PEFT-wrapped Linear keeps out_features)
+        width = max([getattr(m, "out_features", 0) for m in module.modules()] + [hidden_states.shape[-1]])
+        module._animate_width = width
+    return max(1, module._animate_slice_bytes // (width * hidden_states.element_size()))
+
+
+def _sliced_feed_forward(self, hidden_states, *args, **kwargs):
+    forward = type(self).forward
+    step = feed_forward_rows(self, hidden_states)
+    rows = hidden_states.numel() // max(1, hidden_states.shape[-1])
+    if rows <= step:
+        return forward(self, hidden_states, *args, **kwargs)
+    flat = hidden_states.reshape(rows, hidden_states.shape[-1])
+    out = None
+    for start in range(0, rows, step):
+        piece = forward(self, flat[start:start + step], *args, **kwargs)
+        if out is None:  # filled in place: a list of pieces joined at the end would hold the output twice
+            out = piece.new_empty((rows, piece.shape[-1]))
+        out[start:start + len(piece)] = piece
+    return out.reshape(*hidden_states.shape[:-1], out.shape[-1])
 
 
 # ---------------------------------------------------------------- FreeNoise split inference

@@ -23,9 +23,9 @@ from animate.models.family import has_free_noise, pipeline_class, render_family
 from animate.rendering.loading import load_full_unet, restore_added_embedding
 from animate.rendering import video_input
 from animate.rendering.fastpaths import (cache_text_embeddings, compile_unet, derived_pipeline, fit_decode_chunk,
-                                      quick_dtype_and_device, set_cpu_threads)
+                                         frames_to_uint8, quick_dtype_and_device, set_cpu_threads, set_eager,
+                                         strip_motion_adapter)
 from animate.rendering.keyframes import keyframe_kwargs, keyframe_rng, sparse_pipeline
-from animate.rendering.memory import OFFLOADS
 from animate.rendering.video_input import after_call, denoising_steps as video_steps, video_pipeline
 from animate.util.cache import cache_root
 from motion.adapters import load_motion_adapter
@@ -103,6 +103,16 @@ def _float32():
     return torch.float32
 
 
+def decode_dtype(family: str, vae, dtype):
+    """The VAE's dtype, as diffusers' own pipelines decode: SD1.5 in the run's dtype (fp16 on GPUs, whatever its
+    config's `force_upcast` says: AnimateDiffPipeline ignores it); SDXL in fp32 where its config asks for the
+    upcast (the SDXL VAE overflows in fp16). A chunk that still comes out NaN/inf or flat is decoded again in
+    fp32 (Renderer._decode)."""
+    if family == "sdxl" and getattr(vae.config, "force_upcast", False):
+        return _float32()
+    return dtype
+
+
 @dataclass
 class Stack:
     """A loaded pipeline and what has been loaded into it."""
@@ -112,6 +122,7 @@ class Stack:
     adapters: dict = field(default_factory=dict)  # Source.key() → internal adapter name
     mixer: Any = None
     controlnets: dict = field(default_factory=dict)  # Source.key() → ControlNetModel
+    decode_dtype: Any = None  # the VAE's dtype (decode_dtype)
 
 
 @dataclass
@@ -145,7 +156,8 @@ class Renderer:
         self.load_counts: dict[str, int] = {}
         self._schedule = None  # (mixer, names, weights) while a clip with weight ramps renders
         self._commits: dict[tuple, str | None] = {}  # hub Source.key() → the cached commit it loaded from
-        self.ladder = MemoryLadder(self.device)  # memory savers taken after out-of-memory errors, kept for the run
+        # Memory savers taken after out-of-memory errors, kept for the run; fused LoRAs come out before an offload.
+        self.ladder = MemoryLadder(self.device, before_offload=self._unfuse_loras)
         self._context = None  # the ContextPlan of the clip being prepared
         self.compile = compile  # torch.compile each stack's UNet (True: inductor, or a backend name)
         self.embed_cache = embed_cache  # same prompts + text encoder state → encoded once (animate/fastpaths.py)
@@ -155,8 +167,12 @@ class Renderer:
     def _count(self, what: str) -> None:
         self.load_counts[what] = self.load_counts.get(what, 0) + 1
 
+    @staticmethod
+    def _stack_key(spec: ClipSpec) -> tuple:
+        return spec.model.key(), spec.motion_adapter.key(), spec.unet.key() if spec.unet else None
+
     def stack_for(self, spec: ClipSpec) -> Stack:
-        key = (spec.model.key(), spec.motion_adapter.key(), spec.unet.key() if spec.unet else None)
+        key = self._stack_key(spec)
         stack = self.stacks.get(key)
         if stack is None:
             while self.stacks and len(self.stacks) >= self.max_stacks:
@@ -167,7 +183,6 @@ class Renderer:
         return stack
 
     def _build_stack(self, spec: ClipSpec) -> Stack:
-        import torch  # torch stack: kept out of light commands
 
 
 
@@ -230,6 +245,8 @@ class Renderer:
                              f"base model has {list(pipe.unet.config.block_out_channels)} (cross-attention "
                              f"{unet_cross})", where="motion_adapter", hint="use a motion adapter for this base model")
         pipe.set_progress_bar_config(disable=True)
+        # Its weights were copied into the UNet: kept, pipe.to() would move ~0.9 GB (fp16) of them for nothing.
+        strip_motion_adapter(pipe)
         pipe.to(self.device)
         # Convert the motion blocks to FreeNoise blocks now, before any LoRA wraps their layers: diffusers
         # converts by copying state dicts, which fails (and would drop the LoRA) once PEFT layers exist.
@@ -238,12 +255,18 @@ class Renderer:
             install_one_window_path(pipe.unet)
 
         quick_dtype_and_device(pipe.unet)
-        # The VAE decodes in fp32 on every device: fp16 VAEs overflow to NaN → black frames.
-        pipe.vae.to(dtype=torch.float32)
+        vae_dtype = decode_dtype(render_family(src), pipe.vae, self.dtype)
+        pipe.vae.to(dtype=vae_dtype)
         base_config = dict(pipe.scheduler.config)
         if self.compile:
             self.compiled = compile_unet(pipe, self.device, self.compile)
-        return Stack(pipe=pipe, base_scheduler_config=base_config, mixer=LoraMixer(pipe))
+        return Stack(pipe=pipe, base_scheduler_config=base_config, mixer=LoraMixer(pipe), decode_dtype=vae_dtype)
+
+    def _unfuse_loras(self) -> None:
+        """Take fused LoRA weights out of every stack (before an offload rung; later clips run them unfused)."""
+        for stack in self.stacks.values():
+            if stack.mixer is not None:
+                stack.mixer.unfuse()
 
     def _load_adapters(self, stack: Stack, spec: ClipSpec) -> tuple[list[str], list[float]]:
         names, weights = [], []
@@ -298,13 +321,14 @@ class Renderer:
         return pipe, kwargs, stack
 
     def _prepare(self, stack: Stack, spec: ClipSpec, pose_frames: list | None) -> tuple[Any, dict]:
-        import torch  # torch stack: kept out of light commands
 
 
         names, weights = self._load_adapters(stack, spec)
         scheduled = any(is_scheduled(w) for w in weights)
-        # A weight that changes between steps can't live fused into the UNet.
-        stack.mixer.apply(names, [weight_at(w, 0, spec.steps) for w in weights], fuse=spec.fuse and not scheduled)
+        # A weight that changes between steps can't live fused into the UNet, nor any in an offloaded one (its
+        # weights live in accelerate's hooks, where unfusing cannot reach them: the next change would fuse twice).
+        stack.mixer.apply(names, [weight_at(w, 0, spec.steps) for w in weights],
+                          fuse=spec.fuse and not scheduled and not self.ladder.offloaded)
         self._schedule = (stack.mixer, names, weights) if scheduled else None
         pipe = stack.pipe
         if spec.pose is not None:
@@ -312,10 +336,10 @@ class Renderer:
 
 
             # from_pipe casts every component it shares with the stack to its dtype (fp32 unless told): keep the
-            # run's dtype, and the VAE in fp32 as everywhere.
+            # run's dtype, and the VAE in its decode dtype.
             pipe = derived_pipeline(AnimateDiffControlNetPipeline, stack.pipe,
                                     controlnet=self._controlnet(stack, spec), torch_dtype=self.dtype)
-            pipe.vae.to(dtype=torch.float32)
+            pipe.vae.to(dtype=stack.decode_dtype)
             pipe.set_progress_bar_config(disable=True)
         if spec.keyframes is not None:
             pipe = sparse_pipeline(self, stack, spec)
@@ -325,6 +349,10 @@ class Renderer:
         pipe.scheduler = build_scheduler(spec.scheduler, stack.base_scheduler_config)
         # SparseCtrl's pipeline has no FreeNoise: its clip is one window, set on the UNet it shares with the stack.
         self._context = self._enable_context(stack.pipe if spec.keyframes else pipe, spec)
+        if self.compile:
+            # What would recompile per clip, or unroll a window loop into the graph, runs eagerly.
+            set_eager(stack.pipe.unet, "windowed clip" if len(self._context.windows) > 1 else
+                      "unfused LoRA weights" if names and stack.mixer.fused is None else None)
         if spec.free_init:
             fi = spec.free_init
             pipe.enable_free_init(num_iters=fi["iters"], use_fast_sampling=fi["fast"], method=fi["method"])
@@ -450,7 +478,7 @@ class Renderer:
                     raise NumericFaultError(self._fault_line(spec, fault, retry), hint="try another seed or "
                                             "scheduler, or fewer steps")
                 retry = {"fault": fault, "dtype": dtype_name(self.dtype), "retried_in": dtype_name(safer)}
-                self._set_denoiser_dtype(pipe, safer)
+                self._cast_denoiser(pipe, safer, spec)
                 kwargs.update(self._noise_kwargs(pipe, spec))  # same noise on retry
                 self._restart_schedule(spec)
         finally:
@@ -462,7 +490,8 @@ class Renderer:
         info = {"device": self.device, "dtype": dtype_name(self.dtype), **decode_info, **self.ladder.record(),
                 "context": self._context.record(), "loop_closure": loop_closure(frames)}
         if self.compiled:
-            info["compiled"] = self.compiled
+            eager = stack.pipe.unet.__dict__.get("_animate_eager")
+            info["compiled"] = {**self.compiled, "eager": eager} if eager else self.compiled
         split = unet_split_sizes(pipe.unet)
         if split:
             info["split_inference"] = split
@@ -494,9 +523,27 @@ class Renderer:
                     f"{retry['fault']})")
         return f"{head} in {dtype_name(self.dtype)}; no precision retry: the denoiser already runs in fp32"
 
+    def _cast_denoiser(self, pipe, dtype, spec: ClipSpec) -> None:
+        """The denoiser to `dtype` for the numeric retry, going down the memory ladder when the wider copy does not
+        fit (fp32 weights are twice fp16's): a cast that fails part way is undone, memory handed back, the next
+        rung taken, and the cast tried again; OutOfMemory (one line) when no rung is left."""
+        while True:
+            try:
+                self._set_denoiser_dtype(pipe, dtype)
+                return
+            except RuntimeError as exc:
+                if not is_out_of_memory(exc):
+                    raise
+            self._set_denoiser_dtype(pipe, self.dtype)  # back to one dtype: a half-cast model holds both
+            free_memory(self.device)
+            if self.ladder.step(pipe) is None:
+                raise OutOfMemory(f"out of memory casting the denoiser to {dtype_name(dtype)} to retry {spec.stem} "
+                                  f"after a numeric fault, after trying {self.ladder.tried()}",
+                                  hint="lower frames or size, or try another seed")
+
     def _set_denoiser_dtype(self, pipe, dtype) -> None:
         """The denoising models (UNet with its motion modules, text encoder, ControlNet) to `dtype`; the VAE
-        stays fp32. Going fp16 → fp32 → fp16 gives back the same weights bit for bit."""
+        keeps its decode dtype. Going fp16 → fp32 → fp16 gives back the same weights bit for bit."""
         for name in ("unet", "text_encoder", "text_encoder_2", "controlnet"):
             model = getattr(pipe, name, None)
             if model is not None:
@@ -550,56 +597,74 @@ class Renderer:
 
     def _decode(self, pipe, latents, spec: ClipSpec, keep_float: bool = False) -> tuple[tuple | None, str | None]:
         """((uint8 frames, floats or None, info), None), or (None, what is wrong) when a decoded chunk is NaN/inf
-        or flat. A chunk at a time: each moves to the CPU and becomes uint8 at once, so the device holds one
-        chunk and CPU memory no float copy of the clip (4× the frames' bytes); on out-of-memory chunks halve,
-        and at one frame the memory ladder goes down a rung."""
+        or flat even in fp32. A chunk at a time, in the stack's decode dtype (fp16 for SD1.5 on GPUs, as diffusers
+        decodes): a chunk that comes out NaN/inf or flat in half precision is decoded again in fp32, and so are
+        the chunks after it. Each chunk becomes uint8 on the device and only then moves to the CPU (a quarter of
+        the float bytes), so the device holds one chunk and CPU memory no float copy of the clip. On
+        out-of-memory chunks halve, and at one frame the memory ladder goes down a rung."""
         import torch  # torch stack: kept out of light commands
 
         vae = pipe.vae
-
         # The VAE's own device says cpu when offloaded; only then ask the pipeline (its _execution_device walks
         # every module: ~70 ms a clip on a small model).
-        offloaded = any(rung in OFFLOADS for rung in self.ladder.taken)
-        device = (getattr(pipe, "_execution_device", None) if offloaded else None) or vae.device
+        device = (getattr(pipe, "_execution_device", None) if self.ladder.offloaded else None) or vae.device
+        stack = self.stacks.get(self._stack_key(spec))
+        wanted = stack.decode_dtype if stack is not None and stack.decode_dtype is not None else vae.dtype
+        dtype = wanted
+        vae.to(dtype=dtype)  # a no-op unless a video or keyframe clip left it in fp32 for encoding
         # The same arithmetic as diffusers' AnimateDiffPipeline.decode_latents, chunk by chunk (scaled per chunk:
         # a scaled copy of a long clip's latents would outweigh its frames on a VAE that downsamples 2×).
         scale = 1 / vae.config.scaling_factor
         flat = latents[0].permute(1, 0, 2, 3)  # (frames, C, h, w): one video per call
 
         chunk = fit_decode_chunk(spec.decode_chunk, vae, str(device), spec.height, spec.width)
-        floats, start = [], 0
+        floats, start, info = [], 0, {}
         done = None  # the clip's uint8 frames, filled chunk by chunk (no list of chunks to join: 2× the bytes)
-        while start < len(flat):
-            out_of_memory = False
-            try:
-                with torch.inference_mode():
-                    piece = vae.decode((scale * flat[start:start + chunk].to(torch.float32)).to(device)).sample \
-                        .float().cpu()
-            except RuntimeError as exc:
-                if not is_out_of_memory(exc):
-                    raise
-                out_of_memory = True
-            if out_of_memory:
-                free_memory(self.device)
-                if chunk > 1:
-                    chunk = max(1, chunk // 2)
-                elif self.ladder.step(pipe) is None:
-                    done = floats = flat = None  # the error's traceback would keep them alive
-                    raise OutOfMemory(f"out of memory decoding {spec.stem} even one frame at a time, after trying "
-                                      f"{self.ladder.tried()}", hint="lower the size")
-                continue
-            fault = frames_fault(piece, start)
-            if fault:
-                return None, fault
-            # (frames, C, H, W) → the pipeline's (1, C, frames, H, W) video layout for its postprocessing.
-            part = pipe.video_processor.postprocess_video(video=piece.permute(1, 0, 2, 3)[None], output_type="np")[0]
-            if done is None:
-                done = np.empty((len(flat), *part.shape[1:]), np.uint8)
-            done[start:start + len(part)] = to_uint8(part)
-            if keep_float:
-                floats.append(part)
-            start += len(piece)
-        return (done, np.concatenate(floats) if keep_float else None, {"decode_chunk": chunk}), None
+        try:
+            while start < len(flat):
+                out_of_memory = False
+                try:
+                    with torch.inference_mode():
+                        z = (scale * flat[start:start + chunk].to(torch.float32)).to(device, dtype)
+                        piece = vae.decode(z).sample
+                        z = None
+                        fault = frames_fault(piece, start)
+                        if fault is None:
+                            frames, part = frames_to_uint8(piece, keep_float)
+                except RuntimeError as exc:
+                    if not is_out_of_memory(exc):
+                        raise
+                    out_of_memory = True
+                piece = z = None
+                if out_of_memory:
+                    free_memory(self.device)
+                    if chunk > 1:
+                        chunk = max(1, chunk // 2)
+                    elif self.ladder.step(pipe) is None:
+                        done = floats = flat = None  # the error's traceback would keep them alive
+                        raise OutOfMemory(f"out of memory decoding {spec.stem} even one frame at a time, after "
+                                          f"trying {self.ladder.tried()}", hint="lower the size")
+                    continue
+                if fault is not None:
+                    if dtype == torch.float32:
+                        return None, fault
+                    # Half precision overflowed: this chunk and the rest in fp32 (fp16 → fp32 → fp16 is exact).
+                    info["decode_retry"] = {"fault": fault, "dtype": dtype_name(dtype), "retried_in": "fp32"}
+                    dtype = torch.float32
+                    vae.to(dtype=dtype)
+                    continue
+                if done is None:
+                    done = np.empty((len(flat), *frames.shape[1:]), np.uint8)
+                done[start:start + len(frames)] = frames
+                if keep_float:
+                    floats.append(part)
+                start += len(frames)
+        finally:
+            if dtype != wanted:
+                vae.to(dtype=wanted)
+        info["decode_chunk"] = chunk
+        info["decode_dtype"] = dtype_name(dtype)
+        return (done, np.concatenate(floats) if keep_float else None, info), None
 
 
 def denoising_steps(spec: ClipSpec) -> int:

@@ -202,3 +202,96 @@ def test_what_counts_as_out_of_memory():
     assert is_out_of_memory(RuntimeError("MPS backend out of memory (MPS allocated: 17.00 GB)"))
     assert not is_out_of_memory(RuntimeError("mat1 and mat2 shapes cannot be multiplied"))
     assert not is_out_of_memory(ValueError("out of memory"))  # only the runtime's own errors
+
+
+def test_library_allocation_failures_count_as_out_of_memory():
+    """cuBLAS, cuDNN and cuFFT allocate outside PyTorch's allocator; torch raises their status as a RuntimeError
+    (these are the texts it raises, from torch's CUDA sources)."""
+    from animate.rendering.memory import is_out_of_memory
+
+    for text in ("CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`",
+                 "CUDA error: CUBLAS_STATUS_NOT_INITIALIZED when calling `cublasCreate(handle)`",
+                 "cuDNN error: CUDNN_STATUS_ALLOC_FAILED",
+                 "cuFFT error: CUFFT_ALLOC_FAILED",
+                 "CUDA ran out of memory outside PyTorch's allocator. If this workload uses many dynamic shapes, "
+                 "cuDNN may need additional device memory to JIT-compile shape-specialized kernels."):
+        assert is_out_of_memory(RuntimeError(text)), text
+    assert not is_out_of_memory(RuntimeError("CUDA error: CUBLAS_STATUS_EXECUTION_FAILED when calling `cublasGemmEx"))
+    assert not is_out_of_memory(RuntimeError("cuDNN error: CUDNN_STATUS_BAD_PARAM"))
+
+
+def test_forward_chunking_slices_rows_not_tokens(kit):
+    """The forward_chunking rung: each feed-forward runs on slices of its rows, at most FF_SLICE_BYTES of its widest
+    activation each, with the same values as unsliced; diffusers' chunk_size=1 runs it once per token."""
+    from diffusers.models.attention import FeedForward
+
+    from animate.rendering.memory import chunk_feed_forward
+
+    torch.manual_seed(0)
+    ff = FeedForward(16, activation_fn="geglu")
+    x = torch.randn(3, 50, 16)
+    calls = []
+    ff.net[0].register_forward_hook(lambda m, a, out: calls.append(a[0].shape[0]))
+    with torch.inference_mode():
+        plain = ff(x)
+        assert chunk_feed_forward(ff, slice_bytes=128 * 40 * 4) == 1  # 40 rows of the 128-wide GEGLU projection
+        calls.clear()
+        sliced = ff(x)
+    assert calls == [40, 40, 40, 30] and sliced.shape == plain.shape
+    assert torch.allclose(sliced, plain, atol=1e-6, rtol=0)
+
+    renderer = Renderer(device="cpu")
+    spec = tiny_spec()
+    unet = renderer.stack_for(spec).pipe.unet
+    counts = {}
+    blocks = [m for m in unet.modules() if isinstance(m, FeedForward)]
+
+    def count(module, args, out):
+        counts[module] = counts.get(module, 0) + 1
+
+    hooks = [b.net[0].register_forward_hook(count) for b in blocks]
+    pipe, kwargs, _ = renderer.pipeline_call(spec)
+    try:
+        unet.enable_forward_chunking(chunk_size=1, dim=1)  # diffusers' rung until now: a launch per token
+        with torch.inference_mode():
+            pipe(**kwargs)
+        per_token = sum(counts.values())
+        unet.disable_forward_chunking()
+        counts.clear()
+        renderer.ladder.taken.append("forward_chunking")
+        renderer.ladder._apply(pipe, "forward_chunking")
+        with torch.inference_mode():
+            pipe(**kwargs)
+    finally:
+        for h in hooks:
+            h.remove()
+    # 16 tokens (spatial) or 4 frames (motion) a block at 32×32, 4 frames; the tiny rows fit one slice
+    assert sum(counts.values()) == len(blocks) and per_token >= 4 * len(blocks)
+
+
+def test_an_offload_rung_takes_fused_loras_out_first_simulated_cuda(kit, monkeypatch):
+    """Simulated CUDA, as above. A fused LoRA under sequential offload can never be taken out (the weights live in
+    accelerate's hooks), so the next weight change would apply it twice: the ladder unfuses before offloading,
+    and LoRAs stay unfused while the model is offloaded."""
+    renderer = Renderer(device="cpu")
+    lora = [{"name": "lcm", "source": "tiny-lcm", "weight": 0.8}]
+    spec = tiny_spec(adapters=lora)
+    stack = renderer.stack_for(spec)
+    pipe_cls = type(stack.pipe)
+    weights = {n: p.detach().clone() for n, p in stack.pipe.unet.named_parameters() if "lora" not in n}
+    seen = []
+    monkeypatch.setattr(renderer.ladder, "offload_unavailable", lambda: None)
+    monkeypatch.setattr(pipe_cls, "enable_model_cpu_offload",
+                        lambda self, device=None: seen.append(("model", stack.mixer.fused)))
+    monkeypatch.setattr(pipe_cls, "enable_sequential_cpu_offload", lambda self, device=None: seen.append("x"))
+    renderer.render(spec)
+    assert stack.mixer.fused is not None  # fused as usual before any offload
+    oom_first(monkeypatch, pipe_cls, len(CPU_RUNGS) + 1)
+    result = renderer.render(tiny_spec(adapters=[{**lora[0], "weight": 0.5}]))
+    assert seen == [("model", None)] and result.info["memory_fallbacks"] == CPU_RUNGS + ["model_cpu_offload"]
+    assert stack.mixer.fused is None  # the retry ran the LoRA unfused
+    renderer.render(tiny_spec(adapters=[{**lora[0], "weight": 0.3}]))
+    assert stack.mixer.fused is None  # later clips too, while offloaded
+    assert all(torch.equal(p, weights[n]) for n, p in stack.pipe.unet.named_parameters() if n in weights)
+    fresh = Renderer(device="cpu").render(tiny_spec(adapters=[{**lora[0], "weight": 0.5, }], fuse=False)).frames
+    assert np.abs(result.frames.astype(int) - fresh.astype(int)).max() <= 1

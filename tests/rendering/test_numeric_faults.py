@@ -6,10 +6,10 @@ import json
 import pytest
 import torch
 
-from animate.errors import NumericFaultError
+from animate.errors import NumericFaultError, OutOfMemory
 from animate.rendering.numeric import frames_fault, latents_fault
 from animate.rendering.renderer import Renderer
-from animate.run.runner import run_specs
+from animate.run import run_specs
 from animate.spec import spec_from_fields
 
 
@@ -74,24 +74,88 @@ def test_fp32_on_cpu_cannot_retry_and_says_so(kit, monkeypatch):
     assert caught.value.exit_code == 1 and dtypes == [torch.float32]
 
 
-def test_a_black_decoded_chunk_is_retried(kit, monkeypatch):
-    renderer = Renderer(device="cpu", dtype="bf16")
-    spec = tiny_spec(decode_chunk=2)
-    vae_cls = type(renderer.stack_for(spec).pipe.vae)
+def black_chunks(monkeypatch, vae_cls, black):
+    """The VAE's decode returns a black chunk on the calls (0-based) in `black`; records (frames, dtype) per call."""
     original, calls = vae_cls.decode, []
 
     def blackout(self, z, *a, **kw):
         out = original(self, z, *a, **kw)
-        calls.append(len(z))
-        if len(calls) == 2:  # the second chunk of the first try
+        calls.append((len(z), z.dtype))
+        if len(calls) - 1 in black:
             out.sample = torch.full_like(out.sample, -1.0)
         return out
 
     monkeypatch.setattr(vae_cls, "decode", blackout)
+    return calls
+
+
+def test_a_black_half_precision_chunk_is_decoded_again_in_fp32(kit, monkeypatch):
+    """The VAE decodes in the run's dtype (as diffusers does); a chunk that comes out black there is decoded
+    again in fp32, and so is the rest of the clip; the denoiser is not run again."""
+    renderer = Renderer(device="cpu", dtype="bf16")
+    spec = tiny_spec(decode_chunk=2)
+    vae = renderer.stack_for(spec).pipe.vae
+    assert vae.dtype == torch.bfloat16
+    calls = black_chunks(monkeypatch, type(vae), black={1})
+    result = renderer.render(spec)
+    assert calls == [(2, torch.bfloat16), (2, torch.bfloat16), (2, torch.float32)]
+    assert result.info["decode_retry"] == {"fault": "the VAE produced frame 2 black", "dtype": "bf16",
+                                           "retried_in": "fp32"}
+    assert result.info["decode_dtype"] == "fp32" and "numeric_retry" not in result.info
+    assert result.frames.shape == (4, 32, 32, 3) and vae.dtype == torch.bfloat16  # the next clip decodes in bf16
+
+
+def test_a_chunk_black_in_fp32_too_retries_the_denoiser(kit, monkeypatch):
+    renderer = Renderer(device="cpu", dtype="bf16")
+    spec = tiny_spec(decode_chunk=2)
+    calls = black_chunks(monkeypatch, type(renderer.stack_for(spec).pipe.vae), black={1, 2})
     result = renderer.render(spec)
     assert result.info["numeric_retry"] == {"fault": "the VAE produced frame 2 black", "dtype": "bf16",
                                             "retried_in": "fp32"}
-    assert calls == [2, 2, 2, 2] and result.frames.shape == (4, 32, 32, 3)
+    assert [n for n, _ in calls] == [2, 2, 2, 2, 2]
+
+
+def fp32_casts_fail(monkeypatch, unet_cls, times):
+    """Casting the UNet to fp32 runs out of memory part way (its first layer cast) the first `times` times."""
+    original, failures = unet_cls.to, []
+
+    def to(self, *a, **kw):
+        if kw.get("dtype") == torch.float32 and len(failures) < times:
+            failures.append(1)
+            self.conv_in.to(dtype=torch.float32)
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.64 GiB (simulated)")
+        return original(self, *a, **kw)
+
+    monkeypatch.setattr(unet_cls, "to", to)
+    return failures
+
+
+def test_the_fp32_retry_goes_down_the_memory_ladder(kit, monkeypatch):
+    renderer = Renderer(device="cpu", dtype="fp16")
+    spec = tiny_spec()
+    pipe = renderer.stack_for(spec).pipe
+    dtypes = nan_latents(monkeypatch, type(pipe), 1)
+    failures = fp32_casts_fail(monkeypatch, type(pipe.unet), 1)
+    result = renderer.render(spec)
+    assert failures == [1] and dtypes == [torch.float16, torch.float32]
+    assert result.info["numeric_retry"]["retried_in"] == "fp32"
+    assert result.info["memory_fallbacks"] == ["free_caches"]
+    assert {p.dtype for p in pipe.unet.parameters()} == {torch.float16}
+
+
+def test_the_fp32_retry_out_of_memory_at_every_rung_is_one_line(kit, monkeypatch):
+    renderer = Renderer(device="cpu", dtype="fp16")
+    spec = tiny_spec()
+    pipe = renderer.stack_for(spec).pipe
+    nan_latents(monkeypatch, type(pipe), 1)
+    fp32_casts_fail(monkeypatch, type(pipe.unet), 99)
+    with pytest.raises(OutOfMemory) as caught:
+        renderer.render(spec)
+    line = str(caught.value)
+    assert line.startswith("out of memory casting the denoiser to fp32 to retry clip after a numeric fault, after "
+                           "trying free_caches, forward_chunking, free_noise_split, vae_slicing_tiling")
+    assert "\n" not in line and caught.value.exit_code == 1
+    assert {p.dtype for p in pipe.unet.parameters()} == {torch.float16}  # the half-done cast was undone
 
 
 def test_fault_checks():
@@ -142,7 +206,7 @@ def test_a_pose_clip_retries_with_its_controlnet_in_fp32_too(kit, tmp_path, monk
         cn.dtype == torch.float16 for cn in renderer.stack_for(spec).controlnets.values())
 
 
-def test_a_pose_clip_keeps_the_run_dtype_and_the_fp32_vae(kit, tmp_path):
+def test_a_pose_clip_keeps_the_run_dtype_and_the_vae_dtype(kit, tmp_path):
     """diffusers' from_pipe casts shared components to fp32 unless told: a pose clip must not turn the stack's
     fp16 UNet into fp32 for itself and every later clip."""
     from PIL import Image
@@ -151,4 +215,4 @@ def test_a_pose_clip_keeps_the_run_dtype_and_the_fp32_vae(kit, tmp_path):
     spec = tiny_spec(pose={"source": str(tmp_path), "controlnet": "tiny"})
     pipe, _, stack = renderer.pipeline_call(spec, [Image.new("RGB", (32, 32))] * spec.frames)
     assert (pipe.unet.dtype, pipe.text_encoder.dtype, pipe.controlnet.dtype) == (torch.float16,) * 3
-    assert pipe.vae.dtype == torch.float32 and stack.pipe.unet.dtype == torch.float16
+    assert pipe.vae.dtype == torch.float16 and stack.pipe.unet.dtype == torch.float16  # SD1.5 decodes in fp16
