@@ -12,20 +12,6 @@ from dataclasses import dataclass, fields
 from animate.models.sources import Source
 from animate.spec import subspecs
 
-
-class _DictReads:
-    """TEMPORARY while readers move to attributes: `x["field"]`, `x.get("field")` and `{**x}` keep working."""
-
-    def __getitem__(self, key):
-        return getattr(self, key)
-
-    def get(self, key, default=None):
-        return getattr(self, key, default)
-
-    def keys(self):
-        return [f.name for f in fields(self)]
-
-
 AdapterWeight = float | tuple[float, float] | dict[float, float]  # a number, a (start, end) ramp, {progress: weight}
 
 
@@ -38,15 +24,9 @@ class Adapter:
     kind: str
     weight: AdapterWeight
 
-    def __iter__(self):  # TEMPORARY while readers move to attributes: the old (name, source, weight, kind) tuple
-        return iter((self.name, self.source, self.weight, self.kind))
-
-    def __getitem__(self, i):
-        return tuple(self)[i]
-
 
 @dataclass(frozen=True)
-class Pose(_DictReads):
+class Pose:
     """ControlNet OpenPose guidance (the fields in the order records hold them: `source` last)."""
 
     controlnet: Source
@@ -65,7 +45,7 @@ class Pose(_DictReads):
 
 
 @dataclass(frozen=True)
-class Context(_DictReads):
+class Context:
     """FreeNoise context windows; length and overlap None: chosen from the motion adapter at render time."""
 
     length: int | None
@@ -76,14 +56,14 @@ class Context(_DictReads):
 
 
 @dataclass(frozen=True)
-class FreeInit(_DictReads):
+class FreeInit:
     iters: int
     method: str
     fast: bool
 
 
 @dataclass(frozen=True)
-class Keyframes(_DictReads):
+class Keyframes:
     """Image keyframes through SparseCtrl: {frame: absolute image path}, in frame order."""
 
     images: dict[int, str]
@@ -93,7 +73,7 @@ class Keyframes(_DictReads):
 
 
 @dataclass(frozen=True)
-class InitVideo(_DictReads):
+class InitVideo:
     """Video-to-video from `source` (an absolute file or folder path)."""
 
     source: str
@@ -105,7 +85,7 @@ class InitVideo(_DictReads):
 
 
 @dataclass(frozen=True)
-class Refine(_DictReads):
+class Refine:
     scale: float
     strength: float
     steps: int | None
