@@ -153,7 +153,7 @@ def section_throughput(kit, rows: Rows, reps: int, clips: int, steps: int) -> No
                 pipe = plain_pipe(kit, s)
             else:  # the next clip's LoRA weights, fused (what a careful plain script does)
                 pipe.unfuse_lora()
-                pipe.set_adapters([n for n, _, _, _ in s.adapters], adapter_weights=[w for _, _, w, _ in s.adapters])
+                pipe.set_adapters([a.name for a in s.adapters], adapter_weights=[a.weight for a in s.adapters])
                 pipe.fuse_lora(components=["unet"], lora_scale=1.0)
             frames = plain_render(pipe, s)
             encode("gif", frames, Path(tmp.name) / f"ideal{i}.gif", fps=8)
@@ -232,7 +232,8 @@ def _fields(spec) -> dict:
     return dict(model=spec.model.ref, motion_adapter=spec.motion_adapter.ref, scheduler=spec.scheduler,
                 steps=spec.steps, guidance=spec.guidance, frames=spec.frames, width=spec.width, height=spec.height,
                 seed=spec.seed, prompt=spec.prompt, fuse=spec.fuse,
-                adapters=[{"name": n, "source": src.ref, "weight": w, "kind": k} for n, src, w, k in spec.adapters])
+                adapters=[{"name": a.name, "source": a.source.ref, "weight": a.weight, "kind": a.kind}
+                          for a in spec.adapters])
 
 
 def section_embeddings(kit, rows: Rows, reps: int, steps: int) -> None:

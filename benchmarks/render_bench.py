@@ -172,12 +172,12 @@ class Table:
 def load_plain_loras(pipe, spec) -> list[str]:
     """Each of the spec's LoRA files loaded the way a diffusers user does, active at the spec's weights."""
     names = []
-    for name, src, _, _ in spec.adapters:
-        p = Path(src.ref)
-        pipe.load_lora_weights(str(p.parent), weight_name=p.name, adapter_name=name)
-        names.append(name)
+    for adapter in spec.adapters:
+        p = Path(adapter.source.ref)
+        pipe.load_lora_weights(str(p.parent), weight_name=p.name, adapter_name=adapter.name)
+        names.append(adapter.name)
     if names:
-        pipe.set_adapters(names, adapter_weights=[weight for _, _, weight, _ in spec.adapters])
+        pipe.set_adapters(names, adapter_weights=[a.weight for a in spec.adapters])
     return names
 
 
@@ -236,7 +236,7 @@ def section_switch(r, kit: Kit, table: Table, reps: int) -> None:
 
     spec = make_spec(kit, weights=WEIGHTS[0], steps=2)
     pipe, _, stack = r.pipeline_call(spec)  # loads the LoRAs once (warm)
-    names = [stack.adapters[src.key()] for _, src, _, _ in spec.adapters]
+    names = [stack.adapters[a.source.key()] for a in spec.adapters]
     i = [0]
 
     def next_weights():
@@ -252,8 +252,8 @@ def section_switch(r, kit: Kit, table: Table, reps: int) -> None:
 
         def go():
             pipe.unload_lora_weights()
-            for (_, src, _, _), n in zip(spec.adapters, names):
-                load_lora(pipe, src.ref, kind=src.kind, adapter_name=n)
+            for a, n in zip(spec.adapters, names):
+                load_lora(pipe, a.source.ref, kind=a.source.kind, adapter_name=n)
             stack.mixer.apply(names, w, fuse=False)
         return clock(go)
 
@@ -294,7 +294,7 @@ def section_fuse(r, kit: Kit, table: Table, reps: int, steps: int) -> None:
               ratio_note="(unfused / none)")
     # One fuse + unfuse round trip, from the unfused state (what a clip with new weights costs when fuse: true).
     stack = r.stack_for(specs["unfused"])
-    names = [stack.adapters[src.key()] for _, src, _, _ in specs["unfused"].adapters]
+    names = [stack.adapters[a.source.key()] for a in specs["unfused"].adapters]
     trips = []
     for k in range(max(2, reps)):
         stack.mixer.apply(names, list(w), fuse=False)

@@ -161,7 +161,7 @@ def lightning_steps(spec: ClipSpec) -> int | None:
     names = []
     if spec.unet is not None:
         names.append(spec.unet.weight_name or Path(spec.unet.ref).name)
-    names += [src.weight_name or Path(src.ref).name for _, src, w, _ in spec.adapters if w != 0]
+    names += [a.source.weight_name or Path(a.source.ref).name for a in spec.adapters if a.weight != 0]
     for name in names:
         m = LIGHTNING_STEPS.search(name.lower())
         if m:

@@ -85,10 +85,10 @@ def controlnet_misfit(controlnet: Source, base: Source, family: str) -> str | No
 def conditioning_models(spec: ClipSpec) -> list[tuple[str, Source]]:
     """The ControlNet-shaped models a clip adds to its base (pose ControlNet, SparseCtrl), with their fields."""
     found = []
-    if spec.pose is not None and spec.pose.get("controlnet") is not None:
-        found.append(("pose.controlnet", spec.pose["controlnet"]))
-    if spec.keyframes is not None and spec.keyframes.get("sparsectrl") is not None:
-        found.append(("keyframes.sparsectrl", spec.keyframes["sparsectrl"]))
+    if spec.pose is not None and spec.pose.controlnet is not None:
+        found.append(("pose.controlnet", spec.pose.controlnet))
+    if spec.keyframes is not None and spec.keyframes.sparsectrl is not None:
+        found.append(("keyframes.sparsectrl", spec.keyframes.sparsectrl))
     return found
 
 
@@ -119,11 +119,11 @@ def check_family(spec: ClipSpec, label_: str) -> None:
             raise ModelError(f"{spec.unet.describe()} is an {label(unet)} UNet but model {spec.model.describe()} "
                              f"is {label(family)}", where=f"{where}unet",
                              hint=f"use an {label(family)} UNet checkpoint, or remove `unet:`")
-    for i, (name, src, _, _) in enumerate(spec.adapters):  # LoRAs whose header could not be read (not cached)
-        known = known_family(src)
+    for i, adapter in enumerate(spec.adapters):  # LoRAs whose header could not be read (not cached)
+        known = known_family(adapter.source)
         if known is not None and known != family:
-            raise ModelError(f"{src.describe()} is an {label(known)} LoRA and cannot be applied to an {label(family)} "
-                             f"model", where=f"{where}adapters[{i}] ({name})",
+            raise ModelError(f"{adapter.source.describe()} is an {label(known)} LoRA and cannot be applied to an "
+                             f"{label(family)} model", where=f"{where}adapters[{i}] ({adapter.name})",
                              hint=f"use an {label(family)} LoRA (e.g. {FIX[family]['lora']}), or an {label(known)} "
                                   "base model")
     if family == SDXL:
@@ -137,7 +137,7 @@ def check_sdxl_features(spec: ClipSpec, label_: str) -> None:
         if isinstance(getattr(spec, field), dict):
             raise ConfigError(f"{field}: prompt travel (keyframes) is not supported with an SDXL base ({why})",
                               where=label_, hint=f"give `{field}` as one text, or use an SD1.5 base")
-    length = spec.context["length"]
+    length = spec.context.length
     max_frames = motion_max_frames(spec.motion_adapter)
     if (length is not None and length < spec.frames) or (length is None and spec.frames > max_frames):
         raise ConfigError(f"frames: {spec.frames} needs context windows, which an SDXL base cannot use ({why})",

@@ -32,12 +32,12 @@ def model_record(spec) -> dict:
         return rec
 
     models = {"model": one(spec.model), "motion_adapter": one(spec.motion_adapter)}
-    for name, src, weight, kind in spec.adapters:
-        models[f"adapter:{name}"] = {**one(src), "weight": weight, "kind": kind}
+    for adapter in spec.adapters:
+        models[f"adapter:{adapter.name}"] = {**one(adapter.source), "weight": adapter.weight, "kind": adapter.kind}
     if spec.pose:
-        models["controlnet"] = one(spec.pose["controlnet"])
+        models["controlnet"] = one(spec.pose.controlnet)
     if spec.keyframes:
-        models["sparsectrl"] = one(spec.keyframes["sparsectrl"])
+        models["sparsectrl"] = one(spec.keyframes.sparsectrl)
     return models
 
 

@@ -33,7 +33,7 @@ def check_keyframes(spec, label: str, *, motion_max: int) -> None:
     from PIL import Image, UnidentifiedImageError  # media library: loaded on use
 
     kf = spec.keyframes
-    for k, path in kf["images"].items():
+    for k, path in kf.images.items():
         try:
             with Image.open(path) as im:
                 im.load()
@@ -43,14 +43,14 @@ def check_keyframes(spec, label: str, *, motion_max: int) -> None:
         except (OSError, UnidentifiedImageError, ValueError) as exc:
             raise ConfigError(f"keyframes[{k}]: cannot read image {path} ({_reason(exc)})", where=label,
                               hint="give a PNG, JPEG or WebP image file") from None
-    config = sparsectrl_config(kf["sparsectrl"])
+    config = sparsectrl_config(kf.sparsectrl)
     limit = min(motion_max, int(config.get("motion_max_seq_length", motion_max)))
     if spec.frames > limit:
         raise ConfigError(f"keyframes: {spec.frames} frames is more than the {limit} the motion modules take in "
                           "one window, and diffusers' SparseCtrl pipeline has no context windows", where=label,
                           hint=f"use at most {limit} frames for a keyframe clip")
     if config and not config.get("use_simplified_condition_embedding", True):
-        raise ModelError(f"sparsectrl: {kf['sparsectrl'].describe()} takes drawn conditions (a scribble model), "
+        raise ModelError(f"sparsectrl: {kf.sparsectrl.describe()} takes drawn conditions (a scribble model), "
                          "not RGB images", where=label, hint="use an RGB SparseCtrl model such as sparsectrl-rgb "
                          "(guoyww/animatediff-sparsectrl-rgb)")
 
@@ -74,10 +74,10 @@ def keyframe_images(spec) -> list:
 
     kf = spec.keyframes
     out = []
-    for k in sorted(kf["images"]):
-        with Image.open(kf["images"][k]) as im:
+    for k in sorted(kf.images):
+        with Image.open(kf.images[k]) as im:
             rgb = np.asarray(im.convert("RGB"))
-        out.append(Image.fromarray(fit_image(rgb, spec.width, spec.height, kf["fit"])))
+        out.append(Image.fromarray(fit_image(rgb, spec.width, spec.height, kf.fit)))
     return out
 
 
@@ -85,8 +85,8 @@ def keyframe_kwargs(spec, images: list | None = None) -> dict[str, Any]:
     """The SparseCtrl arguments of the pipeline call: images, the frames they pin, the scale (a float: the
     pipeline refuses an int)."""
     return {"conditioning_frames": images if images is not None else keyframe_images(spec),
-            "controlnet_frame_indices": sorted(spec.keyframes["images"]),
-            "controlnet_conditioning_scale": float(spec.keyframes["scale"])}
+            "controlnet_frame_indices": sorted(spec.keyframes.images),
+            "controlnet_conditioning_scale": float(spec.keyframes.scale)}
 
 
 def sparse_pipeline(renderer, stack, spec):
@@ -130,7 +130,7 @@ def load_sparsectrl(renderer, stack, spec):
     from diffusers import SparseControlNetModel  # torch stack: kept out of light commands
 
 
-    src: Source = spec.keyframes["sparsectrl"]
+    src: Source = spec.keyframes.sparsectrl
     key = ("sparsectrl",) + src.key()
     net = stack.controlnets.get(key)
     if net is not None:
@@ -175,4 +175,4 @@ def keyframe_rng(spec, device: str):
 def content_hashes(spec) -> dict[str, str | None]:
     """frame → SHA-256 of its keyframe image (the render key holds them, never the paths: same name, new picture,
     new frames; the same pictures in another folder, the same frames). None for an image that cannot be read."""
-    return {str(k): content_hash_or_none(path) for k, path in sorted(spec.keyframes["images"].items())}
+    return {str(k): content_hash_or_none(path) for k, path in sorted(spec.keyframes.images.items())}

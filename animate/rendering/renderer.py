@@ -3,7 +3,7 @@ one ClipSpec into uint8 frames (F×H×W×3)."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -270,7 +270,8 @@ class Renderer:
 
     def _load_adapters(self, stack: Stack, spec: ClipSpec) -> tuple[list[str], list[float]]:
         names, weights = [], []
-        for i, (name, src, weight, kind) in enumerate(spec.adapters):
+        for i, adapter in enumerate(spec.adapters):
+            name, src, weight = adapter.name, adapter.source, adapter.weight
             field_name = f"adapters[{i}] ({name})"
             internal = stack.adapters.get(src.key())
             if internal is None:
@@ -294,7 +295,7 @@ class Renderer:
     def _controlnet(self, stack: Stack, spec: ClipSpec):
         from diffusers import ControlNetModel  # torch stack: kept out of light commands
 
-        src: Source = spec.pose["controlnet"]
+        src: Source = spec.pose.controlnet
         cn = stack.controlnets.get(src.key())
         if cn is None:
             cn = load_control_model(self, stack, ControlNetModel, src, "pose.controlnet", "ControlNet",
@@ -355,7 +356,7 @@ class Renderer:
                       "unfused LoRA weights" if names and stack.mixer.fused is None else None)
         if spec.free_init:
             fi = spec.free_init
-            pipe.enable_free_init(num_iters=fi["iters"], use_fast_sampling=fi["fast"], method=fi["method"])
+            pipe.enable_free_init(num_iters=fi.iters, use_fast_sampling=fi.fast, method=fi.method)
         else:
             pipe.disable_free_init()  # the stack's pipeline is shared by every clip
         kwargs: dict[str, Any] = dict(
@@ -366,12 +367,12 @@ class Renderer:
         if self.embed_cache:
             cache_text_embeddings(pipe)
         if spec.pose is not None:
-            scale = spec.pose["scale"]
+            scale = spec.pose.scale
             # A scheduled scale runs at 1.0 here; the ControlNet hook multiplies in the step's value.
             kwargs.update(conditioning_frames=pose_frames,
                           controlnet_conditioning_scale=1.0 if isinstance(scale, dict) else float(scale),
-                          control_guidance_start=float(spec.pose["start"]),
-                          control_guidance_end=float(spec.pose["end"]))
+                          control_guidance_start=float(spec.pose.start),
+                          control_guidance_end=float(spec.pose.end))
         if spec.keyframes is not None:
             kwargs.update(keyframe_kwargs(spec))
         if spec.loop:
@@ -388,8 +389,8 @@ class Renderer:
         max_len = int(getattr(pipe.unet.config, "motion_max_seq_length", 32) or 32)
         c = spec.context
         try:
-            plan = context_plan(spec.frames, max_len, c["length"], c["overlap"], c["weighting"], c["noise"],
-                                c.get("blend", "auto"))
+            plan = context_plan(spec.frames, max_len, c.length, c.overlap, c.weighting, c.noise,
+                                c.blend)
         except MotionError as exc:
             raise ConfigError(str(exc), where=f"{spec.script or 'clip'}: clip {spec.name}: context") from None
         # The stack's UNet is shared by every clip: each clip sets (or clears) its window-by-window blend.
@@ -496,7 +497,7 @@ class Renderer:
         if split:
             info["split_inference"] = split
         if spec.free_init:
-            info["free_init"] = {**spec.free_init, "denoising_steps": steps.done}
+            info["free_init"] = {**asdict(spec.free_init), "denoising_steps": steps.done}
         if retry:
             info["numeric_retry"] = retry
         commits = self._hub_commits(spec)
@@ -672,11 +673,11 @@ def denoising_steps(spec: ClipSpec) -> int:
     if spec.init_video is not None:
         return video_steps(spec)
     fi = spec.free_init
-    if not fi or fi["iters"] <= 1:
+    if not fi or fi.iters <= 1:
         return spec.steps
-    if fi["fast"]:
-        return sum(max(1, int(spec.steps / fi["iters"] * (i + 1))) for i in range(fi["iters"]))
-    return spec.steps * fi["iters"]
+    if fi.fast:
+        return sum(max(1, int(spec.steps / fi.iters * (i + 1))) for i in range(fi.iters))
+    return spec.steps * fi.iters
 
 
 class _Steps:
@@ -686,9 +687,9 @@ class _Steps:
     def __init__(self, renderer: Renderer, spec: ClipSpec, pipe):
         self.renderer, self.spec, self.done = renderer, spec, 0
         self.total = denoising_steps(spec)
-        self.iteration, self.iterations = 0, spec.free_init["iters"] if spec.free_init else 1
+        self.iteration, self.iterations = 0, spec.free_init.iters if spec.free_init else 1
         self.loop = LoopShift(spec.frames) if spec.loop else None
-        scale = spec.pose["scale"] if spec.pose else None
+        scale = spec.pose.scale if spec.pose else None
         self.scale = scale if isinstance(scale, dict) else None
         self.control_scale = weight_at(self.scale, 0, spec.steps) if self.scale else 1.0
         self.hook = None
@@ -748,9 +749,9 @@ def pose_cache_dir() -> Path:
 def pose_arguments(spec: ClipSpec) -> dict:
     """The keyword arguments of motion.pose.pose_frames for a clip's pose (source first)."""
     pose = spec.pose
-    options = {k: pose[k] for k in POSE_OPTIONS if pose.get(k) is not None}
-    return dict(source=pose["source"], frames=spec.frames, fps=spec.fps, width=spec.width, height=spec.height,
-                fit=pose.get("fit", "contain"), kind=pose.get("kind"), cache_dir=pose_cache_dir(), **options)
+    options = {k: getattr(pose, k) for k in POSE_OPTIONS if getattr(pose, k) is not None}
+    return dict(source=pose.source, frames=spec.frames, fps=spec.fps, width=spec.width, height=spec.height,
+                fit=pose.fit, kind=pose.kind, cache_dir=pose_cache_dir(), **options)
 
 
 def load_pose_frames(spec: ClipSpec) -> list:

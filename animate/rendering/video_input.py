@@ -19,6 +19,7 @@ import numpy as np
 from animate.errors import ConfigError
 from animate.models.schedulers import check_steps
 from animate.rendering.fastpaths import derived_pipeline
+from animate.spec.resolved import InitVideo
 from motion.pose.fit import fit_image
 from motion.pose.media import VIDEO_SUFFIXES, list_images, read_image
 
@@ -140,27 +141,27 @@ def sample(spec) -> SourceFrames:
     """The clip's `frames` source frames at its fps from `init_video.start`, fitted to its size."""
     iv = spec.init_video
     where = _where(spec)
-    path = Path(iv["source"])
+    path = Path(iv.source)
     files = None
     if path.is_dir():
         files = _frame_files(path, where)
-        rate = iv["fps"] or spec.fps
+        rate = iv.fps or spec.fps
         times = [i / rate for i in range(len(files))]
         end = len(files) / rate
     else:
-        info = probe(path, fps=iv["fps"], where=where)
+        info = probe(path, fps=iv.fps, where=where)
         times, _, _ = _video_times(path, where)
-        if iv["fps"]:
-            times = [i / iv["fps"] for i in range(len(times))]
+        if iv.fps:
+            times = [i / iv.fps for i in range(len(times))]
         end = info.duration
-    wanted = clip_times(spec.frames, spec.fps, iv["start"])
+    wanted = clip_times(spec.frames, spec.fps, iv.start)
     if wanted[-1] >= end + EPSILON_S:
         raise ConfigError(f"source {str(path)!r} lasts {end:.3f}s but the clip needs {wanted[-1]:.3f}s "
-                          f"({spec.frames} frames at {spec.fps:g} fps from {iv['start']:g}s)", where=where,
+                          f"({spec.frames} frames at {spec.fps:g} fps from {iv.start:g}s)", where=where,
                           hint="use fewer frames, an earlier start, or a longer source")
     indices = pick_frames(times, wanted)
     raw = _read_files(files, indices) if files is not None else _read_video(path, indices, where)
-    images = [fit_frame(raw[k], spec.width, spec.height, iv["fit"]) for k in indices]
+    images = [fit_frame(raw[k], spec.width, spec.height, iv.fit) for k in indices]
     first = next(iter(raw.values()))
     return SourceFrames(images=images, indices=indices, times=[times[k] for k in indices],
                         size=(first.shape[1], first.shape[0]))
@@ -231,26 +232,26 @@ def check(spec, label: str) -> None:
     if iv is not None and spec.free_init:
         raise ConfigError("init_video cannot be combined with free_init (diffusers' video-to-video pipeline "
                           "re-cuts FreeInit's schedule by strength)", where=label, hint="remove free_init")
-    if iv is not None and spec.context["noise"] == "repeat_context":
+    if iv is not None and spec.context.noise == "repeat_context":
         raise ConfigError("init_video cannot use context.noise: repeat_context (video-to-video noise is drawn for "
                           "every frame at once, on top of the source)", where=label,
                           hint="leave context.noise unset")
-    if iv is not None and not iv["enforce_inference_steps"] and int(spec.steps * iv["strength"]) < 1:
-        raise ConfigError(f"init_video: steps {spec.steps} × strength {iv['strength']:g} runs no denoising step "
+    if iv is not None and not iv.enforce_inference_steps and int(spec.steps * iv.strength) < 1:
+        raise ConfigError(f"init_video: steps {spec.steps} × strength {iv.strength:g} runs no denoising step "
                           f"(diffusers runs int(steps × strength))", where=label,
                           hint="raise steps or strength, or set enforce_inference_steps: true")
-    if iv is not None and iv["enforce_inference_steps"]:
+    if iv is not None and iv.enforce_inference_steps:
         _check_schedule(spec, label)
     if refine is not None and int(refine_size(spec)[0]) > 4096:
-        raise ConfigError(f"refine: scale {refine['scale']:g} makes the clip wider than 4096 px", where=label,
+        raise ConfigError(f"refine: scale {refine.scale:g} makes the clip wider than 4096 px", where=label,
                           hint="lower refine.scale or the size")
     if iv is not None:
-        path = Path(iv["source"])
-        info = probe(path, fps=iv["fps"] or (spec.fps if path.is_dir() else None), where=f"{label}: init_video.source")
-        need = clip_times(spec.frames, spec.fps, iv["start"])[-1]
+        path = Path(iv.source)
+        info = probe(path, fps=iv.fps or (spec.fps if path.is_dir() else None), where=f"{label}: init_video.source")
+        need = clip_times(spec.frames, spec.fps, iv.start)[-1]
         if info.duration is not None and need >= info.duration + EPSILON_S:
             raise ConfigError(f"init_video.source {str(path)!r} lasts {info.duration:.3f}s but the clip needs "
-                              f"{need:.3f}s ({spec.frames} frames at {spec.fps:g} fps from {iv['start']:g}s)",
+                              f"{need:.3f}s ({spec.frames} frames at {spec.fps:g} fps from {iv.start:g}s)",
                               where=label, hint="use fewer frames, an earlier start, or a longer source")
 
 
@@ -258,11 +259,11 @@ def _check_schedule(spec, label: str) -> None:
     """With enforce_inference_steps diffusers builds an int(steps / strength)-step schedule: the scheduler must
     take that many (LCM stops at its original_inference_steps)."""
 
-    length = int(spec.steps / spec.init_video["strength"])
+    length = int(spec.steps / spec.init_video.strength)
     try:
         check_steps(dataclasses.replace(spec, steps=length), label)
     except ConfigError as exc:
-        raise ConfigError(f"init_video: {spec.steps} steps at strength {spec.init_video['strength']:g} need a "
+        raise ConfigError(f"init_video: {spec.steps} steps at strength {spec.init_video.strength:g} need a "
                           f"{length}-step schedule, and {exc.message}", where=label,
                           hint="raise strength or lower steps") from None
 
@@ -270,9 +271,9 @@ def _check_schedule(spec, label: str) -> None:
 def denoising_steps(spec) -> int:
     """UNet passes of a video-to-video clip: its steps (enforce_inference_steps) or int(steps × strength)."""
     iv = spec.init_video
-    if iv["enforce_inference_steps"]:
+    if iv.enforce_inference_steps:
         return spec.steps
-    return min(int(spec.steps * iv["strength"]), spec.steps)
+    return min(int(spec.steps * iv.strength), spec.steps)
 
 
 # ---------------------------------------------------------------- pipelines
@@ -314,7 +315,7 @@ def video_kwargs(kwargs: dict, spec, images: list) -> dict:
     iv = spec.init_video
     out = {k: v for k, v in kwargs.items() if k not in ("num_frames", "latents")}
     out.update(video=[Image.fromarray(im) if isinstance(im, np.ndarray) else im for im in images],
-               strength=float(iv["strength"]), enforce_inference_steps=bool(iv["enforce_inference_steps"]))
+               strength=float(iv.strength), enforce_inference_steps=bool(iv.enforce_inference_steps))
     return out
 
 
@@ -323,7 +324,7 @@ def video_kwargs(kwargs: dict, spec, images: list) -> dict:
 
 def refine_size(spec) -> tuple[int, int]:
     """scale × the clip's size, to a multiple of 8 (the latents are 1/8 of the pixels)."""
-    k = spec.refine["scale"]
+    k = spec.refine.scale
     return max(8, round(spec.width * k / 8) * 8), max(8, round(spec.height * k / 8) * 8)
 
 
@@ -331,10 +332,10 @@ def refine_spec(spec):
     """The second pass as a clip of its own: video-to-video over the first pass's frames at the larger size."""
     r = spec.refine
     width, height = refine_size(spec)
-    enforce = spec.init_video["enforce_inference_steps"] if spec.init_video else True
-    init = {"source": spec.init_video["source"] if spec.init_video else "", "strength": r["strength"], "fps": None,
-            "start": 0.0, "fit": "stretch", "enforce_inference_steps": enforce}
-    return dataclasses.replace(spec, width=width, height=height, steps=r["steps"] or spec.steps, init_video=init,
+    enforce = spec.init_video.enforce_inference_steps if spec.init_video else True
+    init = InitVideo(source=spec.init_video.source if spec.init_video else "", strength=r.strength, fps=None,
+                     start=0.0, fit="stretch", enforce_inference_steps=enforce)
+    return dataclasses.replace(spec, width=width, height=height, steps=r.steps or spec.steps, init_video=init,
                                refine=None, free_init=None)
 
 
@@ -352,7 +353,7 @@ def finish(renderer, spec, result, source: SourceFrames | None, pose_frames, kee
         second_info = {k: v for k, v in second.info.items() if k != "init_video"}  # its source: the first pass
         info = {**second_info, "first_pass": {"width": spec.width, "height": spec.height, "steps": spec.steps,
                                               "timings": result.timings},
-                "refine": {**spec.refine, "steps": second_spec.steps, "width": second_spec.width,
+                "refine": {**dataclasses.asdict(spec.refine), "steps": second_spec.steps, "width": second_spec.width,
                            "height": second_spec.height,
                            "denoising_steps": denoising_steps(second_spec), "timings": second.timings}}
         timings = {k: round(result.timings.get(k, 0) + second.timings.get(k, 0), 3) for k in result.timings}
@@ -362,7 +363,7 @@ def finish(renderer, spec, result, source: SourceFrames | None, pose_frames, kee
                               "denoising_steps": denoising_steps(spec)}
         if source is not None:
             info["source_frames"] = source.record()
-    if spec.init_video and spec.init_video["fit"] == "pad" and source is not None:
+    if spec.init_video and spec.init_video.fit == "pad" and source is not None:
         h, w = result.frames.shape[1:3]
         x0, y0, cw, ch = crop_box((spec.width, spec.height), source.size, (w, h))
         floats = result.float_frames[:, y0:y0 + ch, x0:x0 + cw] if result.float_frames is not None else None

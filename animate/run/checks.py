@@ -140,8 +140,8 @@ def check_refine(spec: ClipSpec, label: str) -> None:
     if spec.refine is None:
         return
     second = refine_spec(spec)
-    steps, strength = second.steps, second.init_video["strength"]
-    if not second.init_video["enforce_inference_steps"]:
+    steps, strength = second.steps, second.init_video.strength
+    if not second.init_video.enforce_inference_steps:
         if int(steps * strength) < 1:
             raise ConfigError(f"refine: {steps} steps × strength {strength:g} runs no denoising step (with "
                               "init_video.enforce_inference_steps: false diffusers runs int(steps × strength))",
@@ -187,7 +187,7 @@ def check_pose(spec: ClipSpec, label: str) -> None:
         if kind == "person-video":  # (motion.pose.sources.person_video_points' options)
             _options(args, {"overrun": "error", "threshold": None, "smooth": None, "complexity": None}, where)
             frames_to_extract(source, frames=frames, fps=fps, width=spec.width, height=spec.height,
-                              fit=spec.pose.get("fit", "contain"), cache_dir=cache_dir, kind=kind, **args)
+                              fit=spec.pose.fit, cache_dir=cache_dir, kind=kind, **args)
             return
         o = _options(args, {"source_fps": None, "overrun": "error"}, where)  # (skeleton_frames' options)
         path = Path(source)
@@ -216,11 +216,11 @@ def check_sources(spec: ClipSpec, label: str, *, reachable: bool, seen: set, pro
     checks = [(spec.model, "model", None), (spec.motion_adapter, "motion_adapter", None)]
     if spec.unet is not None:
         checks.append((spec.unet, "unet", None))
-    checks += [(src, f"adapters[{i}] ({name})", kind) for i, (name, src, _, kind) in enumerate(spec.adapters)]
+    checks += [(a.source, f"adapters[{i}] ({a.name})", a.kind) for i, a in enumerate(spec.adapters)]
     if spec.pose:
-        checks.append((spec.pose["controlnet"], "pose.controlnet", None))
+        checks.append((spec.pose.controlnet, "pose.controlnet", None))
     if spec.keyframes:
-        checks.append((spec.keyframes["sparsectrl"], "sparsectrl", None))
+        checks.append((spec.keyframes.sparsectrl, "sparsectrl", None))
     for src, field_name, kind in checks:
         key = (src.key(), src.sha256, kind, family)
         if key in seen:

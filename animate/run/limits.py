@@ -170,10 +170,10 @@ def _input_files(spec: ClipSpec):
     """(field, path, source) of every file or folder a clip reads besides models: the pose source, the
     init_video source and the keyframe images."""
     for field in ("pose", "init_video"):
-        source = (getattr(spec, field) or {}).get("source")
-        if isinstance(source, str):
-            yield field, (field, "source"), source
-    for image in ((spec.keyframes or {}).get("images") or {}).values():
+        part = getattr(spec, field)
+        if part is not None and isinstance(part.source, str):
+            yield field, (field, "source"), part.source
+    for image in spec.keyframes.images.values() if spec.keyframes else ():
         if isinstance(image, str):
             yield "keyframes", ("keyframes",), image
 

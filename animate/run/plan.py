@@ -68,16 +68,16 @@ def warnings_for(spec: ClipSpec) -> list[str]:
 
     # LoRA slot and base-family mistakes are errors raised by the preflight, not warnings here.
     out = []
-    kinds = {kind for _, _, w, kind in spec.adapters if w != 0}
+    kinds = {a.kind for a in spec.adapters if a.weight != 0}
     motion_name = (spec.motion_adapter.ref + " " + (spec.motion_adapter.weight_name or "")).lower()
-    animatelcm = "animatelcm" in motion_name or any("animatelcm" in s.ref.lower() for _, s, _, _ in spec.adapters)
+    animatelcm = "animatelcm" in motion_name or any("animatelcm" in a.source.ref.lower() for a in spec.adapters)
     lightning = "lightning" in motion_name
     max_frames = motion_max_frames(spec.motion_adapter)
-    if spec.frames > max_frames and spec.context["length"] is None:
+    if spec.frames > max_frames and spec.context.length is None:
         out.append(f"{spec.frames} frames is more than the motion adapter's {max_frames}: "
                    "rendering uses sliding context windows (FreeNoise)")
-    if spec.context["length"] is not None and spec.context["length"] > max_frames:
-        out.append(f"context length {spec.context['length']} is more than the motion adapter's {max_frames} "
+    if spec.context.length is not None and spec.context.length > max_frames:
+        out.append(f"context length {spec.context.length} is more than the motion adapter's {max_frames} "
                    "frames: motion past its positional encoding degrades")
     if spec.scheduler in ("lcm", "animatelcm") and "lcm" not in kinds and not animatelcm:
         out.append(f"scheduler {spec.scheduler} without an LCM-LoRA or AnimateLCM gives blurry, washed-out frames; "
@@ -126,8 +126,8 @@ def pose_report(spec: ClipSpec) -> dict:
 
     pose = spec.pose
     try:
-        kind = pose.get("kind") or detect_kind(pose["source"])
-        count = count_frames(pose["source"], kind=kind)
+        kind = pose.kind or detect_kind(pose.source)
+        count = count_frames(pose.source, kind=kind)
         report = {"kind": kind, "source_frames": count, "clip_frames": spec.frames}
         if kind == "person-video":
             args = {**pose_arguments(spec), "kind": kind}
@@ -148,8 +148,8 @@ def pose_warnings(spec: ClipSpec) -> list[str]:
     count, kind = report["source_frames"], report["kind"]
     if count is None or count in (1, spec.frames):
         return []
-    if kind in ("skeleton", "openpose-json") and not spec.pose.get("source_fps") and \
-            not str(spec.pose["source"]).lower().endswith((".mp4", ".mov", ".webm", ".mkv", ".avi", ".gif")):
+    if kind in ("skeleton", "openpose-json") and not spec.pose.source_fps and \
+            not str(spec.pose.source).lower().endswith((".mp4", ".mov", ".webm", ".mkv", ".avi", ".gif")):
         return [f"pose source has {count} frames but the clip has {spec.frames}: set pose source_fps to resample "
                 f"by time, or make the counts match"]
     return [f"pose source has {count} frames for {spec.frames} clip frames: sampled by time at {spec.fps:g} fps"]
@@ -160,8 +160,8 @@ def context_report(spec: ClipSpec) -> dict:
 
     c = spec.context
     try:
-        plan = context_plan(spec.frames, motion_max_frames(spec.motion_adapter), c["length"], c["overlap"],
-                            c["weighting"], c["noise"], c.get("blend", "auto"))
+        plan = context_plan(spec.frames, motion_max_frames(spec.motion_adapter), c.length, c.overlap,
+                            c.weighting, c.noise, c.blend)
     except MotionError as exc:
         return {"error": str(exc)}
     split = splits_long_clip(spec.frames, plan.blend)
@@ -176,7 +176,7 @@ def free_init_report(spec: ClipSpec) -> dict | None:
     if not spec.free_init:
         return None
     total = denoising_steps(spec)
-    return {**spec.free_init, "denoising_steps": total, "cost": round(total / spec.steps, 2)}
+    return {**dataclasses.asdict(spec.free_init), "denoising_steps": total, "cost": round(total / spec.steps, 2)}
 
 
 def keyframes_report(spec: ClipSpec) -> dict | None:
@@ -184,8 +184,8 @@ def keyframes_report(spec: ClipSpec) -> dict | None:
     kf = spec.keyframes
     if not kf:
         return None
-    return {"frames": sorted(kf["images"]), "sparsectrl": kf["sparsectrl"].describe(), "scale": kf["scale"],
-            "fit": kf["fit"]}
+    return {"frames": sorted(kf.images), "sparsectrl": kf.sparsectrl.describe(), "scale": kf.scale,
+            "fit": kf.fit}
 def video_report(spec: ClipSpec) -> dict | None:
     """Video-to-video and refine: the source, the strength and the denoising steps each pass runs."""
     from animate.rendering.video_input import denoising_steps, refine_size, refine_spec
@@ -196,14 +196,15 @@ def video_report(spec: ClipSpec) -> dict | None:
     parts = []
     if spec.init_video:
         iv = spec.init_video
-        out["init_video"] = {**iv, "denoising_steps": denoising_steps(spec)}
-        parts.append(f"from {iv['source']} (fit {iv['fit']}, start {iv['start']:g}s) at strength {iv['strength']:g}"
+        out["init_video"] = {**dataclasses.asdict(iv), "denoising_steps": denoising_steps(spec)}
+        parts.append(f"from {iv.source} (fit {iv.fit}, start {iv.start:g}s) at strength {iv.strength:g}"
                      f" → {denoising_steps(spec)} denoising steps")
     if spec.refine:
         second = refine_spec(spec)
         width, height = refine_size(spec)
-        out["refine"] = {**spec.refine, "width": width, "height": height, "denoising_steps": denoising_steps(second)}
-        parts.append(f"refine at {width}x{height}, strength {spec.refine['strength']:g} → "
+        out["refine"] = {**dataclasses.asdict(spec.refine), "width": width, "height": height,
+                         "denoising_steps": denoising_steps(second)}
+        parts.append(f"refine at {width}x{height}, strength {spec.refine.strength:g} → "
                      f"{denoising_steps(second)} denoising steps")
     return {**out, "text": "; ".join(parts)}
 
@@ -278,11 +279,12 @@ def build_plan(specs: list[ClipSpec], *, jobs: list | None = None, device: str =
             stack["unet"] = spec.unet.describe()
         if status == "render":
             stack["clips"] += 1
-            adapters.update(s.key() for _, s, _, _ in spec.adapters)
+            adapters.update(a.source.key() for a in spec.adapters)
         seconds, gib = estimate(spec, dev, dt)
         clips.append({"clip": spec.stem, "seed": spec.seed, "frames": spec.frames, "steps": spec.steps,
                       "size": f"{spec.width}x{spec.height}", "scheduler": spec.scheduler,
-                      "adapters": {n: weight_label(w) for n, _, w, _ in spec.adapters}, "outputs": list(spec.outputs),
+                      "adapters": {a.name: weight_label(a.weight) for a in spec.adapters},
+                      "outputs": list(spec.outputs),
                       "render_key": job.render_key if job else None, "status": status,
                       "encode": list(job.encode) if job else list(spec.outputs),
                       "pose": pose_report(spec) if spec.pose else None, "context": context_report(spec),

@@ -134,14 +134,14 @@ def check_paths(script: Script, specs: list, config: ServeConfig) -> None:
         sources = [(f"adapters.{name}" if label == "adapter" else FIELDS.get(label, label), src)
                    for label, name, src in labeled_sources(spec)]
         if spec.pose:
-            for value in _strings(spec.pose["source"]):
+            for value in _strings(spec.pose.source):
                 candidate = config.base_dir / value
                 if _exists(candidate) and not inside(candidate, files):
                     raise _refuse(script, f"clip {spec.name}: pose.source", value, config, upload=True)
-        if spec.init_video and not inside(spec.init_video["source"], files):
-            raise _refuse(script, f"clip {spec.name}: init_video.source", spec.init_video["source"], config,
+        if spec.init_video and not inside(spec.init_video.source, files):
+            raise _refuse(script, f"clip {spec.name}: init_video.source", spec.init_video.source, config,
                           upload=True)
-        for frame, image in sorted(((spec.keyframes or {}).get("images") or {}).items()):
+        for frame, image in sorted(spec.keyframes.images.items() if spec.keyframes else ()):
             if not inside(image, files):
                 raise _refuse(script, f"clip {spec.name}: keyframes[{frame}]", image, config, upload=True)
         for field, src in sources:

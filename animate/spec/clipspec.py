@@ -24,6 +24,7 @@ from animate.errors import ConfigError
 from animate.models.sources import Source
 from animate.spec import subspecs
 from animate.spec.lines import validation_problems
+from animate.spec.resolved import Adapter, Context, FreeInit, InitVideo, Keyframes, Pose, Refine
 from animate.spec.values import (AdapterName, ClipName, Data, OutputName, Prompt, Range, Schedule, SchedulerName, Seed,
                                  Size, Text, Weight, loc_text, show)
 
@@ -43,7 +44,7 @@ class ClipSpec:
     multi_seed: bool
     model: Source
     motion_adapter: Source
-    adapters: tuple  # of (name, Source, weight, (start, end) or {progress: weight}, kind)
+    adapters: tuple[Adapter, ...]
     scheduler: str = plain(SchedulerName, "ddim")
     steps: int = plain(Range(StrictInt, 1, 200), 25)
     guidance: float = plain(Range(StrictFloat, 0, 30), 7.5)
@@ -56,16 +57,16 @@ class ClipSpec:
     head: str = plain(str, "")
     tail: str = plain(str, "")
     interpolation: str = plain(Literal["linear", "slerp"], "linear")
-    context: dict  # every ContextSpec field (length/overlap None: chosen from the motion adapter at render time)
+    context: Context
     loop: bool = plain(StrictBool, False)  # the last frame flows into the first
     outputs: dict  # format → its options
     fuse: bool = plain(StrictBool, True)
     decode_chunk: int = plain(Range(StrictInt, 1, 1024), 16)
-    pose: dict | None = None  # every PoseSpec field, `controlnet` as a Source
-    free_init: dict | None = None  # every FreeInitSpec field, or None (off)
-    keyframes: dict | None = None  # image keyframes: {images: {frame: path}, scale, fit, sparsectrl: Source}
-    init_video: dict | None = None  # every InitVideoSpec field (video-to-video), or None (from noise)
-    refine: dict | None = None  # every RefineSpec field (a second video-to-video pass), or None
+    pose: Pose | None = None
+    free_init: FreeInit | None = None  # None: off
+    keyframes: Keyframes | None = None  # image keyframes (SparseCtrl)
+    init_video: InitVideo | None = None  # video-to-video, or None (from noise)
+    refine: Refine | None = None  # a second video-to-video pass, or None
     unet: Source | None = None  # a full UNet checkpoint loaded into the base's UNet (SDXL-Lightning), or None
     script: str = ""
     preset: str | None = None
@@ -77,16 +78,15 @@ class ClipSpec:
 
     def to_dict(self) -> dict:
         """Plain JSON-able form (for sidecars, metadata, hashing); `from_dict` reverses it exactly."""
-        d = asdict(self)
+        d = asdict(self)  # the sub-specs become dicts of their fields, in their order
         d["model"] = _source_dict(self.model)
         d["motion_adapter"] = _source_dict(self.motion_adapter)
-        d["adapters"] = [{"name": n, "source": _source_dict(s), "kind": k, "weight": _weight_dict(w)}
-                         for n, s, w, k in self.adapters]
+        d["adapters"] = [{"name": a.name, "source": _source_dict(a.source), "kind": a.kind,
+                          "weight": _weight_dict(a.weight)} for a in self.adapters]
         if self.pose:
-            d["pose"] = {**self.pose, "controlnet": _source_dict(self.pose["controlnet"])}
+            d["pose"]["controlnet"] = _source_dict(self.pose.controlnet)
         if self.keyframes:
-            d["keyframes"] = {**self.keyframes, "images": dict(self.keyframes["images"]),
-                              "sparsectrl": _source_dict(self.keyframes["sparsectrl"])}
+            d["keyframes"]["sparsectrl"] = _source_dict(self.keyframes.sparsectrl)
         d["unet"] = _source_dict(self.unet)
         return d
 
@@ -113,13 +113,13 @@ for _f in PLAIN.values():
 def labeled_sources(spec: ClipSpec) -> list[tuple[str, str | None, Source]]:
     """Every model source a clip loads, as (field, adapter name or None, source)."""
     sources = [("model", None, spec.model), ("motion_adapter", None, spec.motion_adapter)]
-    sources += [("adapter", name, src) for name, src, _, _ in spec.adapters]
+    sources += [("adapter", a.name, a.source) for a in spec.adapters]
     if spec.unet is not None:
         sources.append(("unet", None, spec.unet))
     if spec.pose:
-        sources.append(("controlnet", None, spec.pose["controlnet"]))
+        sources.append(("controlnet", None, spec.pose.controlnet))
     if spec.keyframes:
-        sources.append(("sparsectrl", None, spec.keyframes["sparsectrl"]))
+        sources.append(("sparsectrl", None, spec.keyframes.sparsectrl))
     return sources
 
 
@@ -246,16 +246,17 @@ def _read_adapters(value: Any, path: tuple) -> tuple:
     for i, item in enumerate(value):
         at = path + (i,)
         _check_keys(item, at, required=["name", "source", "kind", "weight"])
-        out.append((_validated("adapter.name", item["name"], at + ("name",)),
-                    _read_source(item["source"], at + ("source",)), _read_weight(item["weight"], at + ("weight",)),
-                    _validated("adapter.kind", item["kind"], at + ("kind",))))
+        out.append(Adapter(name=_validated("adapter.name", item["name"], at + ("name",)),
+                           source=_read_source(item["source"], at + ("source",)),
+                           weight=_read_weight(item["weight"], at + ("weight",)),
+                           kind=_validated("adapter.kind", item["kind"], at + ("kind",))))
     return tuple(out)
 
 
-def _read_with_source(model: str, source_field: str):
+def _read_with_source(model: str, source_field: str, typed: type):
     """A reader for a record holding every field of a schema model and one model source (pose's `controlnet`,
     keyframes' `sparsectrl`), or None."""
-    def read(value: Any, path: tuple) -> dict | None:
+    def read(value: Any, path: tuple):
         if value is None:
             return None
         cls = getattr(subspecs, model)
@@ -266,11 +267,11 @@ def _read_with_source(model: str, source_field: str):
         except ValidationError as exc:
             raise _invalid(exc, rest, path, cls) from None
         source = _read_source(value[source_field], path + (source_field,))
-        return {k: source if k == source_field else getattr(checked, k) for k in value}  # in the record's order
+        return typed(**{k: source if k == source_field else getattr(checked, k) for k in value})
     return read
 
 
-def _read_options(model: str, optional: bool):
+def _read_options(model: str, optional: bool, typed: type):
     """A reader for a field holding every field of a schema model (context, free_init), or None when optional."""
     def read(value: Any, path: tuple):
         if value is None and optional:
@@ -278,7 +279,7 @@ def _read_options(model: str, optional: bool):
         cls = getattr(subspecs, model)
         _check_keys(value, path, required=list(cls.model_fields))
         try:
-            return cls.model_validate(value).model_dump()
+            return typed(**cls.model_validate(value).model_dump())
         except ValidationError as exc:
             raise _invalid(exc, value, path, cls) from None
 
@@ -290,14 +291,14 @@ def _read_context(value: Any, path: tuple):
     what records leave out: animate.run.jobs)."""
     if isinstance(value, dict) and "blend" not in value:
         value = {**value, "blend": "motion"}
-    return _read_options("ContextSpec", optional=False)(value, path)
+    return _read_options("ContextSpec", optional=False, typed=Context)(value, path)
 
 
 _READERS = {"model": _read_source, "motion_adapter": _read_source, "adapters": _read_adapters,
-            "pose": _read_with_source("PoseSpec", "controlnet"),
-            "keyframes": _read_with_source("KeyframesSpec", "sparsectrl"),
+            "pose": _read_with_source("PoseSpec", "controlnet", Pose),
+            "keyframes": _read_with_source("KeyframesSpec", "sparsectrl", Keyframes),
             "context": _read_context,
-            "free_init": _read_options("FreeInitSpec", optional=True),
-            "init_video": _read_options("InitVideoSpec", optional=True),
-            "refine": _read_options("RefineSpec", optional=True),
+            "free_init": _read_options("FreeInitSpec", optional=True, typed=FreeInit),
+            "init_video": _read_options("InitVideoSpec", optional=True, typed=InitVideo),
+            "refine": _read_options("RefineSpec", optional=True, typed=Refine),
             "unet": _read_optional_source}

@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 from animate.spec.paths import local_path
+from animate.spec.resolved import Keyframes
 
 
 DEFAULT_SPARSECTRL = "sparsectrl-rgb"  # models.KNOWN_MODELS: guoyww/animatediff-sparsectrl-rgb
@@ -12,9 +13,9 @@ DEFAULTS = {"scale": 1.0, "fit": "cover"}  # schema.KeyframesSpec
 
 
 def resolve_keyframes(f: dict, *, frames: int, base_dir: Path, src: Callable, sites: Callable, origin: dict,
-                      problems: list[str]) -> dict | None:
-    """The ClipSpec `keyframes` value of a clip's merged fields: {images: {frame: absolute path}, scale, fit,
-    sparsectrl: Source}, or None without keyframes. Problems are appended as located lines."""
+                      problems: list[str]) -> Keyframes | None:
+    """The ClipSpec `keyframes` value of a clip's merged fields (images by frame, as absolute paths), or None
+    without keyframes. Problems are appended as located lines."""
     value, init = f.get("keyframes"), f.get("init_image")
     if value is None and init is None:
         return None
@@ -47,7 +48,7 @@ def resolve_keyframes(f: dict, *, frames: int, base_dir: Path, src: Callable, si
     _refuse_combinations(f, frames, sites, layer, problems)
     sparsectrl = src(f.get("sparsectrl") or DEFAULT_SPARSECTRL, ("sparsectrl",), slot="sparsectrl",
                      layer=origin.get("sparsectrl", "clip"))
-    return {"images": out, "scale": float(options["scale"]), "fit": options["fit"], "sparsectrl": sparsectrl}
+    return Keyframes(images=out, scale=float(options["scale"]), fit=options["fit"], sparsectrl=sparsectrl)
 
 
 def _refuse_combinations(f: dict, frames: int, sites: Callable, layer: str, problems: list[str]) -> None:

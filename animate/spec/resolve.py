@@ -16,6 +16,7 @@ from animate.spec.clipspec import PLAIN, ClipSpec, plain_value
 from animate.spec.lines import error_lines, format_errors, short_error, validation_problems
 from animate.spec.paths import local_path
 from animate.spec.positions import MAX_SCRIPT_BYTES, located, lookup, parse, raw_problems
+from animate.spec.resolved import Adapter, Context, FreeInit, InitVideo, Pose, Refine
 from animate.spec.schema import ClipFields, ScriptModel, cross_checks
 from animate.spec.subspecs import ContextSpec, FreeInitSpec, InitVideoSpec, PoseSpec, RefineSpec
 from animate.spec.values import loc_text, show
@@ -336,7 +337,7 @@ def _resolve_clip(name: str, f: dict, origin: dict, sites: _Sites, script: Scrip
             weight = {float(k): float(v) for k, v in weight.items()}
         else:
             weight = float(weight)
-        adapters.append((a["name"], s, weight, kind))
+        adapters.append(Adapter(name=a["name"], source=s, kind=kind, weight=weight))
     pose = None
     if f.get("pose"):
         # Fill the pose defaults (scale, start, end, fit) so the renderer and sidecar see every value.
@@ -355,22 +356,23 @@ def _resolve_clip(name: str, f: dict, origin: dict, sites: _Sites, script: Scrip
             for k in sorted(k for k in p["source"] if k >= frames):
                 problems.append(f"{sites(('pose', 'source', k), key=True)}: pose keyframe {k} is past the last frame "
                                 f"({frames - 1}); use keys below {frames} or raise `frames`")
-        pose = p
+        pose = Pose(**p)
 
     keyframes = resolve_keyframes(f, frames=frames, base_dir=base_dir, src=src, sites=sites, origin=origin,
                                   problems=problems)
     init_video = None
     if f.get("init_video"):
-        init_video = InitVideoSpec.model_validate(f["init_video"]).model_dump()  # every option filled
-        given = init_video["source"]
-        init_video["source"], exists = local_path(base_dir, given)
+        options = InitVideoSpec.model_validate(f["init_video"]).model_dump()  # every option filled
+        given = options["source"]
+        options["source"], exists = local_path(base_dir, given)
         if not exists:
             problems.append(f"{sites(('init_video', 'source'), origin.get('init_video'))}: no such file or folder: "
                             f"{given!r} (relative paths resolve against the script's folder)")
-    refine = RefineSpec.model_validate(f["refine"]).model_dump() if f.get("refine") is not None else None
+        init_video = InitVideo(**options)
+    refine = Refine(**RefineSpec.model_validate(f["refine"]).model_dump()) if f.get("refine") is not None else None
     context = None
     try:  # each layer's settings were valid alone; merged field by field, they must still fit together
-        context = ContextSpec.model_validate(f.get("context") or {}).model_dump()  # every window setting, None: auto
+        context = Context(**ContextSpec.model_validate(f.get("context") or {}).model_dump())  # None: auto
     except ValidationError as exc:
         problems.append(f"{sites(('context',), origin.get('context'))}: {exc.errors()[0]['msg']} (with the "
                         "context settings of every layer merged: preset, defaults and clip)")
@@ -385,7 +387,8 @@ def _resolve_clip(name: str, f: dict, origin: dict, sites: _Sites, script: Scrip
 
         if base_family(model) == SDXL:
             plain["width"] = plain["height"] = native_size(model) or 1024
-    free_init = FreeInitSpec.model_validate(f["free_init"]).model_dump() if f.get("free_init") is not None else None
+    free_init = FreeInit(**FreeInitSpec.model_validate(f["free_init"]).model_dump()) \
+        if f.get("free_init") is not None else None
     return [ClipSpec(
         name=name, seed=int(seed), multi_seed=len(seeds) > 1, model=model, motion_adapter=motion,
         adapters=tuple(adapters), prompt=f["prompt"], negative=f.get("negative") or "", outputs=outputs,

@@ -38,8 +38,8 @@ def test_numeric_schedule_keys_in_yaml_json_and_toml(tmp_path, kit, suffix, text
     (tmp_path / "p").mkdir()
     path = tmp_path / f"s{suffix}"
     (spec,) = resolve(parse_script(text, where=str(path), suffix=suffix, path=path))
-    assert spec.adapters[-1][2] == SCHEDULE and list(spec.adapters[-1][2]) == [0.0, 0.5, 1.0]  # sorted
-    assert spec.pose["scale"] == {0.0: 1.0, 1.0: 0.5}
+    assert spec.adapters[-1].weight == SCHEDULE and list(spec.adapters[-1].weight) == [0.0, 0.5, 1.0]  # sorted
+    assert spec.pose.scale == {0.0: 1.0, 1.0: 0.5}
 
 
 @pytest.mark.parametrize("weight, expected", [
@@ -65,7 +65,7 @@ def active_weights(renderer, spec, **kw):
 
     renderer.render(spec, keep_float=True)  # load the adapters; the recording run follows
     stack = renderer.stack_for(spec)
-    internal = {stack.adapters[src.key()]: name for name, src, _, _ in spec.adapters}
+    internal = {stack.adapters[a.source.key()]: a.name for a in spec.adapters}
     layers = {}
     for module in stack.pipe.unet.modules():
         if isinstance(module, LoraLayer):
@@ -93,8 +93,8 @@ def test_adapter_weights_follow_their_schedules_step_by_step(renderer, tiny_fiel
     seen, _ = active_weights(renderer, spec)
     assert len(seen) == spec.steps  # guidance 1.0: one UNet call per step
     for step, weights in enumerate(seen):
-        for name, _, weight, _ in spec.adapters:
-            assert weights[name] == pytest.approx(weight_at(weight, step, spec.steps), abs=1e-6), (step, name)
+        for a in spec.adapters:
+            assert weights[a.name] == pytest.approx(weight_at(a.weight, step, spec.steps), abs=1e-6), (step, a.name)
     assert [round(w["zoom"], 4) for w in seen] == [1.0, 0.8, 0.6, 0.45, 0.3]
 
 
@@ -130,7 +130,7 @@ def test_pose_scale_follows_its_schedule(renderer, tiny_fields, tmp_path):
     spec = pose_spec(tiny_fields, tmp_path, {0.0: 1.2, 1.0: 0.3})
     cond = skeleton_frames(spec.frames, spec.width)
     renderer.render(spec, pose_frames=cond)  # loads the ControlNet
-    controlnet = renderer.stack_for(spec).controlnets[spec.pose["controlnet"].key()]
+    controlnet = renderer.stack_for(spec).controlnets[spec.pose.controlnet.key()]
     scales = []
     # A forward hook sees the inputs forward() ran with, after the renderer's pre-hook applied the schedule.
     handle = controlnet.register_forward_hook(lambda m, a, kw, out: scales.append(kw["conditioning_scale"]),

@@ -34,7 +34,7 @@ def test_keyframe_clip_equals_sparsectrl_pipeline(kit, renderer, tiny_fields, tm
               "init_image": "first.png", "keyframes": {"images": {5: "last.png"}, "scale": 0.8},
               "sparsectrl": "tiny"}
     spec = spec_from_fields(fields, base_dir=tmp_path)[0]
-    assert sorted(spec.keyframes["images"]) == [0, 5] and spec.keyframes["fit"] == "cover"
+    assert sorted(spec.keyframes.images) == [0, 5] and spec.keyframes.fit == "cover"
     assert ClipSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec  # sidecars read back
     ours = renderer.render(spec, keep_float=True)
     assert ours.frames.shape == (6, height, width, 3)
@@ -140,7 +140,7 @@ def test_single_file_sparsectrl_renders_like_the_folder(kit, renderer, tiny_fiel
     for sparsectrl in ("tiny-sparsectrl", "tiny-sparsectrl-file"):
         spec = spec_from_fields({**tiny_fields, "frames": 4, "init_image": "a.png", "sparsectrl": sparsectrl},
                                 base_dir=tmp_path)[0]
-        assert spec.keyframes["sparsectrl"].kind == ("file" if sparsectrl.endswith("file") else "folder")
+        assert spec.keyframes.sparsectrl.kind == ("file" if sparsectrl.endswith("file") else "folder")
         frames.append(renderer.render(spec, keep_float=True).float_frames)
     # The file converts to exactly the folder's weights; the frames may still differ in the last float bits,
     # since the two loads place the tensors differently in memory and CPU kernels then sum in another order.
@@ -180,4 +180,4 @@ def test_frame_keys_from_json_and_toml_scripts(kit, tmp_path):
                                      'sparsectrl = "tiny"\nkeyframes = {"0" = "a.png", "15" = "b.png"}\n')
     for script in ("s.json", "s.toml"):
         spec = animate.load_specs(tmp_path / script)[0]
-        assert spec.keyframes["images"] == {0: str(tmp_path / "a.png"), 15: str(tmp_path / "b.png")}, script
+        assert spec.keyframes.images == {0: str(tmp_path / "a.png"), 15: str(tmp_path / "b.png")}, script

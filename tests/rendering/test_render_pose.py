@@ -55,7 +55,7 @@ def test_single_file_controlnet_renders_like_the_folder(renderer, tiny_fields, t
         fields = {**tiny_fields, "frames": 4, "pose": {"source": str(tmp_path), "controlnet": controlnet,
                                                        "scale": 0.8}}
         spec = spec_from_fields(fields)[0]
-        assert spec.pose["controlnet"].kind == ("file" if controlnet.endswith("file") else "folder")
+        assert spec.pose.controlnet.kind == ("file" if controlnet.endswith("file") else "folder")
         frames.append(renderer.render(spec, pose_frames=skeleton_frames(spec.frames, spec.width),
                                       keep_float=True).float_frames)
     assert np.abs(frames[0] - frames[1]).max() == 0

@@ -45,7 +45,7 @@ def reference_pipe(kit, controlnet=False, travel=False):
 def reference(pipe, spec, video, **kw):
     return pipe(video=video, prompt=spec.prompt, negative_prompt=spec.negative, height=spec.height,
                 width=spec.width, num_inference_steps=spec.steps, guidance_scale=spec.guidance,
-                strength=spec.init_video["strength"] if spec.init_video else kw.pop("strength"),
+                strength=spec.init_video.strength if spec.init_video else kw.pop("strength"),
                 enforce_inference_steps=kw.pop("enforce", True),
                 generator=torch.Generator("cpu").manual_seed(spec.seed), output_type="np", **kw).frames[0]
 

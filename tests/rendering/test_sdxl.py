@@ -204,8 +204,8 @@ def test_lightning_xl_presets(steps):
 
 def test_lcm_xl_preset():
     (spec,) = spec_from_fields({"preset": "lcm-xl", "prompt": "a fox"})
-    (name, src, weight, kind), = spec.adapters
-    assert (src.ref, src.weight_name, kind) == ("latent-consistency/lcm-lora-sdxl", "pytorch_lora_weights.safetensors",
+    (adapter,) = spec.adapters
+    assert (adapter.source.ref, adapter.source.weight_name, adapter.kind) == ("latent-consistency/lcm-lora-sdxl", "pytorch_lora_weights.safetensors",
                                                 "lcm")
     assert spec.motion_adapter.ref == "guoyww/animatediff-motion-adapter-sdxl-beta"
 

@@ -100,7 +100,7 @@ def test_motion_blended_clips_keep_their_render_keys_and_records():
     assert render_key(long_auto, "fp32") == render_key(long_unet, "fp32") != render_key(long_motion, "fp32")
     # A record without `blend` (older, or blended in the motion modules) reads back as the motion blend.
     read = lambda clip: ClipSpec.from_dict({"script": "", **spec_record(clip)})  # noqa: E731  as replay does
-    assert read(long_motion).context["blend"] == "motion" and read(long_auto).context["blend"] == "unet"
+    assert read(long_motion).context.blend == "motion" and read(long_auto).context.blend == "unet"
     assert ClipSpec.from_dict(short_auto.to_dict()) == short_auto  # the in-memory form round-trips exactly
 
 

@@ -68,14 +68,15 @@ def test_fits_reuse_the_pose_fit_and_pad_keeps_pixels():
 def test_spec_round_trip_and_render_key_follow_the_source(tmp_path, tiny_fields):
     from animate.run.jobs import render_key
     from animate.spec import ClipSpec
+    from animate.spec.resolved import InitVideo, Refine
 
     source = write_video(tmp_path / "a.mkv", constant_rate(10, 8))
     spec = spec_from_fields({**tiny_fields, "init_video": {"source": str(source)},
                              "refine": {"scale": 2.0}})[0]
     assert ClipSpec.from_dict(spec.to_dict()) == spec
-    assert spec.init_video == {"source": str(source), "strength": 0.6, "fps": None, "start": 0.0,
-                               "fit": "contain", "enforce_inference_steps": True}
-    assert spec.refine == {"scale": 2.0, "strength": 0.4, "steps": None}
+    assert spec.init_video == InitVideo(source=str(source), strength=0.6, fps=None, start=0.0, fit="contain",
+                                        enforce_inference_steps=True)
+    assert spec.refine == Refine(scale=2.0, strength=0.4, steps=None)
     before = render_key(spec, "fp32")
     write_video(source, constant_rate(10, 8), width=42)  # same path, other bytes
     assert render_key(spec, "fp32") != before

@@ -376,13 +376,13 @@ def test_render_key_ignores_labels_and_pins_but_not_weights(kit):
     spec = spec_from_fields({**BASE, "adapters": [{"name": "zoom", "source": "tiny-zoom-in", "weight": 0.5}]},
                             name="k")[0]
     key = render_key(spec, "fp32")
-    name, src, weight, kind = spec.adapters[-1]
-    pinned = replace(spec, adapters=spec.adapters[:-1] + ((name, replace(src, sha256=source_digest(src)), weight,
-                                                           kind),))
-    renamed = replace(spec, name="other", adapters=spec.adapters[:-1] + (("zoomy", src, weight, kind),),
+    zoom = spec.adapters[-1]
+    pinned = replace(spec, adapters=spec.adapters[:-1] + (
+        replace(zoom, source=replace(zoom.source, sha256=source_digest(zoom.source))),))
+    renamed = replace(spec, name="other", adapters=spec.adapters[:-1] + (replace(zoom, name="zoomy"),),
                       outputs={"webm": {}}, fuse=not spec.fuse, decode_chunk=3)
     assert render_key(pinned, "fp32") == key and render_key(renamed, "fp32") == key
-    reweighted = replace(spec, adapters=spec.adapters[:-1] + ((name, src, 0.6, kind),))
+    reweighted = replace(spec, adapters=spec.adapters[:-1] + (replace(zoom, weight=0.6),))
     assert render_key(reweighted, "fp32") != key
     assert render_key(spec, "fp16") != key
     assert render_key(replace(spec, seed=spec.seed + 1), "fp32") != key

@@ -314,7 +314,7 @@ def test_adapters_merge_by_name_and_missing_source_points_at_the_entry():
     assert info.value.lines == ["s.yaml:8:43: clips[0].adapters[1].source: required field is missing (adapter "
                                 "'pan' has no source here, in defaults or in the preset)"]
     spec, = resolve(parse_script(text.replace(", {name: pan}", ""), where="s.yaml"))
-    assert [(n, w) for n, _, w, _ in spec.adapters] == [("zoom", 0.9)]
+    assert [(a.name, a.weight) for a in spec.adapters] == [("zoom", 0.9)]
 
 
 def test_command_line_values_are_checked():

@@ -29,7 +29,7 @@ def test_an_option_beside_source_equals_the_nested_form(kit, option, value):
         default_flow_style=True)
     (a,), (b,) = specs(beside), specs(nested)
     assert a.to_dict() == b.to_dict()
-    assert getattr(a.adapters[-1][1], option) == value
+    assert getattr(a.adapters[-1].source, option) == value
 
 
 def test_a_sha256_beside_source_pins_the_file(kit, tmp_path):

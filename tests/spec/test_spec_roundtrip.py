@@ -12,6 +12,7 @@ from animate.errors import ConfigError
 from animate.models.sources import Source
 from animate.models.schedulers import SCHEDULERS
 from animate.spec import BUILTIN, OUTPUT_FORMATS, PLAIN, ClipFields, ClipSpec, parse_script, resolve, spec_from_fields
+from animate.spec.resolved import Context, FreeInit
 
 CHARS = st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")  # a script is text: no NUL
 text = st.text(CHARS, min_size=1, max_size=24)
@@ -167,12 +168,12 @@ def test_round_trip_keeps_what_json_would_lose(folder):
     first, second = resolve(parse_script(text, where=str(folder / "w.yaml"), path=folder / "w.yaml"))
     back = ClipSpec.from_dict(json.loads(json.dumps(first.to_dict())))
     assert back == first and second.stem == "walk-s4"
-    assert list(back.prompt) == [0, 5] and list(back.negative) == [2] and list(back.pose["source"]) == [0, 7]
-    assert back.adapters[1][2] == (0.2, 1.0) and isinstance(back.adapters[1][1], Source)
-    assert back.adapters[2][2] == {0.0: 1.0, 0.5: 0.6, 1.0: 0.3} and list(back.adapters[2][2]) == [0.0, 0.5, 1.0]
-    assert back.pose["scale"] == {0.0: 1.0, 1.0: 0.5} and back.context["overlap"] == 2
-    assert back.free_init == {"iters": 3, "method": "butterworth", "fast": True} and back.loop is False
-    assert back.adapters[1][1].role == "motion-lora" and back.pose["controlnet"].role == "controlnet"
+    assert list(back.prompt) == [0, 5] and list(back.negative) == [2] and list(back.pose.source) == [0, 7]
+    assert back.adapters[1].weight == (0.2, 1.0) and isinstance(back.adapters[1].source, Source)
+    assert back.adapters[2].weight == {0.0: 1.0, 0.5: 0.6, 1.0: 0.3} and list(back.adapters[2].weight) == [0.0, 0.5, 1.0]
+    assert back.pose.scale == {0.0: 1.0, 1.0: 0.5} and back.context.overlap == 2
+    assert back.free_init == FreeInit(iters=3, method="butterworth", fast=True) and back.loop is False
+    assert back.adapters[1].source.role == "motion-lora" and back.pose.controlnet.role == "controlnet"
     assert back.outputs == {"gif": {"target": "x"}, "png": {}} and back.fps == 8.0 and back.preset == "tiny"
 
 
@@ -319,4 +320,4 @@ def test_record_from_before_motion_options_replays_as_it_rendered(record, frames
     old = {k: v for k, v in record.items() if k not in ("context", "loop", "free_init")}
     spec = ClipSpec.from_dict({**old, "frames": frames})
     assert spec.loop is False and spec.free_init is None
-    assert spec.context == {**context, "weighting": "pyramid", "noise": "shuffle_context", "blend": "motion"}
+    assert spec.context == Context(**context, weighting="pyramid", noise="shuffle_context", blend="motion")
