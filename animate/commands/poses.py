@@ -11,7 +11,7 @@ import click
 
 from animate.util.atomic import atomic_dir
 from animate.errors import PoseError
-from animate.rendering.renderer import pose_cache_dir
+from animate.rendering.pose import pose_cache_dir
 from motion.errors import PoseSourceError
 from motion.pose import detect_kind, pose_frames, pose_keypoints
 from motion.pose.draw import draw_pose

@@ -82,19 +82,10 @@ def controlnet_misfit(controlnet: Source, base: Source, family: str) -> str | No
     return None
 
 
-def conditioning_models(spec: ClipSpec) -> list[tuple[str, Source]]:
-    """The ControlNet-shaped models a clip adds to its base (pose ControlNet, SparseCtrl), with their fields."""
-    found = []
-    if spec.pose is not None and spec.pose.controlnet is not None:
-        found.append(("pose.controlnet", spec.pose.controlnet))
-    if spec.keyframes is not None and spec.keyframes.sparsectrl is not None:
-        found.append(("keyframes.sparsectrl", spec.keyframes.sparsectrl))
-    return found
-
-
-def check_family(spec: ClipSpec, label_: str) -> None:
-    """Motion adapter and `unet:` against the base's family, and what the SDXL pipeline cannot do; one line
-    each (LoRAs are checked with the LoRA slot checks, which read their headers)."""
+def check_family(spec: ClipSpec, label_: str, added: list[tuple[str, Source]] = ()) -> None:
+    """Motion adapter, the ControlNet-shaped models the clip's conditioning adds (`added`: (field, source)) and
+    `unet:` against the base, and what the SDXL pipeline cannot do; one line each (LoRAs are checked with the LoRA
+    slot checks, which read their headers)."""
     family = base_family(spec.model)
     if family is None:
         return
@@ -104,7 +95,7 @@ def check_family(spec: ClipSpec, label_: str) -> None:
         raise ModelError(misfit, where=f"{where}motion_adapter",
                          hint=f"use a motion adapter made for this base (for an {label(family)} base e.g. "
                               f"{FIX[family]['motion_adapter']}), or the base it was made for")
-    for field_name, src in conditioning_models(spec):
+    for field_name, src in added:
         misfit = controlnet_misfit(src, spec.model, family)
         if misfit:
             raise ModelError(misfit, where=f"{where}{field_name}",

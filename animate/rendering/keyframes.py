@@ -20,6 +20,9 @@ from animate.rendering.loading import load_control_model
 from motion.pose.fit import fit_image
 import contextlib
 from animate.models.configs import read_config
+from animate.models.family import motion_max_frames
+from animate.rendering.conditioning import Conditioning
+from animate.util.hashing import source_identity
 
 
 # ---------------------------------------------------------------- resolution (no model, no image decoded)
@@ -176,3 +179,30 @@ def content_hashes(spec) -> dict[str, str | None]:
     """frame → SHA-256 of its keyframe image (the render key holds them, never the paths: same name, new picture,
     new frames; the same pictures in another folder, the same frames). None for an image that cannot be read."""
     return {str(k): content_hash_or_none(path) for k, path in sorted(spec.keyframes.images.items())}
+
+
+class SparseKeyframes(Conditioning):
+    """`keyframes:` (and `init_image:`): images pinning frames through SparseCtrl
+    (AnimateDiffSparseControlNetPipeline, one window: its clip's context is set on the stack's shared UNet)."""
+
+    field = "keyframes"
+
+    def check(self, spec, label: str) -> None:
+        check_keyframes(spec, label, motion_max=motion_max_frames(spec.motion_adapter))
+
+    def key(self, spec, identity: dict) -> None:
+        keyframes = identity["keyframes"]
+        identity["keyframes"] = {**keyframes, "sparsectrl": source_identity(keyframes["sparsectrl"]),
+                                 "images": content_hashes(spec)}
+
+    def models(self, spec) -> list:
+        return [("keyframes.sparsectrl", spec.keyframes.sparsectrl)]
+
+    def pipeline(self, renderer, stack, spec, pipe):
+        return sparse_pipeline(renderer, stack, spec)
+
+    def arguments(self, spec, inputs, kwargs: dict) -> dict:
+        return {**kwargs, **keyframe_kwargs(spec)}
+
+
+KEYFRAMES = SparseKeyframes()

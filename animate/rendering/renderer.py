@@ -4,37 +4,35 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
-from animate.errors import ConfigError, ModelError, NumericFaultError, OutOfMemory, PoseError, RenderError
+from animate.errors import ConfigError, ModelError, NumericFaultError, OutOfMemory, RenderError
 from animate.rendering.memory import MemoryLadder, free_memory, is_out_of_memory, release_heap, set_split, split_paused
 from animate.rendering.memory import split_sizes as unet_split_sizes
-from animate.models.sources import Source, check_reachable, hub_commit
+from animate.models.sources import check_reachable, hub_commit
 from animate.models.weights import read_safetensors_keys
 from animate.rendering.numeric import frames_fault, latents_fault
 from animate.models.schedulers import build_scheduler
 from animate.spec import ClipSpec
 from animate.spec.clipspec import labeled_sources
-from animate.rendering.loading import check_before_load, load_control_model, safetensors_only, short_reason
+from animate.rendering.loading import check_before_load, safetensors_only, short_reason
 from animate.models.family import has_free_noise, pipeline_class, render_family
 from animate.rendering.loading import load_full_unet, restore_added_embedding
 from animate.rendering import video_input
-from animate.rendering.fastpaths import (cache_text_embeddings, compile_unet, derived_pipeline, fit_decode_chunk,
+from animate.rendering.fastpaths import (cache_text_embeddings, compile_unet, fit_decode_chunk,
                                          frames_to_uint8, quick_dtype_and_device, set_cpu_threads, set_eager,
                                          strip_motion_adapter)
-from animate.rendering.keyframes import keyframe_kwargs, keyframe_rng, sparse_pipeline
-from animate.rendering.video_input import after_call, denoising_steps as video_steps, video_pipeline
-from animate.util.cache import cache_root
+from animate.rendering.keyframes import keyframe_rng
+from animate.rendering.video_input import after_call, denoising_steps as video_steps
 from motion.adapters import load_motion_adapter
 from motion.context import LoopShift, context_plan, loop_closure, repeat_context_latents, split_sizes
-from motion.errors import MotionError, PoseSourceError
+from motion.errors import MotionError
 from motion.freenoise import install_one_window_path
 from motion.loras import LoraMixer, is_scheduled, load_lora, weight_at
-from motion.pose import pose_frames
 from motion.unet_windows import can_defer, compact_prompts, set_unet_windows
+from animate.rendering.variants import active
 
 
 def pick_device(requested: str | None = None) -> str:
@@ -185,7 +183,6 @@ class Renderer:
     def _build_stack(self, spec: ClipSpec) -> Stack:
 
 
-
         if self.quiet_loading:
             import diffusers  # torch stack: kept out of light commands
             import transformers  # torch stack: kept out of light commands
@@ -292,38 +289,29 @@ class Renderer:
             weights.append(weight)
         return names, weights
 
-    def _controlnet(self, stack: Stack, spec: ClipSpec):
-        from diffusers import ControlNetModel  # torch stack: kept out of light commands
-
-        src: Source = spec.pose.controlnet
-        cn = stack.controlnets.get(src.key())
-        if cn is None:
-            cn = load_control_model(self, stack, ControlNetModel, src, "pose.controlnet", "ControlNet",
-                                    fix="use an SD1.5 OpenPose ControlNet")
-            self._count("controlnet")
-            stack.controlnets[src.key()] = cn
-        return cn
-
     # ------------------------------------------------------------------ rendering
     def pipeline_call(self, spec: ClipSpec, pose_frames: list | None = None,
                       init_frames: list | None = None) -> tuple[Any, dict, Stack]:
-        """Prepare the stack for `spec` and return (pipeline, call kwargs, stack), without running it;
-        `init_frames` (video-to-video clips): the source frames at the clip's size."""
+        """Prepare the stack for `spec` and return (pipeline, call kwargs, stack), without running it. The clip's
+        conditioning is read here unless given: `pose_frames`, and `init_frames` (video-to-video clips: the source
+        frames at the clip's size)."""
+        return self._pipeline_call(spec, self.conditioning_inputs(spec, pose=pose_frames, init_video=init_frames))
 
+    @staticmethod
+    def conditioning_inputs(spec: ClipSpec, **given) -> dict:
+        """field → what each of the clip's conditioning variants reads before the call (pose images, the source
+        video's frames), from `given` where a caller has it already."""
+        return {c.field: given[c.field] if given.get(c.field) is not None else c.inputs(spec) for c in active(spec)}
+
+    def _pipeline_call(self, spec: ClipSpec, inputs: dict) -> tuple[Any, dict, Stack]:
         stack = self.stack_for(spec)
         with split_paused(stack.pipe):  # LoRA loading and FreeNoise want the plain UNet blocks
-            pipe, kwargs = self._prepare(stack, spec, pose_frames)
+            pipe, kwargs = self._prepare(stack, spec, inputs)
         set_split(pipe, split_sizes(spec.frames, self._context.blend))  # the ladder's split rung, if taken, stays
-        if spec.init_video is not None:
-            if init_frames is None:
-                init_frames = video_input.sample(spec).images
-            kwargs = video_input.video_kwargs(kwargs, spec, init_frames)
         self.ladder.before_clip(pipe)
         return pipe, kwargs, stack
 
-    def _prepare(self, stack: Stack, spec: ClipSpec, pose_frames: list | None) -> tuple[Any, dict]:
-
-
+    def _prepare(self, stack: Stack, spec: ClipSpec, inputs: dict) -> tuple[Any, dict]:
         names, weights = self._load_adapters(stack, spec)
         scheduled = any(is_scheduled(w) for w in weights)
         # A weight that changes between steps can't live fused into the UNet, nor any in an offloaded one (its
@@ -332,21 +320,8 @@ class Renderer:
                           fuse=spec.fuse and not scheduled and not self.ladder.offloaded)
         self._schedule = (stack.mixer, names, weights) if scheduled else None
         pipe = stack.pipe
-        if spec.pose is not None:
-            from diffusers import AnimateDiffControlNetPipeline  # torch stack: kept out of light commands
-
-
-            # from_pipe casts every component it shares with the stack to its dtype (fp32 unless told): keep the
-            # run's dtype, and the VAE in its decode dtype.
-            pipe = derived_pipeline(AnimateDiffControlNetPipeline, stack.pipe,
-                                    controlnet=self._controlnet(stack, spec), torch_dtype=self.dtype)
-            pipe.vae.to(dtype=stack.decode_dtype)
-            pipe.set_progress_bar_config(disable=True)
-        if spec.keyframes is not None:
-            pipe = sparse_pipeline(self, stack, spec)
-        elif spec.init_video is not None:  # video-to-video: the same components, another pipeline
-
-            pipe = video_pipeline(stack.pipe, pipe.controlnet if spec.pose is not None else None, self.dtype)
+        for conditioning in active(spec):  # each variant's pipeline from the stack's components, in order
+            pipe = conditioning.pipeline(self, stack, spec, pipe)
         pipe.scheduler = build_scheduler(spec.scheduler, stack.base_scheduler_config)
         # SparseCtrl's pipeline has no FreeNoise: its clip is one window, set on the UNet it shares with the stack.
         self._context = self._enable_context(stack.pipe if spec.keyframes else pipe, spec)
@@ -366,15 +341,8 @@ class Renderer:
         kwargs.update(self._prompt_kwargs(spec))
         if self.embed_cache:
             cache_text_embeddings(pipe)
-        if spec.pose is not None:
-            scale = spec.pose.scale
-            # A scheduled scale runs at 1.0 here; the ControlNet hook multiplies in the step's value.
-            kwargs.update(conditioning_frames=pose_frames,
-                          controlnet_conditioning_scale=1.0 if isinstance(scale, dict) else float(scale),
-                          control_guidance_start=float(spec.pose.start),
-                          control_guidance_end=float(spec.pose.end))
-        if spec.keyframes is not None:
-            kwargs.update(keyframe_kwargs(spec))
+        for conditioning in active(spec):  # and its arguments of the call
+            kwargs = conditioning.arguments(spec, inputs.get(conditioning.field), kwargs)
         if spec.loop:
             kwargs["callback_on_step_end_tensor_inputs"] = ["latents", "prompt_embeds"]
         return pipe, kwargs
@@ -438,22 +406,20 @@ class Renderer:
         an out-of-memory error takes the next rung of the memory ladder. Either failing for good raises one line
         (NumericFaultError, OutOfMemory), and memory is handed back first so the next clip starts clean.
         Video-to-video clips start from `init_frames` (else their init_video source); a refine pass follows."""
-
-        source = None
-        if spec.init_video is not None and init_frames is None:
-            source = video_input.sample(spec)
-            init_frames = source.images
-        if spec.pose is not None and pose_frames is None:
-            pose_frames = load_pose_frames(spec)
-        result = self._render_pass(spec, pose_frames, keep_float, init_frames)
+        # 1. The clip's conditioning: pose images, the source video's frames (unless the caller has them).
+        inputs = self.conditioning_inputs(spec, pose=pose_frames, init_video=init_frames)
+        # 2. Stack, adapters, pipeline variant; denoise and decode, with the numeric retry and the memory ladder.
+        result = self._render_pass(spec, inputs, keep_float)
         if spec.init_video is None and spec.refine is None:
             return result
-        return video_input.finish(self, spec, result, source, pose_frames, keep_float)
+        # 3. Video-to-video: the refine pass and the frame map.
+        source = inputs.get("init_video")
+        source = source if isinstance(source, video_input.SourceFrames) else None  # None: the caller's frames
+        return video_input.finish(self, spec, result, source, inputs.get("pose"), keep_float)
 
-    def _render_pass(self, spec: ClipSpec, pose_frames: list | None, keep_float: bool,
-                     init_frames: list | None) -> ClipResult:
+    def _render_pass(self, spec: ClipSpec, inputs: dict, keep_float: bool) -> ClipResult:
         t0 = time.perf_counter()
-        pipe, kwargs, stack = self.pipeline_call(spec, pose_frames, init_frames)
+        pipe, kwargs, stack = self._pipeline_call(spec, inputs)
         t_load = time.perf_counter() - t0
 
         retry: dict | None = None
@@ -734,37 +700,6 @@ class _Steps:
         if self.hook is not None:
             self.hook.remove()
             self.hook = None
-
-
-POSE_OPTIONS = ("source_fps", "overrun", "canvas", "threshold", "smooth", "complexity")
-
-
-def pose_cache_dir() -> Path:
-    """The one cache folder of drawn pose frames and extracted keypoints (the pose layer keeps them in its
-    `pose/` subfolder), shared by `render`, `check` and `animate poses`, so a person video is looked at once."""
-
-    return cache_root()
-
-
-def pose_arguments(spec: ClipSpec) -> dict:
-    """The keyword arguments of motion.pose.pose_frames for a clip's pose (source first)."""
-    pose = spec.pose
-    options = {k: getattr(pose, k) for k in POSE_OPTIONS if getattr(pose, k) is not None}
-    return dict(source=pose.source, frames=spec.frames, fps=spec.fps, width=spec.width, height=spec.height,
-                fit=pose.fit, kind=pose.kind, cache_dir=pose_cache_dir(), **options)
-
-
-def load_pose_frames(spec: ClipSpec) -> list:
-    """The pose conditioning images for a clip (cached by the pose layer)."""
-    from PIL import Image  # media library: loaded on use
-
-
-    try:
-        args = pose_arguments(spec)
-        frames = pose_frames(args.pop("source"), **args)
-    except PoseSourceError as exc:
-        raise PoseError(str(exc), where=f"{spec.script}: clip {spec.name}: pose.source") from None
-    return [Image.fromarray(f) for f in frames]
 
 
 def to_uint8(frames: np.ndarray) -> np.ndarray:

@@ -12,7 +12,7 @@ import bisect
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -20,6 +20,11 @@ from animate.errors import ConfigError
 from animate.models.schedulers import check_steps
 from animate.rendering.fastpaths import derived_pipeline
 from animate.spec.resolved import InitVideo
+from animate.rendering.conditioning import Conditioning
+from animate.util.hashing import content_hash_or_none
+
+if TYPE_CHECKING:
+    from animate.spec import ClipSpec
 from motion.pose.fit import fit_image
 from motion.pose.media import VIDEO_SUFFIXES, list_images, read_image
 
@@ -377,3 +382,65 @@ def _pil(image: np.ndarray):
     from PIL import Image  # media library: loaded on use
 
     return Image.fromarray(image)
+
+
+def check_refine(spec: ClipSpec, label: str) -> None:
+    """The refine pass is a video-to-video clip of its own (video_input.refine_spec, with init_video's
+    enforce_inference_steps): it must run a denoising step, and its stretched schedule fit the scheduler."""
+    import dataclasses
+
+    if spec.refine is None:
+        return
+    second = refine_spec(spec)
+    steps, strength = second.steps, second.init_video.strength
+    if not second.init_video.enforce_inference_steps:
+        if int(steps * strength) < 1:
+            raise ConfigError(f"refine: {steps} steps × strength {strength:g} runs no denoising step (with "
+                              "init_video.enforce_inference_steps: false diffusers runs int(steps × strength))",
+                              where=label, hint="raise refine.steps or refine.strength, or set "
+                                                "init_video.enforce_inference_steps: true")
+        return
+    length = int(steps / strength)
+    try:
+        check_steps(dataclasses.replace(second, steps=length), label)
+    except ConfigError as exc:
+        raise ConfigError(f"refine: {steps} steps at strength {strength:g} need a {length}-step schedule, and "
+                          f"{exc.message}", where=label, hint="raise refine.strength or lower refine.steps") from None
+
+
+class VideoToVideo(Conditioning):
+    """`init_video:` (and `refine:`): the clip starts from a source video's frames, sampled by time and fitted
+    (AnimateDiffVideoToVideoPipeline, or its ControlNet variant with a pose); a refine pass follows as a second
+    video-to-video clip (`finish`)."""
+
+    field = "init_video"
+
+    def active(self, spec) -> bool:  # a refine pass alone is a video-to-video pass after the first
+        return spec.init_video is not None or spec.refine is not None
+
+    def check(self, spec, label: str) -> None:
+        check(spec, label)
+        check_refine(spec, label)
+
+    def key(self, spec, identity: dict) -> None:  # sampled by time from the source's bytes, like a pose video
+        if spec.init_video is None:
+            return
+        source = identity["init_video"]["source"]
+        identity["init_video"] = {**identity["init_video"], "source": {"content": content_hash_or_none(source)}}
+        identity["fps"] = spec.fps
+
+    def inputs(self, spec) -> SourceFrames | None:
+        return sample(spec) if spec.init_video is not None else None
+
+    def pipeline(self, renderer, stack, spec, pipe):
+        if spec.init_video is None or spec.keyframes is not None:  # (check refuses keyframes with a video)
+            return pipe
+        return video_pipeline(stack.pipe, pipe.controlnet if spec.pose is not None else None, renderer.dtype)
+
+    def arguments(self, spec, inputs, kwargs: dict) -> dict:
+        if spec.init_video is None:
+            return kwargs
+        return video_kwargs(kwargs, spec, inputs.images if isinstance(inputs, SourceFrames) else inputs)
+
+
+VIDEO = VideoToVideo()

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from animate.errors import AnimateError, ConfigError, ModelError, OutputError, PoseError
+from animate.errors import AnimateError, ConfigError, ModelError, OutputError
 from animate.models.family import base_family
 from animate.models.fit import check_family
 from animate.run.limits import Limits, check_limits
@@ -24,12 +24,11 @@ from animate.models.weights import read_safetensors_keys
 from animate.models.sources import cached_hub_file
 from animate.models.schedulers import check_steps
 from animate.encode import check_output
-from animate.models.family import motion_max_frames
 from animate.models.weights import check_weights
-from animate.rendering import video_input
-from animate.rendering.keyframes import check_keyframes
 from motion.errors import MotionError
 from motion.loras import check_slot, inspect_lora, pick_weight_name
+from animate.rendering.keyframes import KEYFRAMES
+from animate.rendering.variants import active
 
 if TYPE_CHECKING:
     from animate.spec import ClipSpec, Script
@@ -53,18 +52,16 @@ def check_specs(specs: list[ClipSpec], *, reachable: bool = True, out: str | os.
             check_outputs(spec, label)
         with problems.collect():
             check_steps(spec, label)
-        with problems.collect():
-            video_input.check(spec, label)
-            check_refine(spec, label)
-        if spec.pose:
-            with problems.collect():
-                check_pose(spec, label)
+        for conditioning in active(spec):  # pose, keyframes, video-to-video: each variant's own checks
+            if conditioning is not KEYFRAMES:
+                with problems.collect():
+                    conditioning.check(spec, label)
         check_sources(spec, label, reachable=reachable, seen=seen, problems=problems)
-        if spec.keyframes:
+        if KEYFRAMES.active(spec):  # after the sources: the SparseCtrl model's config is read
             with problems.collect():
-                check_keyframes(spec, label, motion_max=motion_max_frames(spec.motion_adapter))
+                KEYFRAMES.check(spec, label)
         with problems.collect():
-            check_family(spec, label)
+            check_family(spec, label, [model for c in active(spec) for model in c.models(spec)])
     if out is not None:
         with problems.collect():
             check_output_root(Path(out), planned_bytes)
@@ -129,79 +126,6 @@ def check_outputs(spec: ClipSpec, label: str) -> None:
 
 
 # ------------------------------------------------------------------ conditioning
-
-def check_refine(spec: ClipSpec, label: str) -> None:
-    """The refine pass is a video-to-video clip of its own (video_input.refine_spec, with init_video's
-    enforce_inference_steps): it must run a denoising step, and its stretched schedule fit the scheduler."""
-    import dataclasses
-
-    from animate.rendering.video_input import refine_spec  # loads torch: light commands import this module
-
-    if spec.refine is None:
-        return
-    second = refine_spec(spec)
-    steps, strength = second.steps, second.init_video.strength
-    if not second.init_video.enforce_inference_steps:
-        if int(steps * strength) < 1:
-            raise ConfigError(f"refine: {steps} steps × strength {strength:g} runs no denoising step (with "
-                              "init_video.enforce_inference_steps: false diffusers runs int(steps × strength))",
-                              where=label, hint="raise refine.steps or refine.strength, or set "
-                                                "init_video.enforce_inference_steps: true")
-        return
-    length = int(steps / strength)
-    try:
-        check_steps(dataclasses.replace(second, steps=length), label)
-    except ConfigError as exc:
-        raise ConfigError(f"refine: {steps} steps at strength {strength:g} need a {length}-step schedule, and "
-                          f"{exc.message}", where=label, hint="raise refine.strength or lower refine.steps") from None
-
-
-def check_pose(spec: ClipSpec, label: str) -> None:
-    """The pose source as the render reads it, short of drawing or detecting: its kind and options, its keypoints
-    (JSON, keyframes) and how its frames map onto the clip's (motion.pose.timing). A source of another length
-    without `source_fps`, or too short, is refused here with the render's own line, not after the plan."""
-    from motion.errors import PoseSourceError
-    from motion.pose import _kind, frames_to_extract
-    from motion.pose.coverage import check_extent, keypoint_extent
-    from motion.pose.fit import check_fit
-    from motion.pose.media import VIDEO_SUFFIXES, list_images, video_info
-    from motion.pose.sources import KEYPOINT_SOURCES, SPECK_FIXES, _options
-    from motion.pose.timing import source_indices
-
-    from animate.rendering.renderer import pose_arguments  # loads torch: light commands import this module
-
-    args = pose_arguments(spec)
-    source, kind, cache_dir = args.pop("source"), args.pop("kind"), args.pop("cache_dir")
-    try:
-        kind = _kind(source, kind)
-        where = "pose keyframes" if kind == "keyframes" else f"pose source {source}"
-        if kind in ("keyframes", "openpose-json"):  # keypoints are cheap to read: the render's own code
-            poses, threshold = KEYPOINT_SOURCES[kind](source, **args)
-            check_extent(keypoint_extent(poses, threshold, spec.width, spec.height), where=where,
-                         width=spec.width, height=spec.height, fix=SPECK_FIXES[kind])
-            return
-        frames, fps = args.pop("frames"), args.pop("fps")
-        check_fit(args.pop("fit"), where=where)
-        for key in ("width", "height"):
-            args.pop(key)
-        if kind == "person-video":  # (motion.pose.sources.person_video_points' options)
-            _options(args, {"overrun": "error", "threshold": None, "smooth": None, "complexity": None}, where)
-            frames_to_extract(source, frames=frames, fps=fps, width=spec.width, height=spec.height,
-                              fit=spec.pose.fit, cache_dir=cache_dir, kind=kind, **args)
-            return
-        o = _options(args, {"source_fps": None, "overrun": "error"}, where)  # (skeleton_frames' options)
-        path = Path(source)
-        if path.is_dir():
-            count, rate = len(list_images(path)), o["source_fps"]
-        elif path.suffix.lower() in VIDEO_SUFFIXES:
-            info = video_info(path)
-            count, rate = info.frames, o["source_fps"] or info.fps
-        else:
-            return  # one image: a still pose for every frame
-        if count:
-            source_indices(frames, fps, count, rate, overrun=o["overrun"], where=where)
-    except PoseSourceError as exc:
-        raise PoseError(str(exc), where=f"{label}: pose.source") from None
 
 
 # ------------------------------------------------------------------ model sources

@@ -28,8 +28,9 @@ from animate.util.hashing import content_hash_or_none
 from animate.outputs.layout import Manifest, OutputLayout, canonical_json, hash_resolved, measure
 from animate.spec.clipspec import labeled_sources
 from animate.encode import extension
-from animate.rendering.keyframes import content_hashes
 from motion.context import resolved_blend
+from animate.rendering.variants import active
+from animate.util.hashing import source_identity
 
 # Fields of ClipSpec.to_dict() that do not change a single rendered frame.
 NOT_IN_RENDER_KEY = ("name", "multi_seed", "outputs", "script", "preset", "fuse", "decode_chunk", "fps")
@@ -98,41 +99,15 @@ def render_identity(spec, dtype: str) -> dict:
     """What the render key hashes: plain data without a single path."""
     data = {k: v for k, v in spec.to_dict().items() if k not in NOT_IN_RENDER_KEY}
     # An adapter's name is a label (PEFT loads it under its own name); its source, weight, kind and order count.
-    data["adapters"] = [{k: _identity(v) if k == "source" else v for k, v in adapter.items() if k != "name"}
+    data["adapters"] = [{k: source_identity(v) if k == "source" else v for k, v in adapter.items() if k != "name"}
                         for adapter in data["adapters"]]
-    data["model"], data["motion_adapter"] = _identity(data["model"]), _identity(data["motion_adapter"])
+    data["model"], data["motion_adapter"] = source_identity(data["model"]), source_identity(data["motion_adapter"])
     _without_unset_additions(data)
     if data.get("unet") is not None:
-        data["unet"] = _identity(data["unet"])
-    if data.get("pose"):
-        source = data["pose"]["source"]  # a file or folder of poses, or keypoints written in the script
-        data["pose"] = {**data["pose"], "controlnet": _identity(data["pose"]["controlnet"]),
-                        "source": {"content": content_hash_or_none(source)} if isinstance(source, str) else source}
-        data["fps"] = spec.fps  # a pose video is sampled by time
-    if data.get("keyframes") is not None:
-        data["keyframes"] = {**data["keyframes"], "sparsectrl": _identity(data["keyframes"]["sparsectrl"]),
-                             "images": content_hashes(spec)}
-    if data.get("init_video") is not None:  # sampled by time from the source's bytes, like a pose video
-        source = data["init_video"]["source"]
-        data["init_video"] = {**data["init_video"], "source": {"content": content_hash_or_none(source)}}
-        data["fps"] = spec.fps
+        data["unet"] = source_identity(data["unet"])
+    for conditioning in active(spec):  # pose, keyframes, init video: their sources by content, and the fps
+        conditioning.key(spec, data)
     data["dtype"] = dtype
-    return data
-
-
-def _identity(source: dict | None) -> dict | None:
-    """A source as far as frames care: a hub id with its revision and file, or a local source's content, never its
-    path (nor its file's name). A `sha256` pin only guards the same bytes and `role` is a registry hint, so adding
-    either re-renders nothing; a local `config:` folder counts by its content too."""
-    if source is None:
-        return None
-    data = {k: v for k, v in source.items() if k not in ("sha256", "role")}
-    if data["kind"] != "hub":
-        ref, name = Path(data.pop("ref")), data.pop("weight_name", None)
-        data["content"] = content_hash_or_none(ref / name if name else ref)
-    config = data.get("config")
-    if config and Path(config).is_absolute():  # resolution made a local config folder absolute; a hub id is not
-        data["config"] = {"content": content_hash_or_none(config)}
     return data
 
 

@@ -15,7 +15,8 @@ from animate.models.fit import family_warnings
 from animate.models.sources import hub_offline, hub_snapshot, is_cached
 from animate.models.weights import parameter_count
 from animate.outputs.framestore import human_bytes
-from animate.rendering.renderer import pick_device, pose_arguments
+from animate.rendering.renderer import pick_device
+from animate.rendering.pose import pose_arguments
 from animate.rendering.video_input import refine_spec
 from motion.context import SPLIT_FROM_FRAMES, context_plan, splits_long_clip
 from motion.errors import MotionError, PoseSourceError

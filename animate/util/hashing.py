@@ -186,3 +186,19 @@ def content_hash_or_none(path: str | os.PathLike) -> str | None:
         return content_hash(path)
     except OSError:
         return None
+
+
+def source_identity(source: dict | None) -> dict | None:
+    """A source as far as frames care: a hub id with its revision and file, or a local source's content, never its
+    path (nor its file's name). A `sha256` pin only guards the same bytes and `role` is a registry hint, so adding
+    either re-renders nothing; a local `config:` folder counts by its content too."""
+    if source is None:
+        return None
+    data = {k: v for k, v in source.items() if k not in ("sha256", "role")}
+    if data["kind"] != "hub":
+        ref, name = Path(data.pop("ref")), data.pop("weight_name", None)
+        data["content"] = content_hash_or_none(ref / name if name else ref)
+    config = data.get("config")
+    if config and Path(config).is_absolute():  # resolution made a local config folder absolute; a hub id is not
+        data["config"] = {"content": content_hash_or_none(config)}
+    return data

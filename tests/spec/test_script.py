@@ -260,8 +260,8 @@ def test_json_and_toml_positions():
 
 
 def test_pose_options_reach_the_pose_source(monkeypatch, tmp_path):
-    import animate.rendering.renderer
-    from animate.rendering.renderer import load_pose_frames
+    import animate.rendering.pose
+    from animate.rendering.pose import load_pose_frames
 
     seen = {}
 
@@ -269,7 +269,7 @@ def test_pose_options_reach_the_pose_source(monkeypatch, tmp_path):
         seen.update(kw, source=source)
         return []
 
-    monkeypatch.setattr(animate.rendering.renderer, "pose_frames", pose_frames)  # where the renderer looks it up
+    monkeypatch.setattr(animate.rendering.pose, "pose_frames", pose_frames)  # where the pose variant looks it up
     (tmp_path / "dance.mp4").write_bytes(b"")  # checked to exist; never read here
     spec = spec_from_fields(dict(preset="tiny", prompt="x", pose={
         "source": "dance.mp4", "complexity": 2, "smooth": False, "threshold": 0.5}), base_dir=tmp_path)[0]

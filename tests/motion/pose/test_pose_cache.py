@@ -4,9 +4,9 @@ from click.testing import CliRunner
 from PIL import Image
 
 import animate.commands.poses
-import animate.rendering.renderer
+import animate.rendering.pose
 from animate.cli import main
-from animate.rendering.renderer import load_pose_frames
+from animate.rendering.pose import load_pose_frames
 from animate.spec import spec_from_fields
 
 
@@ -35,7 +35,7 @@ def test_a_person_video_goes_to_the_same_cache_from_both(kit, tmp_path, monkeypa
 
     # Patched where `animate poses` and the renderer look them up.
     monkeypatch.setattr(animate.commands.poses, "pose_keypoints", keypoints)
-    monkeypatch.setattr(animate.rendering.renderer, "pose_frames", drawn)
+    monkeypatch.setattr(animate.rendering.pose, "pose_frames", drawn)
     result = poses_command(video, tmp_path / "out", "--kind", "person-video")
     assert result.exit_code == 0, result.output
     load_pose_frames(pose_spec(video, kind="person-video"))

@@ -265,7 +265,7 @@ def test_check_tells_how_many_frames_the_detector_will_see(tmp_path, fake_detect
     from click.testing import CliRunner
 
     from animate.cli import main
-    from animate.rendering.renderer import load_pose_frames
+    from animate.rendering.pose import load_pose_frames
     from animate.spec import load_script, resolve
 
     rng = np.random.default_rng(abs(hash(str(tmp_path))) % 2**32)  # content (and cache key) of its own
