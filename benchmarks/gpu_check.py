@@ -409,7 +409,7 @@ def plain_pipe(ctx: Ctx, dtype):
 def plain_render(ctx: Ctx, pipe, spec):
     import torch
 
-    from animate.rendering.renderer import to_uint8
+    from animate.rendering.decode import to_uint8
 
     clean(ctx.device)
     weights = live_bytes(ctx.device)
@@ -485,7 +485,7 @@ def host_decode(vae, latents, dtype, chunk: int):
     import torch
     from diffusers.video_processor import VideoProcessor
 
-    from animate.rendering.renderer import to_uint8
+    from animate.rendering.decode import to_uint8
 
     processor = VideoProcessor(vae_scale_factor=8)
     flat = latents[0].permute(1, 0, 2, 3)

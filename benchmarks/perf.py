@@ -418,7 +418,7 @@ def section_cuda_paths(r, kit, rows: Rows, reps: int) -> None:
 
     from animate.rendering.fastpaths import frames_to_uint8
     from animate.rendering.memory import chunk_feed_forward, unchunk_feed_forward
-    from animate.rendering.renderer import to_uint8
+    from animate.rendering.decode import to_uint8
 
     if kit.size == "tiny":  # the same at every model size: once
         torch.manual_seed(0)

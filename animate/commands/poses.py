@@ -44,7 +44,6 @@ def contact_sheet(frames, *, thumb: int = 128, gap: int = 2):
 
 
 def _load_keyframes(path: Path) -> dict:
-
     text = path.read_text()
     data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
     if not isinstance(data, dict):
@@ -87,8 +86,6 @@ def poses(source, out, frames, fps, width, height, fit, kind, source_fps, overru
     keypoints in output pixels as OpenPose COCO-18 frames, ready for a pose editor or a `pose:` source."""
 
     from PIL import Image  # media library: loaded on use
-
-
 
     given = {"source_fps": source_fps, "overrun": overrun, "canvas": canvas, "threshold": threshold,
              "smooth": False if no_smooth else None, "complexity": complexity}

@@ -86,7 +86,6 @@ def read_record(path: Path) -> dict:
 def replay(file, out, formats, device, dtype, quiet):
     """Re-render the clip that FILE (an output or its .json sidecar) was made from."""
 
-
     spec = spec_from_record(read_record(file))
     if formats:
         spec = replace(spec, outputs={f.strip(): {} for f in formats.split(",") if f.strip()})

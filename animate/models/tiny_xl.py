@@ -44,7 +44,6 @@ def _text_encoders():
     # torch stack: kept out of light commands
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
-
     tokenizer, vocab_size = make_tokenizer()
     tokenizer_2, _ = make_tokenizer()
 
@@ -64,7 +63,6 @@ def _text_encoders():
 def _unet():
     from diffusers import UNet2DConditionModel  # torch stack: kept out of light commands
 
-
     seeded(22)
     return UNet2DConditionModel(
         block_out_channels=UNET_CHANNELS, layers_per_block=2, sample_size=32, in_channels=4, out_channels=4,
@@ -79,7 +77,6 @@ def _unet():
 
 def _vae():
     from diffusers import AutoencoderKL  # torch stack: kept out of light commands
-
 
     seeded(23)
     # SDXL's VAE config: its own scaling factor, and force_upcast (the stock weights overflow in fp16).
@@ -103,7 +100,6 @@ def _scheduler():
 def _motion_adapter():
     from diffusers import MotionAdapter  # torch stack: kept out of light commands
 
-
     seeded(24)
     return MotionAdapter(block_out_channels=UNET_CHANNELS, motion_layers_per_block=2, motion_norm_num_groups=2,
                          motion_num_attention_heads=4, motion_max_seq_length=32, use_motion_mid_block=False)
@@ -114,7 +110,6 @@ def build_xl(dest: Path) -> Path:
     import torch  # torch stack: kept out of light commands
     from diffusers import StableDiffusionXLPipeline  # torch stack: kept out of light commands
     from safetensors.torch import save_file  # torch stack: kept out of light commands
-
 
     dest = Path(dest)
     text_encoder, text_encoder_2, tokenizer, tokenizer_2 = _text_encoders()

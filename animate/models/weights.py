@@ -184,7 +184,6 @@ def read_safetensors_keys(path: str | os.PathLike) -> list[str]:
     """Tensor names of a .safetensors file, reading only its header (judged first: animate.models.weights)."""
     from safetensors import safe_open  # torch stack: kept out of light commands
 
-
     check_safetensors_header(path)
 
     try:

@@ -40,7 +40,6 @@ def _fps_from_metadata(text: str | None) -> float | None:
 def _read_folder(path: Path) -> tuple[np.ndarray, float]:
     import cv2  # media library: loaded on use
 
-
     files = sorted(path.glob("*.png"))
     if not files:
         raise EncodeError(f"folder {str(path)!r} holds no .png frames", where="encode INPUT")

@@ -74,7 +74,6 @@ def keyframe_images(spec) -> list:
     import numpy as np  # media library: loaded on use
     from PIL import Image  # media library: loaded on use
 
-
     kf = spec.keyframes
     out = []
     for k in sorted(kf.images):
@@ -96,7 +95,6 @@ def sparse_pipeline(renderer, stack, spec):
     """AnimateDiffSparseControlNetPipeline sharing every component of the stack's pipeline."""
     import torch  # torch stack: kept out of light commands
     from diffusers import AnimateDiffSparseControlNetPipeline  # torch stack: kept out of light commands
-
 
     net = load_sparsectrl(renderer, stack, spec)
     # from_pipe casts the shared components to its dtype (fp32 unless told): keep the run's; the VAE stays fp32.
@@ -131,7 +129,6 @@ def _encode_in_vae_dtype(vae) -> None:
 def load_sparsectrl(renderer, stack, spec):
     """The clip's SparseCtrl model, loaded once per stack (as the pose ControlNets are)."""
     from diffusers import SparseControlNetModel  # torch stack: kept out of light commands
-
 
     src: Source = spec.keyframes.sparsectrl
     key = ("sparsectrl",) + src.key()

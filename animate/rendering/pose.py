@@ -43,7 +43,6 @@ def load_pose_frames(spec: ClipSpec) -> list:
     """The pose conditioning images for a clip (cached by the pose layer)."""
     from PIL import Image  # media library: loaded on use
 
-
     try:
         args = pose_arguments(spec)
         frames = pose_frames(args.pop("source"), **args)
@@ -63,7 +62,6 @@ def check_pose(spec: ClipSpec, label: str) -> None:
     from motion.pose.media import VIDEO_SUFFIXES, list_images, video_info
     from motion.pose.sources import KEYPOINT_SOURCES, SPECK_FIXES, _options
     from motion.pose.timing import source_indices
-
 
     args = pose_arguments(spec)
     source, kind, cache_dir = args.pop("source"), args.pop("kind"), args.pop("cache_dir")

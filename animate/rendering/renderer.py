@@ -13,7 +13,7 @@ from animate.rendering.memory import MemoryLadder, free_memory, is_out_of_memory
 from animate.rendering.memory import split_sizes as unet_split_sizes
 from animate.models.sources import check_reachable, hub_commit
 from animate.models.weights import read_safetensors_keys
-from animate.rendering.numeric import frames_fault, latents_fault
+from animate.rendering.numeric import latents_fault
 from animate.models.schedulers import build_scheduler
 from animate.spec import ClipSpec
 from animate.spec.clipspec import labeled_sources
@@ -21,94 +21,20 @@ from animate.rendering.loading import check_before_load, safetensors_only, short
 from animate.models.family import has_free_noise, pipeline_class, render_family
 from animate.rendering.loading import load_full_unet, restore_added_embedding
 from animate.rendering import video_input
-from animate.rendering.fastpaths import (cache_text_embeddings, compile_unet, fit_decode_chunk,
-                                         frames_to_uint8, quick_dtype_and_device, set_cpu_threads, set_eager,
-                                         strip_motion_adapter)
+from animate.rendering.fastpaths import (cache_text_embeddings, compile_unet, quick_dtype_and_device, set_cpu_threads,
+                                         set_eager, strip_motion_adapter)
 from animate.rendering.keyframes import keyframe_rng
-from animate.rendering.video_input import after_call, denoising_steps as video_steps
+from animate.rendering.video_input import after_call
 from motion.adapters import load_motion_adapter
-from motion.context import LoopShift, context_plan, loop_closure, repeat_context_latents, split_sizes
+from motion.context import context_plan, loop_closure, repeat_context_latents, split_sizes
 from motion.errors import MotionError
 from motion.freenoise import install_one_window_path
 from motion.loras import LoraMixer, is_scheduled, load_lora, weight_at
 from motion.unet_windows import can_defer, compact_prompts, set_unet_windows
 from animate.rendering.variants import active
-
-
-def pick_device(requested: str | None = None) -> str:
-    """cuda > mps > cpu, unless the user named one (checked, so a typo is one clear line)."""
-    import torch  # torch stack: kept out of light commands
-
-    if requested and requested != "auto":
-        try:
-            device = torch.device(requested)
-        except (RuntimeError, ValueError):
-            raise ConfigError(f"unknown device {requested!r}", where="--device",
-                              hint="use auto, cpu, cuda, cuda:N or mps") from None
-        if device.type == "cuda":
-            count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-            if count == 0 or (device.index or 0) >= count:
-                raise ConfigError(f"device {requested!r} is not available here ({count} CUDA device(s))",
-                                  where="--device", hint="use --device cpu or auto")
-        elif device.type == "mps":
-            if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-                raise ConfigError("device 'mps' is not available here", where="--device",
-                                  hint="use --device cpu or auto")
-        elif device.type != "cpu":
-            raise ConfigError(f"unsupported device {requested!r}", where="--device",
-                              hint="use auto, cpu, cuda, cuda:N or mps")
-        return requested
-    if torch.cuda.is_available():
-        return "cuda"
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
-
-
-DTYPES = {"fp32": "float32", "float32": "float32", "fp16": "float16", "float16": "float16",
-          "bf16": "bfloat16", "bfloat16": "bfloat16"}
-
-
-def pick_dtype(device: str, requested: str | None = None):
-    """fp16 on GPUs, fp32 on CPU (safe default), unless the user named one."""
-    import torch  # torch stack: kept out of light commands
-
-    if requested and requested != "auto":
-        try:
-            return getattr(torch, DTYPES[requested])
-        except KeyError:
-            raise ConfigError(f"unknown dtype {requested!r}", where="--dtype",
-                              hint="use fp32, fp16, bf16 or auto") from None
-    return torch.float16 if device.startswith(("cuda", "mps")) else torch.float32
-
-
-def dtype_name(dtype) -> str:
-    """torch.float16 → fp16 (the names --dtype takes)."""
-    return {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}.get(str(dtype).replace("torch.", ""),
-                                                                            str(dtype))
-
-
-def safer_dtype(dtype):
-    """The precision a numeric fault is retried in: fp32 after fp16 or bf16; None when already fp32."""
-    import torch  # torch stack: kept out of light commands
-
-    return None if dtype == torch.float32 else torch.float32
-
-
-def _float32():
-    import torch  # torch stack: kept out of light commands
-
-    return torch.float32
-
-
-def decode_dtype(family: str, vae, dtype):
-    """The VAE's dtype, as diffusers' own pipelines decode: SD1.5 in the run's dtype (fp16 on GPUs, whatever its
-    config's `force_upcast` says: AnimateDiffPipeline ignores it); SDXL in fp32 where its config asks for the
-    upcast (the SDXL VAE overflows in fp16). A chunk that still comes out NaN/inf or flat is decoded again in
-    fp32 (Renderer._decode)."""
-    if family == "sdxl" and getattr(vae.config, "force_upcast", False):
-        return _float32()
-    return dtype
+from animate.rendering.device import float32, decode_dtype, dtype_name, pick_device, pick_dtype, safer_dtype
+from animate.rendering.steps import Steps, denoising_steps  # noqa: F401  (denoising_steps: the planner's import)
+from animate.rendering.decode import decode_latents
 
 
 @dataclass
@@ -181,8 +107,6 @@ class Renderer:
         return stack
 
     def _build_stack(self, spec: ClipSpec) -> Stack:
-
-
         if self.quiet_loading:
             import diffusers  # torch stack: kept out of light commands
             import transformers  # torch stack: kept out of light commands
@@ -353,7 +277,6 @@ class Renderer:
         carries per-frame prompt conditioning."""
         from motion.travel import interpolation_callback  # loads torch: the planner imports this module
 
-
         max_len = int(getattr(pipe.unet.config, "motion_max_seq_length", 32) or 32)
         c = spec.context
         try:
@@ -433,7 +356,7 @@ class Renderer:
                 decoded = None
                 release_heap()  # the denoising steps' freed buffers, before decoding holds the frames
                 if fault is None:
-                    decoded, fault = self._decode(stack.pipe, latents, spec, keep_float)
+                    decoded, fault = decode_latents(self, stack.pipe, latents, spec, keep_float)
                 latents = None
                 release_heap()
                 if fault is None:
@@ -521,9 +444,8 @@ class Renderer:
         errors; each attempt gets a fresh callback (loop offset and pose scale back at step 0)."""
         import torch  # torch stack: kept out of light commands
 
-
         while True:
-            steps = _Steps(self, spec, pipe)
+            steps = Steps(self, spec, pipe)
             try:
                 with torch.inference_mode(), keyframe_rng(spec, self.device):
                     return pipe(**kwargs, callback_on_step_end=steps).frames, steps
@@ -541,7 +463,7 @@ class Renderer:
             if self.ladder.step(pipe) is None:
                 raise OutOfMemory(f"out of memory while denoising {spec.stem} at {spec.width}x{spec.height}, "
                                   f"{spec.frames} frames, after trying {self.ladder.tried()}",
-                                  hint="lower frames or size" + ("" if self.dtype != _float32() else
+                                  hint="lower frames or size" + ("" if self.dtype != float32() else
                                                                  ", or use --dtype fp16"))
             kwargs.update(self._noise_kwargs(pipe, spec))  # same noise on retry
             self._restart_schedule(spec)
@@ -557,155 +479,10 @@ class Renderer:
         """Latents → (uint8 frames F×H×W×3, the [0,1] floats only when asked, info) with the fp32 VAE;
         NumericFaultError on NaN/inf or flat frames."""
         fault = latents_fault(latents)
-        decoded, fault = (None, fault) if fault else self._decode(pipe, latents, spec, keep_float)
+        decoded, fault = (None, fault) if fault else decode_latents(self, pipe, latents, spec, keep_float)
         if fault:
             raise NumericFaultError(f"clip {spec.name} seed {spec.seed}: {fault}")
         return decoded
-
-    def _decode(self, pipe, latents, spec: ClipSpec, keep_float: bool = False) -> tuple[tuple | None, str | None]:
-        """((uint8 frames, floats or None, info), None), or (None, what is wrong) when a decoded chunk is NaN/inf
-        or flat even in fp32. A chunk at a time, in the stack's decode dtype (fp16 for SD1.5 on GPUs, as diffusers
-        decodes): a chunk that comes out NaN/inf or flat in half precision is decoded again in fp32, and so are
-        the chunks after it. Each chunk becomes uint8 on the device and only then moves to the CPU (a quarter of
-        the float bytes), so the device holds one chunk and CPU memory no float copy of the clip. On
-        out-of-memory chunks halve, and at one frame the memory ladder goes down a rung."""
-        import torch  # torch stack: kept out of light commands
-
-        vae = pipe.vae
-        # The VAE's own device says cpu when offloaded; only then ask the pipeline (its _execution_device walks
-        # every module: ~70 ms a clip on a small model).
-        device = (getattr(pipe, "_execution_device", None) if self.ladder.offloaded else None) or vae.device
-        stack = self.stacks.get(self._stack_key(spec))
-        wanted = stack.decode_dtype if stack is not None and stack.decode_dtype is not None else vae.dtype
-        dtype = wanted
-        vae.to(dtype=dtype)  # a no-op unless a video or keyframe clip left it in fp32 for encoding
-        # The same arithmetic as diffusers' AnimateDiffPipeline.decode_latents, chunk by chunk (scaled per chunk:
-        # a scaled copy of a long clip's latents would outweigh its frames on a VAE that downsamples 2×).
-        scale = 1 / vae.config.scaling_factor
-        flat = latents[0].permute(1, 0, 2, 3)  # (frames, C, h, w): one video per call
-
-        chunk = fit_decode_chunk(spec.decode_chunk, vae, str(device), spec.height, spec.width)
-        floats, start, info = [], 0, {}
-        done = None  # the clip's uint8 frames, filled chunk by chunk (no list of chunks to join: 2× the bytes)
-        try:
-            while start < len(flat):
-                out_of_memory = False
-                try:
-                    with torch.inference_mode():
-                        z = (scale * flat[start:start + chunk].to(torch.float32)).to(device, dtype)
-                        piece = vae.decode(z).sample
-                        z = None
-                        fault = frames_fault(piece, start)
-                        if fault is None:
-                            frames, part = frames_to_uint8(piece, keep_float)
-                except RuntimeError as exc:
-                    if not is_out_of_memory(exc):
-                        raise
-                    out_of_memory = True
-                piece = z = None
-                if out_of_memory:
-                    free_memory(self.device)
-                    if chunk > 1:
-                        chunk = max(1, chunk // 2)
-                    elif self.ladder.step(pipe) is None:
-                        done = floats = flat = None  # the error's traceback would keep them alive
-                        raise OutOfMemory(f"out of memory decoding {spec.stem} even one frame at a time, after "
-                                          f"trying {self.ladder.tried()}", hint="lower the size")
-                    continue
-                if fault is not None:
-                    if dtype == torch.float32:
-                        return None, fault
-                    # Half precision overflowed: this chunk and the rest in fp32 (fp16 → fp32 → fp16 is exact).
-                    info["decode_retry"] = {"fault": fault, "dtype": dtype_name(dtype), "retried_in": "fp32"}
-                    dtype = torch.float32
-                    vae.to(dtype=dtype)
-                    continue
-                if done is None:
-                    done = np.empty((len(flat), *frames.shape[1:]), np.uint8)
-                done[start:start + len(frames)] = frames
-                if keep_float:
-                    floats.append(part)
-                start += len(frames)
-        finally:
-            if dtype != wanted:
-                vae.to(dtype=wanted)
-        info["decode_chunk"] = chunk
-        info["decode_dtype"] = dtype_name(dtype)
-        return (done, np.concatenate(floats) if keep_float else None, info), None
-
-
-def denoising_steps(spec: ClipSpec) -> int:
-    """UNet passes a clip takes: its steps, once per FreeInit iteration (fast: 1/n, 2/n … of the steps)."""
-    if spec.init_video is not None:
-        return video_steps(spec)
-    fi = spec.free_init
-    if not fi or fi.iters <= 1:
-        return spec.steps
-    if fi.fast:
-        return sum(max(1, int(spec.steps / fi.iters * (i + 1))) for i in range(fi.iters))
-    return spec.steps * fi.iters
-
-
-class _Steps:
-    """The per-step callback of one clip: weight schedules and the pose-scale schedule for the next step, the
-    loop's frame roll, progress. FreeInit runs the steps once per iteration; each starts again at progress 0."""
-
-    def __init__(self, renderer: Renderer, spec: ClipSpec, pipe):
-        self.renderer, self.spec, self.done = renderer, spec, 0
-        self.total = denoising_steps(spec)
-        self.iteration, self.iterations = 0, spec.free_init.iters if spec.free_init else 1
-        self.loop = LoopShift(spec.frames) if spec.loop else None
-        scale = spec.pose.scale if spec.pose else None
-        self.scale = scale if isinstance(scale, dict) else None
-        self.control_scale = weight_at(self.scale, 0, spec.steps) if self.scale else 1.0
-        self.hook = None
-        controlnet = getattr(pipe, "controlnet", None)
-        if controlnet is not None and (self.scale is not None or self.loop is not None):
-            self.hook = controlnet.register_forward_pre_hook(self._controlnet_inputs, with_kwargs=True)
-
-    def _controlnet_inputs(self, module, args, kwargs):
-        if self.scale is not None:
-            kwargs["conditioning_scale"] = kwargs["conditioning_scale"] * self.control_scale
-        if self.loop is not None:  # pose frames follow the rolled latents
-            kwargs["controlnet_cond"] = self.loop.roll_frames(kwargs["controlnet_cond"], 0, current=True)
-        return args, kwargs
-
-    def __call__(self, pipe, i, t, kw):
-        n = pipe.num_timesteps  # this FreeInit iteration's steps
-        following = i + 1 if i + 1 < n else 0  # the next step, or the first of the next iteration
-        ends_iteration = i + 1 >= n
-        if ends_iteration:
-            self.iteration += 1
-        schedule = self.renderer._schedule if not ends_iteration or self.iteration < self.iterations else None
-        if schedule is not None:
-            mixer, names, weights = schedule
-            mixer.set_weights(names, [weight_at(w, following, n) for w in weights])
-        if self.scale is not None:
-            self.control_scale = weight_at(self.scale, following, n)
-        if self.loop is not None:
-            shift = self.loop.shift_for(i + 1, n)
-            if shift:
-                self.loop.roll_scheduler(pipe.scheduler, shift, tuple(kw["latents"].shape))
-                kw["latents"] = self.loop.roll_latents(kw["latents"], shift)
-                if "prompt_embeds" in kw:
-                    kw["prompt_embeds"] = self.loop.roll_frames(kw["prompt_embeds"], shift)
-        self.done += 1
-        if self.renderer.on_step:  # some schedulers (PNDM) take one extra step: keep the bar within its total
-            self.renderer.on_step(self.spec, min(self.done, self.total), self.total)
-        if self.renderer.watch:
-            self.renderer.watch(self.spec, min(self.done, self.total), self.total, kw["latents"])
-        return kw
-
-    def close(self) -> None:
-        if self.hook is not None:
-            self.hook.remove()
-            self.hook = None
-
-
-def to_uint8(frames: np.ndarray) -> np.ndarray:
-    """[0,1] floats → uint8 the way diffusers' numpy_to_pil does (×255, round)."""
-    return np.ascontiguousarray((np.clip(frames, 0, 1) * 255).round().astype(np.uint8))
-
 
 def _join(head: str, text: str, tail: str) -> str:
     return ", ".join(p for p in (head, text, tail) if p)

@@ -290,7 +290,6 @@ def video_pipeline(stack_pipe, controlnet, dtype):
     # torch stack: kept out of light commands
     from diffusers import AnimateDiffVideoToVideoControlNetPipeline, AnimateDiffVideoToVideoPipeline
 
-
     if controlnet is None:
         pipe = derived_pipeline(AnimateDiffVideoToVideoPipeline, stack_pipe, torch_dtype=dtype)
     else:

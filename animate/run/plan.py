@@ -15,7 +15,7 @@ from animate.models.fit import family_warnings
 from animate.models.sources import hub_offline, hub_snapshot, is_cached
 from animate.models.weights import parameter_count
 from animate.outputs.framestore import human_bytes
-from animate.rendering.renderer import pick_device
+from animate.rendering.device import pick_device
 from animate.rendering.pose import pose_arguments
 from animate.rendering.video_input import refine_spec
 from motion.context import SPLIT_FROM_FRAMES, context_plan, splits_long_clip
@@ -123,8 +123,6 @@ def pose_report(spec: ClipSpec) -> dict:
     """Pose source kind and frame count against the clip's, without drawing anything; for a person video
     also how many of its frames still go to the detector and about how long that takes."""
 
-
-
     pose = spec.pose
     try:
         kind = pose.kind or detect_kind(pose.source)
@@ -172,7 +170,7 @@ def context_report(spec: ClipSpec) -> dict:
 
 def free_init_report(spec: ClipSpec) -> dict | None:
     """FreeInit's cost: the denoising passes it adds (its iterations × the steps)."""
-    from animate.rendering.renderer import denoising_steps
+    from animate.rendering.steps import denoising_steps
 
     if not spec.free_init:
         return None
@@ -212,10 +210,9 @@ def video_report(spec: ClipSpec) -> dict | None:
 
 def estimate(spec: ClipSpec, device: str, dtype: str) -> tuple[float, float]:
     """(seconds, GiB) for one clip: a rough guide, not a promise. FreeInit multiplies the denoising passes."""
-    from animate.rendering.renderer import denoising_steps
+    from animate.rendering.steps import denoising_steps
 
     if spec.refine:  # two passes: the clip, then the refine pass at its larger size
-
 
         s1, g1 = estimate(dataclasses.replace(spec, refine=None), device, dtype)
         s2, g2 = estimate(refine_spec(spec), device, dtype)
@@ -324,7 +321,6 @@ STATUS_TEXT = {"render": "render", "encode": "encode from stored frames", "recor
 
 def print_plan(specs: list[ClipSpec], *, jobs: list | None = None, device: str = "auto", dtype: str = "auto",
                out=None, store=None, events=None) -> dict:
-
 
     plan = build_plan(specs, jobs=jobs, device=device, dtype=dtype, out=out, store=store)
     if events is not None:

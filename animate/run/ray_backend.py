@@ -30,9 +30,10 @@ from animate import errors
 from animate.errors import AnimateError, ConfigError, RenderError
 from animate.events import ClipStart, Step
 from animate.run.jobs import Job, stack_key
-from animate.rendering.renderer import dtype_name
+from animate.rendering.device import dtype_name
 from animate.run.runner import POLL_S, Runner
-from animate.rendering.renderer import Renderer, pick_dtype
+from animate.rendering.renderer import Renderer
+from animate.rendering.device import pick_dtype
 from animate.spec import ClipSpec
 import logging
 from animate.run.ray_auth import auth_error, auth_refused, settle_auth, unreachable

@@ -22,7 +22,8 @@ from animate.outputs.records import Records, preview_path, write_preview
 from animate.encode import encode_with_report
 from animate.encode.reel import write_reel
 from animate.outputs.readback import read_frames
-from animate.rendering.renderer import Renderer, dtype_name, pick_device, pick_dtype
+from animate.rendering.renderer import Renderer
+from animate.rendering.device import dtype_name, pick_device, pick_dtype
 from animate.run.preflight import REEL_STEM, preflight
 from animate.run.plan import build_plan
 from animate.util.atomic import sweep_partials

@@ -195,7 +195,6 @@ def create_app(config: ServeConfig, queue: JobQueue | None = None) -> FastAPI:
     async def past_script(script: str, stem: str):
         """The YAML of a one-clip script that renders this recorded clip again (`animate render FILE`)."""
 
-
         found = contained(config.out, f"{script}/{stem}.json")
         spec = read_sidecar(found).get("spec") if found is not None else None
         if not spec:

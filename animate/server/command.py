@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from animate.errors import ConfigError
-from animate.rendering.renderer import pick_device
+from animate.rendering.device import pick_device
 from animate.run.limits import Limits
 from animate.server.config import MAX_BODY_BYTES, ServeConfig, is_local
 

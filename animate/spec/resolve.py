@@ -284,25 +284,72 @@ def resolve(script: Script, overrides: dict | None = None, *, only: list[str] | 
     return specs
 
 
-def _resolve_clip(name: str, f: dict, origin: dict, sites: _Sites, script: Script,
-                  preset_name: str | None) -> tuple[list[ClipSpec], list[str]]:
-    """One clip's ClipSpecs (one per seed) and its problems."""
-
-    base_dir = script.base_dir
-    problems: list[str] = []
+def _required_and_keys(f: dict, sites: _Sites, frames: int) -> list[str]:
+    """A clip's missing required fields and its travel keyframes past the last frame."""
+    problems = []
     if not f.get("model"):
         problems.append(f"{sites(('model',))}: required field is missing; set it in the clip or under defaults "
                         "(a hub id like owner/name, a folder, a .safetensors file, or `tiny` for the offline kit)")
     if not f.get("prompt"):
         problems.append(f"{sites(('prompt',))}: required field is missing; every clip needs a prompt (text, "
                         'or keyframes like {0: "...", 12: "..."})')
-    frames = int(f["frames"])
-    for key, label in (("prompt", "keyframe"), ("negative", "keyframe")):
+    for key in ("prompt", "negative"):
         value = f.get(key)
         if isinstance(value, dict):
             for k in sorted(k for k in value if k >= frames):
-                problems.append(f"{sites((key, k), key=True)}: {label} {k} is past the last frame ({frames - 1}); "
+                problems.append(f"{sites((key, k), key=True)}: keyframe {k} is past the last frame ({frames - 1}); "
                                 f"use keys below {frames} or raise `frames`")
+    return problems
+
+
+def _adapter(a: dict, src, sites: _Sites, origin: dict, problems: list[str]) -> Adapter | None:
+    """One adapter of the merged fields, its source resolved and its weight in ClipSpec's form."""
+    if a.get("source") is None:
+        problems.append(f"{sites(('adapters', a['name'], 'source'))}: required field is missing (adapter "
+                        f"{a['name']!r} has no source here, in defaults or in the preset)")
+        return None
+    s = src(a["source"], ("adapters", a["name"], "source"), layer=origin.get("adapters"))
+    if s is None:
+        return None
+    kind = a.get("kind") or ("lcm" if s.role == "lcm" or a["name"] == "lcm" else
+                             "motion" if s.role == "motion-lora" else "style")
+    weight = a.get("weight", 1.0)
+    if isinstance(weight, dict) and set(weight) == {"start", "end"}:
+        weight = (float(weight["start"]), float(weight["end"]))
+    elif isinstance(weight, dict):  # {progress: weight}, sorted by the schema
+        weight = {float(k): float(v) for k, v in weight.items()}
+    else:
+        weight = float(weight)
+    return Adapter(name=a["name"], source=s, kind=kind, weight=weight)
+
+
+def _pose(f: dict, src, sites: _Sites, origin: dict, base_dir, frames: int, problems: list[str]):
+    """The clip's pose with every default filled, its ControlNet resolved and its source found."""
+    # Fill the pose defaults (scale, start, end, fit) so the renderer and sidecar see every value.
+    p = {k: v for k, v in PoseSpec.model_construct().model_dump().items() if k != "source"}
+    p.update({k: v for k, v in dict(f["pose"]).items() if v is not None})
+    layer = origin.get("pose")
+    p["controlnet"] = src(p.get("controlnet", "openpose"), ("pose", "controlnet"), slot="controlnet",
+                          layer=layer)
+    if isinstance(p["source"], str):
+        given = p["source"]
+        p["source"], exists = local_path(base_dir, given)
+        if not exists:
+            problems.append(f"{sites(('pose', 'source'), layer)}: no such file or folder: {given!r} "
+                            "(relative paths resolve against the script's folder)")
+    else:
+        for k in sorted(k for k in p["source"] if k >= frames):
+            problems.append(f"{sites(('pose', 'source', k), key=True)}: pose keyframe {k} is past the last frame "
+                            f"({frames - 1}); use keys below {frames} or raise `frames`")
+    return Pose(**p)
+
+
+def _resolve_clip(name: str, f: dict, origin: dict, sites: _Sites, script: Script,
+                  preset_name: str | None) -> tuple[list[ClipSpec], list[str]]:
+    """One clip's ClipSpecs (one per seed) and its problems."""
+    base_dir = script.base_dir
+    frames = int(f["frames"])
+    problems: list[str] = _required_and_keys(f, sites, frames)
 
     def src(value, path: tuple, slot=None, layer="clip"):
         if isinstance(value, dict):
@@ -319,44 +366,8 @@ def _resolve_clip(name: str, f: dict, origin: dict, sites: _Sites, script: Scrip
     model = src(f["model"], ("model",), layer=origin.get("model")) if f.get("model") else None
     motion = src(f["motion_adapter"], ("motion_adapter",), slot="motion", layer=origin.get("motion_adapter"))
     unet = src(f["unet"], ("unet",), layer=origin.get("unet")) if f.get("unet") else None
-    adapters = []
-    for a in f.get("adapters") or []:
-        if a.get("source") is None:
-            problems.append(f"{sites(('adapters', a['name'], 'source'))}: required field is missing (adapter "
-                            f"{a['name']!r} has no source here, in defaults or in the preset)")
-            continue
-        s = src(a["source"], ("adapters", a["name"], "source"), layer=origin.get("adapters"))
-        if s is None:
-            continue
-        kind = a.get("kind") or ("lcm" if s.role == "lcm" or a["name"] == "lcm" else
-                                 "motion" if s.role == "motion-lora" else "style")
-        weight = a.get("weight", 1.0)
-        if isinstance(weight, dict) and set(weight) == {"start", "end"}:
-            weight = (float(weight["start"]), float(weight["end"]))
-        elif isinstance(weight, dict):  # {progress: weight}, sorted by the schema
-            weight = {float(k): float(v) for k, v in weight.items()}
-        else:
-            weight = float(weight)
-        adapters.append(Adapter(name=a["name"], source=s, kind=kind, weight=weight))
-    pose = None
-    if f.get("pose"):
-        # Fill the pose defaults (scale, start, end, fit) so the renderer and sidecar see every value.
-        p = {k: v for k, v in PoseSpec.model_construct().model_dump().items() if k != "source"}
-        p.update({k: v for k, v in dict(f["pose"]).items() if v is not None})
-        layer = origin.get("pose")
-        p["controlnet"] = src(p.get("controlnet", "openpose"), ("pose", "controlnet"), slot="controlnet",
-                              layer=layer)
-        if isinstance(p["source"], str):
-            given = p["source"]
-            p["source"], exists = local_path(base_dir, given)
-            if not exists:
-                problems.append(f"{sites(('pose', 'source'), layer)}: no such file or folder: {given!r} "
-                                "(relative paths resolve against the script's folder)")
-        else:
-            for k in sorted(k for k in p["source"] if k >= frames):
-                problems.append(f"{sites(('pose', 'source', k), key=True)}: pose keyframe {k} is past the last frame "
-                                f"({frames - 1}); use keys below {frames} or raise `frames`")
-        pose = Pose(**p)
+    adapters = [a for a in (_adapter(a, src, sites, origin, problems) for a in f.get("adapters") or []) if a]
+    pose = _pose(f, src, sites, origin, base_dir, frames, problems) if f.get("pose") else None
 
     keyframes = resolve_keyframes(f, frames=frames, base_dir=base_dir, src=src, sites=sites, origin=origin,
                                   problems=problems)

@@ -194,7 +194,7 @@ def loaded_pipe(renderer):
 def target_key(renderer, script: Path) -> str:
     """The render key of the target clip (the frame store's file name)."""
     from animate.run.jobs import render_key
-    from animate.rendering.renderer import dtype_name
+    from animate.rendering.device import dtype_name
     from animate.spec import load_script, resolve
 
     spec = next(s for s in resolve(load_script(script)) if s.name == TARGET)

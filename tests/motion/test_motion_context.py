@@ -65,7 +65,7 @@ def test_check_prints_the_windows_and_free_init_cost(kit, tmp_path):
     without = spec_from_fields({**FIELDS, "frames": 20})[0]
     assert estimate(with_fi, "cpu", "fp32")[0] == pytest.approx(3 * estimate(without, "cpu", "fp32")[0])
     fast = spec_from_fields({**FIELDS, "steps": 6, "frames": 20, "free_init": {"iters": 3, "fast": True}})[0]
-    from animate.rendering.renderer import denoising_steps
+    from animate.rendering.steps import denoising_steps
 
     assert denoising_steps(fast) == 2 + 4 + 6
 

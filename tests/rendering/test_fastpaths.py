@@ -288,7 +288,7 @@ def test_frames_become_uint8_on_the_device_as_on_the_host():
     [0,1] floats, then to_uint8; values outside [-1, 1] and halfway levels included."""
     from diffusers.video_processor import VideoProcessor
 
-    from animate.rendering.renderer import to_uint8
+    from animate.rendering.decode import to_uint8
 
     torch.manual_seed(0)
     images = torch.randn(5, 3, 16, 16) * 0.8
@@ -344,7 +344,7 @@ def test_half_precision_decode_within_the_measured_tolerance(kit, tiny_fields):
     """SD1.5 decodes in the run's dtype on GPUs, as diffusers' AnimateDiffPipeline does. Against the fp32 decode
     of the same latents: fp16 within 1 level of 255, bf16 within 6 (measured on the tiny kit: 1 and 3; on an
     SD1.5-shaped random VAE: 1 and 6, means 0.06 and 0.52)."""
-    from animate.rendering.renderer import decode_dtype
+    from animate.rendering.device import decode_dtype
 
     spec = _spec(tiny_fields)
     full = Renderer(device="cpu")
