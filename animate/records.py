@@ -114,7 +114,7 @@ class Records:
                 "params": {"steps": spec.get("steps"), "guidance": spec.get("guidance"),
                            "scheduler": spec.get("scheduler"), "frames": spec.get("frames"), "fps": spec.get("fps"),
                            "size": f"{spec.get('width')}x{spec.get('height')}",
-                           "adapters": ", ".join(f"{a['name']}:{weight_label(_weight(a['weight']))}"
+                           "adapters": ", ".join(f"{a['name']}:{weight_label(a['weight'])}"
                                                  for a in adapters) or "none"},
                 "preview": preview.relative_to(layout.root).as_posix() if preview.is_file() else None,
                 "outputs": outputs, "sidecar": sidecar_path.name,
@@ -123,7 +123,3 @@ class Records:
         if entries or layout.gallery.exists():
             return write_gallery(layout, entries, title=layout.script_stem)
         return None
-
-
-def _weight(value):
-    return (value["start"], value["end"]) if isinstance(value, dict) else value
