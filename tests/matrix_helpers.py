@@ -144,10 +144,8 @@ BY_NAME = {f.name: f for f in FEATURES}
 assert len(BY_NAME) == len(FEATURES), "feature names must be unique"
 
 # Known defects being fixed elsewhere: a combination holding any of these features is expected to fail, with this
-# reason (pytest.xfail strict: the mark must go when the fix lands). Keyed by feature name.
-GALLERY_START = ("records.py: the gallery writer reads weight['start'] of a piecewise adapter weight schedule "
-                 "(KeyError 'start'), so the run ends in a traceback without index.html, and replay fails the same way")
-KNOWN: dict[str, str] = {f"adapter-{kind}-schedule": GALLERY_START for kind in ("lcm", "motion", "style")}
+# reason (pytest.xfail strict: the mark must go when the fix lands). Keyed by feature name; empty: none known.
+KNOWN: dict[str, str] = {}
 
 
 @dataclass(frozen=True)

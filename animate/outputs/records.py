@@ -13,13 +13,13 @@ from animate.encode import encode_with_report
 from animate.encode.base import fit_inside, resize_frames
 from animate.outputs.gallery import write_gallery
 from motion.loras import weight_label
+from animate.spec.clipspec import labeled_sources
 
 PREVIEW_MAX_SIDE = 320
 
 
 def model_record(spec) -> dict:
     """Model sources with revisions or file hashes, for the sidecar."""
-
     def one(src):
         rec = {"source": src.ref, "kind": src.kind}
         if src.revision:
@@ -31,13 +31,13 @@ def model_record(spec) -> dict:
             rec["sha256"] = file_sha256(local)
         return rec
 
-    models = {"model": one(spec.model), "motion_adapter": one(spec.motion_adapter)}
-    for adapter in spec.adapters:
-        models[f"adapter:{adapter.name}"] = {**one(adapter.source), "weight": adapter.weight, "kind": adapter.kind}
-    if spec.pose:
-        models["controlnet"] = one(spec.pose.controlnet)
-    if spec.keyframes:
-        models["sparsectrl"] = one(spec.keyframes.sparsectrl)
+    weights = {a.name: a for a in spec.adapters}
+    models = {}
+    for field, name, src in labeled_sources(spec):  # the one list of a clip's model sources (the unet too)
+        if name is None:
+            models[field] = one(src)
+        else:
+            models[f"adapter:{name}"] = {**one(src), "weight": weights[name].weight, "kind": weights[name].kind}
     return models
 
 
@@ -113,7 +113,7 @@ class Records:
                 "params": {"steps": spec.get("steps"), "guidance": spec.get("guidance"),
                            "scheduler": spec.get("scheduler"), "frames": spec.get("frames"), "fps": spec.get("fps"),
                            "size": f"{spec.get('width')}x{spec.get('height')}",
-                           "adapters": ", ".join(f"{a['name']}:{weight_label(_weight(a['weight']))}"
+                           "adapters": ", ".join(f"{a['name']}:{weight_label(a['weight'])}"
                                                  for a in adapters) or "none"},
                 "preview": preview.relative_to(layout.root).as_posix() if preview.is_file() else None,
                 "outputs": outputs, "sidecar": sidecar_path.name,
@@ -122,7 +122,3 @@ class Records:
         if entries or layout.gallery.exists():
             return write_gallery(layout, entries, title=layout.script_stem)
         return None
-
-
-def _weight(value):
-    return (value["start"], value["end"]) if isinstance(value, dict) else value

@@ -389,6 +389,8 @@ class Renderer:
             info["free_init"] = {**asdict(spec.free_init), "denoising_steps": steps.done}
         if retry:
             info["numeric_retry"] = retry
+        for conditioning in active(spec):  # what each conditioning variant records in the sidecar
+            info.update(conditioning.record(spec))
         commits = self._hub_commits(spec)
         if commits:
             info["hub_commits"] = commits

@@ -61,7 +61,7 @@ def _refuse_combinations(f: dict, frames: int, sites: Callable, layer: str, prob
     if f.get("pose"):
         problems.append(f"{at}: image keyframes and pose guidance can't be combined (one ControlNet per clip); "
                         "drop `pose` or the keyframes")
-    if f.get("init_video") or f.get("refine"):
+    if f.get("init_video") is not None or f.get("refine") is not None:  # `refine: {}` is a refine pass too
         problems.append(f"{at}: image keyframes and video-to-video (`init_video`, `refine`) can't be combined "
                         "(each is its own diffusers pipeline); drop one of them")
     if f.get("loop"):
