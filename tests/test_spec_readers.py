@@ -17,7 +17,7 @@ from PIL import Image
 from animate.cli import main
 from animate.commands.replay import read_record, spec_from_record
 from animate.errors import ConfigError
-from animate.events import ClipDone, ClipStart, JsonLines, Plan
+from animate.events import ClipDone, ClipStart, Error, JsonLines, Plan
 from animate.framestore import FrameStore
 from animate.jobs import plan_job, render_key, spec_record
 from animate.outputs import OutputLayout
@@ -110,6 +110,16 @@ def test_image_keyframes_refuse_a_refine_pass_given_as_an_empty_mapping(beside):
     assert resolved(beside, clip) and not resolved(beside, {**clip, "refine": {}})
 
 
+def test_json_events_are_one_line_each_whatever_the_text():
+    # NEL, LINE SEPARATOR and PARAGRAPH SEPARATOR stay raw in JSON strings; str.splitlines() broke `--json` lines
+    # (a revision or prompt holding one reached the plan event) into pieces that are not JSON.
+    stream = io.StringIO()
+    message = "a\x85b\u2028c\u2029d é"
+    JsonLines(stream)(Error(message=message))
+    (line,) = stream.getvalue().splitlines()
+    assert json.loads(line)["message"] == message and "é" in line
+
+
 # ---------------------------------------------------------------- every reader, every form the schema allows
 
 WALK_FILES = {"image": ["a.png", "b.png"], "video": ["walk.mp4"], "pose": ["walk.mp4"]}
@@ -195,7 +205,7 @@ def test_every_reader_takes_every_resolved_spec(beside, tmp_path_factory, form, 
         assert render_key(back, "fp32") == job.render_key
 
     # The gallery: a card per clip, every adapter's weight labelled as it was given.
-    page = records.write_gallery().read_text(encoding="utf-8")
+    page = records.write_gallery().read_bytes().decode("utf-8")  # as written: no newline translation
     anchor = f"{spec.name}-s{spec.seed}"
     assert f'<article id="{html.escape(anchor)}">' in page
     for text in spec.prompt.values() if isinstance(spec.prompt, dict) else [spec.prompt]:
