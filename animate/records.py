@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .framestore import FrameStore
 from .outputs import Manifest, OutputLayout, build_sidecar, file_sha256, measure, write_sidecar
+from .spec.clipspec import labeled_sources
 
 PREVIEW_DIR = ".previews"
 PREVIEW_MAX_SIDE = 320
@@ -27,14 +28,10 @@ def model_record(spec) -> dict:
             rec["sha256"] = file_sha256(local)
         return rec
 
-    models = {"model": one(spec.model), "motion_adapter": one(spec.motion_adapter)}
-    for name, src, weight, kind in spec.adapters:
-        models[f"adapter:{name}"] = {**one(src), "weight": weight, "kind": kind}
-    if spec.pose:
-        models["controlnet"] = one(spec.pose["controlnet"])
-    if spec.keyframes:
-        models["sparsectrl"] = one(spec.keyframes["sparsectrl"])
-    return models
+    mixed = {name: {"weight": weight, "kind": kind} for name, _, weight, kind in spec.adapters}
+    # Every source the clip loads (a full UNet, a ControlNet, SparseCtrl ...), as the spec lists them.
+    return {f"adapter:{name}" if name else field: {**one(src), **mixed.get(name, {})}
+            for field, name, src in labeled_sources(spec)}
 
 
 def read_sidecar(path: Path) -> dict:

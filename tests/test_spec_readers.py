@@ -25,6 +25,7 @@ from animate.plan import build_plan, print_plan
 from animate.records import Records
 from animate.server.history import history, script_for
 from animate.spec import parse_script, resolve
+from animate.spec.clipspec import labeled_sources
 from motion.loras import weight_label
 from tests.spec_strategies import Walk, form_id, forms
 
@@ -196,7 +197,7 @@ def test_every_reader_takes_every_resolved_spec(beside, tmp_path_factory, form, 
     sidecar_path = layout.sidecar(job.stem)
     sidecar = json.loads(sidecar_path.read_text())
     assert sidecar["spec"] == plain_record
-    assert {f"adapter:{name}" for name, *_ in spec.adapters} <= set(sidecar["models"])
+    assert set(sidecar["models"]) == {f"adapter:{name}" if name else field for field, name, _ in labeled_sources(spec)}
 
     # `replay`, from the sidecar and from an output's embedded metadata: the same spec, the same render key.
     for source in [sidecar_path, *embedded(job, tmp_path_factory.mktemp("meta"))]:
