@@ -174,6 +174,16 @@ class Events:
                 closer()
 
 
+# Line breaks to str.splitlines() (and to JavaScript before ES2019) that JSON leaves raw inside strings.
+_LINE_BREAKS = str.maketrans({"\u0085": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
+def json_line(event: Event) -> str:
+    """An event as one line of JSON (no newline), as `--json` prints it and `animate serve` streams it: text
+    stays readable, and no character inside it ends the line for a reader splitting on any line break."""
+    return json.dumps(event.to_dict(), default=str, ensure_ascii=False).translate(_LINE_BREAKS)
+
+
 class JsonLines:
     """`--json`: one JSON object per event on stdout."""
 
@@ -182,7 +192,7 @@ class JsonLines:
 
     def __call__(self, event: Event) -> None:
         stream = self.stream or sys.stdout
-        stream.write(json.dumps(event.to_dict(), default=str, ensure_ascii=False) + "\n")
+        stream.write(json_line(event) + "\n")
         stream.flush()
 
 
@@ -274,4 +284,4 @@ def plural(n: int, word: str) -> str:
 
 
 __all__ = ["Event", "Plan", "ClipStart", "Step", "EncodeDone", "ClipDone", "Error", "Summary", "EVENTS", "Events",
-           "JsonLines", "Recorder", "Terminal", "error_events", "parse_error_line", "plural"]
+           "JsonLines", "Recorder", "Terminal", "error_events", "json_line", "parse_error_line", "plural"]

@@ -69,6 +69,8 @@ def resolves(value) -> bool:
         resolve_source(value, field="x")
     except ModelError:
         return False
+    except RuntimeError:  # `~user/...` paths (no such user): resolution's own defect, not a reader's
+        return False
     return True
 
 

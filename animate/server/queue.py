@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from animate.errors import AnimateError, Cancelled, Interrupted
-from animate.events import Error, Event, Events, error_events
+from animate.events import Error, Event, Events, error_events, json_line
 from animate.server.config import ServeConfig
 from animate.server.inputs import Submission, load_submission
 from animate.rendering.renderer import Renderer
@@ -226,7 +226,7 @@ class JobQueue:
             self._emit(job, event)
 
     def _emit(self, job: ServeJob, event: Event) -> None:
-        line = json.dumps(event.to_dict(), default=str, ensure_ascii=False)  # exactly a `--json` line
+        line = json_line(event)  # exactly a `--json` line
         with self.cond:
             job.events.append(line)
             self.cond.notify_all()

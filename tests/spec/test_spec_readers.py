@@ -17,7 +17,7 @@ from PIL import Image
 from animate.cli import main
 from animate.commands.replay import read_record, spec_from_record
 from animate.errors import ConfigError
-from animate.events import ClipDone, ClipStart, JsonLines, Plan
+from animate.events import ClipDone, ClipStart, Error, JsonLines, Plan
 from animate.outputs.framestore import FrameStore
 from animate.run.jobs import plan_job, render_key, spec_record
 from animate.outputs.layout import OutputLayout
@@ -25,6 +25,7 @@ from animate.run.plan import build_plan, print_plan
 from animate.outputs.records import Records
 from animate.server.history import history, script_for
 from animate.spec import parse_script, resolve
+from animate.spec.clipspec import labeled_sources
 from motion.loras import weight_label
 from tests.spec_strategies import Walk, form_id, forms
 
@@ -110,6 +111,16 @@ def test_image_keyframes_refuse_a_refine_pass_given_as_an_empty_mapping(beside):
     assert resolved(beside, clip) and not resolved(beside, {**clip, "refine": {}})
 
 
+def test_json_events_are_one_line_each_whatever_the_text():
+    # NEL, LINE SEPARATOR and PARAGRAPH SEPARATOR stay raw in JSON strings; str.splitlines() broke `--json` lines
+    # (a revision or prompt holding one reached the plan event) into pieces that are not JSON.
+    stream = io.StringIO()
+    message = "a\x85b\u2028c\u2029d é"
+    JsonLines(stream)(Error(message=message))
+    (line,) = stream.getvalue().splitlines()
+    assert json.loads(line)["message"] == message and "é" in line
+
+
 # ---------------------------------------------------------------- every reader, every form the schema allows
 
 WALK_FILES = {"image": ["a.png", "b.png"], "video": ["walk.mp4"], "pose": ["walk.mp4"]}
@@ -186,7 +197,7 @@ def test_every_reader_takes_every_resolved_spec(beside, tmp_path_factory, form, 
     sidecar_path = layout.sidecar(job.stem)
     sidecar = json.loads(sidecar_path.read_text())
     assert sidecar["spec"] == plain_record
-    assert {f"adapter:{name}" for name, *_ in spec.adapters} <= set(sidecar["models"])
+    assert set(sidecar["models"]) == {f"adapter:{name}" if name else field for field, name, _ in labeled_sources(spec)}
 
     # `replay`, from the sidecar and from an output's embedded metadata: the same spec, the same render key.
     for source in [sidecar_path, *embedded(job, tmp_path_factory.mktemp("meta"))]:
@@ -195,7 +206,7 @@ def test_every_reader_takes_every_resolved_spec(beside, tmp_path_factory, form, 
         assert render_key(back, "fp32") == job.render_key
 
     # The gallery: a card per clip, every adapter's weight labelled as it was given.
-    page = records.write_gallery().read_text(encoding="utf-8")
+    page = records.write_gallery().read_bytes().decode("utf-8")  # as written: no newline translation
     anchor = f"{spec.name}-s{spec.seed}"
     assert f'<article id="{html.escape(anchor)}">' in page
     for text in spec.prompt.values() if isinstance(spec.prompt, dict) else [spec.prompt]:
