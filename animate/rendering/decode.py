@@ -13,11 +13,10 @@ from animate.rendering.memory import free_memory, is_out_of_memory
 from animate.rendering.numeric import frames_fault
 
 if TYPE_CHECKING:
-    from animate.rendering.renderer import Renderer
     from animate.spec import ClipSpec
 
 
-def decode_latents(renderer: Renderer, pipe, latents, spec: ClipSpec,
+def decode_latents(renderer, pipe, latents, spec: ClipSpec,
                    keep_float: bool = False) -> tuple[tuple | None, str | None]:
     """((uint8 frames, floats or None, info), None), or (None, what is wrong) when a decoded chunk is NaN/inf
     or flat even in fp32. A chunk at a time, in the stack's decode dtype (fp16 for SD1.5 on GPUs, as diffusers

@@ -9,10 +9,10 @@ from animate.models.configs import read_json
 from animate.models.sources import hub_snapshot
 
 if TYPE_CHECKING:
-    from animate.rendering.renderer import Renderer, Stack
+    from animate.rendering.stack import Stack
 
 
-def load_control_model(renderer: Renderer, stack: Stack, cls, src: Source, field: str, what: str, *, fix: str):
+def load_control_model(renderer, stack: Stack, cls, src: Source, field: str, what: str, *, fix: str):
     """A ControlNet-like model (`cls`: ControlNetModel, SparseControlNetModel) from a folder, the hub or one
     file, in the run's dtype on its device; it must fit the stack's UNet. Every failure is one line."""
     check_reachable(src, field)

@@ -3,7 +3,7 @@ one ClipSpec into uint8 frames (F×H×W×3)."""
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from typing import Any, Callable
 
 import numpy as np
@@ -35,27 +35,7 @@ from animate.rendering.variants import active
 from animate.rendering.device import float32, decode_dtype, dtype_name, pick_device, pick_dtype, safer_dtype
 from animate.rendering.steps import Steps, denoising_steps  # noqa: F401  (denoising_steps: the planner's import)
 from animate.rendering.decode import decode_latents
-
-
-@dataclass
-class Stack:
-    """A loaded pipeline and what has been loaded into it."""
-
-    pipe: Any
-    base_scheduler_config: dict
-    adapters: dict = field(default_factory=dict)  # Source.key() → internal adapter name
-    mixer: Any = None
-    controlnets: dict = field(default_factory=dict)  # Source.key() → ControlNetModel
-    decode_dtype: Any = None  # the VAE's dtype (decode_dtype)
-
-
-@dataclass
-class ClipResult:
-    frames: np.ndarray  # uint8 F×H×W×3
-    spec: ClipSpec
-    timings: dict
-    info: dict
-    float_frames: np.ndarray | None = None  # [0,1] float32, kept only when asked (tests, metrics)
+from animate.rendering.stack import ClipResult, Stack  # noqa: F401  (ClipResult: the API's import)
 
 
 class Renderer:

@@ -9,7 +9,6 @@ from motion.context import LoopShift
 from motion.loras import weight_at
 
 if TYPE_CHECKING:
-    from animate.rendering.renderer import Renderer
     from animate.spec import ClipSpec
 
 
@@ -29,7 +28,7 @@ class Steps:
     """The per-step callback of one clip: weight schedules and the pose-scale schedule for the next step, the
     loop's frame roll, progress. FreeInit runs the steps once per iteration; each starts again at progress 0."""
 
-    def __init__(self, renderer: Renderer, spec: ClipSpec, pipe):
+    def __init__(self, renderer, spec: ClipSpec, pipe):
         self.renderer, self.spec, self.done = renderer, spec, 0
         self.total = denoising_steps(spec)
         self.iteration, self.iterations = 0, spec.free_init.iters if spec.free_init else 1
