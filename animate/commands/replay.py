@@ -22,15 +22,15 @@ def spec_from_record(data: dict):
     if not isinstance(data, dict):
         raise ConfigError("the recorded clip spec is not a mapping", hint="replay an output written by animate")
     data = {"script": "", **data}  # outputs carry the spec without the script's path
-    for key in ("model", "motion_adapter"):
+    for key in ("model", "motion_adapter", "unet"):
         if key in data:
             data[key] = _on_this_machine(data[key])
     if isinstance(data.get("adapters"), list):
         data["adapters"] = [{**a, "source": _on_this_machine(a.get("source"))} if isinstance(a, dict) else a
                             for a in data["adapters"]]
-    if isinstance(data.get("pose"), dict):
-        data["pose"] = {**data["pose"], "controlnet": _on_this_machine(data["pose"].get("controlnet"))} \
-            if "controlnet" in data["pose"] else data["pose"]
+    for key, inner in (("pose", "controlnet"), ("keyframes", "sparsectrl")):  # records holding one source
+        if isinstance(data.get(key), dict) and inner in data[key]:
+            data[key] = {**data[key], inner: _on_this_machine(data[key][inner])}
     return ClipSpec.from_dict(data)
 
 

@@ -178,7 +178,7 @@ def embedded(job, folder) -> list:
 @pytest.mark.parametrize("form", FORMS, ids=[form_id(f) for f in FORMS])
 @READER_SETTINGS
 @given(data=st.data())
-def test_every_reader_takes_every_resolved_spec(beside, tmp_path_factory, form, data):
+def test_every_reader_takes_every_resolved_spec(kit, beside, tmp_path_factory, form, data):
     clip = data.draw(walk(form).clip(), label="clip")
     specs = resolved(beside, clip)
     assume(specs)
@@ -204,6 +204,9 @@ def test_every_reader_takes_every_resolved_spec(beside, tmp_path_factory, form, 
         back = spec_from_record(read_record(source))
         assert json.loads(json.dumps(spec_record(back))) == plain_record, source.name
         assert render_key(back, "fp32") == job.render_key
+    # ... and a record made on another machine: every model of the offline kit is found in this machine's kit.
+    elsewhere = json.loads(json.dumps(plain_record).replace(str(kit.parent), "/another/machine/cache"))
+    assert json.loads(json.dumps(spec_record(spec_from_record(elsewhere)))) == plain_record
 
     # The gallery: a card per clip, every adapter's weight labelled as it was given.
     page = records.write_gallery().read_bytes().decode("utf-8")  # as written: no newline translation
