@@ -1,4 +1,5 @@
-"""animate.commands.common."""
+"""What the commands that read scripts share: loading a script within the limits, building specs from command-line
+flags (`--prompt`, `--lora`, ...), and turning SIGTERM into Ctrl-C so finished clips are kept."""
 from __future__ import annotations
 import re
 from pathlib import Path

@@ -15,6 +15,7 @@ from typing import Any
 from animate.errors import ModelError
 from animate.models.tiny import ensure_kit
 from animate.models.tiny_xl import ensure_xl
+from animate.util.paths import expand_home
 
 PICKLE_SUFFIXES = (".ckpt", ".bin", ".pt", ".pth", ".pkl")
 WEIGHT_SUFFIXES = (".safetensors",) + PICKLE_SUFFIXES
@@ -162,8 +163,8 @@ def resolve_source(value: Any, *, base_dir: str | os.PathLike = ".", field: str 
         src = _tiny(name)
     elif name in KNOWN_MODELS:
         src = Source(kind="hub", **KNOWN_MODELS[name])
-    elif _looks_like_path(text) or (base_dir / text).expanduser().exists():
-        path = (base_dir / Path(text).expanduser()).resolve()
+    elif _looks_like_path(text) or expand_home(base_dir / text).exists():
+        path = (base_dir / expand_home(text)).resolve()
         if not path.exists():
             raise ModelError(f"{text}: no such file or folder", where=field,
                              hint="check the path (relative paths resolve against the script's folder)")
@@ -180,7 +181,7 @@ def resolve_source(value: Any, *, base_dir: str | os.PathLike = ".", field: str 
         raise ModelError(f"unknown source option {sorted(unknown)[0]!r}", where=field,
                          hint=f"use {', '.join(sorted(allowed))}")
     if opts.get("config"):
-        local = (base_dir / Path(str(opts["config"])).expanduser())
+        local = (base_dir / expand_home(str(opts["config"])))
         if local.exists() or not HUB_ID.match(str(opts["config"])):  # a folder beside the script wins
             opts["config"] = str(local.resolve())
     if opts.get("sha256") is not None:

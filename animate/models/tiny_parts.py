@@ -1,4 +1,4 @@
-"""animate.models.tiny_parts."""
+"""The parts every tiny kit builder shares: the seed, the byte-level CLIP tokenizer and random LoRAs."""
 from __future__ import annotations
 from pathlib import Path
 

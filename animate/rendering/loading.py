@@ -1,4 +1,5 @@
-"""animate.rendering.loading."""
+"""Loading models into a stack: checks before a load (pins, pickles, reachability), ControlNet-shaped models
+loaded once per stack, and a full UNet checkpoint with the added embedding diffusers drops."""
 from __future__ import annotations
 from typing import TYPE_CHECKING
 from animate.errors import ModelError

@@ -1,4 +1,5 @@
-"""animate.spec.keyframes."""
+"""Image keyframes as a script gives them, resolved into ClipSpec's form (no model, no image decoded),
+and what diffusers' SparseCtrl pipeline cannot be combined with, as located problems."""
 from __future__ import annotations
 from pathlib import Path
 from typing import Callable

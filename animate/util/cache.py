@@ -1,4 +1,4 @@
-"""animate.util.cache."""
+"""Where built and cached artefacts live: $ANIMATE_CACHE, else ~/.cache/animate."""
 from __future__ import annotations
 import os
 from pathlib import Path

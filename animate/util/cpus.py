@@ -1,4 +1,4 @@
-"""animate.util.cpus."""
+"""How many CPUs this process may really use (affinity mask, cgroup quota)."""
 from __future__ import annotations
 import math
 import os

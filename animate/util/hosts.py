@@ -1,4 +1,4 @@
-"""animate.util.hosts."""
+"""This host's name as temp files and claims record it, and whether a process id is alive here."""
 from __future__ import annotations
 import os
 import socket

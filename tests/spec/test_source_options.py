@@ -52,3 +52,14 @@ def test_a_misspelt_option_beside_source_gets_a_hint():
     text = HEAD + "    adapters:\n      - {name: zoom, source: a/b, sha265: abc}\n"
     with pytest.raises(ConfigError, match=r"adapters\[0\]\.sha265: unknown field; did you mean `sha256`\?"):
         specs(text)
+
+
+@pytest.mark.parametrize("field", ["pose: {source: '~nosuchuser/dance.mp4', controlnet: tiny}",
+                                   "init_video: {source: '~nosuchuser/shot.mp4'}",
+                                   "model: '~nosuchuser/base.safetensors'"])
+def test_a_home_that_does_not_exist_is_a_missing_file_not_a_traceback(kit, tmp_path, field):
+    script = tmp_path / "home.yaml"
+    script.write_text(HEAD + f"    {field}\n")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["check", str(script), "--out", str(out)])
+    assert_one_error_line(result, out, "~nosuchuser", "no such file")
