@@ -214,8 +214,8 @@ def test_every_reader_takes_every_resolved_spec(kit, beside, tmp_path_factory, f
     assert f'<article id="{html.escape(anchor)}">' in page
     for text in spec.prompt.values() if isinstance(spec.prompt, dict) else [spec.prompt]:
         assert html.escape(text) in page
-    for name, _, weight, _ in spec.adapters:
-        assert html.escape(f"{name}:{weight_label(weight)}") in page
+    for adapter in spec.adapters:
+        assert html.escape(f"{adapter.name}:{weight_label(adapter.weight)}") in page
 
     # Serve's history: plain JSON, the clip at its stem.
     (entry,) = history(out)
