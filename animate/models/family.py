@@ -58,6 +58,11 @@ def label(family: str | None) -> str:
 
 # ---------------------------------------------------------------- reading configs without loading
 
+def own_config(src: Source) -> dict | None:
+    """An adapter's or ControlNet's own config.json, or None (a bare weights file without `config:` has none)."""
+    return None if src.kind == "file" and not src.config else read_config(src, "config.json")
+
+
 def tensor_names(src: Source) -> list[str] | None:
     local = src.local_file()
     if local is None or local.suffix != ".safetensors" or not local.is_file():
@@ -128,7 +133,7 @@ def native_size(src: Source) -> int | None:
 @functools.lru_cache(maxsize=256)
 def adapter_blocks(src: Source) -> int | None:
     """How many UNet blocks a motion adapter is built for (its config, else its tensor names)."""
-    config = read_config(src, "config.json") if not (src.kind == "file" and not src.config) else None
+    config = own_config(src)
     if config is not None and config.get("block_out_channels"):
         return len(config["block_out_channels"])
     keys = tensor_names(src)

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 
 from animate.errors import ConfigError, ModelError
 from animate.models.family import (FIX, SD15, SDXL, SDXL_SCHEDULER, adapter_blocks, base_family, decode_gib,
-                                   known_family, label, lightning_steps, motion_max_frames, read_config, sdxl_memory,
-                                   tensor_names, unet_file_family)
+                                   known_family, label, lightning_steps, motion_max_frames, own_config, read_config,
+                                   sdxl_memory, tensor_names, unet_file_family)
 
 if TYPE_CHECKING:
     from animate.models.sources import Source
@@ -22,7 +22,7 @@ STANDARD_UNET = {SD15: ((320, 640, 1280, 1280), 2), SDXL: ((320, 640, 1280), 2)}
 
 def adapter_layers(src: Source) -> int | None:
     """Motion layers per block of a motion adapter (its config, else its tensor names)."""
-    config = read_config(src, "config.json") if not (src.kind == "file" and not src.config) else None
+    config = own_config(src)
     if config is not None and config.get("motion_layers_per_block") is not None:
         layers = config["motion_layers_per_block"]
         return int(layers if isinstance(layers, int) else max(layers))
@@ -46,7 +46,7 @@ def motion_misfit(adapter: Source, base: Source, family: str) -> str | None:
     needs the same number of blocks and layers per block, and the motion modules' channels must match the UNet's
     blocks: that, not the family, decides whether they fit."""
     channels, layers = unet_shape(base, family)
-    config = read_config(adapter, "config.json") if not (adapter.kind == "file" and not adapter.config) else None
+    config = own_config(adapter)
     own = tuple(config["block_out_channels"]) if config and config.get("block_out_channels") else None
     blocks = len(own) if own else adapter_blocks(adapter)
     if blocks is None:  # nothing readable (an uncached hub id, offline): the registry's family, if it knows
@@ -69,8 +69,7 @@ def motion_misfit(adapter: Source, base: Source, family: str) -> str | None:
 
 def controlnet_misfit(controlnet: Source, base: Source, family: str) -> str | None:
     """Why a ControlNet's residuals cannot be added to the base UNet's blocks (other channels), or None."""
-    readable = not (controlnet.kind == "file" and not controlnet.config)
-    config = read_config(controlnet, "config.json") if readable else None
+    config = own_config(controlnet)
     if not config or not config.get("block_out_channels"):
         return None
     channels, _ = unet_shape(base, family)

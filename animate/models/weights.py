@@ -60,15 +60,26 @@ def parameter_count(path: str | os.PathLike, prefix: str = "") -> int | None:
     """How many numbers a .safetensors file holds in tensors named `prefix...` (its header only), or None when it
     cannot be read."""
     try:
-        with open(path, "rb") as fh:
-            (length,) = struct.unpack("<Q", fh.read(8))
-            if length > MAX_HEADER_BYTES:
-                return None
-            header = json.loads(fh.read(length))
+        size, length, raw = _header_bytes(Path(path))
+        if size < 8 or raw is None:
+            return None
+        header = json.loads(raw)
         return sum(math.prod(info.get("shape") or []) for name, info in header.items()
                    if name != "__metadata__" and name.startswith(prefix) and isinstance(info, dict))
-    except (OSError, ValueError, TypeError, AttributeError, struct.error):
+    except (OSError, ValueError, TypeError, AttributeError):
         return None
+
+
+def _header_bytes(path: Path) -> tuple[int, int, bytes | None]:
+    """(file size, the header length the file claims, the header's bytes; None when that length is over the limit
+    or past the file's end). Nothing else of the file is read."""
+    size = path.stat().st_size
+    if size < 8:
+        return size, 0, None
+    with open(path, "rb") as fh:
+        (length,) = struct.unpack("<Q", fh.read(8))
+        raw = fh.read(length) if length <= min(MAX_HEADER_BYTES, size - 8) else None
+    return size, length, raw
 
 
 def check_safetensors_header(path: str | os.PathLike, field: str | None = None) -> int:
@@ -80,16 +91,13 @@ def check_safetensors_header(path: str | os.PathLike, field: str | None = None) 
         return ModelError(f"{path} is not a safe .safetensors file: {why}", where=field,
                           hint="download it again, or get it from a source you trust")
 
-    size = path.stat().st_size
+    size, length, raw = _header_bytes(path)
     if size < 8:
         raise bad(f"it is {size} bytes, too short for a header")
-    with open(path, "rb") as fh:
-        (length,) = struct.unpack("<Q", fh.read(8))
-        if length > MAX_HEADER_BYTES:
-            raise bad(f"its header claims {length} bytes (at most {MAX_HEADER_BYTES} allowed)")
-        if length > size - 8:
-            raise bad(f"its header claims {length} bytes but the file holds only {size - 8} after the length")
-        raw = fh.read(length)
+    if length > MAX_HEADER_BYTES:
+        raise bad(f"its header claims {length} bytes (at most {MAX_HEADER_BYTES} allowed)")
+    if length > size - 8:
+        raise bad(f"its header claims {length} bytes but the file holds only {size - 8} after the length")
     try:
         header = json.loads(raw)
     except (UnicodeDecodeError, ValueError):

@@ -140,7 +140,7 @@ def load_sparsectrl(renderer, stack, spec):
     if not net.config.use_simplified_condition_embedding:
         raise ModelError(f"SparseCtrl model {src.describe()} takes drawn conditions (a scribble model), not RGB "
                          "images", where="sparsectrl", hint="use an RGB SparseCtrl model such as sparsectrl-rgb")
-    renderer._count("sparsectrl")
+    renderer.count_load("sparsectrl")
     net.to(renderer.device)
     stack.controlnets[key] = net
     return net

@@ -140,7 +140,7 @@ class PoseControl(Conditioning):
         if cn is None:
             cn = load_control_model(renderer, stack, ControlNetModel, src, "pose.controlnet", "ControlNet",
                                     fix="use an SD1.5 OpenPose ControlNet")
-            renderer._count("controlnet")
+            renderer.count_load("controlnet")
             stack.controlnets[src.key()] = cn
         return cn
 

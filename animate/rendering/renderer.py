@@ -68,7 +68,9 @@ class Renderer:
         self.compiled: dict = {}  # what compile_unet did, for the sidecar
 
     # ------------------------------------------------------------------ loading
-    def _count(self, what: str) -> None:
+    def count_load(self, what: str) -> None:
+        """One more load of `what` (a stack's models, or a ControlNet a conditioning variant loads): tests and the
+        sidecar read `load_counts` to prove models load once."""
         self.load_counts[what] = self.load_counts.get(what, 0) + 1
 
     @staticmethod
@@ -116,7 +118,7 @@ class Renderer:
                     if single and not ma.config else None)
             raise ModelError(f"cannot load motion adapter {ma.describe()}: {short_reason(exc)}", where="motion_adapter",
                              hint=hint) from None
-        self._count("motion_adapter")
+        self.count_load("motion_adapter")
         src = spec.model
         AnimateDiffPipeline = pipeline_class(render_family(src))  # noqa: N806  the family's pipeline class
         try:
@@ -134,11 +136,11 @@ class Renderer:
                                  hint="use a motion adapter made for this base model's family (SD1.5 or SDXL)") \
                     from None
             raise ModelError(f"cannot load base model {src.describe()}: {short_reason(exc)}", where="model") from None
-        self._count("model")
+        self.count_load("model")
         restore_added_embedding(pipe.unet, src)  # diffusers drops it converting the UNet (animate.models.family)
         if spec.unet is not None:
             load_full_unet(pipe.unet, spec.unet)
-            self._count("unet")
+            self.count_load("unet")
         unet_cross = pipe.unet.config.cross_attention_dim
         ma_channels = tuple(adapter.config.block_out_channels)
         if tuple(pipe.unet.config.block_out_channels) != ma_channels:
@@ -187,7 +189,7 @@ class Renderer:
                     raise ModelError(str(exc), where=field_name) from None
                 except OSError as exc:
                     raise ModelError(f"cannot load {src.describe()}: {short_reason(exc)}", where=field_name) from None
-                self._count(f"lora:{src.ref}:{src.weight_name}")
+                self.count_load(f"lora:{src.ref}:{src.weight_name}")
                 stack.adapters[src.key()] = internal
             names.append(internal)
             weights.append(weight)

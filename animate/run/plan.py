@@ -42,26 +42,24 @@ RUNTIME_GIB = {"cpu": 0.9, "cuda": 0.5, "mps": 0.3}
 def parameters(src, prefix: str = "") -> int | None:
     """Numbers held by a model source's .safetensors files (headers only; a hub source only when cached), or
     None when they cannot be read without loading or downloading."""
-
-    path = hub_snapshot(src) if src.kind == "hub" else (src.local_file() or Path(src.ref))
-    if path is None or not path.exists():
-        return None
-    files = [path] if path.is_file() else sorted(path.rglob("*.safetensors"))
-    counts = [parameter_count(f, prefix) for f in files if f.suffix == ".safetensors"]
-    return sum(counts) if counts and None not in counts else None
+    return _parameters_at(hub_snapshot(src) if src.kind == "hub" else (src.local_file() or Path(src.ref)), prefix)
 
 
 def unet_parameters(src) -> int | None:
     """The base UNet's parameter count: its unet/ folder, or a single checkpoint's diffusion_model tensors."""
     if src.kind == "folder":
-        return parameters(replace_ref(src, Path(src.ref) / "unet"))
+        return _parameters_at(Path(src.ref) / "unet")
     if src.kind == "file":
         return parameters(src, "model.diffusion_model.")
     return None
 
 
-def replace_ref(src, ref: Path):
-    return dataclasses.replace(src, ref=str(ref), kind="folder")
+def _parameters_at(path: Path | None, prefix: str = "") -> int | None:
+    if path is None or not path.exists():
+        return None
+    files = [path] if path.is_file() else sorted(path.rglob("*.safetensors"))
+    counts = [parameter_count(f, prefix) for f in files if f.suffix == ".safetensors"]
+    return sum(counts) if counts and None not in counts else None
 
 
 def warnings_for(spec: ClipSpec) -> list[str]:
