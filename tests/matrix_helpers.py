@@ -94,6 +94,10 @@ FEATURES: list[Feature] = [
         "length": 4, "overlap": 1, "weighting": "delayed_reverse_sawtooth", "noise": "random", "blend": "unet"}}),
     Feature("loop", "loop", ("loop",), {"loop": True, "frames": 4}),
     *[_adapter(kind, form) for kind in ("lcm", "motion", "style") for form in ("constant", "ramp", "schedule")],
+    # A source's options written beside `source:` (the form people write), here the file of a LoRA folder.
+    Feature("adapter-options-beside", "adapters", ("adapters",), {"adapters": [{
+        "name": "zoom", "source": "tiny-zoom-in", "weight_name": "diffusion_pytorch_model.safetensors",
+        "kind": "motion", "weight": 0.6}]}),
     Feature("free-init", "free_init", ("free_init",), {"free_init": {"iters": 2, "method": "gaussian"}}),
     Feature("free-init-fast", "free_init", ("free_init",), {
         "free_init": {"iters": 2, "method": "ideal", "fast": True}, "steps": 2}),
